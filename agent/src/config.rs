@@ -1,0 +1,184 @@
+//! Agent settings: defaults, overridden by `TASKSCOPE_*` variables, overridden
+//! by the [`crate::Builder`].
+//!
+//! The variables are listed once, in [`taskscope_proto::env`]. A value that does
+//! not parse is reported on stderr and the default is kept: a typo in an
+//! environment variable must never take the host program down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use taskscope_proto::env::{self, EnvVar};
+
+/// Port used when `TASKSCOPE_TCP=1`.
+pub const DEFAULT_TCP_PORT: u16 = 6669;
+
+/// Everything the agent can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the Unix socket (see `taskscope_proto::discovery`).
+    pub socket_dir: PathBuf,
+    /// Also listen on this TCP address.
+    pub tcp: Option<SocketAddr>,
+    /// Completed tasks kept for display, at most.
+    pub retain_done: usize,
+    /// How long a completed task is kept for display.
+    pub retain_for: Duration,
+    /// Capacity of the lifecycle event queue.
+    pub queue_capacity: usize,
+    /// Dump timeout when a request names none.
+    pub dump_timeout: Duration,
+    /// `init()` does nothing.
+    pub disabled: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket_dir: taskscope_proto::discovery::socket_dir(),
+            tcp: None,
+            retain_done: 1000,
+            retain_for: Duration::from_secs(10),
+            queue_capacity: 65_536,
+            dump_timeout: Duration::from_secs(5),
+            disabled: false,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults overridden by the environment. Bad values are reported and ignored.
+    pub fn from_env() -> Config {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_env`], reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let mut config = Config::default();
+        let get = |var: &EnvVar| lookup(var.name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        if let Some(v) = get(&env::TCP) {
+            let any = get(&env::TCP_ANY).is_some_and(|v| is_true(&v));
+            match parse_tcp(&v, any) {
+                Ok(addr) => config.tcp = addr,
+                Err(why) => warn(&env::TCP, &v, &why),
+            }
+        }
+        if let Some(v) = get(&env::RETAIN_DONE) {
+            match v.parse() {
+                Ok(n) => config.retain_done = n,
+                Err(_) => warn(&env::RETAIN_DONE, &v, "expected a whole number"),
+            }
+        }
+        if let Some(v) = get(&env::RETAIN_FOR) {
+            match humantime::parse_duration(&v) {
+                Ok(d) => config.retain_for = d,
+                Err(e) => warn(&env::RETAIN_FOR, &v, &e.to_string()),
+            }
+        }
+        if let Some(v) = get(&env::QUEUE) {
+            match v.parse::<usize>() {
+                Ok(n) if n >= 64 => config.queue_capacity = n,
+                _ => warn(&env::QUEUE, &v, "expected a whole number of at least 64"),
+            }
+        }
+        if let Some(v) = get(&env::DUMP_TIMEOUT) {
+            match humantime::parse_duration(&v) {
+                Ok(d) if !d.is_zero() => config.dump_timeout = d,
+                Ok(_) => warn(&env::DUMP_TIMEOUT, &v, "must be more than zero"),
+                Err(e) => warn(&env::DUMP_TIMEOUT, &v, &e.to_string()),
+            }
+        }
+        if let Some(v) = get(&env::DISABLE) {
+            config.disabled = is_true(&v);
+        }
+        config
+    }
+}
+
+fn is_true(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+fn parse_tcp(v: &str, allow_any: bool) -> Result<Option<SocketAddr>, String> {
+    let lower = v.to_ascii_lowercase();
+    if matches!(lower.as_str(), "0" | "false" | "no" | "off") {
+        return Ok(None);
+    }
+    if is_true(v) {
+        return Ok(Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_TCP_PORT))));
+    }
+    let addr: SocketAddr = v
+        .parse()
+        .map_err(|_| "expected `1` or an address such as 127.0.0.1:7000".to_owned())?;
+    if !addr.ip().is_loopback() && !allow_any {
+        return Err(format!(
+            "{} is not a loopback address; set {}=1 to allow it",
+            addr.ip(),
+            env::TCP_ANY.name
+        ));
+    }
+    Ok(Some(addr))
+}
+
+fn warn(var: &EnvVar, value: &str, why: &str) {
+    eprintln!("taskscope-agent: ignoring {}={value:?}: {why}", var.name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_when_unset() {
+        let c = with(&[]);
+        assert_eq!(c.tcp, None);
+        assert_eq!(c.retain_done, 1000);
+        assert!(!c.disabled);
+    }
+
+    #[test]
+    fn bad_values_are_ignored_not_fatal() {
+        let c = with(&[
+            ("TASKSCOPE_TCP", "not an address"),
+            ("TASKSCOPE_RETAIN_DONE", "-3"),
+            ("TASKSCOPE_RETAIN_FOR", "forever"),
+            ("TASKSCOPE_QUEUE", "2"),
+            ("TASKSCOPE_DUMP_TIMEOUT", "0s"),
+        ]);
+        let d = Config::default();
+        assert_eq!(c.tcp, None);
+        assert_eq!(c.retain_done, d.retain_done);
+        assert_eq!(c.retain_for, d.retain_for);
+        assert_eq!(c.queue_capacity, d.queue_capacity);
+        assert_eq!(c.dump_timeout, d.dump_timeout);
+    }
+
+    #[test]
+    fn tcp_is_loopback_unless_allowed() {
+        assert_eq!(with(&[("TASKSCOPE_TCP", "1")]).tcp, Some("127.0.0.1:6669".parse().unwrap()));
+        assert_eq!(with(&[("TASKSCOPE_TCP", "0.0.0.0:7000")]).tcp, None);
+        assert_eq!(
+            with(&[("TASKSCOPE_TCP", "0.0.0.0:7000"), ("TASKSCOPE_TCP_ANY", "1")]).tcp,
+            Some("0.0.0.0:7000".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn values_parse() {
+        let c = with(&[
+            ("TASKSCOPE_RETAIN_DONE", "5"),
+            ("TASKSCOPE_RETAIN_FOR", "250ms"),
+            ("TASKSCOPE_DISABLE", "true"),
+        ]);
+        assert_eq!(c.retain_done, 5);
+        assert_eq!(c.retain_for, Duration::from_millis(250));
+        assert!(c.disabled);
+    }
+}
