@@ -38,3 +38,12 @@ mod symbols;
 
 pub use config::Config;
 pub use dump::register_runtime;
+
+/// Starts the agent with settings from the environment (see [`Config`]).
+///
+/// Call it once, early, from inside the tokio runtime (e.g. first line of an
+/// `#[tokio::main]` function). It never panics and never fails the program:
+/// problems are reported on stderr and the program runs on uninspected.
+pub fn init() {
+    // Body in progress.
+}
