@@ -1,1 +1,282 @@
-//! TODO
+//! Reading tokio's instrumentation: which callsites matter, the fields of a
+//! `runtime.spawn` span, the op of a `tokio::task::waker` event, and the
+//! interning of spawn locations.
+//!
+//! tokio 1.54 emits, with `--cfg tokio_unstable` and its `tracing` feature:
+//! - span `runtime.spawn` (target `tokio::task` or `tokio::task::blocking`) with
+//!   fields `kind`, `task.name`, `task.id`, `loc.file`, `loc.line`, `loc.col`,
+//!   entered around every poll and closed when the task's future is dropped;
+//! - event target `tokio::task::waker` with `op` (`waker.clone`, `waker.drop`,
+//!   `waker.wake`, `waker.wake_by_ref`) and `task.id` = the task span's id.
+//!
+//! Every other callsite is switched off (`Interest::never`), so the rest of the
+//! program's instrumentation costs nothing.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::sync::Mutex;
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::Metadata;
+
+/// True for the span tokio opens around each task.
+pub(crate) fn is_spawn_span(meta: &Metadata<'_>) -> bool {
+    meta.is_span() && meta.name() == "runtime.spawn" && meta.target().starts_with("tokio::task")
+}
+
+/// True for tokio's waker events.
+pub(crate) fn is_waker_event(meta: &Metadata<'_>) -> bool {
+    meta.is_event() && meta.target() == "tokio::task::waker"
+}
+
+/// Kinds of task, as codes stored in a slot.
+const KINDS: [&str; 5] = ["task", "task", "local", "blocking", "block_on"];
+
+/// The kind name for a code.
+pub(crate) fn kind_name(code: u32) -> &'static str {
+    KINDS.get(code as usize).copied().unwrap_or("task")
+}
+
+fn kind_code(kind: &str) -> u32 {
+    KINDS.iter().skip(1).position(|k| *k == kind).map_or(0, |p| p as u32 + 1)
+}
+
+/// A fixed buffer for formatting short `Display` values without allocating.
+struct StackStr {
+    buf: [u8; 96],
+    len: usize,
+    overflow: bool,
+}
+
+impl StackStr {
+    fn new() -> Self {
+        StackStr { buf: [0; 96], len: 0, overflow: false }
+    }
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackStr {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            self.overflow = true;
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Fields of a `runtime.spawn` span.
+pub(crate) struct SpawnFields {
+    pub task_id: u64,
+    pub kind: u32,
+    /// Interned `loc.file` (see [`Files`]); 0 = none.
+    pub file: u32,
+    pub line: u32,
+    pub col: u32,
+    /// Set only for named tasks; long names are allocated.
+    pub name: Option<String>,
+    name_buf: StackStr,
+}
+
+impl SpawnFields {
+    pub(crate) fn new() -> Self {
+        SpawnFields { task_id: 0, kind: 0, file: 0, line: 0, col: 0, name: None, name_buf: StackStr::new() }
+    }
+
+    /// The task's name, if it has one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref().or_else(|| Some(self.name_buf.as_str()).filter(|n| !n.is_empty()))
+    }
+}
+
+impl Visit for SpawnFields {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "task.id" => self.task_id = value,
+            "loc.line" => self.line = value as u32,
+            "loc.col" => self.col = value as u32,
+            _ => {}
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record_u64(field, value.max(0) as u64);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "loc.file" => self.keep_file(value),
+            "kind" => self.kind = kind_code(value),
+            "task.name" => self.set_name(value),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "kind" => {
+                let mut s = StackStr::new();
+                let _ = write!(s, "{value:?}");
+                self.kind = kind_code(s.as_str());
+            }
+            "task.name" => {
+                let mut s = StackStr::new();
+                if write!(s, "{value:?}").is_ok() {
+                    self.name_buf = s;
+                } else {
+                    self.name = Some(format!("{value:?}"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl SpawnFields {
+    fn set_name(&mut self, value: &str) {
+        if !value.is_empty() {
+            self.name = Some(value.to_owned());
+        }
+    }
+
+    fn keep_file(&mut self, value: &str) {
+        self.file = FILES.get().map_or(0, |files| files.intern(value));
+    }
+}
+
+/// The process-wide file table (set once by the recorder).
+pub(crate) static FILES: std::sync::OnceLock<Files> = std::sync::OnceLock::new();
+
+/// Interned source file names of spawn locations: a small id per file.
+///
+/// Spawn sites are few and fixed by the program's code, so the table stays
+/// small. tokio passes `Location::file()`, a `&'static str`, so a per-thread
+/// cache keyed by the string's address answers repeat spawns without hashing
+/// or copying it and without touching the shared table.
+pub(crate) struct Files {
+    table: Mutex<FileTable>,
+}
+
+#[derive(Default)]
+struct FileTable {
+    ids: HashMap<String, u32>,
+    /// Index = id - 1.
+    list: Vec<std::sync::Arc<str>>,
+}
+
+const CACHE: usize = 32;
+
+thread_local! {
+    static FILE_CACHE: std::cell::Cell<[(usize, usize, u32); CACHE]> = const { std::cell::Cell::new([(0, 0, 0); CACHE]) };
+}
+
+impl Files {
+    pub(crate) fn new() -> Self {
+        Files { table: Mutex::new(FileTable::default()) }
+    }
+
+    /// The id of `file` (never 0).
+    pub(crate) fn intern(&self, file: &str) -> u32 {
+        let (ptr, len) = (file.as_ptr() as usize, file.len());
+        let slot = (ptr >> 3) % CACHE;
+        let cache = FILE_CACHE.get();
+        let (p, l, id) = cache[slot];
+        if p == ptr && l == len && id != 0 {
+            return id;
+        }
+        let id = self.intern_slow(file);
+        let mut cache = cache;
+        cache[slot] = (ptr, len, id);
+        FILE_CACHE.set(cache);
+        id
+    }
+
+    fn intern_slow(&self, file: &str) -> u32 {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = t.ids.get(file) {
+            return *id;
+        }
+        t.list.push(file.into());
+        let id = t.list.len() as u32;
+        t.ids.insert(file.to_owned(), id);
+        id
+    }
+
+    /// All files, index = id - 1 (cheap clones).
+    pub(crate) fn all(&self) -> Vec<std::sync::Arc<str>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner()).list.clone()
+    }
+}
+
+/// What a waker event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WakeOp {
+    Clone,
+    Drop,
+    /// Wake by value: wakes and consumes the waker.
+    Wake,
+    WakeByRef,
+}
+
+/// Fields of a `tokio::task::waker` event.
+#[derive(Default)]
+pub(crate) struct WakerFields {
+    pub op: Option<WakeOp>,
+    pub span_id: u64,
+}
+
+impl Visit for WakerFields {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "task.id" {
+            self.span_id = value;
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "op" {
+            self.op = match value {
+                "waker.clone" => Some(WakeOp::Clone),
+                "waker.drop" => Some(WakeOp::Drop),
+                "waker.wake" => Some(WakeOp::Wake),
+                "waker.wake_by_ref" => Some(WakeOp::WakeByRef),
+                _ => None,
+            };
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "op" {
+            let mut s = StackStr::new();
+            let _ = write!(s, "{value:?}");
+            self.record_str(field, s.as_str().trim_matches('"'));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_codes() {
+        for k in ["task", "local", "blocking", "block_on"] {
+            assert_eq!(kind_name(kind_code(k)), k);
+        }
+        assert_eq!(kind_name(kind_code("unknown")), "task");
+    }
+
+    #[test]
+    fn files_intern_once() {
+        let files = Files::new();
+        let a = files.intern("src/main.rs");
+        let owned = String::from("src/main.rs");
+        assert_eq!(files.intern(&owned), a, "same text, other address: same id");
+        assert_ne!(files.intern("src/lib.rs"), a);
+        assert_eq!(&*files.all()[a as usize - 1], "src/main.rs");
+    }
+}

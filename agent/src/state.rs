@@ -1,11 +1,38 @@
-//! The one owner of the task table (interface; body in progress).
+//! The one owner of the task table.
+//!
+//! The hot path writes counters into slots and announces spawns and
+//! completions through a bounded queue ([`crate::recorder`]). This task, on the
+//! agent's thread, is the only reader of that queue and the only one who
+//! recycles slots: it keeps completed tasks for a bounded time and count,
+//! keeps per-location spawn/completion totals, and answers the server's
+//! snapshot, summary and watch requests by scanning the slots. Because it owns
+//! all of this alone, none of it needs a lock.
 
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
 use std::time::Duration;
 
 use taskscope_proto as proto;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-/// The agent's state thread is gone (the host is shutting down).
+use crate::clock;
+use crate::fields::{kind_name, FILES};
+use crate::recorder::{Notice, Recorder};
+use crate::slots::{Key, Slot, DONE};
+use crate::Config;
+
+/// Tasks per message in streamed answers (well under tonic's 4 MiB limit).
+pub(crate) const CHUNK: usize = 2000;
+/// How often the owner drains the queue, expires retained tasks and feeds watchers.
+const TICK: Duration = Duration::from_millis(100);
+/// Shortest watch interval.
+const MIN_INTERVAL: Duration = Duration::from_millis(50);
+/// Messages a watcher may have queued before it is considered slow and resynced.
+const WATCH_BUFFER: usize = 256;
+
+/// The agent's state task has stopped (the host is shutting down).
 #[derive(Debug, thiserror::Error)]
 #[error("the taskscope agent's state task has stopped")]
 pub(crate) struct StateGone;
@@ -23,7 +50,7 @@ pub(crate) struct Snapshot {
     pub dropped_events: u64,
 }
 
-/// Counts without the table: cheap, for `GetInfo`.
+/// Counts without the table: for `GetInfo`.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Summary {
     pub now_ns: u64,
@@ -31,30 +58,397 @@ pub(crate) struct Summary {
     pub dropped_events: u64,
 }
 
+enum Command {
+    Snapshot(oneshot::Sender<Snapshot>),
+    Summary(oneshot::Sender<Summary>),
+    Watch(Duration, oneshot::Sender<mpsc::Receiver<proto::WatchUpdate>>),
+}
+
 /// Cloneable handle used by the server to ask the state owner for data.
 #[derive(Clone)]
 pub(crate) struct StateHandle {
-    _private: (),
+    tx: mpsc::Sender<Command>,
 }
 
 impl StateHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, StateGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| StateGone)?;
+        rx.await.map_err(|_| StateGone)
+    }
+
     /// The whole table now.
     pub(crate) async fn snapshot(&self) -> Result<Snapshot, StateGone> {
-        Err(StateGone)
+        self.ask(Command::Snapshot).await
     }
 
     /// Counts now.
     pub(crate) async fn summary(&self) -> Result<Summary, StateGone> {
-        Err(StateGone)
+        self.ask(Command::Summary).await
     }
 
-    /// A stream of updates: a full snapshot (possibly in several messages, the
-    /// first with `reset`, the last with `complete`), then one batch of
-    /// changes every `interval`. Ends when the receiver is dropped.
+    /// A stream of updates: a full snapshot (the first message with `reset`,
+    /// the last with `complete`), then one batch of changes every `interval`.
+    /// Ends when the receiver is dropped.
     pub(crate) async fn watch(
         &self,
-        _interval: Duration,
+        interval: Duration,
     ) -> Result<mpsc::Receiver<proto::WatchUpdate>, StateGone> {
-        Err(StateGone)
+        self.ask(|tx| Command::Watch(interval, tx)).await
     }
+}
+
+/// A watcher and what it has been sent.
+struct Watcher {
+    tx: mpsc::Sender<proto::WatchUpdate>,
+    interval: Duration,
+    next: Instant,
+    /// Task id → fingerprint of the record last sent; empty = send a full snapshot.
+    sent: HashMap<u64, u64>,
+    needs_reset: bool,
+    totals_sent: HashMap<LocKey, (u64, u64)>,
+}
+
+type LocKey = (u32, u64);
+
+/// The state owner. Build with [`StateOwner::new`], run with [`StateOwner::run`].
+pub(crate) struct StateOwner {
+    recorder: &'static Recorder,
+    config: Arc<Config>,
+    rx: mpsc::Receiver<Command>,
+    /// Completed tasks kept for display, oldest first.
+    retained: VecDeque<(Key, u64)>,
+    totals: HashMap<LocKey, (u64, u64)>,
+    spawned_total: u64,
+    completed_total: u64,
+    drops_seen: u64,
+    watchers: Vec<Watcher>,
+}
+
+impl StateOwner {
+    pub(crate) fn new(recorder: &'static Recorder, config: Arc<Config>) -> (StateOwner, StateHandle) {
+        let (tx, rx) = mpsc::channel(64);
+        let owner = StateOwner {
+            recorder,
+            config,
+            rx,
+            retained: VecDeque::new(),
+            totals: HashMap::new(),
+            spawned_total: 0,
+            completed_total: 0,
+            drops_seen: 0,
+            watchers: Vec::new(),
+        };
+        (owner, StateHandle { tx })
+    }
+
+    /// Serves until every handle is gone.
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.drain();
+                    self.handle(cmd);
+                }
+                _ = tick.tick() => {
+                    self.drain();
+                    self.expire();
+                    self.sweep_after_drops();
+                    self.feed_watchers();
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Snapshot(reply) => {
+                let scan = self.scan();
+                let _ = reply.send(Snapshot {
+                    now_ns: scan.now_ns,
+                    counts: self.counts(&scan.tasks),
+                    tasks: scan.tasks.into_iter().map(|(t, _)| t).collect(),
+                    dropped_events: self.dropped(),
+                });
+            }
+            Command::Summary(reply) => {
+                let scan = self.scan();
+                let _ = reply.send(Summary {
+                    now_ns: scan.now_ns,
+                    counts: self.counts(&scan.tasks),
+                    dropped_events: self.dropped(),
+                });
+            }
+            Command::Watch(interval, reply) => {
+                let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+                self.watchers.push(Watcher {
+                    tx,
+                    interval: interval.max(MIN_INTERVAL),
+                    next: Instant::now(),
+                    sent: HashMap::new(),
+                    needs_reset: true,
+                    totals_sent: HashMap::new(),
+                });
+                let _ = reply.send(rx);
+                self.feed_watchers();
+            }
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        self.recorder.dropped.load(Relaxed)
+    }
+
+    /// Takes every pending notice off the queue.
+    fn drain(&mut self) {
+        let table = &self.recorder.table;
+        while let Some(notice) = self.recorder.notices.pop() {
+            match notice {
+                Notice::Spawned(key) => {
+                    self.spawned_total += 1;
+                    if let Some(slot) = table.get(key) {
+                        self.totals.entry(loc_key(slot)).or_default().0 += 1;
+                    }
+                }
+                Notice::Completed(key) => {
+                    self.completed_total += 1;
+                    if let Some(slot) = table.get(key) {
+                        self.totals.entry(loc_key(slot)).or_default().1 += 1;
+                        self.retained.push_back((key, slot.completed_at.load(Relaxed)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Recycles completed tasks beyond the retention count or age.
+    fn expire(&mut self) {
+        let now = clock::now_ns();
+        let max_age = self.config.retain_for.as_nanos() as u64;
+        while let Some(&(key, completed)) = self.retained.front() {
+            let too_many = self.retained.len() > self.config.retain_done;
+            let too_old = now.saturating_sub(clock::to_ns(completed)) >= max_age;
+            if !(too_many || too_old) {
+                break;
+            }
+            self.retained.pop_front();
+            if self.recorder.table.get(key).is_some() {
+                self.recorder.table.free(key.index());
+            }
+        }
+    }
+
+    /// After notices were dropped, finds completed tasks the queue never told
+    /// us about, so their slots are still recycled and memory stays bounded.
+    fn sweep_after_drops(&mut self) {
+        let dropped = self.dropped();
+        if dropped == self.drops_seen {
+            return;
+        }
+        self.drops_seen = dropped;
+        let known: HashSet<Key> = self.retained.iter().map(|(k, _)| *k).collect();
+        let table = &self.recorder.table;
+        for index in 0..table.len() {
+            let (Some(key), Some(slot)) = (table.key_at(index), table.slot(index)) else { continue };
+            if slot.phase.load(Acquire) == DONE && !known.contains(&key) {
+                self.retained.push_back((key, slot.completed_at.load(Relaxed)));
+            }
+        }
+    }
+
+    fn scan(&self) -> Scan {
+        let table = &self.recorder.table;
+        let files = FILES.get().map(|f| f.all()).unwrap_or_default();
+        let now_ns = clock::now_ns();
+        let mut tasks = Vec::new();
+        for index in 0..table.len() {
+            let Some(key) = table.key_at(index) else { continue };
+            let Some(slot) = table.get(key) else { continue };
+            if slot.spawned_at.load(Acquire) == 0 {
+                continue; // still being filled in by its spawner
+            }
+            tasks.push(task_of(slot, &files));
+        }
+        Scan { now_ns, tasks }
+    }
+
+    fn counts(&self, tasks: &[(proto::Task, u64)]) -> proto::TaskCounts {
+        let mut c = proto::TaskCounts {
+            spawned_total: self.spawned_total,
+            completed_total: self.completed_total,
+            ..Default::default()
+        };
+        for (t, _) in tasks {
+            match proto::TaskState::try_from(t.state) {
+                Ok(proto::TaskState::Running) => c.running += 1,
+                Ok(proto::TaskState::Scheduled) => c.scheduled += 1,
+                Ok(proto::TaskState::Idle) => c.idle += 1,
+                _ => c.done += 1,
+            }
+            c.leaked += t.leaked as u64;
+        }
+        c
+    }
+
+    fn location_totals(&self, files: &[Arc<str>]) -> Vec<(LocKey, proto::LocationTotals)> {
+        self.totals
+            .iter()
+            .map(|(k, (spawned, completed))| {
+                let totals = proto::LocationTotals {
+                    location: Some(location(files, k.0, k.1)),
+                    spawned: *spawned,
+                    completed: *completed,
+                };
+                (*k, totals)
+            })
+            .collect()
+    }
+
+    /// Sends each due watcher what changed since its last batch.
+    fn feed_watchers(&mut self) {
+        self.watchers.retain(|w| !w.tx.is_closed());
+        let now = Instant::now();
+        if !self.watchers.iter().any(|w| w.next <= now) {
+            return;
+        }
+        let scan = self.scan();
+        let counts = self.counts(&scan.tasks);
+        let files = FILES.get().map(|f| f.all()).unwrap_or_default();
+        let totals = self.location_totals(&files);
+        let dropped = self.dropped();
+        for w in self.watchers.iter_mut().filter(|w| w.next <= now) {
+            w.next = now + w.interval;
+            let batch = w.batch(&scan, &counts, &totals, dropped);
+            for msg in batch {
+                if w.tx.try_send(msg).is_err() {
+                    // Too slow (or gone): start over with a full snapshot next time.
+                    w.needs_reset = true;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct Scan {
+    now_ns: u64,
+    /// Each task with the fingerprint of its record.
+    tasks: Vec<(proto::Task, u64)>,
+}
+
+impl Watcher {
+    fn batch(
+        &mut self,
+        scan: &Scan,
+        counts: &proto::TaskCounts,
+        totals: &[(LocKey, proto::LocationTotals)],
+        dropped: u64,
+    ) -> Vec<proto::WatchUpdate> {
+        let reset = std::mem::take(&mut self.needs_reset);
+        if reset {
+            self.sent.clear();
+            self.totals_sent.clear();
+        }
+        let mut changed = Vec::new();
+        let mut seen = HashSet::with_capacity(scan.tasks.len());
+        for (task, fp) in &scan.tasks {
+            seen.insert(task.id);
+            if self.sent.insert(task.id, *fp) != Some(*fp) {
+                changed.push(task.clone());
+            }
+        }
+        let removed: Vec<u64> = self.sent.keys().filter(|id| !seen.contains(id)).copied().collect();
+        for id in &removed {
+            self.sent.remove(id);
+        }
+        let location_totals: Vec<proto::LocationTotals> = totals
+            .iter()
+            .filter(|(k, t)| self.totals_sent.insert(*k, (t.spawned, t.completed)) != Some((t.spawned, t.completed)))
+            .map(|(_, t)| t.clone())
+            .collect();
+        let mut chunks: Vec<Vec<proto::Task>> = changed.chunks(CHUNK).map(<[_]>::to_vec).collect();
+        if chunks.is_empty() {
+            chunks.push(Vec::new());
+        }
+        let last = chunks.len() - 1;
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, tasks)| proto::WatchUpdate {
+                now_ns: scan.now_ns,
+                reset: reset && i == 0,
+                complete: i == last,
+                tasks,
+                removed: if i == last { removed.clone() } else { Vec::new() },
+                counts: (i == last).then(|| counts.clone()),
+                dropped_events: dropped,
+                location_totals: if i == last { location_totals.clone() } else { Vec::new() },
+            })
+            .collect()
+    }
+}
+
+fn loc_key(slot: &Slot) -> LocKey {
+    (slot.file.load(Relaxed), slot.line_col.load(Relaxed))
+}
+
+fn location(files: &[Arc<str>], file: u32, line_col: u64) -> proto::Location {
+    let file = (file as usize).checked_sub(1).and_then(|i| files.get(i)).map(|f| f.to_string());
+    proto::Location {
+        file: file.unwrap_or_default(),
+        line: (line_col >> 32) as u32,
+        column: line_col as u32,
+    }
+}
+
+/// Reads a slot into a protocol record, with a fingerprint of what can change.
+fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
+    let raw = |c: &std::sync::atomic::AtomicU64| c.load(Acquire);
+    let poll_started = raw(&slot.poll_started);
+    let poll_ended = raw(&slot.poll_ended);
+    let last_wake = raw(&slot.last_wake);
+    let completed = raw(&slot.completed_at);
+    let polls = raw(&slot.polls);
+    let clones = raw(&slot.waker_clones);
+    let drops = raw(&slot.waker_drops);
+    let wakes = raw(&slot.wakes);
+    let live_wakers = clones as i64 - drops as i64;
+    let state = if completed != 0 || slot.phase.load(Acquire) == DONE {
+        proto::TaskState::Done
+    } else if poll_started != 0 && poll_started > poll_ended {
+        proto::TaskState::Running
+    } else if polls == 0 || last_wake > poll_started {
+        proto::TaskState::Scheduled
+    } else {
+        proto::TaskState::Idle
+    };
+    let leaked = state == proto::TaskState::Idle && live_wakers <= 0;
+    let fingerprint = [polls, wakes, clones, drops, completed, poll_started, poll_ended, last_wake, state as u64]
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, v| (h ^ v).wrapping_mul(0x100000001b3));
+    let task = proto::Task {
+        id: raw(&slot.task_id),
+        name: slot.name(),
+        kind: kind_name(slot.kind.load(Relaxed)).to_owned(),
+        location: Some(location(files, slot.file.load(Relaxed), slot.line_col.load(Relaxed))),
+        state: state as i32,
+        leaked,
+        spawned_at_ns: clock::to_ns(raw(&slot.spawned_at)),
+        last_poll_started_ns: clock::to_ns(poll_started),
+        last_poll_ended_ns: clock::to_ns(poll_ended),
+        completed_at_ns: clock::to_ns(completed),
+        polls,
+        busy_ns: clock::ticks_to_ns(raw(&slot.busy)),
+        wakes,
+        waker_clones: clones,
+        waker_drops: drops,
+        live_wakers,
+        self_wakes: raw(&slot.self_wakes),
+        last_wake_ns: clock::to_ns(last_wake),
+        runtime: 0,
+    };
+    (task, fingerprint)
 }

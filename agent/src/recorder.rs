@@ -1,0 +1,166 @@
+//! The hot path: what happens on spawn, poll, wake and completion.
+//!
+//! Shared by the bare [`crate::subscriber::TaskSubscriber`] (fastest: the span
+//! id *is* the slot key) and the composable [`crate::layer`] (the key is kept
+//! in the span's extensions). Every operation is a few atomic loads and
+//! stores on the task's own slot: no lock, no allocation (a named task's name
+//! is allocated once, at spawn). Spawns and completions are also announced to
+//! the state owner through a bounded lock-free queue; when it is full the
+//! notice is dropped and counted, never waited for.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering::*};
+
+use crossbeam_queue::ArrayQueue;
+use tracing_core::span::Attributes;
+
+use crate::clock;
+use crate::fields::{SpawnFields, WakeOp};
+use crate::slots::{Key, Table, DONE};
+
+/// A lifecycle notice for the state owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    Spawned(Key),
+    Completed(Key),
+}
+
+/// The process-wide recorder.
+pub(crate) struct Recorder {
+    pub table: Table,
+    pub notices: ArrayQueue<Notice>,
+    /// Notices (and spawns, when the table is full) that could not be recorded.
+    pub dropped: AtomicU64,
+}
+
+thread_local! {
+    /// Key of the task being polled on this thread (0 = none), for self-wakes.
+    static CURRENT: Cell<u64> = const { Cell::new(0) };
+    /// Set on the agent's own thread: what it spawns is not the program's.
+    static AGENT_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as the agent's: tasks spawned from it are not recorded.
+pub(crate) fn mark_agent_thread() {
+    AGENT_THREAD.set(true);
+}
+
+impl Recorder {
+    pub(crate) fn new(queue_capacity: usize) -> Recorder {
+        Recorder {
+            table: Table::new(),
+            notices: ArrayQueue::new(queue_capacity.max(64)),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// A task was spawned: returns its key, or `None` when it is not recorded.
+    #[inline]
+    pub(crate) fn spawn(&self, attrs: &Attributes<'_>) -> Option<Key> {
+        if AGENT_THREAD.get() {
+            return None;
+        }
+        let mut fields = SpawnFields::new();
+        attrs.record(&mut fields);
+        let Some((key, slot)) = self.table.alloc() else {
+            self.dropped.fetch_add(1, Relaxed);
+            return None;
+        };
+        slot.task_id.store(fields.task_id, Relaxed);
+        slot.kind.store(fields.kind, Relaxed);
+        slot.file.store(fields.file, Relaxed);
+        slot.line_col.store(((fields.line as u64) << 32) | fields.col as u64, Relaxed);
+        if let Some(name) = fields.name() {
+            slot.set_name(name);
+        }
+        slot.spawned_at.store(clock::raw(), Release);
+        self.notify(Notice::Spawned(key));
+        Some(key)
+    }
+
+    /// A poll starts.
+    #[inline]
+    pub(crate) fn enter(&self, key: Key) {
+        if let Some(slot) = self.table.get(key) {
+            slot.poll_started.store(clock::raw(), Release);
+            CURRENT.set(key.0);
+        }
+    }
+
+    /// A poll ends. Only the polling thread writes these counters, and tokio
+    /// orders successive polls of a task, so plain load + store suffices.
+    #[inline]
+    pub(crate) fn exit(&self, key: Key) {
+        if let Some(slot) = self.table.get(key) {
+            let now = clock::raw();
+            let started = slot.poll_started.load(Relaxed);
+            slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
+            slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
+            slot.poll_ended.store(now, Release);
+            CURRENT.set(0);
+        }
+    }
+
+    /// Someone cloned the task's span (bare subscriber only).
+    #[inline]
+    pub(crate) fn clone_span(&self, key: Key) {
+        if let Some(slot) = self.table.get(key) {
+            slot.refs.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A span reference was dropped (bare subscriber only): the task is
+    /// complete when the last one goes. Returns true then.
+    #[inline]
+    pub(crate) fn release(&self, key: Key) -> bool {
+        match self.table.get(key) {
+            Some(slot) if slot.refs.fetch_sub(1, AcqRel) == 1 => {
+                self.complete(key);
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    /// The task's future was dropped: it completed, was aborted or panicked.
+    #[inline]
+    pub(crate) fn complete(&self, key: Key) {
+        if let Some(slot) = self.table.get(key) {
+            slot.completed_at.store(clock::raw(), Relaxed);
+            slot.phase.store(DONE, Release);
+            self.notify(Notice::Completed(key));
+        }
+    }
+
+    /// A waker of the task was cloned, dropped or used.
+    #[inline]
+    pub(crate) fn waker(&self, key: Key, op: WakeOp) {
+        let Some(slot) = self.table.get(key) else { return };
+        match op {
+            WakeOp::Clone => {
+                slot.waker_clones.fetch_add(1, Relaxed);
+            }
+            WakeOp::Drop => {
+                slot.waker_drops.fetch_add(1, Relaxed);
+            }
+            WakeOp::Wake | WakeOp::WakeByRef => {
+                if op == WakeOp::Wake {
+                    // Waking by value consumes the waker; tokio emits no drop for it.
+                    slot.waker_drops.fetch_add(1, Relaxed);
+                }
+                slot.wakes.fetch_add(1, Relaxed);
+                slot.last_wake.store(clock::raw(), Release);
+                if CURRENT.get() == key.0 {
+                    slot.self_wakes.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    fn notify(&self, notice: Notice) {
+        if self.notices.push(notice).is_err() {
+            self.dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
