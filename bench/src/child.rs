@@ -1,0 +1,154 @@
+//! The child side: one workload under one variant, in a process of its own, so
+//! that no variant inherits another's subscriber, allocations or warm caches.
+//!
+//! The child prints one line for the parent,
+//! `result elapsed_ns=N rss_kib=N base_rss_kib=N peak_rss_kib=N`, or, for the
+//! `stack` workload, `ready` once its tasks are parked, and then waits to be
+//! killed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Variant, Workload};
+
+/// What a workload measured.
+struct Measured {
+    elapsed: Duration,
+    /// Resident memory when the measurement ended (for `idle`: tasks parked).
+    rss_kib: u64,
+}
+
+/// Runs `workload` under `variant` on a multi-thread runtime, as
+/// `#[tokio::main]` would build it, and prints the result line.
+pub fn run(variant: Variant, workload: Workload, count: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("build the tokio runtime");
+    runtime.block_on(async move {
+        match variant {
+            Variant::Plain => {}
+            Variant::Agent => taskscope_agent::init(),
+            Variant::Console => console_subscriber::init(),
+        }
+        let base_rss_kib = status_kib("VmRSS:");
+        // The workload runs in a task, on the worker threads, as real code does.
+        let measured = tokio::spawn(async move {
+            match workload {
+                Workload::Spawn => spawn_many(count).await,
+                Workload::Channel => round_trips(count).await,
+                Workload::Idle => park_many(count).await,
+                Workload::Stack => hold_parked(count).await,
+            }
+        })
+        .await
+        .expect("the workload task panicked");
+        println!(
+            "result elapsed_ns={} rss_kib={} base_rss_kib={base_rss_kib} peak_rss_kib={}",
+            measured.elapsed.as_nanos(),
+            measured.rss_kib,
+            status_kib("VmHWM:"),
+        );
+    });
+}
+
+/// Spawns `count` short tasks, then awaits them all.
+async fn spawn_many(count: usize) -> Measured {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..count).map(|i| tokio::spawn(async move { std::hint::black_box(i) })).collect();
+    for task in tasks {
+        task.await.expect("short task");
+    }
+    Measured { elapsed: start.elapsed(), rss_kib: status_kib("VmRSS:") }
+}
+
+/// `count` round trips between this task and an echo task over two bounded
+/// mpsc channels.
+async fn round_trips(count: usize) -> Measured {
+    let (to_echo, mut echo_inbox) = mpsc::channel::<usize>(1);
+    let (to_caller, mut caller_inbox) = mpsc::channel::<usize>(1);
+    let echo = tokio::spawn(async move {
+        while let Some(n) = echo_inbox.recv().await {
+            if to_caller.send(n).await.is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    for i in 0..count {
+        to_echo.send(i).await.expect("echo alive");
+        let back = caller_inbox.recv().await.expect("echo answers");
+        debug_assert_eq!(back, i);
+    }
+    let elapsed = start.elapsed();
+    drop(to_echo);
+    echo.await.expect("echo task");
+    Measured { elapsed, rss_kib: status_kib("VmRSS:") }
+}
+
+/// Spawns `count` tasks parked on a oneshot each, waits until all have parked
+/// and the agent had time to record them, then reads resident memory.
+async fn park_many(count: usize) -> Measured {
+    let (senders, tasks, elapsed) = spawn_parked(count).await;
+    // Let every task return Pending and any agent/console drain its queues.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_kib = status_kib("VmRSS:");
+    drop(senders);
+    for task in tasks {
+        task.await.expect("parked task");
+    }
+    Measured { elapsed, rss_kib }
+}
+
+/// Holds `count` parked tasks and prints `ready`; the parent times
+/// `taskscope stack` against this process, then kills it.
+async fn hold_parked(count: usize) -> Measured {
+    let (_senders, _tasks, _) = spawn_parked(count).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("ready");
+    std::future::pending::<Measured>().await
+}
+
+type Parked = (Vec<oneshot::Sender<()>>, Vec<tokio::task::JoinHandle<()>>, Duration);
+
+/// Spawns `count` tasks that each park on a oneshot receiver, and returns once
+/// all of them have been polled, with the time that took.
+async fn spawn_parked(count: usize) -> Parked {
+    let polled = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::with_capacity(count);
+    let mut tasks = Vec::with_capacity(count);
+    let start = Instant::now();
+    for _ in 0..count {
+        let (tx, rx) = oneshot::channel::<()>();
+        let polled = polled.clone();
+        senders.push(tx);
+        tasks.push(tokio::spawn(async move {
+            polled.fetch_add(1, Ordering::Relaxed);
+            let _ = rx.await;
+        }));
+    }
+    while polled.load(Ordering::Relaxed) < count {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    (senders, tasks, start.elapsed())
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS:`, `VmHWM:`), 0 where there is
+/// no procfs.
+pub fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    parse_status_kib(&status, field)
+}
+
+/// The value of `field` in a `/proc/<pid>/status` text, in KiB.
+pub fn parse_status_kib(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,96 @@
+//! # orphan_receiver: a receiver nobody sends to, and a wait on nothing
+//!
+//! The "channel without a sender" goroutines of the PouchContainer report, in
+//! tokio, on a `current_thread` runtime:
+//!
+//! 1. `job_worker` receives on an mpsc channel. The program keeps the sender
+//!    alive but never sends: the worker is parked for good. taskscope reports it
+//!    **parked**, with a parked time that only grows: the channel holds its
+//!    waker, and a send (or dropping the sender) would still wake it.
+//! 2. `wait_for_value` awaits `std::future::pending()`, tokio's version of Go's
+//!    receive on a nil channel (`var ch chan int; <-ch`). No waker was kept
+//!    anywhere, so nothing can ever wake it: taskscope reports it **leaked**.
+//!
+//! The fix (`--fixed`): the sender is dropped once the jobs are queued, so the
+//!    worker's `recv()` returns `None` and it ends; and `wait_for_value` is given
+//!    a real channel that gets its value (Go: `make` the channel), so no task is
+//!    left waiting.
+//!
+//! ```text
+//! cargo run -p taskscope-examples --bin orphan_receiver
+//! taskscope stack <pid>            # job_worker parked, wait_for_value leaked
+//! ```
+//!
+//! Flags: `--fixed`, `--exit-after DUR`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use clap::Parser;
+use taskscope_examples::{run_until_stopped, Common};
+use tokio::sync::{mpsc, oneshot};
+
+/// A worker with no producer, and a task waiting on nothing.
+#[derive(Debug, Parser)]
+#[command(name = "orphan_receiver")]
+struct Args {
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Work for `job_worker`.
+#[derive(Debug)]
+struct Job(u64);
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    taskscope_agent::init();
+    let args = Args::parse();
+    let pid = std::process::id();
+    if args.common.fixed {
+        println!("orphan_receiver: pid {pid}, fixed: the sender is dropped and the value is sent, so both tasks end");
+    } else {
+        println!(
+            "orphan_receiver: pid {pid}, leaking a receiver whose sender is never used and a task on pending() \
+             (run with --fixed for the fix)"
+        );
+    }
+
+    let (jobs, queue) = mpsc::channel::<Job>(8);
+    tokio::spawn(job_worker(queue));
+    // Kept until the program stops, never used: the worker waits forever.
+    let mut _unused_sender = Some(jobs);
+
+    if args.common.fixed {
+        if let Some(jobs) = _unused_sender.take() {
+            let _ = jobs.send(Job(1)).await;
+            // Dropping the last sender ends the worker's `recv()` loop.
+        }
+        let (value_tx, value_rx) = oneshot::channel::<u64>();
+        tokio::spawn(wait_for_value(async move { value_rx.await.unwrap_or(0) }));
+        let _ = value_tx.send(42);
+    } else {
+        tokio::spawn(wait_for_value(std::future::pending::<u64>()));
+    }
+
+    // Like the report's `logGoNum()`: how many tasks are left once things settle.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    println!("orphan_receiver: {alive} tasks alive");
+
+    run_until_stopped(args.common.exit_after).await;
+}
+
+/// Handles jobs until every sender is gone.
+async fn job_worker(mut queue: mpsc::Receiver<Job>) {
+    while let Some(Job(id)) = queue.recv().await {
+        println!("orphan_receiver: job {id} done");
+    }
+}
+
+/// Waits for one value. Given `pending()`, it waits forever, and nothing could
+/// ever wake it.
+async fn wait_for_value(value: impl Future<Output = u64>) {
+    let value = value.await;
+    println!("orphan_receiver: got value {value}");
+}
