@@ -1,0 +1,186 @@
+//! Every way reaching an agent can fail, each with the one line a user reads.
+//!
+//! Messages name the process (or address), the step that failed, and what to
+//! do about it when there is something to do. Callers print them after
+//! `taskscope: `; `ps` prints them in its table. The variants are public so
+//! that a caller (the live TUI's reconnect loop, `ps`) can act on the kind of
+//! failure rather than parse text.
+
+use std::path::PathBuf;
+
+/// Why [`super::connect`] did not produce a usable connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The PID names no running process, and no socket was left behind.
+    #[error("process {pid} is not running")]
+    NotRunning {
+        /// The PID asked for.
+        pid: u32,
+    },
+
+    /// The process runs, but never created a socket.
+    #[error(
+        "{who} is running but has no taskscope agent: add `taskscope_agent::init()` at the start \
+         of its tokio main (no socket at {})",
+        socket.display()
+    )]
+    NoAgent {
+        /// `process 1234 (name)`.
+        who: String,
+        /// Where its socket would be.
+        socket: PathBuf,
+    },
+
+    /// The process (or its socket) belongs to another user; the agent only
+    /// serves its own user, and sockets live in per-user directories.
+    #[error("permission refused: {who} belongs to another user{hint}")]
+    OtherUser {
+        /// `process 1234 (name)` or the socket path.
+        who: String,
+        /// Extra explanation, starting with a separator, or empty.
+        hint: String,
+    },
+
+    /// The process is gone but its socket was still there (killed with -9,
+    /// or crashed): the socket was removed, or could not be.
+    #[error(
+        "process {pid} is not running; {} stale socket {}{}",
+        if removed.is_ok() { "removed its" } else { "could not remove its" },
+        socket.display(),
+        removed.as_ref().err().map(|e| format!(": {e}")).unwrap_or_default()
+    )]
+    StaleSocket {
+        /// The dead PID.
+        pid: u32,
+        /// The socket it left.
+        socket: PathBuf,
+        /// Outcome of removing it.
+        removed: Result<(), std::sync::Arc<std::io::Error>>,
+    },
+
+    /// The socket exists and its process runs, but nothing accepts connections.
+    #[error("{who}: agent not answering (connection refused on {})", socket.display())]
+    NotAnswering {
+        /// `process 1234 (name)`.
+        who: String,
+        /// The socket.
+        socket: PathBuf,
+    },
+
+    /// An explicit socket path does not exist.
+    #[error("no socket at {}{hint}", path.display())]
+    NoSocket {
+        /// The path given.
+        path: PathBuf,
+        /// Extra explanation, starting with a separator, or empty.
+        hint: String,
+    },
+
+    /// Nothing listens at the address.
+    #[error("connection refused by {address}{hint}")]
+    Refused {
+        /// Socket path or `host:port`.
+        address: String,
+        /// Extra explanation, starting with a separator, or empty.
+        hint: String,
+    },
+
+    /// Permission denied for a reason other than another user's ownership.
+    #[error("permission denied connecting to {address}: {detail}")]
+    PermissionDenied {
+        /// Socket path or `host:port`.
+        address: String,
+        /// The system's explanation.
+        detail: String,
+    },
+
+    /// Connecting or the first request took longer than allowed.
+    #[error("no answer from {who} within {after}")]
+    Timeout {
+        /// `process 1234 (name)` or the address.
+        who: String,
+        /// The limit, formatted (`5s`).
+        after: String,
+    },
+
+    /// `GetInfo` is UNIMPLEMENTED: the agent serves another `taskscope.vN`
+    /// package (or is not a taskscope agent at all).
+    #[error(
+        "{who}: agent speaks another protocol version (not taskscope.v{ours}): \
+         use a taskscope built for its agent version"
+    )]
+    OtherProtocol {
+        /// `process 1234 (name)` or the address.
+        who: String,
+        /// Our version.
+        ours: u32,
+    },
+
+    /// The agent answered, with a protocol version other than ours.
+    #[error("{who}: agent speaks protocol v{theirs}, this taskscope speaks v{ours}")]
+    VersionMismatch {
+        /// `process 1234 (name)` or the address.
+        who: String,
+        /// The agent's version.
+        theirs: u32,
+        /// Our version.
+        ours: u32,
+    },
+
+    /// The agent accepted the connection and then dropped it.
+    #[error("{who}: agent closed the connection ({detail})")]
+    Closed {
+        /// `process 1234 (name)` or the address.
+        who: String,
+        /// What the transport reported.
+        detail: String,
+    },
+
+    /// Any other failure to connect (unresolvable host, unreachable network...).
+    #[error("cannot connect to {who}: {detail}")]
+    Io {
+        /// `process 1234 (name)` or the address.
+        who: String,
+        /// What the system reported.
+        detail: String,
+    },
+
+    /// `GetInfo` failed with a gRPC status that says nothing about the above.
+    #[error("{who}: GetInfo failed: {code:?}: {message}")]
+    Status {
+        /// `process 1234 (name)` or the address.
+        who: String,
+        /// The gRPC code.
+        code: tonic::Code,
+        /// The status message.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_socket_messages() {
+        let removed = ConnectError::StaleSocket { pid: 9, socket: "/d/9.sock".into(), removed: Ok(()) };
+        assert_eq!(removed.to_string(), "process 9 is not running; removed its stale socket /d/9.sock");
+        let kept = ConnectError::StaleSocket {
+            pid: 9,
+            socket: "/d/9.sock".into(),
+            removed: Err(std::sync::Arc::new(std::io::Error::other("read-only"))),
+        };
+        assert_eq!(
+            kept.to_string(),
+            "process 9 is not running; could not remove its stale socket /d/9.sock: read-only"
+        );
+    }
+
+    #[test]
+    fn protocol_messages() {
+        let other = ConnectError::OtherProtocol { who: "process 1 (x)".into(), ours: 1 };
+        assert!(other.to_string().contains("agent speaks another protocol version (not taskscope.v1)"));
+        let mismatch = ConnectError::VersionMismatch { who: "a".into(), theirs: 2, ours: 1 };
+        assert_eq!(mismatch.to_string(), "a: agent speaks protocol v2, this taskscope speaks v1");
+    }
+}

@@ -1,0 +1,19 @@
+//! Writing a command's report to stdout.
+//!
+//! Reports are built as strings (so rendering is testable) and written in
+//! one go. A closed pipe (`taskscope stack 1 | head`) is not an error: the
+//! reader has what it wanted, so we stop quietly instead of panicking the way
+//! `println!` does.
+
+use std::io::Write;
+
+/// Writes `text` to stdout; a broken pipe counts as success.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,227 @@
+//! `taskscope ps`: the local processes that run an agent.
+//!
+//! Like `gops` without arguments: every `<pid>.sock` in the discovery
+//! directory is one candidate. All are asked `GetInfo` at once with a short
+//! limit, so one wedged agent costs a second, not a minute. A process that
+//! does not answer is listed with its error rather than dropped: a silent
+//! omission would read as "that program has no agent". Sockets left by dead
+//! processes are removed, and each removal is reported on stderr.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use taskscope_proto::discovery;
+
+use crate::client::{self, ConnectError, Timeouts};
+use crate::target::Target;
+
+/// Options of `taskscope ps`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+
+    /// How long to wait for each agent (they are asked concurrently).
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args { json: false, timeout: Duration::from_secs(2) }
+    }
+}
+
+/// One line of the listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// Process id.
+    pub pid: u32,
+    /// Process name, from the agent or else from `/proc`.
+    pub name: String,
+    /// Socket path.
+    pub address: String,
+    /// Live tasks (running + scheduled + idle), when the agent answered.
+    pub live: Option<u64>,
+    /// Idle tasks.
+    pub idle: Option<u64>,
+    /// Leaked tasks (a subset of idle).
+    pub leaked: Option<u64>,
+    /// Process uptime in nanoseconds.
+    pub uptime_ns: Option<u64>,
+    /// Why the agent could not be queried.
+    pub error: Option<String>,
+}
+
+/// Runs `taskscope ps`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let dir = discovery::socket_dir();
+    let sockets = list_sockets(&dir)?;
+    let timeouts = Timeouts { connect: args.timeout, request: args.timeout };
+    let probes = sockets.into_iter().map(|(pid, socket)| async move {
+        let target = Target::Pid { pid, socket: socket.clone() };
+        (pid, socket, client::connect_with(&target, timeouts).await)
+    });
+    let mut rows = Vec::new();
+    for (pid, socket, result) in futures::future::join_all(probes).await {
+        match result {
+            Err(stale @ ConnectError::StaleSocket { .. }) => eprintln!("taskscope: {stale}"),
+            Err(ConnectError::NotRunning { .. }) => {} // vanished while we looked
+            result => rows.push(row(pid, &socket, result)),
+        }
+    }
+    if args.json {
+        let json = serde_json::to_string_pretty(&rows).context("cannot encode the listing as JSON")?;
+        return crate::output::print(&(json + "\n"));
+    }
+    if rows.is_empty() {
+        eprintln!("taskscope: no process with a taskscope agent (no sockets in {})", dir.display());
+        return Ok(());
+    }
+    crate::output::print(&render(&rows))
+}
+
+/// `(pid, path)` of every `<pid>.sock` in `dir`, by PID; none if `dir` is missing.
+fn list_sockets(dir: &Path) -> anyhow::Result<Vec<(u32, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::anyhow!("cannot list the socket directory {}: {e}", dir.display())),
+    };
+    let mut sockets: Vec<(u32, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter_map(|path| Some((discovery::pid_of_socket(&path)?, path)))
+        .collect();
+    sockets.sort();
+    Ok(sockets)
+}
+
+fn row(pid: u32, socket: &Path, result: Result<client::Connected, ConnectError>) -> Row {
+    let address = socket.display().to_string();
+    match result {
+        Ok(conn) => {
+            let counts = conn.info.counts.unwrap_or_default();
+            Row {
+                pid,
+                name: conn.info.process_name,
+                address,
+                live: Some(counts.running + counts.scheduled + counts.idle),
+                idle: Some(counts.idle),
+                leaked: Some(counts.leaked),
+                uptime_ns: Some(conn.info.uptime_ns),
+                error: None,
+            }
+        }
+        Err(err) => Row {
+            pid,
+            name: crate::process::name(pid).unwrap_or_else(|| "?".to_string()),
+            address,
+            live: None,
+            idle: None,
+            leaked: None,
+            uptime_ns: None,
+            error: Some(err.to_string()),
+        },
+    }
+}
+
+/// The table: aligned columns, then the error (if any) at the end of its row.
+pub fn render(rows: &[Row]) -> String {
+    let dash = || "-".to_string();
+    let num = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
+    let mut cells: Vec<[String; 7]> = vec![[
+        "PID", "NAME", "LIVE", "IDLE", "LEAKED", "UPTIME", "ADDRESS",
+    ]
+    .map(String::from)];
+    for r in rows {
+        cells.push([
+            r.pid.to_string(),
+            r.name.clone(),
+            num(r.live),
+            num(r.idle),
+            num(r.leaked),
+            r.uptime_ns.map_or_else(dash, crate::duration::format_ns),
+            r.address.clone(),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for line in &cells {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for (i, line) in cells.iter().enumerate() {
+        let mut text = String::new();
+        for (col, cell) in line.iter().enumerate() {
+            let pad = widths[col] - cell.chars().count();
+            // Numbers right-aligned, text left-aligned; no padding after the last column.
+            match col {
+                0 | 2..=5 => text.push_str(&format!("{}{cell}", " ".repeat(pad))),
+                6 => text.push_str(cell),
+                _ => text.push_str(&format!("{cell}{}", " ".repeat(pad))),
+            }
+            if col < 6 {
+                text.push_str("  ");
+            }
+        }
+        if let Some(err) = i.checked_sub(1).and_then(|r| rows[r].error.as_ref()) {
+            text.push_str(&format!("  error: {err}"));
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_and_shows_errors() {
+        let rows = vec![
+            Row {
+                pid: 1234,
+                name: "done_signal".into(),
+                address: "/run/t/1234.sock".into(),
+                live: Some(1003),
+                idle: Some(1002),
+                leaked: Some(1000),
+                uptime_ns: Some(312_000_000_000),
+                error: None,
+            },
+            Row {
+                pid: 77,
+                name: "web".into(),
+                address: "/run/t/77.sock".into(),
+                live: None,
+                idle: None,
+                leaked: None,
+                uptime_ns: None,
+                error: Some("no answer from process 77 (web) within 2s".into()),
+            },
+        ];
+        let expected = "\
+\x20PID  NAME         LIVE  IDLE  LEAKED  UPTIME  ADDRESS
+1234  done_signal  1003  1002    1000   5m12s  /run/t/1234.sock
+  77  web             -     -       -       -  /run/t/77.sock  error: no answer from process 77 (web) within 2s
+";
+        assert_eq!(render(&rows), expected);
+    }
+
+    #[test]
+    fn only_pid_sockets_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["12.sock", "3.sock", "x.sock", "12.sock.tmp", "notes"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let pids: Vec<u32> = list_sockets(dir.path()).unwrap().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(pids, vec![3, 12]);
+        assert!(list_sockets(&dir.path().join("missing")).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,177 @@
+//! A whole `Dump` answer, reassembled from its stream of chunks, and the few
+//! facts derived from one task record that every view needs (state word,
+//! parked time, spawn location).
+//!
+//! The agent interns stacks (thousands of tasks parked at the same await
+//! share one) and streams tasks in chunks; here they are put back together so
+//! grouping and rendering are pure functions over one value.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use taskscope_proto::{DumpChunk, DumpHeader, DumpRequest, DumpStatus, DumpedTask, Stack, Task, TaskState};
+
+use crate::client::Connected;
+
+/// A complete dump.
+#[derive(Debug, Clone, Default)]
+pub struct Dump {
+    /// The header (first chunk).
+    pub header: DumpHeader,
+    /// Stacks by `Stack.id`.
+    pub stacks: HashMap<u32, Stack>,
+    /// Every task, in the order received.
+    pub tasks: Vec<DumpedTask>,
+}
+
+impl Dump {
+    /// Joins chunks; the first one must carry the header.
+    pub fn from_chunks(chunks: impl IntoIterator<Item = DumpChunk>) -> Result<Dump, String> {
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next().ok_or("the agent sent an empty dump")?;
+        let mut dump = Dump {
+            header: first.header.clone().ok_or("the agent's dump did not start with a header")?,
+            ..Dump::default()
+        };
+        for chunk in std::iter::once(first).chain(chunks) {
+            dump.stacks.extend(chunk.stacks.into_iter().map(|s| (s.id, s)));
+            dump.tasks.extend(chunk.tasks);
+        }
+        Ok(dump)
+    }
+
+    /// Agent clock when the records were read.
+    pub fn now_ns(&self) -> u64 {
+        self.header.now_ns
+    }
+
+    /// The stack of a task, if one was captured.
+    pub fn stack_of(&self, task: &DumpedTask) -> Option<&Stack> {
+        self.stacks.get(&task.stack_id).filter(|_| task.stack_id != 0)
+    }
+
+    /// True when every runtime produced stacks.
+    pub fn all_stacks_ok(&self) -> bool {
+        self.header.runtimes.iter().all(|r| r.status == DumpStatus::Ok as i32)
+    }
+}
+
+/// Asks `conn` for a dump, giving the runtimes `timeout` to answer.
+///
+/// The whole exchange is bounded by `timeout` plus the connection's request
+/// limit, so a wedged agent is reported instead of waited on.
+pub async fn fetch(conn: &mut Connected, timeout: Duration) -> anyhow::Result<Dump> {
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX).max(1);
+    let limit = timeout + conn.timeouts.request;
+    let who = conn.describe();
+    let mut client = conn.client.clone();
+    let exchange = async move {
+        let mut stream = client.dump(DumpRequest { task_ids: Vec::new(), timeout_ms }).await?.into_inner();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            chunks.push(chunk);
+        }
+        Ok::<_, tonic::Status>(chunks)
+    };
+    let chunks = match tokio::time::timeout(limit, exchange).await {
+        Err(_) => anyhow::bail!(
+            "no answer from {who} within {} (dump timeout {} plus {} for the transfer)",
+            crate::duration::format(limit),
+            crate::duration::format(timeout),
+            crate::duration::format(conn.timeouts.request),
+        ),
+        Ok(Err(status)) => {
+            anyhow::bail!("{who}: dump failed: {:?}: {}", status.code(), status.message())
+        }
+        Ok(Ok(chunks)) => chunks,
+    };
+    Dump::from_chunks(chunks).map_err(anyhow::Error::msg).with_context(|| format!("{who}: bad dump"))
+}
+
+/// The task's state, `Unspecified` for values this build does not know.
+pub fn state(task: &Task) -> TaskState {
+    TaskState::try_from(task.state).unwrap_or(TaskState::Unspecified)
+}
+
+/// The word used in every output for a state.
+pub fn state_word(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Running => "running",
+        TaskState::Scheduled => "scheduled",
+        TaskState::Idle => "idle",
+        TaskState::Done => "done",
+        TaskState::Unspecified => "unknown",
+    }
+}
+
+/// How long an idle task has been parked: since its last poll ended, or
+/// since it was spawned if it was never polled. `None` unless idle.
+pub fn parked_ns(task: &Task, now_ns: u64) -> Option<u64> {
+    if state(task) != TaskState::Idle {
+        return None;
+    }
+    let since = if task.last_poll_ended_ns != 0 { task.last_poll_ended_ns } else { task.spawned_at_ns };
+    Some(now_ns.saturating_sub(since))
+}
+
+/// `file:line:column` of the spawn site, `None` when unknown.
+pub fn location(task: &Task) -> Option<String> {
+    let loc = task.location.as_ref().filter(|l| !l.file.is_empty())?;
+    Some(format!("{}:{}:{}", loc.file, loc.line, loc.column))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskscope_proto::{Location, RuntimeDump};
+
+    fn idle(last_poll_ended_ns: u64, spawned_at_ns: u64) -> Task {
+        Task { state: TaskState::Idle as i32, last_poll_ended_ns, spawned_at_ns, ..Task::default() }
+    }
+
+    #[test]
+    fn parked_time_counts_from_last_poll_or_spawn() {
+        assert_eq!(parked_ns(&idle(400, 100), 1000), Some(600));
+        assert_eq!(parked_ns(&idle(0, 100), 1000), Some(900));
+        assert_eq!(parked_ns(&idle(2000, 100), 1000), Some(0));
+        let running = Task { state: TaskState::Running as i32, ..Task::default() };
+        assert_eq!(parked_ns(&running, 1000), None);
+    }
+
+    #[test]
+    fn location_text() {
+        let t = Task {
+            location: Some(Location { file: "src/main.rs".into(), line: 10, column: 5 }),
+            ..Task::default()
+        };
+        assert_eq!(location(&t).as_deref(), Some("src/main.rs:10:5"));
+        assert_eq!(location(&Task::default()), None);
+    }
+
+    #[test]
+    fn chunks_are_joined_and_need_a_header() {
+        let header = DumpHeader {
+            now_ns: 5,
+            runtimes: vec![RuntimeDump { runtime: "main".into(), status: DumpStatus::Ok as i32, ..Default::default() }],
+            ..Default::default()
+        };
+        let chunks = vec![
+            DumpChunk { header: Some(header), ..Default::default() },
+            DumpChunk {
+                stacks: vec![Stack { id: 1, backtraces: vec![] }],
+                tasks: vec![DumpedTask { task: Some(Task::default()), stack_id: 1 }],
+                ..Default::default()
+            },
+            DumpChunk { tasks: vec![DumpedTask { task: Some(Task::default()), stack_id: 0 }], ..Default::default() },
+        ];
+        let dump = Dump::from_chunks(chunks).unwrap();
+        assert_eq!(dump.now_ns(), 5);
+        assert_eq!(dump.tasks.len(), 2);
+        assert!(dump.stack_of(&dump.tasks[0]).is_some());
+        assert!(dump.stack_of(&dump.tasks[1]).is_none());
+        assert!(dump.all_stacks_ok());
+        assert!(Dump::from_chunks(vec![DumpChunk::default()]).is_err());
+        assert!(Dump::from_chunks(vec![]).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! Which tasks a `stack` report keeps: `--min-idle` and `--match`.
+//!
+//! `--match` is the keyword check PouchContainer's tests run over goroutine
+//! dumps ("is a `logsContainer` stack still there?"): a plain substring,
+//! case-sensitive, looked for in every frame's function and file, the task's
+//! name and its spawn location, so a script can assert on any of them.
+
+use std::time::Duration;
+
+use taskscope_proto::{DumpedTask, Stack};
+
+use super::dump;
+
+/// The filters of one report; the default keeps everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Keep only idle tasks parked at least this long.
+    pub min_idle: Option<Duration>,
+    /// Keep only tasks whose stack, name or spawn location contains this.
+    pub pattern: Option<String>,
+}
+
+impl Filter {
+    /// True when some filter is set (the report then says how many tasks it shows).
+    pub fn is_active(&self) -> bool {
+        self.min_idle.is_some() || self.pattern.is_some()
+    }
+
+    /// The flags as typed, for the report's "showing N of M" line.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(d) = self.min_idle {
+            parts.push(format!("--min-idle {}", humantime::format_duration(d)));
+        }
+        if let Some(p) = &self.pattern {
+            parts.push(format!("--match {p:?}"));
+        }
+        parts.join(", ")
+    }
+
+    /// Whether `task` (with its stack, if captured) passes every filter.
+    pub fn keep(&self, task: &DumpedTask, stack: Option<&Stack>, now_ns: u64) -> bool {
+        let Some(record) = &task.task else { return false };
+        if let Some(min) = self.min_idle {
+            let min_ns = u64::try_from(min.as_nanos()).unwrap_or(u64::MAX);
+            match dump::parked_ns(record, now_ns) {
+                Some(parked) if parked >= min_ns => {}
+                _ => return false,
+            }
+        }
+        if let Some(pattern) = &self.pattern {
+            let in_stack = stack.is_some_and(|s| {
+                s.backtraces
+                    .iter()
+                    .flat_map(|b| &b.frames)
+                    .any(|f| f.function.contains(pattern.as_str()) || f.file.contains(pattern.as_str()))
+            });
+            let in_name = record.name.contains(pattern.as_str());
+            let in_location = dump::location(record).is_some_and(|l| l.contains(pattern.as_str()));
+            if !(in_stack || in_name || in_location) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskscope_proto::{Backtrace, Frame, Location, Task, TaskState};
+
+    fn task(state: TaskState, last_poll_ended_ns: u64, name: &str, file: &str) -> DumpedTask {
+        DumpedTask {
+            task: Some(Task {
+                state: state as i32,
+                last_poll_ended_ns,
+                spawned_at_ns: 1,
+                name: name.into(),
+                location: Some(Location { file: file.into(), line: 3, column: 9 }),
+                ..Task::default()
+            }),
+            stack_id: 1,
+        }
+    }
+
+    fn stack(function: &str) -> Stack {
+        Stack {
+            id: 1,
+            backtraces: vec![Backtrace {
+                frames: vec![Frame { function: function.into(), file: "src/lib.rs".into(), ..Frame::default() }],
+            }],
+        }
+    }
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn default_keeps_everything() {
+        let f = Filter::default();
+        assert!(!f.is_active());
+        assert!(f.keep(&task(TaskState::Running, 0, "", "a.rs"), None, 10 * SEC));
+        assert!(!f.keep(&DumpedTask::default(), None, 0), "a task without record is dropped");
+    }
+
+    #[test]
+    fn min_idle_keeps_long_parked_idle_tasks_only() {
+        let f = Filter { min_idle: Some(Duration::from_secs(5)), pattern: None };
+        let now = 100 * SEC;
+        assert!(f.keep(&task(TaskState::Idle, now - 5 * SEC, "", "a.rs"), None, now));
+        assert!(!f.keep(&task(TaskState::Idle, now - 4 * SEC, "", "a.rs"), None, now));
+        assert!(!f.keep(&task(TaskState::Scheduled, 1, "", "a.rs"), None, now));
+        assert_eq!(f.describe(), "--min-idle 5s");
+    }
+
+    #[test]
+    fn match_looks_at_frames_name_and_location() {
+        let f = |p: &str| Filter { min_idle: None, pattern: Some(p.into()) };
+        let t = task(TaskState::Idle, 1, "worker-3", "src/pool.rs");
+        let s = stack("app::Server::logs_container::{{closure}}");
+        assert!(f("logs_container").keep(&t, Some(&s), 2));
+        assert!(f("src/lib.rs").keep(&t, Some(&s), 2), "frame file");
+        assert!(f("worker").keep(&t, None, 2), "name");
+        assert!(f("pool.rs:3:9").keep(&t, None, 2), "spawn location");
+        assert!(!f("logs_container").keep(&t, None, 2), "no stack captured");
+        assert!(!f("Worker").keep(&t, Some(&s), 2), "case-sensitive");
+    }
+}

@@ -1,0 +1,212 @@
+//! `taskscope stack --json`: the report as data for scripts and CI checks.
+//!
+//! Same selection and grouping as the text report, nothing trimmed: every
+//! frame is present with its `internal` flag, times are raw nanoseconds on
+//! the agent clock (`now_ns` included so they can be related), and states
+//! are the words the text report uses. Shape:
+//!
+//! ```text
+//! { "process": {...}, "now_ns": N, "counts": {...}, "runtimes": [{name, status, detail, elapsed_ns}],
+//!   "groups": [{count, states, leaked, parked_min_ns, parked_max_ns, location, names, task_ids, stack}] }
+//! ```
+//!
+//! With `--all`, `"tasks": [...]` replaces `"groups"`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use taskscope_proto::{DumpStatus, DumpedTask, Frame, ProcessInfo, Stack};
+
+use super::dump::{self, Dump};
+use super::filter::Filter;
+use super::group::{self, Group};
+
+#[derive(Serialize)]
+struct Report<'a> {
+    process: Process<'a>,
+    now_ns: u64,
+    counts: Counts,
+    runtimes: Vec<Runtime<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<JsonGroup<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<JsonTask<'a>>>,
+}
+
+#[derive(Serialize)]
+struct Process<'a> {
+    pid: u32,
+    name: &'a str,
+    cmdline: &'a [String],
+    agent_version: &'a str,
+    tokio_version: &'a str,
+    mode: &'a str,
+    uptime_ns: u64,
+    dumps_supported: bool,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    running: u64,
+    scheduled: u64,
+    idle: u64,
+    leaked: u64,
+    done: u64,
+    spawned_total: u64,
+    completed_total: u64,
+    dropped_events: u64,
+}
+
+#[derive(Serialize)]
+struct Runtime<'a> {
+    name: &'a str,
+    /// `ok`, `unsupported`, `timed_out`, `failed` or `unknown`.
+    status: &'static str,
+    detail: &'a str,
+    elapsed_ns: u64,
+}
+
+#[derive(Serialize)]
+struct JsonGroup<'a> {
+    count: usize,
+    states: BTreeMap<&'static str, usize>,
+    leaked: usize,
+    parked_min_ns: Option<u64>,
+    parked_max_ns: Option<u64>,
+    location: Option<String>,
+    names: &'a [&'a str],
+    task_ids: Vec<u64>,
+    stack: Option<Vec<Vec<JsonFrame<'a>>>>,
+}
+
+#[derive(Serialize)]
+struct JsonTask<'a> {
+    id: u64,
+    name: &'a str,
+    kind: &'a str,
+    state: &'static str,
+    leaked: bool,
+    parked_ns: Option<u64>,
+    location: Option<String>,
+    spawned_at_ns: u64,
+    last_poll_ended_ns: u64,
+    polls: u64,
+    busy_ns: u64,
+    wakes: u64,
+    live_wakers: i64,
+    runtime: Option<&'a str>,
+    stack: Option<Vec<Vec<JsonFrame<'a>>>>,
+}
+
+/// The JSON report (pretty-printed, newline-terminated).
+pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, all: bool) -> serde_json::Result<String> {
+    let c = dump.header.counts.unwrap_or_default();
+    // The JSON groups borrow from these, so they live until serialization.
+    let grouped = if all { Vec::new() } else { group::group(dump, filter) };
+    let (groups, tasks) = if all {
+        (None, Some(group::select(dump, filter).into_iter().filter_map(|t| json_task(t, info, dump)).collect()))
+    } else {
+        (Some(grouped.iter().map(|g| json_group(g, dump)).collect()), None)
+    };
+    let report = Report {
+        process: Process {
+            pid: info.pid,
+            name: &info.process_name,
+            cmdline: &info.cmdline,
+            agent_version: &info.agent_version,
+            tokio_version: &info.tokio_version,
+            mode: &info.mode,
+            uptime_ns: info.uptime_ns,
+            dumps_supported: info.dumps_supported,
+        },
+        now_ns: dump.now_ns(),
+        counts: Counts {
+            running: c.running,
+            scheduled: c.scheduled,
+            idle: c.idle,
+            leaked: c.leaked,
+            done: c.done,
+            spawned_total: c.spawned_total,
+            completed_total: c.completed_total,
+            dropped_events: dump.header.dropped_events,
+        },
+        runtimes: dump
+            .header
+            .runtimes
+            .iter()
+            .map(|rt| Runtime {
+                name: &rt.runtime,
+                status: status_word(rt.status),
+                detail: &rt.detail,
+                elapsed_ns: rt.elapsed_ns,
+            })
+            .collect(),
+        groups,
+        tasks,
+    };
+    Ok(serde_json::to_string_pretty(&report)? + "\n")
+}
+
+fn status_word(status: i32) -> &'static str {
+    match DumpStatus::try_from(status) {
+        Ok(DumpStatus::Ok) => "ok",
+        Ok(DumpStatus::Unsupported) => "unsupported",
+        Ok(DumpStatus::TimedOut) => "timed_out",
+        Ok(DumpStatus::Failed) => "failed",
+        _ => "unknown",
+    }
+}
+
+/// A frame as JSON (the generated type has no serde support).
+#[derive(Serialize)]
+struct JsonFrame<'a> {
+    function: &'a str,
+    file: &'a str,
+    line: u32,
+    column: u32,
+    internal: bool,
+}
+
+/// Backtraces, root first as the agent sent them, each a list of frames.
+fn frames(stack: Option<&Stack>) -> Option<Vec<Vec<JsonFrame<'_>>>> {
+    stack.map(|s| s.backtraces.iter().map(|b| b.frames.iter().map(json_frame).collect()).collect())
+}
+
+fn json_frame(f: &Frame) -> JsonFrame<'_> {
+    JsonFrame { function: &f.function, file: &f.file, line: f.line, column: f.column, internal: f.internal }
+}
+
+fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump) -> JsonGroup<'a> {
+    JsonGroup {
+        count: g.count(),
+        states: g.states.iter().map(|&(s, n)| (dump::state_word(s), n)).collect(),
+        leaked: g.leaked,
+        parked_min_ns: g.parked.map(|p| p.0),
+        parked_max_ns: g.parked.map(|p| p.1),
+        location: g.location.clone(),
+        names: &g.names,
+        task_ids: g.tasks.iter().map(|t| t.id).collect(),
+        stack: frames(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0)),
+    }
+}
+
+fn json_task<'a>(dumped: &'a DumpedTask, info: &'a ProcessInfo, dump: &'a Dump) -> Option<JsonTask<'a>> {
+    let t = dumped.task.as_ref()?;
+    Some(JsonTask {
+        id: t.id,
+        name: &t.name,
+        kind: &t.kind,
+        state: dump::state_word(dump::state(t)),
+        leaked: t.leaked,
+        parked_ns: dump::parked_ns(t, dump.now_ns()),
+        location: dump::location(t),
+        spawned_at_ns: t.spawned_at_ns,
+        last_poll_ended_ns: t.last_poll_ended_ns,
+        polls: t.polls,
+        busy_ns: t.busy_ns,
+        wakes: t.wakes,
+        live_wakers: t.live_wakers,
+        runtime: info.runtimes.get(t.runtime as usize).map(|r| r.name.as_str()),
+        stack: frames(dump.stack_of(dumped)),
+    })
+}

@@ -1,0 +1,77 @@
+//! `taskscope stack <pid|addr>`: a one-shot dump of every task's async stack.
+//!
+//! The model ([`dump`], [`filter`], [`group`], [`frames`]) is pure functions
+//! over the protocol types; [`render`] and [`json`] turn it into the text and
+//! JSON reports. This file only wires the command line to them.
+
+pub mod dump;
+pub mod filter;
+pub mod frames;
+pub mod group;
+pub mod json;
+pub mod render;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::client;
+use crate::target::Target;
+use filter::Filter;
+
+/// Options of `taskscope stack`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Exit status: 0 when the agent answered, even if a runtime produced no stacks \
+(a `warning: no stacks: ...` line says why, and the tasks are still listed by \
+spawn location: their lifecycle records are valid without stacks); 1 when the \
+agent could not be reached or the dump failed.")]
+pub struct Args {
+    /// PID, Unix socket path, or host:port of the agent.
+    #[arg(value_name = "PID|ADDR")]
+    target: String,
+
+    /// Print every task with its own stack instead of groups (like pprof debug=2).
+    #[arg(long)]
+    all: bool,
+
+    /// Print JSON for scripts (all frames included, times in nanoseconds).
+    #[arg(long)]
+    json: bool,
+
+    /// Show runtime-internal frames instead of collapsing them.
+    #[arg(long)]
+    full: bool,
+
+    /// Keep only idle tasks parked at least this long (e.g. `5s`, `2m`).
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    min_idle: Option<Duration>,
+
+    /// Keep only tasks whose stack (any frame's function or file), name or
+    /// spawn location contains TEXT (case-sensitive).
+    #[arg(long = "match", value_name = "TEXT")]
+    pattern: Option<String>,
+
+    /// How long the program's runtimes may take to produce their stacks.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+/// Runs `taskscope stack`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let target = Target::parse(&args.target)?;
+    let mut conn = client::connect(&target).await?;
+    let dump = dump::fetch(&mut conn, args.timeout).await?;
+    let filter = Filter { min_idle: args.min_idle, pattern: args.pattern };
+    let text = if args.json {
+        // The JSON carries the runtime statuses; still tell a human on stderr.
+        for warning in render::warnings(&dump, args.timeout) {
+            eprintln!("taskscope: {warning}");
+        }
+        json::report(&conn.info, &dump, &filter, args.all).context("cannot encode the dump as JSON")?
+    } else {
+        let view = render::View { all: args.all, full: args.full, timeout: args.timeout };
+        render::report(&conn.info, &dump, &filter, view)
+    };
+    crate::output::print(&text)
+}

@@ -1,0 +1,194 @@
+//! The text report of `taskscope stack`, in the spirit of pprof's goroutine
+//! dumps: `debug=1` (grouped, the default) and `debug=2` (`--all`, every task).
+//!
+//! ```text
+//! done_signal (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 1002 idle, 1000 leaked, 0 done; 0 dropped events
+//!
+//! 1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5
+//!     ... 3 runtime frames
+//!     tokio::sync::notify::Notified::poll
+//!         tokio-1.54.1/src/sync/notify.rs:1130:9
+//!     done_signal::wait_for_done::{{closure}}
+//!         examples/src/bin/done_signal.rs:14:9
+//! ```
+//!
+//! Pure functions from the dump to a `String`, so every shape is unit-tested.
+
+use std::time::Duration;
+
+use taskscope_proto::{DumpStatus, DumpedTask, ProcessInfo, Stack, TaskState};
+
+use super::dump::{self, Dump};
+use super::filter::Filter;
+use super::frames::{self, Line};
+use super::group::{self, Group};
+use crate::duration::format_ns;
+
+/// How to render.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    /// Every task (`--all`) instead of groups.
+    pub all: bool,
+    /// Every frame (`--full`) instead of the program's own.
+    pub full: bool,
+    /// The dump timeout that was requested, for the warnings.
+    pub timeout: Duration,
+}
+
+/// The whole report.
+pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> String {
+    let mut out = header(info, dump);
+    out.push('\n');
+    for warning in warnings(dump, view.timeout) {
+        out.push_str(&warning);
+        out.push('\n');
+    }
+    let blocks: Vec<String> = if view.all {
+        group::select(dump, filter).into_iter().map(|t| task_block(t, dump, view.full)).collect()
+    } else {
+        group::group(dump, filter).iter().map(|g| group_block(g, dump, view.full)).collect()
+    };
+    if filter.is_active() {
+        let shown = group::select(dump, filter).len();
+        out.push_str(&format!("showing {shown} of {} tasks ({})\n", dump.tasks.len(), filter.describe()));
+    }
+    if blocks.is_empty() {
+        out.push_str(if filter.is_active() { "\nno task matches\n" } else { "\nno tasks\n" });
+    }
+    for block in blocks {
+        out.push('\n');
+        out.push_str(&block);
+    }
+    out
+}
+
+/// `name (pid N), tokio V: totals by state; dropped events`.
+pub fn header(info: &ProcessInfo, dump: &Dump) -> String {
+    let c = dump.header.counts.unwrap_or_default();
+    let dropped = dump.header.dropped_events;
+    let mut line = format!(
+        "{} (pid {}), tokio {}: {} running, {} scheduled, {} idle, {} leaked, {} done; {} dropped events",
+        info.process_name, info.pid, info.tokio_version, c.running, c.scheduled, c.idle, c.leaked, c.done, dropped,
+    );
+    if dropped > 0 {
+        line.push_str(" (some task records may be missing)");
+    }
+    line
+}
+
+/// One `warning: no stacks: ...` line per runtime that produced no stacks.
+/// The report is still printed (and the exit status is 0): the lifecycle
+/// records are valid without stacks.
+pub fn warnings(dump: &Dump, timeout: Duration) -> Vec<String> {
+    let suffix = if dump.header.runtimes.len() > 1 { "its tasks are shown" } else { "tasks are shown" };
+    dump.header
+        .runtimes
+        .iter()
+        .filter_map(|rt| {
+            let detail = if rt.detail.is_empty() { String::new() } else { format!(" ({})", rt.detail) };
+            let problem = match DumpStatus::try_from(rt.status) {
+                Ok(DumpStatus::Ok) => return None,
+                Ok(DumpStatus::TimedOut) => format!(
+                    "runtime {} did not answer within {}{detail}: a task may be blocking a worker thread",
+                    rt.runtime,
+                    crate::duration::format(timeout)
+                ),
+                Ok(DumpStatus::Unsupported) => {
+                    format!("task dumps are not supported for runtime {}{detail}", rt.runtime)
+                }
+                Ok(DumpStatus::Failed) => format!("dump of runtime {} failed{detail}", rt.runtime),
+                _ => format!("runtime {} sent an unknown dump status {}{detail}", rt.runtime, rt.status),
+            };
+            Some(format!("warning: no stacks: {problem}; {suffix} by spawn location only"))
+        })
+        .collect()
+}
+
+/// A group: its summary line, names, and stack.
+pub fn group_block(g: &Group<'_>, dump: &Dump, full: bool) -> String {
+    let count = g.count();
+    let mut tags = if let [(state, _)] = g.states.as_slice() {
+        dump::state_word(*state).to_string()
+    } else {
+        let parts: Vec<String> = g.states.iter().map(|(s, n)| format!("{n} {}", dump::state_word(*s))).collect();
+        parts.join(", ")
+    };
+    match g.leaked {
+        0 => {}
+        _ if count == 1 => tags.push_str(", leaked"),
+        n => tags.push_str(&format!(", {n} leaked")),
+    }
+    let parked = match g.parked {
+        None => String::new(),
+        Some((lo, hi)) if format_ns(lo) == format_ns(hi) => format!(" parked {}", format_ns(hi)),
+        Some((lo, hi)) => format!(" parked {}..{}", format_ns(lo), format_ns(hi)),
+    };
+    let mut out = format!(
+        "{count} {} [{tags}]{parked}  spawned at {}\n",
+        if count == 1 { "task" } else { "tasks" },
+        g.location.as_deref().unwrap_or("<unknown>")
+    );
+    if !g.names.is_empty() {
+        const SHOWN: usize = 5;
+        let mut names = g.names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+        if g.names.len() > SHOWN {
+            names.push_str(&format!(" (+{} more)", g.names.len() - SHOWN));
+        }
+        out.push_str(&format!("  {}: {names}\n", if g.names.len() == 1 { "name" } else { "names" }));
+    }
+    out.push_str(&stack_lines(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0), full));
+    out
+}
+
+/// A task of the `--all` view: `task 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:10:5`.
+pub fn task_block(dumped: &DumpedTask, dump: &Dump, full: bool) -> String {
+    let Some(task) = &dumped.task else { return String::new() };
+    let state = dump::state(task);
+    let mut tags = dump::state_word(state).to_string();
+    if let Some(parked) = dump::parked_ns(task, dump.now_ns()) {
+        tags.push_str(&format!(" {}", format_ns(parked)));
+    }
+    if task.leaked {
+        tags.push_str(", leaked");
+    }
+    let name = if task.name.is_empty() { String::new() } else { format!(" name={}", task.name) };
+    let location = dump::location(task).unwrap_or_else(|| "<unknown>".to_string());
+    let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);
+    if state != TaskState::Done {
+        out.push_str(&stack_lines(dump.stack_of(dumped), full));
+    }
+    out
+}
+
+/// The backtraces of a stack, indented under their group or task.
+pub fn stack_lines(stack: Option<&Stack>, full: bool) -> String {
+    let Some(stack) = stack.filter(|s| !s.backtraces.is_empty()) else {
+        return "    (no stack captured)\n".to_string();
+    };
+    let mut out = String::new();
+    let n = stack.backtraces.len();
+    for (i, bt) in stack.backtraces.iter().enumerate() {
+        if n > 1 {
+            out.push_str(&format!("  awaiting {} of {n}:\n", i + 1));
+        }
+        for line in frames::visible(&bt.frames, full) {
+            match line {
+                Line::Collapsed(k) => {
+                    out.push_str(&format!("    ... {k} runtime frame{}\n", if k == 1 { "" } else { "s" }));
+                }
+                Line::Frame(frame) => {
+                    let function = if frame.function.is_empty() { "<unknown>" } else { &frame.function };
+                    out.push_str(&format!("    {function}\n"));
+                    if let Some(pos) = frames::position(frame, full) {
+                        out.push_str(&format!("        {pos}\n"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

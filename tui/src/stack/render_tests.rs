@@ -1,0 +1,206 @@
+//! Rendering tests from constructed protocol messages: the exact shapes
+//! other tests and users' scripts match on.
+
+use super::*;
+use crate::stack::group::tests::{dump_of, dumped};
+use taskscope_proto::{Backtrace, DumpHeader, Frame, RuntimeDump, TaskCounts};
+
+const SEC: u64 = 1_000_000_000;
+const FILE: &str = "examples/src/bin/done_signal.rs";
+
+fn frame(function: &str, file: &str, line: u32, internal: bool) -> Frame {
+    Frame { function: function.into(), file: file.into(), line, column: 9, internal }
+}
+
+fn waiter_stack() -> Stack {
+    Stack {
+        id: 1,
+        backtraces: vec![Backtrace {
+            frames: vec![
+                frame("done_signal::waiter::{{closure}}", FILE, 14, false),
+                frame(
+                    "tokio::sync::notify::Notified::poll",
+                    "/h/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/sync/notify.rs",
+                    1130,
+                    true,
+                ),
+                frame("tokio::sync::notify::Notified::poll_notified", "/x/notify.rs", 1000, true),
+                frame("tokio::runtime::task::trace::trace_leaf", "/x/trace.rs", 10, true),
+            ],
+        }],
+    }
+}
+
+fn info() -> ProcessInfo {
+    ProcessInfo { pid: 4242, process_name: "done_signal".into(), tokio_version: "1.54.1".into(), ..Default::default() }
+}
+
+/// 1000 leaked waiters parked 2.1s..1m2s, one running task, one named task.
+fn leak_dump() -> Dump {
+    let now = 1000 * SEC;
+    let mut tasks: Vec<DumpedTask> = (0..1000)
+        .map(|i| {
+            let parked = 2 * SEC + 100_000_000 + i * (60 * SEC / 999);
+            dumped(i + 10, TaskState::Idle, true, now - parked, FILE, 1)
+        })
+        .collect();
+    tasks.push(dumped(1, TaskState::Running, false, 0, "src/main.rs", 0));
+    let mut named = dumped(42, TaskState::Idle, true, now - (5 * 60 + 12) * SEC, "src/main.rs", 1);
+    named.task.as_mut().unwrap().name = "worker".into();
+    tasks.push(named);
+    let mut dump = dump_of(tasks, &[], now);
+    dump.stacks.insert(1, waiter_stack());
+    dump.header = DumpHeader {
+        now_ns: now,
+        counts: Some(TaskCounts { running: 1, idle: 1001, leaked: 1001, ..Default::default() }),
+        runtimes: vec![RuntimeDump { runtime: "main".into(), status: DumpStatus::Ok as i32, ..Default::default() }],
+        dropped_events: 0,
+    };
+    dump
+}
+
+fn view() -> View {
+    View { all: false, full: false, timeout: Duration::from_secs(5) }
+}
+
+#[test]
+fn grouped_report_shape() {
+    let out = report(&info(), &leak_dump(), &Filter::default(), view());
+    let expected_head = "\
+done_signal (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 1001 idle, 1001 leaked, 0 done; 0 dropped events
+
+1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5
+    ... 2 runtime frames
+    tokio::sync::notify::Notified::poll
+        tokio-1.54.1/src/sync/notify.rs:1130:9
+    done_signal::waiter::{{closure}}
+        examples/src/bin/done_signal.rs:14:9
+
+1 task [idle, leaked] parked 5m12s  spawned at src/main.rs:25:5
+  name: worker
+";
+    assert!(out.starts_with(expected_head), "{out}");
+    assert!(out.contains("\n1 task [running]  spawned at src/main.rs:25:5\n    (no stack captured)\n"), "{out}");
+}
+
+#[test]
+fn full_shows_every_frame_with_full_paths() {
+    let out = report(&info(), &leak_dump(), &Filter::default(), View { full: true, ..view() });
+    assert!(out.contains("tokio::runtime::task::trace::trace_leaf\n        /x/trace.rs:10:9"), "{out}");
+    assert!(out.contains("/h/.cargo/registry/src/"), "{out}");
+    assert!(!out.contains("runtime frame"), "{out}");
+}
+
+#[test]
+fn all_lists_each_task() {
+    let out = report(&info(), &leak_dump(), &Filter::default(), View { all: true, ..view() });
+    assert!(out.contains("\ntask 1 [running] spawned at src/main.rs:25:5\n    (no stack captured)\n"), "{out}");
+    assert!(out.contains("\ntask 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:25:5\n    ... 2 runtime frames\n"), "{out}");
+    assert!(out.contains("\ntask 10 [idle 2.1s, leaked] spawned at examples/src/bin/done_signal.rs:25:5\n"), "{out}");
+    assert_eq!(out.matches("\ntask ").count(), 1002);
+}
+
+#[test]
+fn filters_say_what_is_shown() {
+    let filter = Filter { min_idle: Some(Duration::from_secs(300)), pattern: None };
+    let out = report(&info(), &leak_dump(), &filter, view());
+    assert!(out.contains("showing 1 of 1002 tasks (--min-idle 5m)\n"), "{out}");
+    assert!(out.contains("1 task [idle, leaked] parked 5m12s"), "{out}");
+    let nothing = Filter { min_idle: None, pattern: Some("no-such-thing".into()) };
+    assert!(report(&info(), &leak_dump(), &nothing, view()).ends_with("\nno task matches\n"));
+}
+
+#[test]
+fn timed_out_runtime_warns_and_still_groups_by_location() {
+    let mut dump = leak_dump();
+    dump.stacks.clear();
+    for t in &mut dump.tasks {
+        t.stack_id = 0;
+    }
+    dump.header.runtimes[0].status = DumpStatus::TimedOut as i32;
+    let out = report(&info(), &dump, &Filter::default(), View { timeout: Duration::from_secs(2), ..view() });
+    assert!(
+        out.contains("\nwarning: no stacks: runtime main did not answer within 2s: a task may be blocking a worker thread; tasks are shown by spawn location only\n"),
+        "{out}"
+    );
+    assert!(out.contains("1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5\n    (no stack captured)\n"), "{out}");
+}
+
+#[test]
+fn other_statuses_warn_with_their_detail() {
+    let mut dump = leak_dump();
+    dump.header.runtimes = vec![
+        RuntimeDump { runtime: "main".into(), status: DumpStatus::Unsupported as i32, detail: "not Linux".into(), elapsed_ns: 0 },
+        RuntimeDump { runtime: "io".into(), status: DumpStatus::Failed as i32, detail: "boom".into(), elapsed_ns: 0 },
+    ];
+    let w = warnings(&dump, Duration::from_secs(5));
+    assert_eq!(
+        w,
+        vec![
+            "warning: no stacks: task dumps are not supported for runtime main (not Linux); its tasks are shown by spawn location only",
+            "warning: no stacks: dump of runtime io failed (boom); its tasks are shown by spawn location only",
+        ]
+    );
+}
+
+#[test]
+fn mixed_states_are_counted_and_dropped_events_flagged() {
+    let tasks = vec![
+        dumped(1, TaskState::Idle, false, SEC, "a.rs", 0),
+        dumped(2, TaskState::Idle, true, SEC, "a.rs", 0),
+        dumped(3, TaskState::Scheduled, false, 0, "a.rs", 0),
+    ];
+    let mut dump = dump_of(tasks, &[], 3 * SEC);
+    dump.header.dropped_events = 7;
+    let out = report(&info(), &dump, &Filter::default(), view());
+    assert!(out.contains("0 done; 7 dropped events (some task records may be missing)\n"), "{out}");
+    assert!(out.contains("3 tasks [1 scheduled, 2 idle, 1 leaked] parked 2s  spawned at a.rs:25:5\n"), "{out}");
+}
+
+#[test]
+fn several_backtraces_are_numbered() {
+    let stack = Stack {
+        id: 1,
+        backtraces: vec![
+            Backtrace { frames: vec![frame("app::a", "src/a.rs", 1, false)] },
+            Backtrace { frames: vec![frame("app::b", "src/b.rs", 2, false)] },
+        ],
+    };
+    let out = stack_lines(Some(&stack), false);
+    assert_eq!(
+        out,
+        "  awaiting 1 of 2:\n    app::a\n        src/a.rs:1:9\n  awaiting 2 of 2:\n    app::b\n        src/b.rs:2:9\n"
+    );
+}
+
+#[test]
+fn json_report_parses_and_has_the_documented_fields() {
+    let dump = leak_dump();
+    let text = crate::stack::json::report(&info(), &dump, &Filter::default(), false).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["process"]["pid"], 4242);
+    assert_eq!(v["counts"]["leaked"], 1001);
+    assert_eq!(v["runtimes"][0]["status"], "ok");
+    let g = &v["groups"][0];
+    assert_eq!(g["count"], 1000);
+    assert_eq!(g["states"]["idle"], 1000);
+    assert_eq!(g["leaked"], 1000);
+    assert_eq!(g["location"], "examples/src/bin/done_signal.rs:25:5");
+    assert_eq!(g["parked_min_ns"], 2 * SEC + 100_000_000);
+    assert_eq!(g["task_ids"].as_array().unwrap().len(), 1000);
+    assert_eq!(g["stack"][0][0]["function"], "done_signal::waiter::{{closure}}");
+    assert_eq!(g["stack"][0][3]["internal"], true);
+    assert!(v.get("tasks").is_none());
+
+    let all = crate::stack::json::report(&info(), &dump, &Filter::default(), true).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&all).unwrap();
+    assert!(v.get("groups").is_none());
+    let tasks = v["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1002);
+    assert_eq!(tasks[0]["id"], 1);
+    assert_eq!(tasks[0]["state"], "running");
+    assert_eq!(tasks[0]["stack"], serde_json::Value::Null);
+    let worker = tasks.iter().find(|t| t["name"] == "worker").unwrap();
+    assert_eq!(worker["parked_ns"], (5 * 60 + 12) * SEC);
+    assert_eq!(worker["leaked"], true);
+}
