@@ -127,6 +127,9 @@ impl Recorder {
     #[inline]
     pub(crate) fn complete(&self, key: Key) {
         if let Some(slot) = self.table.get(key) {
+            // tracing's `Instrumented` enters the span once more to drop the
+            // future; that enter/exit is not a poll.
+            slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
             slot.completed_at.store(clock::raw(), Relaxed);
             slot.phase.store(DONE, Release);
             self.notify(Notice::Completed(key));

@@ -452,3 +452,7 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
     };
     (task, fingerprint)
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,155 @@
+//! The recorder and the state owner against a real tokio runtime: real task
+//! spans and waker events go through the bare subscriber into slots, and the
+//! state owner derives states, leaks, totals and retention from them.
+
+use std::future::pending;
+use std::time::Duration;
+
+use super::*;
+use crate::subscriber::TaskSubscriber;
+
+fn setup(config: Config) -> (&'static Recorder, StateOwner) {
+    clock::start();
+    let _ = FILES.set(crate::fields::Files::new());
+    let recorder: &'static Recorder = Box::leak(Box::new(Recorder::new(1024)));
+    let (owner, _handle) = StateOwner::new(recorder, Arc::new(config));
+    (recorder, owner)
+}
+
+fn by_name<'a>(scan: &'a Scan, name: &str) -> &'a proto::Task {
+    scan.tasks
+        .iter()
+        .map(|(t, _)| t)
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no task named {name} in {:?}", scan.tasks.iter().map(|(t, _)| &t.name).collect::<Vec<_>>()))
+}
+
+/// Runs `body` on a current-thread runtime whose tasks report to `recorder`.
+fn run_traced(recorder: &'static Recorder, body: impl std::future::Future<Output = ()>) -> tokio::runtime::Runtime {
+    let dispatch = tracing_core::Dispatch::new(TaskSubscriber::new(recorder));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    tracing_core::dispatcher::with_default(&dispatch, || rt.block_on(body));
+    rt
+}
+
+#[test]
+fn states_leaks_and_wakers_are_derived_from_real_tasks() {
+    let (recorder, mut owner) = setup(Config::default());
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let _rt = run_traced(recorder, async move {
+        tokio::task::Builder::new().name("forever").spawn(pending::<()>()).expect("spawn");
+        tokio::task::Builder::new()
+            .name("receiver")
+            .spawn(async move {
+                rx.recv().await;
+            })
+            .expect("spawn");
+        tokio::task::Builder::new().name("short").spawn(async {}).expect("spawn");
+        tokio::task::Builder::new()
+            .name("yielder")
+            .spawn(async {
+                // Wakes itself from inside its own poll once, then finishes.
+                let mut woken = false;
+                std::future::poll_fn(|cx| {
+                    if woken {
+                        return std::task::Poll::Ready(());
+                    }
+                    woken = true;
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                })
+                .await;
+            })
+            .expect("spawn");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    });
+    owner.drain();
+    let scan = owner.scan();
+    let forever = by_name(&scan, "forever");
+    assert_eq!(forever.state, proto::TaskState::Idle as i32);
+    assert!(forever.leaked, "nothing holds a waker of a task on pending(): {forever:?}");
+    assert_eq!(forever.polls, 1);
+    assert!(forever.location.as_ref().is_some_and(|l| l.file.ends_with("state_tests.rs") && l.line > 0));
+
+    let receiver = by_name(&scan, "receiver");
+    assert_eq!(receiver.state, proto::TaskState::Idle as i32);
+    assert!(!receiver.leaked, "the channel holds its waker: {receiver:?}");
+    assert_eq!(receiver.live_wakers, 1);
+
+    let short = by_name(&scan, "short");
+    assert_eq!(short.state, proto::TaskState::Done as i32);
+    assert!(short.completed_at_ns >= short.spawned_at_ns);
+
+    let yielder = by_name(&scan, "yielder");
+    assert_eq!(yielder.state, proto::TaskState::Done as i32);
+    assert_eq!(yielder.polls, 2);
+    assert!(yielder.self_wakes >= 1, "it woke itself inside its own poll: {yielder:?}");
+
+    let counts = owner.counts(&scan.tasks);
+    assert!(counts.leaked >= 1 && counts.idle >= 2 && counts.done >= 2, "{counts:?}");
+    assert_eq!(counts.spawned_total, counts.spawned_total.max(4));
+    drop(tx);
+}
+
+#[test]
+fn completed_tasks_are_recycled_past_retention() {
+    let (recorder, mut owner) = setup(Config { retain_done: 3, ..Config::default() });
+    let _rt = run_traced(recorder, async {
+        for _ in 0..50 {
+            tokio::spawn(async {}).await.expect("join");
+        }
+    });
+    owner.drain();
+    owner.expire();
+    let scan = owner.scan();
+    let done = scan.tasks.iter().filter(|(t, _)| t.state == proto::TaskState::Done as i32).count();
+    assert_eq!(done, 3, "only the 3 most recent completed tasks are kept");
+    assert!(recorder.table.len() <= 52, "50 tasks and block_on: {}", recorder.table.len());
+    // Slots are reused: a second round does not grow the table.
+    let before = recorder.table.len();
+    let _rt = run_traced(recorder, async {
+        for _ in 0..50 {
+            tokio::spawn(async {}).await.expect("join");
+            tokio::task::yield_now().await;
+        }
+    });
+    owner.drain();
+    owner.expire();
+    assert!(recorder.table.len() <= before + 5, "table grew from {before} to {}", recorder.table.len());
+    assert_eq!(owner.completed_total, 102, "100 tasks and 2 block_on futures");
+}
+
+#[test]
+fn watch_sends_snapshot_then_only_changes() {
+    let (recorder, mut owner) = setup(Config::default());
+    let _rt = run_traced(recorder, async {
+        for i in 0..5 {
+            tokio::task::Builder::new().name(&format!("p{i}")).spawn(pending::<()>()).expect("spawn");
+        }
+        tokio::task::yield_now().await;
+    });
+    owner.drain();
+    let (tx, mut rx) = mpsc::channel(16);
+    owner.watchers.push(Watcher {
+        tx,
+        interval: MIN_INTERVAL,
+        next: Instant::now(),
+        sent: HashMap::new(),
+        needs_reset: true,
+        totals_sent: HashMap::new(),
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        owner.feed_watchers();
+        let first = rx.recv().await.expect("snapshot");
+        assert!(first.reset && first.complete);
+        assert!(first.tasks.len() >= 5);
+        assert!(first.location_totals.iter().any(|t| t.spawned >= 5));
+        tokio::time::sleep(MIN_INTERVAL * 2).await;
+        owner.feed_watchers();
+        let second = rx.recv().await.expect("delta");
+        assert!(!second.reset && second.complete);
+        assert!(second.tasks.is_empty(), "nothing changed: {:?}", second.tasks);
+        assert!(second.location_totals.is_empty());
+    });
+}
