@@ -82,6 +82,11 @@ pub fn connect_failed(target: &Target, err: &(dyn StdError + 'static)) -> Connec
 
 /// `GetInfo` returned an error status.
 pub fn get_info_failed(target: &Target, status: &tonic::Status) -> ConnectError {
+    // tonic invents a status from the HTTP status when a response carries no
+    // `grpc-status`: whatever answered does not speak gRPC at all.
+    if let Some(http) = status.message().strip_prefix("grpc-status header missing, mapped from HTTP status code ") {
+        return ConnectError::NotAnAgent { who: who(target), detail: format!("it answered HTTP {http}, not gRPC") };
+    }
     match status.code() {
         tonic::Code::Unimplemented => {
             ConnectError::OtherProtocol { who: who(target), ours: taskscope_proto::PROTOCOL_VERSION }
@@ -256,6 +261,16 @@ mod tests {
         let target = Target::Tcp { host: "h".into(), port: 1 };
         let err = get_info_failed(&target, &tonic::Status::unimplemented("no"));
         assert!(matches!(err, ConnectError::OtherProtocol { ours: 1, .. }));
+    }
+
+    #[test]
+    fn plain_http_servers_are_not_agents() {
+        let target = Target::Tcp { host: "h".into(), port: 80 };
+        let status = tonic::Status::unimplemented("grpc-status header missing, mapped from HTTP status code 404");
+        assert_eq!(
+            get_info_failed(&target, &status).to_string(),
+            "h:80: not a taskscope agent (it answered HTTP 404, not gRPC)"
+        );
     }
 
     #[test]

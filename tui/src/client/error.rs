@@ -116,6 +116,16 @@ pub enum ConnectError {
         ours: u32,
     },
 
+    /// Something answered, but not in gRPC: another HTTP server (or a proxy)
+    /// listens at that address.
+    #[error("{who}: not a taskscope agent ({detail})")]
+    NotAnAgent {
+        /// The address.
+        who: String,
+        /// What it answered instead.
+        detail: String,
+    },
+
     /// The agent answered, with a protocol version other than ours.
     #[error("{who}: agent speaks protocol v{theirs}, this taskscope speaks v{ours}")]
     VersionMismatch {

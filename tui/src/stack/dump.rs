@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use taskscope_proto::{DumpChunk, DumpHeader, DumpRequest, DumpStatus, DumpedTask, Stack, Task, TaskState};
+use taskscope_proto::{DumpChunk, DumpHeader, DumpRequest, DumpedTask, Stack, Task, TaskState};
 
 use crate::client::Connected;
 
@@ -49,11 +49,6 @@ impl Dump {
     /// The stack of a task, if one was captured.
     pub fn stack_of(&self, task: &DumpedTask) -> Option<&Stack> {
         self.stacks.get(&task.stack_id).filter(|_| task.stack_id != 0)
-    }
-
-    /// True when every runtime produced stacks.
-    pub fn all_stacks_ok(&self) -> bool {
-        self.header.runtimes.iter().all(|r| r.status == DumpStatus::Ok as i32)
     }
 }
 
@@ -124,7 +119,7 @@ pub fn location(task: &Task) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use taskscope_proto::{Location, RuntimeDump};
+    use taskscope_proto::{DumpStatus, Location, RuntimeDump};
 
     fn idle(last_poll_ended_ns: u64, spawned_at_ns: u64) -> Task {
         Task { state: TaskState::Idle as i32, last_poll_ended_ns, spawned_at_ns, ..Task::default() }
@@ -170,7 +165,6 @@ mod tests {
         assert_eq!(dump.tasks.len(), 2);
         assert!(dump.stack_of(&dump.tasks[0]).is_some());
         assert!(dump.stack_of(&dump.tasks[1]).is_none());
-        assert!(dump.all_stacks_ok());
         assert!(Dump::from_chunks(vec![DumpChunk::default()]).is_err());
         assert!(Dump::from_chunks(vec![]).is_err());
     }

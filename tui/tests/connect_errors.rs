@@ -1,0 +1,133 @@
+//! Every way of failing to reach an agent ends in one precise
+//! `taskscope: ...` line and exit status 1. Real binary, real sockets, real
+//! tonic servers; no agent needed.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn malformed_address_says_what_was_expected() {
+    let dir = temp_dir();
+    let run = taskscope(dir.path(), &["stack", "not-a-target"]);
+    assert_one_line_error(&run, "invalid target `not-a-target`: expected a PID");
+    let run = taskscope(dir.path(), &["stack", "localhost:99999"]);
+    assert_one_line_error(&run, "`99999` is not a TCP port");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = temp_dir();
+    let run = taskscope(dir.path(), &["stack"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = taskscope(dir.path(), &["stack", "1", "--min-idle", "soon"]);
+    assert_eq!(run.code, 2, "{run:?}");
+}
+
+#[test]
+fn pid_not_running() {
+    let dir = temp_dir();
+    let pid = dead_pid();
+    let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
+    assert_one_line_error(&run, &format!("process {pid} is not running"));
+    assert_eq!(run.stderr, format!("taskscope: process {pid} is not running\n"));
+}
+
+#[test]
+fn pid_without_agent() {
+    let dir = temp_dir();
+    let sleeper = Sleeper::start();
+    let pid = sleeper.pid();
+    // `comm` is set at exec; give the child a moment to get there.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
+    assert_one_line_error(
+        &run,
+        &format!("process {pid} (sleep) is running but has no taskscope agent: add `taskscope_agent::init()`"),
+    );
+}
+
+#[test]
+fn stale_socket_is_removed() {
+    let dir = temp_dir();
+    let pid = dead_pid();
+    let socket = socket_in(dir.path(), pid);
+    dead_socket(&socket);
+    let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
+    assert_one_line_error(
+        &run,
+        &format!("process {pid} is not running; removed its stale socket {}", socket.display()),
+    );
+    assert!(!socket.exists(), "stale socket left behind");
+}
+
+#[test]
+fn live_pid_with_dead_socket_is_an_agent_not_answering() {
+    let dir = temp_dir();
+    let sleeper = Sleeper::start();
+    let socket = socket_in(dir.path(), sleeper.pid());
+    dead_socket(&socket);
+    let run = taskscope(dir.path(), &["stack", &sleeper.pid().to_string()]);
+    assert_one_line_error(&run, "agent not answering (connection refused on");
+    assert!(socket.exists(), "a live process's socket must not be removed");
+}
+
+#[test]
+fn other_protocol_version_is_refused() {
+    let dir = temp_dir();
+    let pid = std::process::id();
+    let _agent = serve_agent(
+        &socket_in(dir.path(), pid),
+        FakeAgent { info: info(2), dump: DumpAnswer::Chunks(vec![]) },
+    );
+    let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
+    assert_one_line_error(&run, "agent speaks protocol v2, this taskscope speaks v1");
+}
+
+#[test]
+fn unimplemented_get_info_is_another_protocol() {
+    let dir = temp_dir();
+    let pid = std::process::id();
+    let _router = serve_empty_router(&socket_in(dir.path(), pid));
+    let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
+    assert_one_line_error(&run, "agent speaks another protocol version (not taskscope.v1)");
+}
+
+#[test]
+fn agent_closing_the_connection_is_reported() {
+    let dir = temp_dir();
+    let socket = dir.path().join("agent.sock");
+    let _closer = serve_closer(&socket);
+    let run = taskscope(dir.path(), &["stack", socket.to_str().unwrap()]);
+    assert_one_line_error(&run, "agent closed the connection");
+}
+
+#[test]
+fn explicit_socket_path_that_does_not_exist() {
+    let dir = temp_dir();
+    let socket = dir.path().join("nothing.sock");
+    let run = taskscope(dir.path(), &["stack", &format!("unix:{}", socket.display())]);
+    assert_one_line_error(&run, &format!("no socket at {}", socket.display()));
+}
+
+#[test]
+fn tcp_connection_refused() {
+    let dir = temp_dir();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let run = taskscope(dir.path(), &["stack", &format!("127.0.0.1:{port}")]);
+    assert_one_line_error(&run, &format!("connection refused by 127.0.0.1:{port}"));
+}
+
+#[test]
+fn silent_agent_times_out() {
+    let dir = temp_dir();
+    let socket = dir.path().join("silent.sock");
+    let _silent = serve_silent(&socket);
+    let start = std::time::Instant::now();
+    let run = taskscope(dir.path(), &["stack", socket.to_str().unwrap()]);
+    assert_one_line_error(&run, &format!("no answer from {} within 5s", socket.display()));
+    assert!(start.elapsed() < std::time::Duration::from_secs(15), "took {:?}", start.elapsed());
+}
