@@ -3,14 +3,16 @@
 //! Not a leak but the case an inspector has to survive: a task calls a blocking
 //! function (`std::thread::sleep` standing in for a synchronous lock, file read
 //! or DNS lookup) on a worker thread. This runtime has one worker, so after
-//! `--after` (500ms) nothing else runs for `--for` (30s): the heartbeat task
-//! stays scheduled but is never polled, and a task dump, which needs every
-//! worker to come back to the scheduler, cannot be taken.
+//! `--after` (500ms) nothing else runs for `--for` (30s): the `count_ticks`
+//! task, woken every 100ms by a plain thread, stays scheduled but is never
+//! polled; the runtime's timers stop firing (the worker also drives them); and
+//! a task dump, which needs every worker to come back to the scheduler, cannot
+//! be taken.
 //!
 //! The agent serves from a thread of its own, so it keeps answering:
 //! `taskscope stack <pid>` reports that the dump timed out (rather than hanging)
 //! and still prints the lifecycle data, with `block_worker`'s task *running* for
-//! as long as it has been blocking and the heartbeat *scheduled*.
+//! as long as it has been blocking and `count_ticks` *scheduled*.
 //!
 //! The fix (`--fixed`): the blocking call goes to `spawn_blocking`, so it runs
 //! on tokio's blocking pool and the worker stays free.
@@ -27,7 +29,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use taskscope_examples::{parse_duration, run_until_stopped, Common};
+use taskscope_examples::{parse_duration, Common};
+use tokio::sync::mpsc;
 
 /// A program whose only worker thread gets blocked.
 #[derive(Debug, Parser)]
@@ -60,18 +63,38 @@ async fn main() {
         );
     }
 
-    tokio::spawn(heartbeat());
+    let (ticks, inbox) = mpsc::channel(1);
+    std::thread::spawn(move || tick_every_100ms(ticks));
+    tokio::spawn(count_ticks(inbox));
     tokio::spawn(block_later(args.after, args.block_for, args.common.fixed));
-    run_until_stopped(args.common.exit_after).await;
+    // No SIGINT/SIGTERM handler here, unlike the other examples: the handler
+    // would wait for the blocked runtime, and the program could not be stopped.
+    match args.common.exit_after {
+        Some(after) => tokio::time::sleep(after).await,
+        None => std::future::pending().await,
+    }
 }
 
-/// Ticks every 100ms: a task that is ready to run but cannot while the worker
-/// is blocked.
-async fn heartbeat() {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+/// A plain thread, outside the runtime, that sends a tick every 100ms: it
+/// keeps waking `count_ticks`, whether or not the runtime can run it.
+fn tick_every_100ms(ticks: mpsc::Sender<()>) {
     loop {
-        tick.tick().await;
+        std::thread::sleep(Duration::from_millis(100));
+        match ticks.try_send(()) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {}
+            Err(mpsc::error::TrySendError::Closed(())) => return,
+        }
     }
+}
+
+/// Receives the ticks: woken every 100ms, so *scheduled* while the worker is
+/// blocked, since nobody can poll it.
+async fn count_ticks(mut inbox: mpsc::Receiver<()>) {
+    let mut ticks = 0u64;
+    while inbox.recv().await.is_some() {
+        ticks += 1;
+    }
+    let _ = ticks;
 }
 
 /// Waits `after`, then makes the blocking call.
