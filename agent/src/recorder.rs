@@ -7,9 +7,18 @@
 //! is allocated once, at spawn). Spawns and completions are also announced to
 //! the state owner through a bounded lock-free queue; when it is full the
 //! notice is dropped and counted, never waited for.
+//!
+//! Task dumps poll every task once in a tracing mode and then wake each of
+//! them so that it is polled again for real. Counted naively, one dump would
+//! make every task look freshly polled and reset every parked time. So while a
+//! dump is in flight, a poll made in tracing mode (tokio's
+//! `Handle::is_tracing`) is not recorded and marks the task TRACED; the wake
+//! that follows is the dump's own and marks it REPOLL; and the poll after that
+//! is the dump's re-poll, not recorded either. Waker clones and drops are
+//! always counted, so the live-waker balance stays exact.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 use crossbeam_queue::ArrayQueue;
 use tracing_core::span::Attributes;
@@ -33,9 +42,34 @@ pub(crate) struct Recorder {
     pub dropped: AtomicU64,
 }
 
+/// `Slot::dump_flags`: polled in tracing mode by a dump in flight.
+const TRACED: u32 = 1;
+/// `Slot::dump_flags`: woken by the dump; its next poll is the dump's re-poll.
+const REPOLL: u32 = 2;
+
+/// Dumps in flight (see the module docs).
+static DUMPING: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a task dump as in flight until dropped.
+pub(crate) struct Dumping(());
+
+/// Call around every `Handle::dump` and until its tasks' re-polls are done.
+pub(crate) fn dumping() -> Dumping {
+    DUMPING.fetch_add(1, AcqRel);
+    Dumping(())
+}
+
+impl Drop for Dumping {
+    fn drop(&mut self) {
+        DUMPING.fetch_sub(1, AcqRel);
+    }
+}
+
 thread_local! {
     /// Key of the task being polled on this thread (0 = none), for self-wakes.
     static CURRENT: Cell<u64> = const { Cell::new(0) };
+    /// Key of a task whose current poll is not recorded (a dump's poll).
+    static UNRECORDED: Cell<u64> = const { Cell::new(0) };
     /// Set on the agent's own thread: what it spawns is not the program's.
     static AGENT_THREAD: Cell<bool> = const { Cell::new(false) };
 }
@@ -82,15 +116,40 @@ impl Recorder {
     #[inline]
     pub(crate) fn enter(&self, key: Key) {
         if let Some(slot) = self.table.get(key) {
+            if slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0 {
+                if self.dump_poll(slot) {
+                    UNRECORDED.set(key.0);
+                    return;
+                }
+            }
             slot.poll_started.store(clock::raw(), Release);
             CURRENT.set(key.0);
         }
+    }
+
+    /// Whether this poll is a dump's (tracing poll or the re-poll after it).
+    #[cold]
+    fn dump_poll(&self, slot: &crate::slots::Slot) -> bool {
+        if slot.dump_flags.load(Acquire) & REPOLL != 0 {
+            slot.dump_flags.fetch_and(!REPOLL, AcqRel);
+            return true;
+        }
+        #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+        if DUMPING.load(Acquire) != 0 && tokio::runtime::Handle::is_tracing() {
+            slot.dump_flags.fetch_or(TRACED, AcqRel);
+            return true;
+        }
+        false
     }
 
     /// A poll ends. Only the polling thread writes these counters, and tokio
     /// orders successive polls of a task, so plain load + store suffices.
     #[inline]
     pub(crate) fn exit(&self, key: Key) {
+        if UNRECORDED.get() == key.0 {
+            UNRECORDED.set(0);
+            return;
+        }
         if let Some(slot) = self.table.get(key) {
             let now = clock::raw();
             let started = slot.poll_started.load(Relaxed);
@@ -151,6 +210,11 @@ impl Recorder {
                 if op == WakeOp::Wake {
                     // Waking by value consumes the waker; tokio emits no drop for it.
                     slot.waker_drops.fetch_add(1, Relaxed);
+                }
+                if slot.dump_flags.load(Relaxed) & TRACED != 0 {
+                    // The dump waking the task it traced: not a wake of the program's.
+                    slot.dump_flags.store(REPOLL, Release);
+                    return;
                 }
                 slot.wakes.fetch_add(1, Relaxed);
                 slot.last_wake.store(clock::raw(), Release);

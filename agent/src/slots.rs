@@ -59,6 +59,8 @@ pub(crate) struct Slot {
     pub task_id: AtomicU64,
     /// Kind code (see [`crate::fields::kind_name`]).
     pub kind: AtomicU32,
+    /// Task-dump bookkeeping (see [`crate::recorder`]): TRACED, REPOLL.
+    pub dump_flags: AtomicU32,
     pub spawned_at: AtomicU64,
     pub completed_at: AtomicU64,
     pub polls: AtomicU64,
@@ -96,6 +98,7 @@ impl Slot {
         }
         self.file.store(0, Relaxed);
         self.kind.store(0, Relaxed);
+        self.dump_flags.store(0, Relaxed);
         self.refs.store(1, Relaxed);
         self.take_name();
     }
