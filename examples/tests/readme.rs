@@ -73,3 +73,31 @@ fn ci_runs_the_readme_test_command() {
     assert_eq!(last, test_command, ".ci/run should end by running the README's test command");
     assert!(ci.contains("set -euo pipefail"), ".ci/run should stop at the first failure");
 }
+
+/// The `taskscope` binary next to this test's (`target/debug/taskscope`), built
+/// by `cargo test --workspace`; `None` when only this crate was built.
+fn taskscope_cli() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let cli = exe.parent()?.parent()?.join("taskscope");
+    cli.is_file().then_some(cli)
+}
+
+#[test]
+fn readme_invocations_use_real_flags() {
+    let Some(cli) = taskscope_cli() else {
+        eprintln!("skipped: no taskscope binary next to this test; `cargo test --workspace` builds it");
+        return;
+    };
+    let readme = readme();
+    let invocations: Vec<&str> = readme.lines().filter_map(|l| l.strip_prefix("$ taskscope ")).collect();
+    assert!(invocations.len() >= 4, "README shows the commands with `$ taskscope ...` lines");
+    for invocation in invocations {
+        let sub = invocation.split_whitespace().next().unwrap_or_default();
+        let help = std::process::Command::new(&cli).args([sub, "--help"]).output().expect("run taskscope --help");
+        assert!(help.status.success(), "README shows `taskscope {invocation}` but `taskscope {sub}` does not exist");
+        let help = String::from_utf8_lossy(&help.stdout);
+        for flag in invocation.split_whitespace().filter(|w| w.starts_with("--")) {
+            assert!(help.contains(flag), "README shows `taskscope {invocation}` but `{sub} --help` has no {flag}");
+        }
+    }
+}
