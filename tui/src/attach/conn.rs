@@ -1,0 +1,188 @@
+//! The connection task: keeps a `Watch` stream open to the agent, forwards
+//! what arrives to the UI as [`DataEvent`]s, runs the dumps the UI asks for,
+//! and reconnects with exponential backoff when the link drops.
+//!
+//! States, as the header shows them: connecting → live → lost (retry in N s)
+//! → connecting → …; for a PID target whose process is gone, "exited"
+//! instead of "lost". A socket path or TCP target reconnects as soon as an
+//! agent answers there again (a restarted program gets a new PID, so a PID
+//! target cannot come back).
+
+use std::time::Duration;
+
+use taskscope_proto as proto;
+use tokio::sync::mpsc;
+
+use super::event::{Command, DataEvent, LinkEvent};
+use super::state::DumpOutcome;
+use crate::client::{self, Connected};
+use crate::process::{liveness, Liveness};
+use crate::target::Target;
+
+/// First wait after a failure; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// A dump taking longer than this is reported as failed (the agent's own
+/// timeout, 5 s by default, normally answers first).
+const DUMP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs until the UI goes away (`events` closed). `first` is the connection
+/// made before the UI started.
+pub async fn run(
+    target: Target,
+    interval: Duration,
+    first: Connected,
+    events: mpsc::Sender<DataEvent>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut attempt = 0u32;
+    let mut next = Some(first);
+    loop {
+        let connected = match next.take() {
+            Some(c) => Ok(c),
+            None => {
+                attempt += 1;
+                if !send(&events, DataEvent::Link(LinkEvent::Connecting { attempt })).await {
+                    return;
+                }
+                client::connect(&target).await.map_err(|e| e.to_string())
+            }
+        };
+        let reason = match connected {
+            Ok(conn) => {
+                attempt = 0;
+                backoff = BACKOFF_MIN;
+                match follow(conn, interval, &events, &mut commands).await {
+                    Some(reason) => reason,
+                    None => return,
+                }
+            }
+            Err(reason) => reason,
+        };
+        let retry_in = backoff;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let link = match target.pid() {
+            Some(pid) if liveness(pid) == Liveness::Dead => LinkEvent::Exited { pid, retry_in },
+            _ => LinkEvent::Lost { reason, retry_in },
+        };
+        if !send(&events, DataEvent::Link(link)).await {
+            return;
+        }
+        if !wait(retry_in, &events, &mut commands).await {
+            return;
+        }
+    }
+}
+
+/// Follows the watch stream of one connection. Returns why it ended, or
+/// `None` when the UI is gone.
+async fn follow(
+    conn: Connected,
+    interval: Duration,
+    events: &mpsc::Sender<DataEvent>,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Option<String> {
+    let Connected { mut client, info, .. } = conn;
+    if !send(events, DataEvent::Info(Box::new(info))).await {
+        return None;
+    }
+    let request = proto::WatchRequest {
+        interval_ms: interval.as_millis().clamp(50, u32::MAX as u128) as u32,
+    };
+    let mut stream = match client.watch(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Some(format!("the agent refused the watch: {}", status_text(&status))),
+    };
+    if !send(events, DataEvent::Link(LinkEvent::Live)).await {
+        return None;
+    }
+    loop {
+        tokio::select! {
+            msg = stream.message() => match msg {
+                Ok(Some(update)) => {
+                    if !send(events, DataEvent::Update(Box::new(update))).await {
+                        return None;
+                    }
+                }
+                Ok(None) => return Some("the agent ended the stream (the program may be exiting)".to_string()),
+                Err(status) => return Some(format!("connection dropped: {}", status_text(&status))),
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command::Dump { seq, task_ids }) => {
+                    let (client, events) = (client.clone(), events.clone());
+                    // Dumps run beside the stream, which keeps flowing meanwhile.
+                    tokio::spawn(async move {
+                        let result = dump(client, task_ids).await;
+                        let _ = events.send(DataEvent::Dump { seq, result }).await;
+                    });
+                }
+                None => return None,
+            },
+        }
+    }
+}
+
+/// One `Dump` call, reassembled.
+async fn dump(
+    mut client: proto::inspector_client::InspectorClient<tonic::transport::Channel>,
+    task_ids: Vec<u64>,
+) -> Result<DumpOutcome, String> {
+    let call = async {
+        let mut stream = client
+            .dump(proto::DumpRequest {
+                task_ids,
+                timeout_ms: 0,
+            })
+            .await
+            .map_err(|s| format!("the agent refused the dump: {}", status_text(&s)))?
+            .into_inner();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|s| format!("the dump broke off: {}", status_text(&s)))?
+        {
+            chunks.push(chunk);
+        }
+        Ok(DumpOutcome::from_chunks(chunks))
+    };
+    match tokio::time::timeout(DUMP_DEADLINE, call).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {}", crate::duration::format(DUMP_DEADLINE))),
+    }
+}
+
+/// Sleeps `d`, answering dump requests with "not connected" meanwhile.
+/// False when the UI is gone.
+async fn wait(d: Duration, events: &mpsc::Sender<DataEvent>, commands: &mut mpsc::Receiver<Command>) -> bool {
+    let sleep = tokio::time::sleep(d);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return true,
+            cmd = commands.recv() => match cmd {
+                Some(Command::Dump { seq, .. }) => {
+                    let result = Err("not connected to the agent".to_string());
+                    if !send(events, DataEvent::Dump { seq, result }).await {
+                        return false;
+                    }
+                }
+                None => return false,
+            },
+        }
+    }
+}
+
+async fn send(events: &mpsc::Sender<DataEvent>, ev: DataEvent) -> bool {
+    events.send(ev).await.is_ok()
+}
+
+fn status_text(status: &tonic::Status) -> String {
+    if status.message().is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        status.message().to_string()
+    }
+}

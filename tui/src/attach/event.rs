@@ -1,0 +1,43 @@
+//! What flows between the connection task and the UI.
+
+use std::time::Duration;
+
+use taskscope_proto as proto;
+
+use super::state::DumpOutcome;
+
+/// Data from the connection task to the UI.
+#[derive(Debug)]
+pub enum DataEvent {
+    /// The link changed state.
+    Link(LinkEvent),
+    /// `GetInfo` answered (after each successful connect).
+    Info(Box<proto::ProcessInfo>),
+    /// One message of the `Watch` stream.
+    Update(Box<proto::WatchUpdate>),
+    /// The answer to [`Command::Dump`] number `seq`.
+    Dump {
+        seq: u64,
+        result: Result<DumpOutcome, String>,
+    },
+}
+
+/// A change of the link to the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// Dialing; attempt 1 is the first.
+    Connecting { attempt: u32 },
+    /// Connected; updates follow.
+    Live,
+    /// Failed or dropped; the next attempt comes in `retry_in`.
+    Lost { reason: String, retry_in: Duration },
+    /// The target PID no longer exists; checking again in `retry_in`.
+    Exited { pid: u32, retry_in: Duration },
+}
+
+/// Requests from the UI to the connection task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Capture the stacks of these tasks; answered by [`DataEvent::Dump`].
+    Dump { seq: u64, task_ids: Vec<u64> },
+}

@@ -1,0 +1,87 @@
+//! `taskscope attach <pid|addr>`: the live view of a program's tasks.
+//!
+//! Layout: [`state`] is the model (no terminal types), fed by the agent's
+//! `Watch` stream; [`view`] draws it, one file per screen; [`keys`] is the
+//! one table of key bindings behind the key handling, the footer and the
+//! help; [`app`] ties them together and runs the loop; [`conn`] keeps the
+//! link to the agent (with reconnects); [`term`] owns the terminal.
+//!
+//! The first connection is made before the screen is taken over, so a wrong
+//! target fails like every other command: one `taskscope: ...` line, exit 1.
+
+pub mod app;
+mod conn;
+pub mod event;
+pub mod keys;
+pub mod state;
+mod term;
+pub mod view;
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use crossterm::event::EventStream;
+use tokio::sync::mpsc;
+
+use crate::target::Target;
+use app::App;
+use state::{State, Thresholds};
+
+/// Arguments of `taskscope attach`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The program to watch: a PID, a Unix socket path, or host:port.
+    #[arg(value_name = "PID|ADDR")]
+    pub target: String,
+
+    /// Show tasks parked at least this long in the warning colour.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub warn_after: Duration,
+
+    /// Show tasks parked at least this long in the leak colour (tasks the
+    /// agent proves leaked are marked whatever their age).
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub leak_after: Duration,
+
+    /// How often the agent sends changes.
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+
+    /// Keep finished tasks after the agent drops them (at most 10,000; `d` toggles).
+    #[arg(long)]
+    pub keep_done: bool,
+}
+
+/// Runs the live view until the user quits.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let target = Target::parse(&args.target)?;
+    if args.warn_after > args.leak_after {
+        bail!(
+            "--warn-after ({}) must not be longer than --leak-after ({})",
+            crate::duration::format(args.warn_after),
+            crate::duration::format(args.leak_after)
+        );
+    }
+    if !std::io::stdout().is_terminal() {
+        bail!("attach draws a live screen and needs a terminal; for a one-shot text dump use `taskscope stack`");
+    }
+    let first = crate::client::connect(&target).await?;
+
+    let thresholds = Thresholds {
+        warn_after: args.warn_after,
+        leak_after: args.leak_after,
+    };
+    let mut app = App::new(State::new(thresholds, args.keep_done), Instant::now());
+    app.state.set_connection(state::Connection::Connecting { attempt: 1 });
+
+    let (data_tx, data_rx) = mpsc::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let link = tokio::spawn(conn::run(target, args.interval, first, data_tx, cmd_rx));
+
+    let mut guard = term::TerminalGuard::enter().context("cannot set up the terminal")?;
+    let result = app.run(guard.terminal(), EventStream::new(), data_rx, cmd_tx).await;
+    drop(guard);
+    link.abort();
+    result
+}

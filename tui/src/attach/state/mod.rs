@@ -1,0 +1,328 @@
+//! The model behind `taskscope attach`: everything the screens show, fed by
+//! the agent's `Watch` stream and `GetInfo`, with no terminal types in it.
+//!
+//! [`State::apply`] takes each `WatchUpdate` as it arrives. Tasks are stored
+//! as they come; the derived views (the sorted task list, the groups, the
+//! totals) are brought up to date once per complete batch, so a snapshot sent
+//! in many chunks costs one refresh, and a batch of changes costs work in
+//! proportion to the changes plus one linear pass.
+
+mod connection;
+mod groups;
+mod history;
+mod order;
+mod stack;
+mod task;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use taskscope_proto as proto;
+
+pub use connection::Connection;
+pub use groups::{Group, Groups};
+pub use history::HISTORY_LEN;
+pub use order::{Filter, SortColumn};
+pub use stack::{first_own_frame, Capture, DumpOutcome, TaskStack};
+pub use task::{location_string, Severity, TaskRow, TaskState, Thresholds};
+
+use order::TaskOrder;
+use task::Interner;
+
+/// At most this many finished tasks are kept after the agent has dropped
+/// them ("keep done"); the oldest go first.
+pub const KEEP_DONE_MAX: usize = 10_000;
+
+/// Lifetime spawn and completion totals of one spawn location.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub spawned: u64,
+    pub completed: u64,
+}
+
+/// Everything known about the inspected process.
+#[derive(Debug)]
+pub struct State {
+    /// From `GetInfo`, once connected.
+    pub process: Option<proto::ProcessInfo>,
+    /// Agent clock at the latest update.
+    pub now_ns: u64,
+    /// Counts by state, as the agent reported them with the latest batch.
+    pub counts: proto::TaskCounts,
+    /// Lifecycle events the agent lost so far.
+    pub dropped_events: u64,
+    /// When parked time becomes a warning, and a likely leak.
+    pub thresholds: Thresholds,
+    /// The link to the agent.
+    pub connection: Connection,
+    keep_done: bool,
+    tasks: HashMap<u64, TaskRow>,
+    interner: Interner,
+    groups: Groups,
+    order: TaskOrder,
+    totals: HashMap<Arc<str>, Totals>,
+    /// Ids touched since the last refresh.
+    changed: HashSet<u64>,
+    /// Ids kept here after the agent dropped them, oldest first.
+    retained: VecDeque<u64>,
+    /// Parked-since of the longest-parked task.
+    oldest_parked_since: Option<u64>,
+    /// Complete batches received (0: no consistent view yet).
+    batches: u64,
+}
+
+impl State {
+    /// An empty model, connecting.
+    pub fn new(thresholds: Thresholds, keep_done: bool) -> Self {
+        Self {
+            process: None,
+            now_ns: 0,
+            counts: proto::TaskCounts::default(),
+            dropped_events: 0,
+            thresholds,
+            connection: Connection::Connecting { attempt: 1 },
+            keep_done,
+            tasks: HashMap::new(),
+            interner: Interner::default(),
+            groups: Groups::default(),
+            order: TaskOrder::default(),
+            totals: HashMap::new(),
+            changed: HashSet::new(),
+            retained: VecDeque::new(),
+            oldest_parked_since: None,
+            batches: 0,
+        }
+    }
+
+    /// Records the answer to `GetInfo`.
+    pub fn set_info(&mut self, info: proto::ProcessInfo) {
+        self.dropped_events = self.dropped_events.max(info.dropped_events);
+        self.process = Some(info);
+    }
+
+    /// Applies one message of the `Watch` stream.
+    pub fn apply(&mut self, update: proto::WatchUpdate) {
+        if update.reset {
+            self.tasks.clear();
+            self.retained.clear();
+            self.totals.clear();
+            self.changed.clear();
+            self.interner.clear();
+            self.order.invalidate();
+        }
+        if update.now_ns > 0 {
+            self.now_ns = update.now_ns;
+        }
+        for task in &update.tasks {
+            let mut row = TaskRow::from_proto(task, &mut self.interner);
+            row.group = match self.tasks.get(&task.id) {
+                Some(old) => old.group,
+                None => self.groups.group_of(&row.location, &row.name),
+            };
+            self.changed.insert(row.id);
+            self.tasks.insert(row.id, row);
+        }
+        for id in update.removed {
+            self.forget(id);
+        }
+        for lt in update.location_totals {
+            let loc = self.interner.get(&location_string(lt.location.as_ref()));
+            self.totals.insert(
+                loc,
+                Totals {
+                    spawned: lt.spawned,
+                    completed: lt.completed,
+                },
+            );
+        }
+        self.dropped_events = self.dropped_events.max(update.dropped_events);
+        if update.complete {
+            if let Some(counts) = update.counts {
+                self.counts = counts;
+            }
+            self.batches += 1;
+            self.refresh();
+        }
+    }
+
+    /// The agent no longer keeps task `id`: drop it, or keep it as done.
+    fn forget(&mut self, id: u64) {
+        if self.keep_done {
+            if let Some(t) = self.tasks.get_mut(&id) {
+                if !t.retained_here {
+                    t.retained_here = true;
+                    t.state = TaskState::Done;
+                    self.retained.push_back(id);
+                    self.changed.insert(id);
+                }
+                while self.retained.len() > KEEP_DONE_MAX {
+                    if let Some(old) = self.retained.pop_front() {
+                        self.tasks.remove(&old);
+                        self.changed.insert(old);
+                    }
+                }
+                return;
+            }
+        }
+        if self.tasks.remove(&id).is_some() {
+            self.changed.insert(id);
+        }
+    }
+
+    /// Brings the sorted list, the groups and the totals up to date.
+    fn refresh(&mut self) {
+        let tasks = &self.tasks;
+        self.order.refresh(tasks.values(), &self.changed, |id| tasks.get(&id));
+        self.changed.clear();
+        self.regroup();
+    }
+
+    fn regroup(&mut self) {
+        let needle = self.order.filter().text.to_lowercase();
+        self.groups
+            .recount(self.tasks.values(), self.now_ns, &self.thresholds, &needle);
+        self.oldest_parked_since = self
+            .groups
+            .ordered()
+            .iter()
+            .filter_map(|i| self.groups.get(*i)?.oldest_parked_since)
+            .min();
+    }
+
+    /// Records a change of the connection.
+    pub fn set_connection(&mut self, connection: Connection) {
+        self.connection = connection;
+    }
+
+    /// Whether a complete view has arrived since the UI started.
+    pub fn has_data(&self) -> bool {
+        self.batches > 0
+    }
+
+    // ---- options ------------------------------------------------------
+
+    pub fn sort_column(&self) -> SortColumn {
+        self.order.column()
+    }
+
+    pub fn sort_reversed(&self) -> bool {
+        self.order.reversed()
+    }
+
+    /// Sorts the task list by `column`, natural order.
+    pub fn set_sort_column(&mut self, column: SortColumn) {
+        self.order.set_column(column);
+        self.refresh();
+    }
+
+    /// Inverts the task list's order.
+    pub fn reverse_order(&mut self) {
+        self.order.reverse();
+    }
+
+    pub fn filter(&self) -> &Filter {
+        self.order.filter()
+    }
+
+    /// Shows only tasks and groups whose name or location contain `text`
+    /// (any case), or whose id is `text`.
+    pub fn set_filter_text(&mut self, text: &str) {
+        let filter = Filter {
+            text: text.to_string(),
+            ..self.order.filter().clone()
+        };
+        self.order.set_filter(filter);
+        self.refresh();
+    }
+
+    /// Shows or hides tasks in `state`.
+    pub fn toggle_state(&mut self, state: TaskState) {
+        let mut filter = self.order.filter().clone();
+        filter.shown[state.index()] = !filter.shown[state.index()];
+        self.order.set_filter(filter);
+        self.refresh();
+    }
+
+    pub fn keep_done(&self) -> bool {
+        self.keep_done
+    }
+
+    /// Keeps (or stops keeping) finished tasks after the agent drops them.
+    pub fn toggle_keep_done(&mut self) {
+        self.keep_done = !self.keep_done;
+        if !self.keep_done {
+            for id in std::mem::take(&mut self.retained) {
+                self.tasks.remove(&id);
+                self.changed.insert(id);
+            }
+            self.refresh();
+        }
+    }
+
+    // ---- reading ------------------------------------------------------
+
+    /// Task `id`, if in the table.
+    pub fn task(&self, id: u64) -> Option<&TaskRow> {
+        self.tasks.get(&id)
+    }
+
+    /// Tasks in the table (shown or not).
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Tasks the list shows.
+    pub fn shown_count(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The task at display position `i` of the list.
+    pub fn shown_task(&self, i: usize) -> Option<&TaskRow> {
+        self.tasks.get(&self.order.id_at(i)?)
+    }
+
+    /// Display position of task `id` in the list.
+    pub fn position_of(&self, id: u64) -> Option<usize> {
+        self.order.position_of(self.tasks.get(&id)?)
+    }
+
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// Groups the groups view shows, in rank order.
+    pub fn shown_groups(&self) -> impl ExactSizeIterator<Item = (u32, &Group)> + '_ {
+        self.groups
+            .ordered()
+            .iter()
+            .map(|i| (*i, self.groups.get(*i).expect("ordered group exists")))
+    }
+
+    /// Lifetime totals of a spawn location.
+    pub fn totals(&self, location: &str) -> Totals {
+        self.totals.get(location).copied().unwrap_or_default()
+    }
+
+    /// Ids of the live tasks of group `group`, longest parked first, at most `limit`.
+    pub fn group_task_ids(&self, group: u32, limit: usize) -> Vec<u64> {
+        let mut ids: Vec<(u64, u64)> = self
+            .tasks
+            .values()
+            .filter(|t| t.group == group && t.state != TaskState::Done)
+            .map(|t| (t.parked_since_ns().unwrap_or(u64::MAX), t.id))
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().take(limit).map(|(_, id)| id).collect()
+    }
+
+    /// The longest time any task has been parked.
+    pub fn longest_parked_ns(&self) -> Option<u64> {
+        self.oldest_parked_since.map(|s| self.now_ns.saturating_sub(s))
+    }
+
+    /// How long the process has run, on the agent's clock.
+    pub fn uptime_ns(&self) -> Option<u64> {
+        let p = self.process.as_ref()?;
+        Some(p.uptime_ns + self.now_ns.saturating_sub(p.now_ns))
+    }
+}

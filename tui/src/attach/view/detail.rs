@@ -1,0 +1,304 @@
+//! The detail of a task or a group: lifecycle figures, then the async stack
+//! captured on demand.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Widget};
+use taskscope_proto as proto;
+
+use super::super::app::{App, Detail, Target};
+use super::super::state::{first_own_frame, Capture, Group, TaskRow, TaskStack};
+use super::{fmt, style};
+
+/// At most this many distinct stacks are drawn for a group.
+const MAX_GROUP_STACKS: usize = 8;
+
+pub fn render(app: &App, detail: &Detail, area: Rect, buf: &mut Buffer) {
+    let (title, mut lines) = match detail.target {
+        Target::Task(id) => (format!(" task {id} "), task_lines(app, id)),
+        Target::Group(g) => (" group ".to_string(), group_lines(app, g)),
+    };
+    lines.push(Line::default());
+    lines.extend(stack_lines(detail));
+    let block = Block::bordered().title(title).border_style(style::dim());
+    let inner_height = area.height.saturating_sub(2);
+    app.page.set(inner_height.max(1) as usize);
+    let max = (lines.len() as u16).saturating_sub(inner_height);
+    app.scroll_max.set(max);
+    Paragraph::new(lines)
+        .block(block)
+        .scroll((detail.scroll.min(max), 0))
+        .render(area, buf);
+}
+
+fn kv(label: &str, value: String) -> [Span<'static>; 2] {
+    [
+        Span::styled(format!("{label:<14}"), style::label()),
+        Span::styled(value, style::value()),
+    ]
+}
+
+fn line(parts: Vec<[Span<'static>; 2]>) -> Line<'static> {
+    let mut spans = vec![Span::raw(" ")];
+    for [k, v] in parts {
+        let pad = 22usize.saturating_sub(v.content.chars().count());
+        spans.extend([k, v, Span::raw(" ".repeat(pad))]);
+    }
+    Line::from(spans)
+}
+
+fn task_lines(app: &App, id: u64) -> Vec<Line<'static>> {
+    let s = &app.state;
+    let Some(t) = s.task(id) else {
+        return vec![Line::styled(
+            " this task is no longer in the table (finished and dropped by the agent)",
+            style::dim(),
+        )];
+    };
+    let now = s.now_ns;
+    let (sym, word) = style::state_symbol(t.state, t.leaked);
+    let mut state = format!("{} for {}", t.state.label(), fmt::opt_duration(t.parked_ns(now)));
+    if t.parked_ns(now).is_none() {
+        state = t.state.label().to_string();
+    }
+    let head = Line::from(vec![
+        Span::raw(" "),
+        Span::styled(format!("{sym} {word}"), style::state_cell_style(t)),
+        Span::raw("  "),
+        Span::styled(
+            if t.name.is_empty() {
+                "(unnamed)".to_string()
+            } else {
+                t.name.to_string()
+            },
+            style::value(),
+        ),
+        Span::styled(format!("  {} spawned at ", t.kind), style::label()),
+        Span::styled(t.location.to_string(), style::own_frame()),
+    ]);
+    let mut lines = vec![
+        head,
+        line(vec![kv("state", state), kv("age", fmt::duration(t.age_ns(now)))]),
+        line(vec![
+            kv("polls", fmt::count(t.polls)),
+            kv("busy", fmt::duration(t.busy_ns)),
+        ]),
+        line(vec![
+            kv("wakes", fmt::count(t.wakes)),
+            kv("self wakes", fmt::count(t.self_wakes)),
+        ]),
+        line(vec![
+            kv("live wakers", t.live_wakers.to_string()),
+            kv("clones/drops", format!("{}/{}", t.waker_clones, t.waker_drops)),
+        ]),
+        line(vec![
+            kv("last poll", ago(now, t.last_poll_ended_ns)),
+            kv("last wake", ago(now, t.last_wake_ns)),
+        ]),
+    ];
+    if t.completed_at_ns > 0 {
+        lines.push(line(vec![kv("finished", ago(now, t.completed_at_ns))]));
+    }
+    if let Some(verdict) = verdict(app, t) {
+        lines.push(Line::from(vec![
+            Span::raw(" "),
+            Span::styled(verdict, style::severity_style(t.severity(now, &s.thresholds))),
+        ]));
+    }
+    lines
+}
+
+fn verdict(app: &App, t: &TaskRow) -> Option<String> {
+    use super::super::state::Severity;
+    let th = &app.state.thresholds;
+    match t.severity(app.state.now_ns, th) {
+        Severity::Leaked => Some("leaked: idle with no live waker, nothing can wake it again".to_string()),
+        Severity::Long => Some(format!(
+            "parked longer than {} (--leak-after)",
+            fmt::duration(th.leak_after.as_nanos() as u64)
+        )),
+        Severity::Warn => Some(format!(
+            "parked longer than {} (--warn-after)",
+            fmt::duration(th.warn_after.as_nanos() as u64)
+        )),
+        Severity::Normal => None,
+    }
+}
+
+fn ago(now: u64, at: u64) -> String {
+    if at == 0 {
+        "never".to_string()
+    } else {
+        format!("{} ago", fmt::duration(now.saturating_sub(at)))
+    }
+}
+
+fn group_lines(app: &App, g: u32) -> Vec<Line<'static>> {
+    let s = &app.state;
+    let Some(g): Option<&Group> = s.groups().get(g) else {
+        return Vec::new();
+    };
+    let totals = s.totals(&g.location);
+    vec![
+        Line::from(vec![
+            Span::raw(" "),
+            Span::styled(g.location.to_string(), style::own_frame()),
+            Span::styled("  name ", style::label()),
+            Span::styled(
+                if g.name.is_empty() {
+                    "(unnamed)".to_string()
+                } else {
+                    g.name.to_string()
+                },
+                style::value(),
+            ),
+        ]),
+        line(vec![
+            kv("live", fmt::count(g.live)),
+            kv("idle", fmt::count(g.idle)),
+            kv("leaked", fmt::count(g.leaked)),
+        ]),
+        line(vec![
+            kv("parked ≥warn", fmt::count(g.stuck)),
+            kv("longest", fmt::opt_duration(g.longest_parked_ns(s.now_ns))),
+            kv("growth 1m", fmt::delta(g.growth)),
+        ]),
+        line(vec![
+            kv("spawned", fmt::count(totals.spawned)),
+            kv("ended", fmt::count(totals.completed)),
+            kv("done kept", fmt::count(g.done)),
+        ]),
+    ]
+}
+
+fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
+    let heading = |text: String| Line::styled(format!(" {text}"), style::value());
+    let outcome = match &detail.capture {
+        Capture::Capturing => {
+            return vec![
+                heading("async stack".into()),
+                Line::styled("   capturing…", style::dim()),
+            ]
+        }
+        Capture::Failed(why) => {
+            return vec![
+                heading("async stack".into()),
+                Line::styled(format!("   could not capture: {why}"), warn()),
+            ]
+        }
+        Capture::Ready(outcome) => outcome,
+    };
+    let full = detail.full_frames;
+    match detail.target {
+        Target::Task(id) => {
+            let mut lines = vec![heading("async stack (task root first, awaited leaf last)".into())];
+            match outcome.stack_for(id) {
+                TaskStack::Found(stack) => lines.extend(frames(stack, full)),
+                TaskStack::Missing(why) => lines.push(Line::styled(format!("   {why}"), warn())),
+            }
+            lines
+        }
+        Target::Group(_) => {
+            if let Some(why) = outcome.failure() {
+                return vec![
+                    heading("async stacks".into()),
+                    Line::styled(format!("   {why}"), warn()),
+                ];
+            }
+            let shared = outcome.shared();
+            let total: usize = shared.iter().map(|s| s.tasks).sum();
+            let mut lines = vec![heading(format!(
+                "async stacks of {} captured tasks: {} distinct",
+                fmt::count(total as u64),
+                shared.iter().filter(|s| s.stack_id != 0).count()
+            ))];
+            for sh in shared.iter().take(MAX_GROUP_STACKS) {
+                lines.push(Line::default());
+                if sh.stack_id == 0 {
+                    lines.push(Line::styled(
+                        format!(
+                            " ■ {} tasks without a stack (not parked on a tokio resource, or just finished)",
+                            fmt::count(sh.tasks as u64)
+                        ),
+                        style::dim(),
+                    ));
+                    continue;
+                }
+                let who = if sh.tasks == total {
+                    format!("all {} tasks share this stack", fmt::count(total as u64))
+                } else {
+                    format!(
+                        "{} of {} tasks share this stack",
+                        fmt::count(sh.tasks as u64),
+                        fmt::count(total as u64)
+                    )
+                };
+                lines.push(Line::styled(format!(" ■ {who}"), style::value()));
+                if let Some(stack) = outcome.stacks.get(&sh.stack_id) {
+                    lines.extend(frames(stack, full));
+                }
+            }
+            if shared.len() > MAX_GROUP_STACKS {
+                lines.push(Line::styled(
+                    format!(" … and {} more stacks", shared.len() - MAX_GROUP_STACKS),
+                    style::dim(),
+                ));
+            }
+            lines
+        }
+    }
+}
+
+fn warn() -> ratatui::style::Style {
+    style::severity_style(super::super::state::Severity::Warn)
+}
+
+/// A stack's frames, the program's own ones bright and the runtime's either
+/// dimmed (`full`) or folded into a count.
+fn frames(stack: &proto::Stack, full: bool) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let n = stack.backtraces.len();
+    for (i, bt) in stack.backtraces.iter().enumerate() {
+        if n > 1 {
+            let leaf = first_own_frame(bt).map(|f| f.function.clone()).unwrap_or_default();
+            lines.push(Line::styled(
+                format!("   ├ awaiting {} of {n}: {leaf}", i + 1),
+                style::dim(),
+            ));
+        }
+        let mut hidden = 0usize;
+        let fold = |hidden: &mut usize, lines: &mut Vec<Line<'static>>| {
+            if *hidden > 0 {
+                lines.push(Line::styled(
+                    format!("     ┊ {} runtime frames (f shows them)", hidden),
+                    style::dim(),
+                ));
+                *hidden = 0;
+            }
+        };
+        for f in &bt.frames {
+            if f.internal && !full {
+                hidden += 1;
+                continue;
+            }
+            fold(&mut hidden, &mut lines);
+            let place = if f.file.is_empty() {
+                String::new()
+            } else {
+                format!("  {}:{}", f.file, f.line)
+            };
+            let fstyle = if f.internal { style::dim() } else { style::own_frame() };
+            lines.push(Line::from(vec![
+                Span::raw("     "),
+                Span::styled(f.function.clone(), fstyle),
+                Span::styled(place, style::dim()),
+            ]));
+        }
+        fold(&mut hidden, &mut lines);
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled("   (empty stack)", style::dim()));
+    }
+    lines
+}

@@ -1,0 +1,131 @@
+//! The two header lines (process, link, counts) and the tab line.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+
+use super::super::app::{sort_hint, App, View};
+use super::super::state::TaskState;
+use super::{fmt, style};
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let s = &app.state;
+    let mut first = vec![Span::styled(" taskscope ", style::active_tab()), Span::raw(" ")];
+    match &s.process {
+        Some(p) => {
+            first.push(Span::styled(p.process_name.clone(), style::value()));
+            first.extend(pair("pid", p.pid.to_string()));
+            first.extend(pair("up", fmt::opt_duration(s.uptime_ns())));
+            first.extend(pair("tokio", p.tokio_version.clone()));
+            if p.mode != "tracing" && !p.mode.is_empty() {
+                first.extend(pair("mode", p.mode.clone()));
+            }
+        }
+        None => first.push(Span::styled("(no process info yet)", style::dim())),
+    }
+    first.push(Span::raw("  "));
+    first.push(Span::styled(
+        format!(" {} ", s.connection.describe(app.now)),
+        style::link(s.connection.is_live()),
+    ));
+    Line::from(first).render(Rect { height: 1, ..area }, buf);
+
+    let c = &s.counts;
+    let by_state = [c.running, c.scheduled, c.idle, c.done];
+    let mut second = vec![Span::raw(" ")];
+    for (state, n) in TaskState::ALL.iter().zip(by_state) {
+        let (sym, _) = style::state_symbol(*state, false);
+        second.push(Span::styled(format!("{sym} "), style::state_style(*state)));
+        second.push(Span::styled(fmt::count(n), style::value()));
+        second.push(Span::styled(format!(" {}  ", state.label()), style::label()));
+    }
+    let leaked_style = if c.leaked > 0 {
+        style::leaked_badge()
+    } else {
+        style::value()
+    };
+    second.push(Span::styled(format!("✗ {} leaked", fmt::count(c.leaked)), leaked_style));
+    second.extend(pair("longest parked", fmt::opt_duration(s.longest_parked_ns())));
+    second.extend(pair("spawned", fmt::count(c.spawned_total)));
+    let dropped_style = if s.dropped_events > 0 {
+        style::severity_style(super::super::state::Severity::Warn)
+    } else {
+        style::value()
+    };
+    second.push(Span::styled("  dropped events ", style::label()));
+    second.push(Span::styled(fmt::count(s.dropped_events), dropped_style));
+    if area.height > 1 {
+        Line::from(second).render(
+            Rect {
+                y: area.y + 1,
+                height: 1,
+                ..area
+            },
+            buf,
+        );
+    }
+}
+
+/// The tab line: views with their sizes, then sort and filter.
+pub fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
+    let s = &app.state;
+    let tab = |on: bool, text: String| {
+        Span::styled(
+            format!(" {text} "),
+            if on { style::active_tab() } else { style::label() },
+        )
+    };
+    let tasks_text = if s.shown_count() == s.task_count() {
+        format!("Tasks {}", fmt::count(s.task_count() as u64))
+    } else {
+        format!(
+            "Tasks {} of {}",
+            fmt::count(s.shown_count() as u64),
+            fmt::count(s.task_count() as u64)
+        )
+    };
+    let mut spans = vec![
+        Span::raw(" "),
+        tab(app.view == View::Tasks, tasks_text),
+        Span::raw(" "),
+        tab(
+            app.view == View::Groups,
+            format!("Groups {}", fmt::count(s.groups().ordered().len() as u64)),
+        ),
+    ];
+    spans.extend(pair("sort", sort_hint(s.sort_column(), s.sort_reversed())));
+    let shown: String = TaskState::ALL
+        .iter()
+        .map(|st| {
+            if s.filter().shown[st.index()] {
+                style::state_symbol(*st, false).0
+            } else {
+                "·"
+            }
+        })
+        .collect();
+    spans.extend(pair("states", shown));
+    if s.keep_done() {
+        spans.push(Span::styled("  keeping done", style::value()));
+    }
+    if !s.filter().text.is_empty() && app.filter_input.is_none() {
+        spans.extend(pair("filter", format!("\"{}\"", s.filter().text)));
+    }
+    spans.push(Span::styled(
+        format!(
+            "  warn ≥{} leak ≥{}",
+            fmt::duration(s.thresholds.warn_after.as_nanos() as u64),
+            fmt::duration(s.thresholds.leak_after.as_nanos() as u64)
+        ),
+        style::label(),
+    ));
+    Line::from(spans).render(area, buf);
+}
+
+fn pair(label: &str, value: String) -> [Span<'static>; 2] {
+    [
+        Span::styled(format!("  {label} "), style::label()),
+        Span::styled(value, style::value()),
+    ]
+}

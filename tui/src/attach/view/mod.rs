@@ -1,0 +1,61 @@
+//! The screens, one file each. [`App`] renders as a widget borrowing the
+//! model, so a frame costs no copy of 100k tasks, only the visible rows.
+
+mod detail;
+pub mod fmt;
+mod footer;
+mod groups;
+mod header;
+mod help;
+pub mod style;
+mod tasks;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::app::{App, View};
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [head, tabs, body, foot] = area.layout(&Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(1),
+        ]));
+        header::render(self, head, buf);
+        header::render_tabs(self, tabs, buf);
+        if let Some(detail) = &self.detail {
+            detail::render(self, detail, body, buf);
+        } else if !self.state.has_data() {
+            waiting(self, body, buf);
+        } else {
+            match self.view {
+                View::Tasks => tasks::render(self, body, buf),
+                View::Groups => groups::render(self, body, buf),
+            }
+        }
+        footer::render(self, foot, buf);
+        if self.help {
+            help::render(self, body, buf);
+        }
+    }
+}
+
+/// Before the first complete snapshot: say what we are waiting for.
+fn waiting(app: &App, area: Rect, buf: &mut Buffer) {
+    let text = format!(
+        "waiting for the agent's task table ({})",
+        app.state.connection.describe(app.now)
+    );
+    let [_, mid, _] = area.layout(&Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+    ]));
+    Paragraph::new(Line::from(text).style(style::dim()))
+        .centered()
+        .render(mid, buf);
+}

@@ -1,0 +1,24 @@
+//! Tests of the `attach` UI without a terminal or an agent: the model fed
+//! with real protocol messages, every screen rendered on ratatui's
+//! `TestBackend` and compared with snapshots, and the key table.
+//!
+//! The binary crate has no library target, so the UI modules are compiled
+//! into this test from their source files. They depend on nothing else of the
+//! crate but `duration` (the shared formatting), included the same way.
+
+#![allow(dead_code)]
+
+#[path = "../src/duration.rs"]
+mod duration;
+
+#[path = "attach_ui/sources.rs"]
+mod attach;
+
+#[path = "attach_ui/fixtures.rs"]
+mod fixtures;
+#[path = "attach_ui/keys.rs"]
+mod keys;
+#[path = "attach_ui/model.rs"]
+mod model;
+#[path = "attach_ui/views.rs"]
+mod views;

@@ -1,0 +1,352 @@
+//! The model, fed with protocol messages.
+
+use std::collections::HashSet;
+
+use taskscope_proto as proto;
+
+use crate::attach::state::{
+    Capture, Connection, DumpOutcome, Severity, SortColumn, State, TaskStack, TaskState, Thresholds,
+};
+use crate::fixtures::*;
+
+fn fed(seconds: u64) -> State {
+    let mut s = State::new(Thresholds::default(), false);
+    s.set_info(info());
+    for u in watch_stream(seconds) {
+        s.apply(u);
+    }
+    s
+}
+
+fn shown_ids(s: &State) -> Vec<u64> {
+    (0..s.shown_count()).map(|i| s.shown_task(i).unwrap().id).collect()
+}
+
+#[test]
+fn snapshot_then_deltas_build_the_table() {
+    let s = fed(30);
+    assert!(s.has_data());
+    // 7 steady tasks, one of which (500) the agent dropped, plus 30 leaked.
+    assert_eq!(s.task_count(), 6 + 30);
+    assert_eq!(s.now_ns, 130 * SEC);
+    assert_eq!(s.counts.leaked, 30);
+    assert_eq!(s.dropped_events, 3);
+    assert_eq!(s.uptime_ns(), Some(130 * SEC + 20 * MS));
+    assert!(s.task(500).is_none(), "removed ids leave the table");
+    assert_eq!(s.totals("examples/src/bin/done_signal.rs:31:5").spawned, 30);
+}
+
+#[test]
+fn parked_time_age_and_severity_are_derived_from_the_agent_clock() {
+    let s = fed(30);
+    let now = s.now_ns;
+    let w10 = s.task(10).unwrap();
+    assert_eq!(w10.parked_ns(now), Some(120 * SEC));
+    assert_eq!(w10.age_ns(now), 128 * SEC);
+    assert_eq!(w10.severity(now, &s.thresholds), Severity::Long);
+    assert_eq!(s.task(9).unwrap().severity(now, &s.thresholds), Severity::Warn);
+    assert_eq!(s.task(1).unwrap().severity(now, &s.thresholds), Severity::Normal);
+    assert_eq!(s.task(1001).unwrap().severity(now, &s.thresholds), Severity::Leaked);
+    // Only idle tasks are parked.
+    assert_eq!(s.task(7).unwrap().parked_ns(now), None);
+    assert_eq!(s.task(8).unwrap().parked_ns(now), None);
+    // A done task's age is its lifetime.
+    assert_eq!(s.task(501).unwrap().age_ns(now), SEC);
+    assert_eq!(s.longest_parked_ns(), Some(120 * SEC));
+}
+
+#[test]
+fn never_polled_idle_task_is_parked_since_spawn() {
+    let mut s = State::new(Thresholds::default(), false);
+    let mut t = task(3, "", WORKER_LOC, 5 * SEC);
+    t.state = proto::TaskState::Idle as i32;
+    s.apply(proto::WatchUpdate {
+        now_ns: 20 * SEC,
+        reset: true,
+        complete: true,
+        tasks: vec![t],
+        ..Default::default()
+    });
+    assert_eq!(s.task(3).unwrap().parked_ns(s.now_ns), Some(15 * SEC));
+}
+
+#[test]
+fn default_order_is_longest_parked_first_and_reverses() {
+    let mut s = fed(30);
+    assert_eq!(s.sort_column(), SortColumn::Parked);
+    let ids = shown_ids(&s);
+    assert_eq!(&ids[..4], &[10, 9, 1001, 1002]);
+    // Tasks that are not parked come after every parked one.
+    let first_unparked = ids
+        .iter()
+        .position(|id| s.task(*id).unwrap().parked_ns(s.now_ns).is_none())
+        .unwrap();
+    assert!(ids[first_unparked..]
+        .iter()
+        .all(|id| s.task(*id).unwrap().parked_ns(s.now_ns).is_none()));
+    s.reverse_order();
+    let reversed = shown_ids(&s);
+    assert_eq!(reversed, ids.iter().rev().copied().collect::<Vec<_>>());
+}
+
+/// Brute force: the order each column promises, from displayed values.
+fn expected(s: &State, column: SortColumn) -> Vec<u64> {
+    let now = s.now_ns;
+    let mut tasks: Vec<_> = (0..s.shown_count()).map(|i| s.shown_task(i).unwrap().clone()).collect();
+    let rank = |st: TaskState, leaked: bool| match (st, leaked) {
+        (TaskState::Idle, true) => 0,
+        (TaskState::Idle, false) => 1,
+        (TaskState::Scheduled, _) => 2,
+        (TaskState::Running, _) => 3,
+        (TaskState::Done, _) => 4,
+    };
+    tasks.sort_by(|a, b| {
+        let o = match column {
+            SortColumn::Id => a.id.cmp(&b.id),
+            SortColumn::State => rank(a.state, a.leaked).cmp(&rank(b.state, b.leaked)),
+            SortColumn::Name => (a.name.is_empty(), &a.name).cmp(&(b.name.is_empty(), &b.name)),
+            SortColumn::Location => a.location.cmp(&b.location),
+            SortColumn::Age => {
+                let key = |t: &crate::attach::state::TaskRow| (t.completed_at_ns > 0, std::cmp::Reverse(t.age_ns(now)));
+                key(a).cmp(&key(b))
+            }
+            SortColumn::Parked => {
+                let key = |t: &crate::attach::state::TaskRow| t.parked_ns(now).map(std::cmp::Reverse);
+                // Some(longest) first, None last.
+                match (key(a), key(b)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
+            }
+            SortColumn::Polls => b.polls.cmp(&a.polls),
+            SortColumn::Busy => b.busy_ns.cmp(&a.busy_ns),
+            SortColumn::Wakers => a.live_wakers.cmp(&b.live_wakers),
+        };
+        o.then(a.id.cmp(&b.id))
+    });
+    tasks.iter().map(|t| t.id).collect()
+}
+
+#[test]
+fn every_column_sorts_as_its_values_say() {
+    let mut s = fed(30);
+    for column in SortColumn::ALL {
+        s.set_sort_column(column);
+        assert_eq!(shown_ids(&s), expected(&s, column), "column {column:?}");
+    }
+}
+
+/// Deterministic pseudo-random numbers (no dependency needed).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn incremental_updates_keep_the_same_order_as_a_full_sort() {
+    for column in SortColumn::ALL {
+        let mut rng = Rng(0x9e3779b97f4a7c15 ^ column as u64);
+        let mut s = State::new(Thresholds::default(), false);
+        s.set_sort_column(column);
+        let mut now = 10 * SEC;
+        s.apply(proto::WatchUpdate {
+            now_ns: now,
+            reset: true,
+            complete: true,
+            ..Default::default()
+        });
+        let locs = [LEAK_LOC, ACCEPT_LOC, WORKER_LOC, REQUEST_LOC];
+        for _ in 0..40 {
+            now += SEC;
+            let mut tasks = Vec::new();
+            for _ in 0..rng.next(60) {
+                let id = rng.next(400) + 1;
+                let base = task(
+                    id,
+                    ["", "a", "b"][rng.next(3) as usize],
+                    locs[(id % 4) as usize],
+                    rng.next(now / MS) * MS,
+                );
+                let since = base.spawned_at_ns + rng.next((now - base.spawned_at_ns) / MS + 1) * MS;
+                tasks.push(match rng.next(4) {
+                    0 => idle(base, since.max(MS), rng.next(50) + 1, rng.next(3) as i64),
+                    1 => running(base, now, rng.next(50) + 1),
+                    2 => done(base, since.max(MS), rng.next(50) + 1),
+                    _ => base,
+                });
+            }
+            let removed = (0..rng.next(10)).map(|_| rng.next(400) + 1).collect();
+            s.apply(proto::WatchUpdate {
+                now_ns: now,
+                complete: true,
+                tasks,
+                removed,
+                ..Default::default()
+            });
+            let incremental = shown_ids(&s);
+            assert_eq!(incremental, expected(&s, column), "column {column:?}");
+            assert_eq!(
+                incremental.iter().collect::<HashSet<_>>().len(),
+                s.task_count(),
+                "no duplicates"
+            );
+        }
+    }
+}
+
+#[test]
+fn text_filter_matches_name_location_and_id_in_any_case() {
+    let mut s = fed(30);
+    s.set_filter_text("worker");
+    assert_eq!(s.shown_count(), 4);
+    assert_eq!(s.shown_groups().len(), 1);
+    s.set_filter_text("DONE_SIGNAL.RS");
+    assert_eq!(s.shown_count(), 30);
+    s.set_filter_text("1007");
+    assert_eq!(shown_ids(&s), vec![1007]);
+    s.set_filter_text("");
+    assert_eq!(s.shown_count(), s.task_count());
+}
+
+#[test]
+fn state_toggles_hide_and_show_states() {
+    let mut s = fed(30);
+    s.toggle_state(TaskState::Idle);
+    assert!((0..s.shown_count()).all(|i| s.shown_task(i).unwrap().state != TaskState::Idle));
+    assert_eq!(s.shown_count(), 3);
+    s.toggle_state(TaskState::Done);
+    assert_eq!(s.shown_count(), 2);
+    s.toggle_state(TaskState::Idle);
+    s.toggle_state(TaskState::Done);
+    assert_eq!(s.shown_count(), s.task_count());
+}
+
+#[test]
+fn keep_done_retains_tasks_the_agent_drops() {
+    let mut s = State::new(Thresholds::default(), true);
+    for u in watch_stream(3) {
+        s.apply(u);
+    }
+    let kept = s.task(500).expect("kept after removal");
+    assert_eq!(kept.state, TaskState::Done);
+    assert!(kept.retained_here);
+    s.toggle_keep_done();
+    assert!(s.task(500).is_none(), "turning keep-done off forgets them");
+}
+
+#[test]
+fn groups_put_the_growing_leak_first() {
+    let s = fed(90);
+    let (_, first) = s.shown_groups().next().unwrap();
+    assert_eq!(&*first.location, "examples/src/bin/done_signal.rs:31:5");
+    assert_eq!(first.live, 90);
+    assert_eq!(first.leaked, 90);
+    assert_eq!(first.growth, 60, "grew by one a second over the last minute");
+    assert_eq!(first.severity(), Severity::Leaked);
+    // The sparkline history holds one sample per second since it appeared.
+    assert_eq!(first.history.len(), 90);
+    let names: Vec<String> = s
+        .shown_groups()
+        .map(|(_, g)| format!("{}|{}", g.location, g.name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "examples/src/bin/done_signal.rs:31:5|",
+            "src/worker.rs:12:17|worker",
+            "src/server.rs:40:5|accept-loop",
+            "src/server.rs:77:13|request",
+        ]
+    );
+}
+
+#[test]
+fn a_reset_starts_over() {
+    let mut s = fed(10);
+    s.apply(proto::WatchUpdate {
+        now_ns: SEC,
+        reset: true,
+        complete: true,
+        tasks: vec![task(1, "", WORKER_LOC, 0)],
+        ..Default::default()
+    });
+    assert_eq!(s.task_count(), 1);
+    assert_eq!(s.shown_count(), 1);
+}
+
+#[test]
+fn a_batch_is_applied_when_complete() {
+    let mut s = fed(0);
+    s.apply(proto::WatchUpdate {
+        now_ns: 101 * SEC,
+        tasks: vec![leak_task(1)],
+        ..Default::default()
+    });
+    assert_eq!(s.shown_count(), 7, "the list waits for the end of the batch");
+    s.apply(proto::WatchUpdate {
+        now_ns: 101 * SEC,
+        complete: true,
+        ..Default::default()
+    });
+    assert_eq!(s.shown_count(), 8);
+}
+
+#[test]
+fn connection_states_read_well() {
+    let now = std::time::Instant::now();
+    let later = now + std::time::Duration::from_millis(2_100);
+    assert_eq!(Connection::Live.describe(now), "live");
+    assert_eq!(
+        Connection::Connecting { attempt: 3 }.describe(now),
+        "reconnecting (attempt 3)…"
+    );
+    assert_eq!(
+        Connection::Lost {
+            reason: "connection refused".into(),
+            retry_at: later
+        }
+        .describe(now),
+        "lost: connection refused; retry in 3s"
+    );
+    assert_eq!(
+        Connection::Exited {
+            pid: 42,
+            retry_at: later
+        }
+        .describe(now),
+        "process 42 exited; checking again in 3s"
+    );
+}
+
+#[test]
+fn dumps_are_reassembled_and_explained() {
+    let ok = DumpOutcome::from_chunks(dump_chunks(&[1001, 1002, 8]));
+    assert_eq!(ok.failure(), None);
+    match ok.stack_for(1001) {
+        TaskStack::Found(stack) => assert!(stack.backtraces[0]
+            .frames
+            .iter()
+            .any(|f| f.function.contains("to_done_channel"))),
+        TaskStack::Missing(why) => panic!("no stack: {why}"),
+    }
+    assert!(matches!(ok.stack_for(8), TaskStack::Missing(why) if why.contains("not parked on a tokio resource")));
+    let shared = ok.shared();
+    assert_eq!((shared[0].stack_id, shared[0].tasks), (1, 2));
+    assert_eq!((shared[1].stack_id, shared[1].tasks), (0, 1));
+
+    let late = DumpOutcome::from_chunks(timed_out_dump());
+    let why = late.failure().unwrap();
+    assert!(
+        why.contains("timed out") && why.contains("no answer within 5s"),
+        "{why}"
+    );
+    assert!(matches!(late.stack_for(1001), TaskStack::Missing(_)));
+    let _ = Capture::Capturing;
+}

@@ -1,0 +1,192 @@
+//! Every screen, rendered on `TestBackend` from protocol-fed state and
+//! compared with the snapshots in `tests/snapshots/`.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::{Color, Modifier};
+
+use crate::attach::app::{App, View};
+use crate::attach::event::{Command, DataEvent, LinkEvent};
+use crate::attach::state::DumpOutcome;
+use crate::fixtures::*;
+
+/// `insta::assert_snapshot!` into `tests/snapshots/`, next to the other
+/// snapshot files of the crate.
+macro_rules! assert_snapshot {
+    ($name:expr, $value:expr) => {{
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("../snapshots");
+        settings.bind(|| insta::assert_snapshot!($name, $value));
+    }};
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+/// Presses Enter and answers the dump request with `chunks(ids)`.
+fn open_with_dump(app: &mut App, chunks: impl Fn(&[u64]) -> Vec<taskscope_proto::DumpChunk>) {
+    press(app, KeyCode::Enter);
+    let Some(Command::Dump { seq, task_ids }) = app.take_commands().pop() else {
+        panic!("Enter asks for a dump")
+    };
+    app.handle_data(DataEvent::Dump {
+        seq,
+        result: Ok(DumpOutcome::from_chunks(chunks(&task_ids))),
+    });
+}
+
+#[test]
+fn tasks_view() {
+    let app = app(30);
+    assert_snapshot!("tasks", screen(&app));
+}
+
+#[test]
+fn tasks_view_sorted_by_polls_reversed_and_filtered() {
+    let mut app = app(30);
+    press(&mut app, KeyCode::Char('s')); // Parked -> Polls
+    press(&mut app, KeyCode::Char('r'));
+    press(&mut app, KeyCode::Char('/'));
+    for c in "worker".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    assert_snapshot!("tasks_filter_prompt", screen(&app));
+}
+
+#[test]
+fn groups_view() {
+    let mut app = app(90);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.view, View::Groups);
+    assert_snapshot!("groups", screen(&app));
+}
+
+#[test]
+fn task_detail_capturing() {
+    let mut app = app(30);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::Dump {
+            seq: 1,
+            task_ids: vec![1001]
+        }]
+    );
+    assert_snapshot!("task_detail_capturing", screen(&app));
+}
+
+#[test]
+fn task_detail_with_stack() {
+    let mut app = app(30);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    open_with_dump(&mut app, dump_chunks);
+    assert_snapshot!("task_detail_stack", screen(&app));
+    press(&mut app, KeyCode::Char('f'));
+    assert_snapshot!("task_detail_stack_full", screen(&app));
+}
+
+#[test]
+fn task_detail_when_the_dump_times_out() {
+    let mut app = app(30);
+    open_with_dump(&mut app, |_| timed_out_dump());
+    assert_snapshot!("task_detail_timed_out", screen(&app));
+}
+
+#[test]
+fn group_detail_with_shared_stack() {
+    let mut app = app(90);
+    press(&mut app, KeyCode::Tab);
+    open_with_dump(&mut app, dump_chunks);
+    assert_snapshot!("group_detail", screen(&app));
+}
+
+#[test]
+fn help_screen() {
+    let mut app = app(30);
+    press(&mut app, KeyCode::Char('?'));
+    assert_snapshot!("help", redact(&text(&draw(&app, 120, 50))));
+}
+
+#[test]
+fn waiting_for_the_first_snapshot() {
+    let app = App::new(
+        crate::attach::state::State::new(Default::default(), false),
+        std::time::Instant::now(),
+    );
+    assert_snapshot!("waiting", screen(&app));
+}
+
+#[test]
+fn lost_connection_and_exited_target() {
+    let mut app = app(30);
+    app.handle_data(DataEvent::Link(LinkEvent::Lost {
+        reason: "connection dropped: transport error".into(),
+        retry_in: Duration::from_secs(4),
+    }));
+    assert_snapshot!("lost", screen(&app).lines().take(3).collect::<Vec<_>>().join("\n"));
+    app.handle_data(DataEvent::Link(LinkEvent::Exited {
+        pid: 4242,
+        retry_in: Duration::from_secs(8),
+    }));
+    assert_snapshot!("exited", screen(&app).lines().take(3).collect::<Vec<_>>().join("\n"));
+    // Data already received stays on screen.
+    assert!(screen(&app).contains("done_signal.rs:31:5"));
+}
+
+#[test]
+fn a_narrow_terminal_still_renders() {
+    let mut app = app(30);
+    let _ = draw(&app, 60, 12);
+    press(&mut app, KeyCode::Tab);
+    let _ = draw(&app, 40, 8);
+    press(&mut app, KeyCode::Enter);
+    let _ = draw(&app, 20, 5);
+}
+
+/// Colours: parked past the warning threshold in yellow, past the leak
+/// threshold in light red, agent-reported leaks with a white-on-red badge,
+/// the selection reversed.
+#[test]
+fn long_parked_and_leaked_rows_are_highlighted() {
+    let app = app(30);
+    let buf = draw(&app, 120, 50);
+    let row_of = |needle: &str| {
+        (0..buf.area.height)
+            .find(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, *y)].symbol())
+                    .collect::<String>()
+                    .contains(needle)
+            })
+            .unwrap_or_else(|| panic!("{needle} on screen"))
+    };
+    // Worker 10 (parked 2m) is first: selected and long-parked.
+    let y = row_of("10      ○ idle");
+    assert_eq!(buf[(0, y)].fg, Color::LightRed);
+    assert!(buf[(0, y)].modifier.contains(Modifier::REVERSED));
+    let y = row_of("9       ○ idle");
+    assert_eq!(buf[(0, y)].fg, Color::Yellow);
+    let y = row_of("1001 ");
+    let badge = (0..buf.area.width).find(|x| buf[(*x, y)].symbol() == "✗").unwrap();
+    assert_eq!((buf[(badge, y)].fg, buf[(badge, y)].bg), (Color::White, Color::Red));
+    assert_eq!(buf[(0, y)].fg, Color::Red);
+    let y = row_of("accept-loop");
+    assert_eq!(buf[(0, y)].fg, Color::Reset);
+}
+
+#[test]
+fn the_leaking_group_is_first_and_highlighted() {
+    let mut app = app(90);
+    press(&mut app, KeyCode::Tab);
+    let buf = draw(&app, 120, 32);
+    let first_row = 4; // header 2, tabs 1, column titles 1
+    let line: String = (0..buf.area.width).map(|x| buf[(x, first_row)].symbol()).collect();
+    assert!(line.contains("done_signal.rs:31:5"), "{line}");
+    assert_eq!(buf[(0, first_row)].fg, Color::Red);
+    assert!(buf[(0, first_row)].modifier.contains(Modifier::REVERSED));
+}
