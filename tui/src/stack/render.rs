@@ -88,11 +88,20 @@ pub fn warnings(dump: &Dump, timeout: Duration) -> Vec<String> {
             let detail = if rt.detail.is_empty() { String::new() } else { format!(" ({})", rt.detail) };
             let problem = match DumpStatus::try_from(rt.status) {
                 Ok(DumpStatus::Ok) => return None,
-                Ok(DumpStatus::TimedOut) => format!(
-                    "runtime {} did not answer within {}{detail}: a task may be blocking a worker thread",
-                    rt.runtime,
-                    crate::duration::format(timeout)
-                ),
+                Ok(DumpStatus::TimedOut) => {
+                    // The agent's detail usually restates the timeout before
+                    // its explanation; keep only the explanation.
+                    let why = match rt.detail.split_once(": ") {
+                        Some((lead, rest)) if lead.contains("did not answer") => rest,
+                        _ if rt.detail.is_empty() => "a task may be blocking a worker thread",
+                        _ => rt.detail.as_str(),
+                    };
+                    format!(
+                        "runtime {} did not answer within {}: {why}",
+                        rt.runtime,
+                        crate::duration::format(timeout)
+                    )
+                }
                 Ok(DumpStatus::Unsupported) => {
                     format!("task dumps are not supported for runtime {}{detail}", rt.runtime)
                 }
@@ -136,7 +145,7 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, full: bool) -> String {
         }
         out.push_str(&format!("  {}: {names}\n", if g.names.len() == 1 { "name" } else { "names" }));
     }
-    out.push_str(&stack_lines(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0), full));
+    out.push_str(&stack_lines(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0), dump, full));
     out
 }
 
@@ -155,15 +164,15 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, full: bool) -> String {
     let location = dump::location(task).unwrap_or_else(|| "<unknown>".to_string());
     let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);
     if state != TaskState::Done {
-        out.push_str(&stack_lines(dump.stack_of(dumped), full));
+        out.push_str(&stack_lines(dump.stack_of(dumped), dump, full));
     }
     out
 }
 
 /// The backtraces of a stack, indented under their group or task.
-pub fn stack_lines(stack: Option<&Stack>, full: bool) -> String {
+pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, full: bool) -> String {
     let Some(stack) = stack.filter(|s| !s.backtraces.is_empty()) else {
-        return "    (no stack captured)\n".to_string();
+        return no_stack(dump).to_string();
     };
     let mut out = String::new();
     let n = stack.backtraces.len();
@@ -187,6 +196,19 @@ pub fn stack_lines(stack: Option<&Stack>, full: bool) -> String {
         }
     }
     out
+}
+
+/// The line in place of a missing stack. When every runtime was dumped, the
+/// task awaits nothing tokio's task dump can trace (tokio traces its own
+/// resources: a hand-written future or `std::future::pending()` leaves no
+/// trace), or it was spawned after the dump.
+fn no_stack(dump: &Dump) -> &'static str {
+    let dumped = dump.header.runtimes.iter().all(|r| r.status == DumpStatus::Ok as i32);
+    if dumped && !dump.header.runtimes.is_empty() {
+        "    (no stack captured: it awaits nothing a task dump can trace, e.g. `std::future::pending()`)\n"
+    } else {
+        "    (no stack captured)\n"
+    }
 }
 
 #[cfg(test)]

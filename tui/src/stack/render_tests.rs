@@ -80,7 +80,10 @@ done_signal (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 1001 idle, 1001 le
   name: worker
 ";
     assert!(out.starts_with(expected_head), "{out}");
-    assert!(out.contains("\n1 task [running]  spawned at src/main.rs:25:5\n    (no stack captured)\n"), "{out}");
+    assert!(
+        out.contains("\n1 task [running]  spawned at src/main.rs:25:5\n    (no stack captured: it awaits nothing a task dump can trace, e.g. `std::future::pending()`)\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -94,7 +97,7 @@ fn full_shows_every_frame_with_full_paths() {
 #[test]
 fn all_lists_each_task() {
     let out = report(&info(), &leak_dump(), &Filter::default(), View { all: true, ..view() });
-    assert!(out.contains("\ntask 1 [running] spawned at src/main.rs:25:5\n    (no stack captured)\n"), "{out}");
+    assert!(out.contains("\ntask 1 [running] spawned at src/main.rs:25:5\n    (no stack captured: "), "{out}");
     assert!(out.contains("\ntask 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:25:5\n    ... 2 runtime frames\n"), "{out}");
     assert!(out.contains("\ntask 10 [idle 2.1s, leaked] spawned at examples/src/bin/done_signal.rs:25:5\n"), "{out}");
     assert_eq!(out.matches("\ntask ").count(), 1002);
@@ -122,6 +125,12 @@ fn timed_out_runtime_warns_and_still_groups_by_location() {
     assert!(
         out.contains("\nwarning: no stacks: runtime main did not answer within 2s: a task may be blocking a worker thread; tasks are shown by spawn location only\n"),
         "{out}"
+    );
+    dump.header.runtimes[0].detail =
+        "runtime `main` did not answer within 2s: a task is probably blocking a worker thread".into();
+    assert_eq!(
+        warnings(&dump, Duration::from_secs(2)),
+        vec!["warning: no stacks: runtime main did not answer within 2s: a task is probably blocking a worker thread; tasks are shown by spawn location only"]
     );
     assert!(out.contains("1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5\n    (no stack captured)\n"), "{out}");
 }
@@ -166,7 +175,7 @@ fn several_backtraces_are_numbered() {
             Backtrace { frames: vec![frame("app::b", "src/b.rs", 2, false)] },
         ],
     };
-    let out = stack_lines(Some(&stack), false);
+    let out = stack_lines(Some(&stack), &leak_dump(), false);
     assert_eq!(
         out,
         "  awaiting 1 of 2:\n    app::a\n        src/a.rs:1:9\n  awaiting 2 of 2:\n    app::b\n        src/b.rs:2:9\n"
