@@ -78,7 +78,7 @@ impl Target {
         }
         if let Some(rest) = s.strip_prefix("unix:") {
             // Accept `unix:/p`, `unix:///p` and `unix:relative`.
-            let path = if rest.starts_with("//") { &rest[2..] } else { rest };
+            let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() {
                 return Err(fail("`unix:` must be followed by a socket path"));
             }

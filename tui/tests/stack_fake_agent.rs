@@ -92,7 +92,7 @@ fn grouped_report() {
         "fakeprog (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 10 idle, 10 leaked, 0 done; 0 dropped events\n"
     ), "{}", run.stdout);
     assert!(run.stdout.contains(&format!(
-        "\n10 tasks [idle, 10 leaked] parked 3s..12s  spawned at {SITE}:25:5\n    ... 1 runtime frame\n    tokio::sync::notify::Notified::poll\n"
+        "\n10 tasks [idle, 10 leaked] parked 3s..12s  spawned at {SITE}:25:5\n    tokio::runtime::task::trace::trace_leaf\n        /r/tokio/src/trace.rs:14:9\n    tokio::sync::notify::Notified::poll\n"
     )), "{}", run.stdout);
     assert!(run.stdout.contains(&format!("    done_signal::wait_for_done::{{{{closure}}}}\n        {SITE}:14:9\n")), "{}", run.stdout);
     assert!(run.stdout.contains(&format!("\n1 task [running]  spawned at {SITE}:40:5\n  name: worker\n")), "{}", run.stdout);

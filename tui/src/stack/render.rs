@@ -20,7 +20,7 @@ use taskscope_proto::{DumpStatus, DumpedTask, ProcessInfo, Stack, TaskState};
 
 use super::dump::{self, Dump};
 use super::filter::Filter;
-use super::frames::{self, Line};
+use super::frames::{self, Line, Paths};
 use super::group::{self, Group};
 use crate::duration::format_ns;
 
@@ -43,10 +43,11 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
         out.push_str(&warning);
         out.push('\n');
     }
+    let paths = Paths::new(dump, view.full);
     let blocks: Vec<String> = if view.all {
-        group::select(dump, filter).into_iter().map(|t| task_block(t, dump, view.full)).collect()
+        group::select(dump, filter).into_iter().map(|t| task_block(t, dump, &paths)).collect()
     } else {
-        group::group(dump, filter).iter().map(|g| group_block(g, dump, view.full)).collect()
+        group::group(dump, filter).iter().map(|g| group_block(g, dump, &paths)).collect()
     };
     if filter.is_active() {
         let shown = group::select(dump, filter).len();
@@ -114,7 +115,7 @@ pub fn warnings(dump: &Dump, timeout: Duration) -> Vec<String> {
 }
 
 /// A group: its summary line, names, and stack.
-pub fn group_block(g: &Group<'_>, dump: &Dump, full: bool) -> String {
+pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
     let count = g.count();
     let mut tags = if let [(state, _)] = g.states.as_slice() {
         dump::state_word(*state).to_string()
@@ -145,12 +146,12 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, full: bool) -> String {
         }
         out.push_str(&format!("  {}: {names}\n", if g.names.len() == 1 { "name" } else { "names" }));
     }
-    out.push_str(&stack_lines(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0), dump, full));
+    out.push_str(&stack_lines(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0), dump, paths));
     out
 }
 
 /// A task of the `--all` view: `task 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:10:5`.
-pub fn task_block(dumped: &DumpedTask, dump: &Dump, full: bool) -> String {
+pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths) -> String {
     let Some(task) = &dumped.task else { return String::new() };
     let state = dump::state(task);
     let mut tags = dump::state_word(state).to_string();
@@ -164,13 +165,13 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, full: bool) -> String {
     let location = dump::location(task).unwrap_or_else(|| "<unknown>".to_string());
     let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);
     if state != TaskState::Done {
-        out.push_str(&stack_lines(dump.stack_of(dumped), dump, full));
+        out.push_str(&stack_lines(dump.stack_of(dumped), dump, paths));
     }
     out
 }
 
 /// The backtraces of a stack, indented under their group or task.
-pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, full: bool) -> String {
+pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, paths: &Paths) -> String {
     let Some(stack) = stack.filter(|s| !s.backtraces.is_empty()) else {
         return no_stack(dump).to_string();
     };
@@ -180,7 +181,7 @@ pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, full: bool) -> String {
         if n > 1 {
             out.push_str(&format!("  awaiting {} of {n}:\n", i + 1));
         }
-        for line in frames::visible(&bt.frames, full) {
+        for line in frames::visible(&bt.frames, paths.full) {
             match line {
                 Line::Collapsed(k) => {
                     out.push_str(&format!("    ... {k} runtime frame{}\n", if k == 1 { "" } else { "s" }));
@@ -188,7 +189,7 @@ pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, full: bool) -> String {
                 Line::Frame(frame) => {
                     let function = if frame.function.is_empty() { "<unknown>" } else { &frame.function };
                     out.push_str(&format!("    {function}\n"));
-                    if let Some(pos) = frames::position(frame, full) {
+                    if let Some(pos) = paths.position(frame) {
                         out.push_str(&format!("        {pos}\n"));
                     }
                 }

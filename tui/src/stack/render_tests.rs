@@ -175,7 +175,7 @@ fn several_backtraces_are_numbered() {
             Backtrace { frames: vec![frame("app::b", "src/b.rs", 2, false)] },
         ],
     };
-    let out = stack_lines(Some(&stack), &leak_dump(), false);
+    let out = stack_lines(Some(&stack), &leak_dump(), &Paths::new(&leak_dump(), false));
     assert_eq!(
         out,
         "  awaiting 1 of 2:\n    app::a\n        src/a.rs:1:9\n  awaiting 2 of 2:\n    app::b\n        src/b.rs:2:9\n"
