@@ -1,0 +1,349 @@
+//! `taskscope attach` for real: the binary runs in a tmux pane (a real
+//! terminal) against the real example programs with the real agent. Keys go
+//! in with `send-keys`, the screen comes out with `capture-pane`.
+//!
+//! Skipped, with the reason printed, only when tmux is not installed. The
+//! examples belong to another package; the first test that needs them builds
+//! them into the same target directory (a no-op under `cargo test --workspace`).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Generous: the machine may be busy compiling.
+const PATIENCE: Duration = Duration::from_secs(40);
+
+fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_taskscope"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+fn have_tmux() -> bool {
+    let found = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!("skipping: tmux is not installed; the attach end-to-end tests need a real terminal from tmux");
+    }
+    found
+}
+
+fn examples_built() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dir = bin_dir();
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_string(),
+            Some(other) => other.to_string(),
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "taskscope-examples",
+                "--bins",
+                "--profile",
+                &profile,
+            ])
+            .arg("--target-dir")
+            .arg(dir.parent().expect("target dir"))
+            .status()
+            .map_err(|e| format!("cannot run cargo to build the examples: {e}"))?;
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("building the examples failed: {status}"))
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+}
+
+/// A running example program, killed on drop.
+struct Example {
+    child: Child,
+}
+
+impl Example {
+    fn start(dir: &Path, name: &str, args: &[&str], env: &[(&str, String)]) -> Example {
+        examples_built();
+        let mut cmd = Command::new(bin_dir().join(name));
+        cmd.args(args)
+            .env("TASKSCOPE_DIR", dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let socket = dir.join(format!("{}.sock", child.id()));
+        let start = Instant::now();
+        while !socket.exists() {
+            assert!(start.elapsed() < PATIENCE, "{name} never created {}", socket.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Example { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tmux server of our own (its own socket, so the user's tmux is never
+/// touched) with one 200×50 pane running a plain shell.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &Path) -> Tmux {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "taskscope-attach-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmux = Tmux { socket };
+        let shell = format!(
+            "env -i PATH=/usr/bin:/bin HOME={dir} TERM=screen-256color TASKSCOPE_DIR={dir} PS1='$ ' sh",
+            dir = dir.display()
+        );
+        tmux.run(&["new-session", "-d", "-s", "t", "-x", "200", "-y", "50", &shell]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `line` and Enter into the shell.
+    fn type_line(&self, line: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", line]);
+        self.run(&["send-keys", "-t", "t", "Enter"]);
+    }
+
+    /// Presses one key (tmux key name: `Tab`, `Enter`, `q`, `Escape`).
+    fn key(&self, key: &str) {
+        self.run(&["send-keys", "-t", "t", key]);
+    }
+
+    /// The screen as text.
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// The screen with colours and attributes as escape sequences.
+    fn screen_styled(&self) -> String {
+        self.run(&["capture-pane", "-p", "-e", "-t", "t"])
+    }
+
+    /// Waits until the screen satisfies `ok`; panics with the screen if not.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_for_on(what, Self::screen, ok)
+    }
+
+    /// [`Self::wait_for`] on the screen as `capture` reads it.
+    fn wait_for_on(&self, what: &str, capture: fn(&Self) -> String, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = capture(self);
+            if ok(&screen) {
+                return screen;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("ts-attach-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+    dir
+}
+
+fn attach_cmd(args: &str) -> String {
+    format!("{} attach {args}", env!("CARGO_BIN_EXE_taskscope"))
+}
+
+/// Whether the header says the link is live (it ends the first line).
+fn live(screen: &str) -> bool {
+    screen.lines().next().is_some_and(|l| l.trim_end().ends_with(" live"))
+}
+
+/// The first data row of the list (after two header lines, the tab line and
+/// the column titles).
+fn first_row(screen: &str) -> &str {
+    screen.lines().nth(4).unwrap_or("")
+}
+
+#[test]
+fn the_leak_is_the_top_group_its_stack_names_the_helper_and_q_restores_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path().display().to_string();
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "20ms"], &[]);
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&format!(
+        "stty -g > {d}/stty.before; {} --warn-after 1s --leak-after 3s; echo attach-exit=$?; stty -g > {d}/stty.after; echo usable-$((6*7))",
+        attach_cmd(&ex.pid().to_string())
+    ));
+    let screen = tmux.wait_for("the live task list", |s| live(s) && s.contains("PARKED↓"));
+    assert!(screen.contains(&format!("done_signal  pid {}", ex.pid())), "{screen}");
+
+    tmux.key("Tab");
+    let screen = tmux.wait_for("the helper's group on top", |s| {
+        let row = first_row(s);
+        row.contains("examples/src/bin/done_signal.rs:")
+            && row
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.replace(',', "").parse::<u64>().ok())
+                .is_some_and(|n| n > 10)
+    });
+    assert!(screen.contains("LIVE") && screen.contains("TREND"), "{screen}");
+    // Highlighted: selected (reverse video), in the leak colour once its
+    // oldest task has been parked past --leak-after.
+    tmux.wait_for_on(
+        "the top group in reverse video and the leak colour",
+        Tmux::screen_styled,
+        |s| {
+            let row = first_row(s);
+            let reversed = row.contains("[0;7m") || row.contains("[7m") || row.contains(";7;");
+            let leak_colour = row.contains("38;5;9m") || row.contains("[91m");
+            reversed && leak_colour && row.contains("done_signal.rs:")
+        },
+    );
+
+    tmux.key("Enter");
+    let screen = tmux.wait_for("the group's shared stack", |s| s.contains("share this stack"));
+    assert!(
+        screen.contains("done_signal::to_done_channel"),
+        "the example's own function: {screen}"
+    );
+    assert!(!screen.contains("capturing…"), "{screen}");
+
+    tmux.key("Escape");
+    tmux.wait_for("the groups list again", |s| s.contains("TREND"));
+    tmux.key("q");
+    let screen = tmux.wait_for("the shell after quitting", |s| s.contains("usable-42"));
+    assert!(screen.contains("attach-exit=0"), "{screen}");
+    let before = std::fs::read_to_string(dir.path().join("stty.before")).expect("stty before");
+    let after = std::fs::read_to_string(dir.path().join("stty.after")).expect("stty after");
+    assert_eq!(before, after, "terminal settings restored");
+}
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn reconnects_when_a_tcp_target_comes_back() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let tcp = [("TASKSCOPE_TCP", addr.clone())];
+    let args = ["--calls", "0", "--interval", "50ms"];
+    let mut first = Example::start(dir.path(), "done_signal", &args, &tcp);
+    let start = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < PATIENCE, "agent never listened on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&attach_cmd(&addr));
+    tmux.wait_for("live on the first process", |s| {
+        s.contains(&format!("pid {}", first.pid())) && live(s)
+    });
+
+    first.kill();
+    let screen = tmux.wait_for("the lost connection", |s| {
+        s.contains("lost: ") && s.contains("retry in")
+    });
+    // The last data stays on screen while disconnected.
+    assert!(screen.contains("done_signal.rs:"), "{screen}");
+
+    let second = Example::start(dir.path(), "done_signal", &args, &tcp);
+    tmux.wait_for("live on the restarted process", |s| {
+        s.contains(&format!("pid {}", second.pid())) && live(s)
+    });
+    tmux.key("q");
+}
+
+#[test]
+fn a_pid_target_that_exits_is_reported_as_exited() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let pid = ex.pid();
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&attach_cmd(&pid.to_string()));
+    tmux.wait_for("live", live);
+    ex.kill();
+    tmux.wait_for("the exit", |s| s.contains(&format!("process {pid} exited")));
+    tmux.key("q");
+}
