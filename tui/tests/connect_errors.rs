@@ -131,3 +131,21 @@ fn silent_agent_times_out() {
     assert_one_line_error(&run, &format!("no answer from {} within 5s", socket.display()));
     assert!(start.elapsed() < std::time::Duration::from_secs(15), "took {:?}", start.elapsed());
 }
+
+#[test]
+fn agent_of_another_user_is_permission_refused() {
+    // The agent drops connections from other users. Reproduce that with a
+    // socket owned by `nobody` whose server closes every connection; changing
+    // a file's owner needs root, so elsewhere this test has nothing to check.
+    let dir = temp_dir();
+    let pid = std::process::id();
+    let socket = socket_in(dir.path(), pid);
+    let _closer = serve_closer(&socket);
+    if let Err(e) = std::os::unix::fs::chown(&socket, Some(65534), None) {
+        eprintln!("skipped: cannot give the socket to another user ({e})");
+        return;
+    }
+    let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
+    assert_one_line_error(&run, &format!("permission refused: process {pid} ("));
+    assert!(run.stderr.contains("belongs to another user (uid 65534)"), "{run:?}");
+}
