@@ -71,7 +71,8 @@ pub fn connect_failed(target: &Target, err: &(dyn StdError + 'static)) -> Connec
             None => ConnectError::Io { who: who(target), detail: io_err.to_string() },
         },
         io::ErrorKind::PermissionDenied => permission_denied(target, io_err),
-        io::ErrorKind::TimedOut => ConnectError::Timeout { who: who(target), after: "the connect timeout".into() },
+        // Normally the caller's own limit fires first (see `connect_with`).
+        io::ErrorKind::TimedOut => ConnectError::Timeout { who: who(target), after: "the time allowed".into() },
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe

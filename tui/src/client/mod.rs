@@ -93,9 +93,11 @@ pub async fn connect_with(target: &Target, timeouts: Timeouts) -> Result<Connect
         after: crate::duration::format(limit),
     };
 
-    // tonic applies `connect_timeout` too; the outer limit also covers name
-    // resolution and the HTTP/2 handshake.
-    let channel = match tokio::time::timeout(timeouts.connect, open_channel(target, timeouts.connect)).await {
+    // The outer limit covers name resolution and the HTTP/2 handshake too.
+    // tonic's own connect timeout is a backstop set a little later, so that
+    // the outer one fires first and the message names the limit.
+    let backstop = timeouts.connect + Duration::from_secs(1);
+    let channel = match tokio::time::timeout(timeouts.connect, open_channel(target, backstop)).await {
         Err(_) => return Err(timeout(timeouts.connect)),
         Ok(Err(e)) => return Err(diagnose::connect_failed(target, &e)),
         Ok(Ok(channel)) => channel,
