@@ -231,30 +231,38 @@ pub(crate) struct WakerFields {
 }
 
 impl Visit for WakerFields {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "task.id" {
-            self.span_id = value;
-        }
+    // tokio's waker events have exactly two fields, `op` (a str) and `task.id`
+    // (a u64), so the value's type says which field it is: no name compare on
+    // this hot path.
+    #[inline]
+    fn record_u64(&mut self, _field: &Field, value: u64) {
+        self.span_id = value;
     }
 
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "op" {
-            self.op = match value {
-                "waker.clone" => Some(WakeOp::Clone),
-                "waker.drop" => Some(WakeOp::Drop),
-                "waker.wake" => Some(WakeOp::Wake),
-                "waker.wake_by_ref" => Some(WakeOp::WakeByRef),
-                _ => None,
-            };
-        }
+    #[inline]
+    fn record_str(&mut self, _field: &Field, value: &str) {
+        self.op = parse_op(value.as_bytes());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "op" {
             let mut s = StackStr::new();
             let _ = write!(s, "{value:?}");
-            self.record_str(field, s.as_str().trim_matches('"'));
+            self.op = parse_op(s.as_str().trim_matches('"').as_bytes());
         }
+    }
+}
+
+/// `waker.clone`, `waker.drop`, `waker.wake`, `waker.wake_by_ref`, told apart
+/// by length and one byte.
+#[inline]
+fn parse_op(op: &[u8]) -> Option<WakeOp> {
+    match (op.len(), op.get(6)) {
+        (11, Some(b'c')) => Some(WakeOp::Clone),
+        (10, Some(b'd')) => Some(WakeOp::Drop),
+        (10, Some(b'w')) => Some(WakeOp::Wake),
+        (17, Some(b'w')) => Some(WakeOp::WakeByRef),
+        _ => None,
     }
 }
 
@@ -268,6 +276,15 @@ mod tests {
             assert_eq!(kind_name(kind_code(k)), k);
         }
         assert_eq!(kind_name(kind_code("unknown")), "task");
+    }
+
+    #[test]
+    fn waker_ops_parse() {
+        assert_eq!(parse_op(b"waker.clone"), Some(WakeOp::Clone));
+        assert_eq!(parse_op(b"waker.drop"), Some(WakeOp::Drop));
+        assert_eq!(parse_op(b"waker.wake"), Some(WakeOp::Wake));
+        assert_eq!(parse_op(b"waker.wake_by_ref"), Some(WakeOp::WakeByRef));
+        assert_eq!(parse_op(b"waker.other"), None);
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl Recorder {
                     return;
                 }
             }
+            slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
             slot.poll_started.store(clock::raw(), Release);
             CURRENT.set(key.0);
         }
@@ -132,6 +133,8 @@ impl Recorder {
     fn dump_poll(&self, slot: &crate::slots::Slot) -> bool {
         if slot.dump_flags.load(Acquire) & REPOLL != 0 {
             slot.dump_flags.fetch_and(!REPOLL, AcqRel);
+            // Whatever woke the task before the dump is served by this poll.
+            slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
             return true;
         }
         #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -216,8 +219,9 @@ impl Recorder {
                     slot.dump_flags.store(REPOLL, Release);
                     return;
                 }
-                slot.wakes.fetch_add(1, Relaxed);
-                slot.last_wake.store(clock::raw(), Release);
+                // No clock read here: "woken since its last poll" is
+                // `wakes > wakes_at_poll`, so a wake costs one counter.
+                slot.wakes.fetch_add(1, Release);
                 if CURRENT.get() == key.0 {
                     slot.self_wakes.fetch_add(1, Relaxed);
                 }

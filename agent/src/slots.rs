@@ -68,7 +68,8 @@ pub(crate) struct Slot {
     pub poll_started: AtomicU64,
     pub poll_ended: AtomicU64,
     pub wakes: AtomicU64,
-    pub last_wake: AtomicU64,
+    /// `wakes` when the latest poll started: more wakes since then = scheduled.
+    pub wakes_at_poll: AtomicU64,
     pub waker_clones: AtomicU64,
     pub waker_drops: AtomicU64,
     pub self_wakes: AtomicU64,
@@ -88,7 +89,7 @@ impl Slot {
             &self.poll_started,
             &self.poll_ended,
             &self.wakes,
-            &self.last_wake,
+            &self.wakes_at_poll,
             &self.waker_clones,
             &self.waker_drops,
             &self.self_wakes,

@@ -409,7 +409,7 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
     let raw = |c: &std::sync::atomic::AtomicU64| c.load(Acquire);
     let poll_started = raw(&slot.poll_started);
     let poll_ended = raw(&slot.poll_ended);
-    let last_wake = raw(&slot.last_wake);
+    let woken_since_poll = raw(&slot.wakes) > raw(&slot.wakes_at_poll);
     let completed = raw(&slot.completed_at);
     let polls = raw(&slot.polls);
     let clones = raw(&slot.waker_clones);
@@ -420,13 +420,13 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
         proto::TaskState::Done
     } else if poll_started != 0 && poll_started > poll_ended {
         proto::TaskState::Running
-    } else if polls == 0 || last_wake > poll_started {
+    } else if polls == 0 || woken_since_poll {
         proto::TaskState::Scheduled
     } else {
         proto::TaskState::Idle
     };
     let leaked = state == proto::TaskState::Idle && live_wakers <= 0;
-    let fingerprint = [polls, wakes, clones, drops, completed, poll_started, poll_ended, last_wake, state as u64]
+    let fingerprint = [polls, wakes, clones, drops, completed, poll_started, poll_ended, state as u64]
         .iter()
         .fold(0xcbf29ce484222325u64, |h, v| (h ^ v).wrapping_mul(0x100000001b3));
     let task = proto::Task {
@@ -447,7 +447,7 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
         waker_drops: drops,
         live_wakers,
         self_wakes: raw(&slot.self_wakes),
-        last_wake_ns: clock::to_ns(last_wake),
+        last_wake_ns: 0,
         runtime: 0,
     };
     (task, fingerprint)
