@@ -27,12 +27,11 @@ use crate::clock;
 use crate::fields::{SpawnFields, WakeOp};
 use crate::slots::{Key, Table, DONE};
 
-/// A lifecycle notice for the state owner.
+/// A lifecycle notice for the state owner: this task completed. (Spawns need
+/// none: live tasks are found by scanning the table, so spawn totals are
+/// completed + live, and a spawn costs no queue push.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Notice {
-    Spawned(Key),
-    Completed(Key),
-}
+pub(crate) struct Notice(pub(crate) Key);
 
 /// The process-wide recorder.
 pub(crate) struct Recorder {
@@ -108,7 +107,6 @@ impl Recorder {
             slot.set_name(name);
         }
         slot.spawned_at.store(clock::raw(), Release);
-        self.notify(Notice::Spawned(key));
         Some(key)
     }
 
@@ -194,7 +192,7 @@ impl Recorder {
             slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
             slot.completed_at.store(clock::raw(), Relaxed);
             slot.phase.store(DONE, Release);
-            self.notify(Notice::Completed(key));
+            self.notify(Notice(key));
         }
     }
 

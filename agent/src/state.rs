@@ -118,8 +118,8 @@ pub(crate) struct StateOwner {
     rx: mpsc::Receiver<Command>,
     /// Completed tasks kept for display, oldest first.
     retained: VecDeque<(Key, u64)>,
-    totals: HashMap<LocKey, (u64, u64)>,
-    spawned_total: u64,
+    /// Completed tasks per spawn location (spawned = completed + live).
+    completed: HashMap<LocKey, u64>,
     completed_total: u64,
     drops_seen: u64,
     watchers: Vec<Watcher>,
@@ -133,8 +133,7 @@ impl StateOwner {
             config,
             rx,
             retained: VecDeque::new(),
-            totals: HashMap::new(),
-            spawned_total: 0,
+            completed: HashMap::new(),
             completed_total: 0,
             drops_seen: 0,
             watchers: Vec::new(),
@@ -205,21 +204,11 @@ impl StateOwner {
     /// Takes every pending notice off the queue.
     fn drain(&mut self) {
         let table = &self.recorder.table;
-        while let Some(notice) = self.recorder.notices.pop() {
-            match notice {
-                Notice::Spawned(key) => {
-                    self.spawned_total += 1;
-                    if let Some(slot) = table.get(key) {
-                        self.totals.entry(loc_key(slot)).or_default().0 += 1;
-                    }
-                }
-                Notice::Completed(key) => {
-                    self.completed_total += 1;
-                    if let Some(slot) = table.get(key) {
-                        self.totals.entry(loc_key(slot)).or_default().1 += 1;
-                        self.retained.push_back((key, slot.completed_at.load(Relaxed)));
-                    }
-                }
+        while let Some(Notice(key)) = self.recorder.notices.pop() {
+            self.completed_total += 1;
+            if let Some(slot) = table.get(key) {
+                *self.completed.entry(loc_key(slot)).or_default() += 1;
+                self.retained.push_back((key, slot.completed_at.load(Relaxed)));
             }
         }
     }
@@ -264,23 +253,24 @@ impl StateOwner {
         let files = FILES.get().map(|f| f.all()).unwrap_or_default();
         let now_ns = clock::now_ns();
         let mut tasks = Vec::new();
+        let mut live_by_loc: HashMap<LocKey, u64> = HashMap::new();
         for index in 0..table.len() {
             let Some(key) = table.key_at(index) else { continue };
             let Some(slot) = table.get(key) else { continue };
             if slot.spawned_at.load(Acquire) == 0 {
                 continue; // still being filled in by its spawner
             }
-            tasks.push(task_of(slot, &files));
+            let (task, fp) = task_of(slot, &files);
+            if task.state != proto::TaskState::Done as i32 {
+                *live_by_loc.entry(loc_key(slot)).or_default() += 1;
+            }
+            tasks.push((task, fp));
         }
-        Scan { now_ns, tasks }
+        Scan { now_ns, tasks, live_by_loc }
     }
 
     fn counts(&self, tasks: &[(proto::Task, u64)]) -> proto::TaskCounts {
-        let mut c = proto::TaskCounts {
-            spawned_total: self.spawned_total,
-            completed_total: self.completed_total,
-            ..Default::default()
-        };
+        let mut c = proto::TaskCounts { completed_total: self.completed_total, ..Default::default() };
         for (t, _) in tasks {
             match proto::TaskState::try_from(t.state) {
                 Ok(proto::TaskState::Running) => c.running += 1,
@@ -290,19 +280,22 @@ impl StateOwner {
             }
             c.leaked += t.leaked as u64;
         }
+        c.spawned_total = self.completed_total + c.running + c.scheduled + c.idle;
         c
     }
 
-    fn location_totals(&self, files: &[Arc<str>]) -> Vec<(LocKey, proto::LocationTotals)> {
-        self.totals
-            .iter()
-            .map(|(k, (spawned, completed))| {
+    fn location_totals(&self, files: &[Arc<str>], scan: &Scan) -> Vec<(LocKey, proto::LocationTotals)> {
+        let keys: HashSet<LocKey> = self.completed.keys().chain(scan.live_by_loc.keys()).copied().collect();
+        keys.into_iter()
+            .map(|k| {
+                let completed = self.completed.get(&k).copied().unwrap_or(0);
+                let live = scan.live_by_loc.get(&k).copied().unwrap_or(0);
                 let totals = proto::LocationTotals {
                     location: Some(location(files, k.0, k.1)),
-                    spawned: *spawned,
-                    completed: *completed,
+                    spawned: completed + live,
+                    completed,
                 };
-                (*k, totals)
+                (k, totals)
             })
             .collect()
     }
@@ -317,7 +310,7 @@ impl StateOwner {
         let scan = self.scan();
         let counts = self.counts(&scan.tasks);
         let files = FILES.get().map(|f| f.all()).unwrap_or_default();
-        let totals = self.location_totals(&files);
+        let totals = self.location_totals(&files, &scan);
         let dropped = self.dropped();
         for w in self.watchers.iter_mut().filter(|w| w.next <= now) {
             w.next = now + w.interval;
@@ -335,6 +328,8 @@ impl StateOwner {
 
 struct Scan {
     now_ns: u64,
+    /// Live (not done) tasks per spawn location.
+    live_by_loc: HashMap<LocKey, u64>,
     /// Each task with the fingerprint of its record.
     tasks: Vec<(proto::Task, u64)>,
 }
