@@ -14,7 +14,7 @@ mod order;
 mod stack;
 mod task;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use taskscope_proto as proto;
@@ -27,7 +27,7 @@ pub use stack::{first_own_frame, Capture, DumpOutcome, TaskStack};
 pub use task::{location_string, Severity, TaskRow, TaskState, Thresholds};
 
 use order::TaskOrder;
-use task::Interner;
+use task::{IdMap, IdSet, Interner};
 
 /// At most this many finished tasks are kept after the agent has dropped
 /// them ("keep done"); the oldest go first.
@@ -56,13 +56,13 @@ pub struct State {
     /// The link to the agent.
     pub connection: Connection,
     keep_done: bool,
-    tasks: HashMap<u64, TaskRow>,
+    tasks: IdMap<TaskRow>,
     interner: Interner,
     groups: Groups,
     order: TaskOrder,
     totals: HashMap<Arc<str>, Totals>,
     /// Ids touched since the last refresh.
-    changed: HashSet<u64>,
+    changed: IdSet,
     /// Ids kept here after the agent dropped them, oldest first.
     retained: VecDeque<u64>,
     /// Parked-since of the longest-parked task.
@@ -82,12 +82,12 @@ impl State {
             thresholds,
             connection: Connection::Connecting { attempt: 1 },
             keep_done,
-            tasks: HashMap::new(),
+            tasks: IdMap::default(),
             interner: Interner::default(),
             groups: Groups::default(),
             order: TaskOrder::default(),
             totals: HashMap::new(),
-            changed: HashSet::new(),
+            changed: IdSet::default(),
             retained: VecDeque::new(),
             oldest_parked_since: None,
             batches: 0,

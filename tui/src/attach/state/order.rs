@@ -8,10 +8,9 @@
 //! sort column or filter re-sorts everything. Reversing the order re-sorts
 //! nothing: the list is read from the other end.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::task::{TaskRow, TaskState};
+use super::task::{IdSet, TaskRow, TaskState};
 
 /// A column of the task list the user can sort by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +219,7 @@ impl TaskOrder {
     pub fn refresh<'a>(
         &mut self,
         all: impl Iterator<Item = &'a TaskRow>,
-        changed: &HashSet<u64>,
+        changed: &IdSet,
         lookup: impl Fn(u64) -> Option<&'a TaskRow>,
     ) {
         let column = self.column;

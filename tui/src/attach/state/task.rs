@@ -188,6 +188,46 @@ pub fn location_string(location: Option<&proto::Location>) -> String {
     }
 }
 
+/// Hashing for task ids. Ids are unique integers chosen by tokio, not by an
+/// attacker, so a multiplicative hash serves; SipHash was a tenth of the time
+/// spent applying an update to 100k tasks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+/// See [`IdHash`].
+#[derive(Debug, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Odd multiplier: a bijection, good high bits for hashbrown's tags.
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by task id.
+pub type IdMap<V> = std::collections::HashMap<u64, V, IdHash>;
+/// A set of task ids.
+pub type IdSet = std::collections::HashSet<u64, IdHash>;
+
 /// Shares equal strings between tasks.
 #[derive(Debug, Default)]
 pub struct Interner {
