@@ -172,7 +172,8 @@ struct FileTable {
 const CACHE: usize = 32;
 
 thread_local! {
-    static FILE_CACHE: std::cell::Cell<[(usize, usize, u32); CACHE]> = const { std::cell::Cell::new([(0, 0, 0); CACHE]) };
+    static FILE_CACHE: [std::cell::Cell<(usize, usize, u32)>; CACHE] =
+        const { [const { std::cell::Cell::new((0, 0, 0)) }; CACHE] };
 }
 
 impl Files {
@@ -181,18 +182,16 @@ impl Files {
     }
 
     /// The id of `file` (never 0).
+    #[inline]
     pub(crate) fn intern(&self, file: &str) -> u32 {
         let (ptr, len) = (file.as_ptr() as usize, file.len());
-        let slot = (ptr >> 3) % CACHE;
-        let cache = FILE_CACHE.get();
-        let (p, l, id) = cache[slot];
+        let index = (ptr >> 3) % CACHE;
+        let (p, l, id) = FILE_CACHE.with(|c| c[index].get());
         if p == ptr && l == len && id != 0 {
             return id;
         }
         let id = self.intern_slow(file);
-        let mut cache = cache;
-        cache[slot] = (ptr, len, id);
-        FILE_CACHE.set(cache);
+        FILE_CACHE.with(|c| c[index].set((ptr, len, id)));
         id
     }
 

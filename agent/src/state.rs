@@ -104,12 +104,37 @@ struct Watcher {
     interval: Duration,
     next: Instant,
     /// Task id → fingerprint of the record last sent; empty = send a full snapshot.
-    sent: HashMap<u64, u64>,
+    sent: FastMap<u64, u64>,
     needs_reset: bool,
-    totals_sent: HashMap<LocKey, (u64, u64)>,
+    totals_sent: FastMap<LocKey, (u64, u64)>,
 }
 
 type LocKey = (u32, u64);
+
+/// A fast hasher for the owner's small integer keys (task ids, locations):
+/// SipHash's DoS resistance buys nothing here and costs the agent's thread.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// The state owner. Build with [`StateOwner::new`], run with [`StateOwner::run`].
 pub(crate) struct StateOwner {
@@ -119,7 +144,7 @@ pub(crate) struct StateOwner {
     /// Completed tasks kept for display, oldest first.
     retained: VecDeque<(Key, u64)>,
     /// Completed tasks per spawn location (spawned = completed + live).
-    completed: HashMap<LocKey, u64>,
+    completed: FastMap<LocKey, u64>,
     completed_total: u64,
     drops_seen: u64,
     watchers: Vec<Watcher>,
@@ -133,7 +158,7 @@ impl StateOwner {
             config,
             rx,
             retained: VecDeque::new(),
-            completed: HashMap::new(),
+            completed: FastMap::default(),
             completed_total: 0,
             drops_seen: 0,
             watchers: Vec::new(),
@@ -187,9 +212,9 @@ impl StateOwner {
                     tx,
                     interval: interval.max(MIN_INTERVAL),
                     next: Instant::now(),
-                    sent: HashMap::new(),
+                    sent: FastMap::default(),
                     needs_reset: true,
-                    totals_sent: HashMap::new(),
+                    totals_sent: FastMap::default(),
                 });
                 let _ = reply.send(rx);
                 self.feed_watchers();
@@ -253,7 +278,7 @@ impl StateOwner {
         let files = FILES.get().map(|f| f.all()).unwrap_or_default();
         let now_ns = clock::now_ns();
         let mut tasks = Vec::new();
-        let mut live_by_loc: HashMap<LocKey, u64> = HashMap::new();
+        let mut live_by_loc: FastMap<LocKey, u64> = FastMap::default();
         for index in 0..table.len() {
             let Some(key) = table.key_at(index) else { continue };
             let Some(slot) = table.get(key) else { continue };
@@ -285,7 +310,7 @@ impl StateOwner {
     }
 
     fn location_totals(&self, files: &[Arc<str>], scan: &Scan) -> Vec<(LocKey, proto::LocationTotals)> {
-        let keys: HashSet<LocKey> = self.completed.keys().chain(scan.live_by_loc.keys()).copied().collect();
+        let keys: FastSet<LocKey> = self.completed.keys().chain(scan.live_by_loc.keys()).copied().collect();
         keys.into_iter()
             .map(|k| {
                 let completed = self.completed.get(&k).copied().unwrap_or(0);
@@ -329,7 +354,7 @@ impl StateOwner {
 struct Scan {
     now_ns: u64,
     /// Live (not done) tasks per spawn location.
-    live_by_loc: HashMap<LocKey, u64>,
+    live_by_loc: FastMap<LocKey, u64>,
     /// Each task with the fingerprint of its record.
     tasks: Vec<(proto::Task, u64)>,
 }
@@ -348,7 +373,7 @@ impl Watcher {
             self.totals_sent.clear();
         }
         let mut changed = Vec::new();
-        let mut seen = HashSet::with_capacity(scan.tasks.len());
+        let mut seen = FastSet::with_capacity_and_hasher(scan.tasks.len(), Default::default());
         for (task, fp) in &scan.tasks {
             seen.insert(task.id);
             if self.sent.insert(task.id, *fp) != Some(*fp) {

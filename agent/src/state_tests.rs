@@ -135,9 +135,9 @@ fn watch_sends_snapshot_then_only_changes() {
         tx,
         interval: MIN_INTERVAL,
         next: Instant::now(),
-        sent: HashMap::new(),
+        sent: FastMap::default(),
         needs_reset: true,
-        totals_sent: HashMap::new(),
+        totals_sent: FastMap::default(),
     });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
