@@ -160,6 +160,17 @@ impl Tmux {
         self.run(&["send-keys", "-t", "t", key]);
     }
 
+    /// PIDs of the processes the pane's shell has started.
+    fn shell_children(&self) -> Vec<u32> {
+        let shell = self.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+        let shell = shell.trim();
+        std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
     /// The screen as text.
     fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "t"])
@@ -346,4 +357,34 @@ fn a_pid_target_that_exits_is_reported_as_exited() {
     ex.kill();
     tmux.wait_for("the exit", |s| s.contains(&format!("process {pid} exited")));
     tmux.key("q");
+}
+
+#[test]
+fn sigterm_ends_the_ui_and_restores_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path().display().to_string();
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&format!(
+        "stty -g > {d}/stty.before; {}; echo attach-exit=$?; stty -g > {d}/stty.after; echo usable-$((6*7))",
+        attach_cmd(&ex.pid().to_string())
+    ));
+    tmux.wait_for("live", live);
+    let children = tmux.shell_children();
+    assert_eq!(children.len(), 1, "one taskscope under the shell: {children:?}");
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(children[0].to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let screen = tmux.wait_for("the shell after SIGTERM", |s| s.contains("usable-42"));
+    assert!(screen.contains("attach-exit=0"), "{screen}");
+    let before = std::fs::read_to_string(dir.path().join("stty.before")).expect("stty before");
+    let after = std::fs::read_to_string(dir.path().join("stty.after")).expect("stty after");
+    assert_eq!(before, after, "terminal settings restored");
 }

@@ -80,8 +80,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let link = tokio::spawn(conn::run(target, args.interval, first, data_tx, cmd_rx));
 
     let mut guard = term::TerminalGuard::enter().context("cannot set up the terminal")?;
-    let result = app.run(guard.terminal(), EventStream::new(), data_rx, cmd_tx).await;
+    // A SIGTERM or SIGHUP (terminal closed) ends the UI like `q` does, so the
+    // guard below restores the terminal.
+    let result = tokio::select! {
+        result = app.run(guard.terminal(), EventStream::new(), data_rx, cmd_tx) => result,
+        () = terminated() => Ok(()),
+    };
     drop(guard);
     link.abort();
     result
+}
+
+/// Resolves on SIGTERM or SIGHUP (never, if they cannot be watched).
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+        (Ok(mut term), Ok(mut hup)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
 }
