@@ -226,9 +226,12 @@ fn attach_cmd(args: &str) -> String {
     format!("{} attach {args}", env!("CARGO_BIN_EXE_taskscope"))
 }
 
-/// Whether the header says the link is live (it ends the first line).
+/// Whether the header says the link is live (right after the name).
 fn live(screen: &str) -> bool {
-    screen.lines().next().is_some_and(|l| l.trim_end().ends_with(" live"))
+    screen
+        .lines()
+        .next()
+        .is_some_and(|l| l.trim_start().starts_with("taskscope   live "))
 }
 
 /// The first data row of the list (after two header lines, the tab line and
@@ -329,9 +332,7 @@ fn reconnects_when_a_tcp_target_comes_back() {
     });
 
     first.kill();
-    let screen = tmux.wait_for("the lost connection", |s| {
-        s.contains("lost: ") && s.contains("retry in")
-    });
+    let screen = tmux.wait_for("the lost connection", |s| s.contains("lost, retry in"));
     // The last data stays on screen while disconnected.
     assert!(screen.contains("done_signal.rs:"), "{screen}");
 

@@ -313,7 +313,7 @@ fn connection_states_read_well() {
             retry_at: later
         }
         .describe(now),
-        "lost: connection refused; retry in 3s"
+        "lost, retry in 3s: connection refused"
     );
     assert_eq!(
         Connection::Exited {

@@ -29,9 +29,8 @@ impl Connection {
             Self::Connecting { attempt: 1 } => "connecting…".to_string(),
             Self::Connecting { attempt } => format!("reconnecting (attempt {attempt})…"),
             Self::Live => "live".to_string(),
-            Self::Lost { reason, retry_at } => {
-                format!("lost: {reason}; retry in {}", countdown(wait(retry_at)))
-            }
+            // The countdown first: a long reason may be cut at the screen's edge.
+            Self::Lost { reason, retry_at } => format!("lost, retry in {}: {reason}", countdown(wait(retry_at))),
             Self::Exited { pid, retry_at } => {
                 format!("process {pid} exited; checking again in {}", countdown(wait(retry_at)))
             }

@@ -11,7 +11,16 @@ use super::{fmt, style};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let s = &app.state;
-    let mut first = vec![Span::styled(" taskscope ", style::active_tab()), Span::raw(" ")];
+    // The link state right after the name: when it is bad, it is the news.
+    let mut first = vec![
+        Span::styled(" taskscope ", style::active_tab()),
+        Span::raw(" "),
+        Span::styled(
+            format!(" {} ", s.connection.describe(app.now)),
+            style::link(s.connection.is_live()),
+        ),
+        Span::raw("  "),
+    ];
     match &s.process {
         Some(p) => {
             first.push(Span::styled(p.process_name.clone(), style::value()));
@@ -24,11 +33,6 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         None => first.push(Span::styled("(no process info yet)", style::dim())),
     }
-    first.push(Span::raw("  "));
-    first.push(Span::styled(
-        format!(" {} ", s.connection.describe(app.now)),
-        style::link(s.connection.is_live()),
-    ));
     Line::from(first).render(Rect { height: 1, ..area }, buf);
 
     let c = &s.counts;
