@@ -11,7 +11,7 @@ use super::super::state::{Group, HISTORY_LEN};
 use super::{fmt, style};
 
 /// Width of the per-row trend.
-const TREND: u16 = 20;
+const TREND: u16 = 16;
 /// Seconds the per-row trend covers.
 const TREND_WINDOW: usize = 120;
 
@@ -58,15 +58,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 const WIDTHS: [Constraint; 10] = [
-    Constraint::Length(7),
+    Constraint::Length(6),
     Constraint::Length(6),
     Constraint::Length(TREND),
     Constraint::Length(6),
     Constraint::Length(6),
     Constraint::Length(7),
-    Constraint::Length(8),
-    Constraint::Length(8),
-    Constraint::Length(14),
+    Constraint::Length(7),
+    Constraint::Length(7),
+    Constraint::Length(12),
     Constraint::Fill(1),
 ];
 
