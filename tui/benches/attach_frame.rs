@@ -190,4 +190,14 @@ fn main() {
         keys.push(t.elapsed());
     }
     stats("key + frame (sort, reverse, toggle, page)", keys);
+
+    let mut typing = Vec::new();
+    app.handle_key(KeyEvent::new(KeyCode::Char('/'), KeyModifiers::NONE));
+    for code in [KeyCode::Char('h'), KeyCode::Char('1'), KeyCode::Char('2'), KeyCode::Backspace, KeyCode::Esc] {
+        let t = Instant::now();
+        app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
+        terminal.draw(|f| f.render_widget(&app, f.area())).expect("draw");
+        typing.push(t.elapsed());
+    }
+    stats("filter keystroke + frame (100k tasks)", typing);
 }
