@@ -389,3 +389,33 @@ fn sigterm_ends_the_ui_and_restores_the_terminal() {
     let after = std::fs::read_to_string(dir.path().join("stty.after")).expect("stty after");
     assert_eq!(before, after, "terminal settings restored");
 }
+
+#[test]
+fn a_stopped_target_counts_as_lost_and_is_followed_again_when_continued() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let pid = ex.pid().to_string();
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&format!("{} --interval 200ms", attach_cmd(&pid)));
+    tmux.wait_for("live", live);
+    // A stopped process keeps its socket open but sends nothing.
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    tmux.wait_for("the stall noticed", |s| {
+        s.contains("lost, retry in") && s.contains("no update for")
+    });
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    tmux.wait_for("live again", live);
+    tmux.key("q");
+}

@@ -23,6 +23,9 @@ use crate::target::Target;
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
+/// Added to three intervals before a silent stream counts as dead.
+const STALL_GRACE: Duration = Duration::from_secs(5);
+
 /// A dump taking longer than this is reported as failed (the agent's own
 /// timeout, 5 s by default, normally answers first).
 const DUMP_DEADLINE: Duration = Duration::from_secs(30);
@@ -98,16 +101,21 @@ async fn follow(
     if !send(events, DataEvent::Link(LinkEvent::Live)).await {
         return None;
     }
+    // The agent sends a batch every interval, empty or not: silence for much
+    // longer means the link is dead even if no error says so (a half-open
+    // TCP connection, a suspended process).
+    let stall = interval * 3 + STALL_GRACE;
     loop {
         tokio::select! {
-            msg = stream.message() => match msg {
-                Ok(Some(update)) => {
+            msg = tokio::time::timeout(stall, stream.message()) => match msg {
+                Err(_) => return Some(format!("no update for {}", crate::duration::format(stall))),
+                Ok(Ok(Some(update))) => {
                     if !send(events, DataEvent::Update(Box::new(update))).await {
                         return None;
                     }
                 }
-                Ok(None) => return Some("the agent ended the stream (the program may be exiting)".to_string()),
-                Err(status) => return Some(format!("connection dropped: {}", status_text(&status))),
+                Ok(Ok(None)) => return Some("the agent ended the stream (the program may be exiting)".to_string()),
+                Ok(Err(status)) => return Some(format!("connection dropped: {}", status_text(&status))),
             },
             cmd = commands.recv() => match cmd {
                 Some(Command::Dump { seq, task_ids }) => {
