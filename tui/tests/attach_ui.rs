@@ -14,6 +14,8 @@ mod duration;
 #[path = "attach_ui/sources.rs"]
 mod attach;
 
+#[path = "attach_ui/app.rs"]
+mod app;
 #[path = "attach_ui/fixtures.rs"]
 mod fixtures;
 #[path = "attach_ui/keys.rs"]

@@ -90,9 +90,13 @@ pub struct App {
     pub state: State,
     pub view: View,
     pub tasks: Cursor,
-    /// The task the selection follows as the list re-sorts.
+    /// The task the selection follows as the list re-sorts, once the user
+    /// has moved to it; `None`: the selection stays at its position (the top,
+    /// at first, where the worst task is).
     pub selected_task_id: Option<u64>,
     pub groups: Cursor,
+    /// The group the selection follows, as for tasks.
+    pub selected_group_id: Option<u32>,
     pub detail: Option<Detail>,
     pub help: bool,
     pub help_scroll: u16,
@@ -116,6 +120,7 @@ impl App {
             view: View::Tasks,
             tasks: Cursor::default(),
             selected_task_id: None,
+            selected_group_id: None,
             groups: Cursor::default(),
             detail: None,
             help: false,
@@ -234,7 +239,6 @@ impl App {
     fn set_filter(&mut self, text: &str) {
         self.state.set_filter_text(text);
         self.follow_selection();
-        self.groups.selected = 0;
     }
 
     fn move_cursor(&mut self, action: Action, page: usize) {
@@ -244,28 +248,37 @@ impl App {
         } else if let Some(d) = &mut self.detail {
             d.scroll = scroll(d.scroll, action, page, max);
         } else {
+            // Back at the top, the selection stays there; anywhere else it
+            // follows the row it is on.
+            let pin = action != Action::Top;
             match self.view {
                 View::Tasks => {
                     self.tasks.step(action, self.state.shown_count(), page);
-                    self.selected_task_id = self.state.shown_task(self.tasks.selected).map(|t| t.id);
+                    self.selected_task_id = self.state.shown_task(self.tasks.selected).map(|t| t.id).filter(|_| pin);
                 }
-                View::Groups => self.groups.step(action, self.state.groups().ordered().len(), page),
+                View::Groups => {
+                    self.groups.step(action, self.state.groups().ordered().len(), page);
+                    self.selected_group_id = self.selected_group().filter(|_| pin);
+                }
             }
         }
     }
 
-    /// Keeps the selection on the same task after the list changed; when it
-    /// is gone, keeps the position.
+    /// Keeps the selection on the same task and group after the lists
+    /// changed; when they are gone (or none was chosen), keeps the position.
     fn follow_selection(&mut self) {
-        let len = self.state.shown_count();
-        if let Some(pos) = self.selected_task_id.and_then(|id| self.state.position_of(id)) {
-            self.tasks.selected = pos;
-        } else {
-            self.tasks.selected = self.tasks.selected.min(len.saturating_sub(1));
-            self.selected_task_id = self.state.shown_task(self.tasks.selected).map(|t| t.id);
+        match self.selected_task_id.and_then(|id| self.state.position_of(id)) {
+            Some(pos) => self.tasks.selected = pos,
+            None => self.tasks.selected = self.tasks.selected.min(self.state.shown_count().saturating_sub(1)),
         }
-        let groups = self.state.groups().ordered().len();
-        self.groups.selected = self.groups.selected.min(groups.saturating_sub(1));
+        let ordered = self.state.groups().ordered();
+        match self
+            .selected_group_id
+            .and_then(|id| ordered.iter().position(|g| *g == id))
+        {
+            Some(pos) => self.groups.selected = pos,
+            None => self.groups.selected = self.groups.selected.min(ordered.len().saturating_sub(1)),
+        }
     }
 
     /// The group under the cursor.
