@@ -143,8 +143,9 @@ impl Key {
     /// Placeholder for "any printable character" (the NUL char never arrives).
     pub const ANY_CHAR: Key = Key::ch('\0');
 
-    /// The crossterm event this key produces.
+    /// The crossterm event this key produces (for `tests/attach_ui`).
     #[cfg(test)]
+    #[allow(dead_code)]
     pub fn event(self) -> KeyEvent {
         let code = if self == Self::ANY_CHAR {
             KeyCode::Char('x')

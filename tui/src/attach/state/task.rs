@@ -132,13 +132,12 @@ impl TaskRow {
     /// Since when the task has been parked, for idle tasks only: the end of
     /// its last poll, or its spawn if it was never polled.
     pub fn parked_since_ns(&self) -> Option<u64> {
-        (self.state == TaskState::Idle).then(|| {
-            if self.last_poll_ended_ns > 0 {
-                self.last_poll_ended_ns
-            } else {
-                self.spawned_at_ns
-            }
-        })
+        let since = if self.last_poll_ended_ns > 0 {
+            self.last_poll_ended_ns
+        } else {
+            self.spawned_at_ns
+        };
+        (self.state == TaskState::Idle).then_some(since)
     }
 
     /// How long it has been parked at agent time `now_ns`.
