@@ -303,7 +303,9 @@ pub fn timed_out_dump() -> Vec<proto::DumpChunk> {
             runtimes: vec![proto::RuntimeDump {
                 runtime: "main".into(),
                 status: proto::DumpStatus::TimedOut as i32,
-                detail: "no answer within 5s".into(),
+                detail: "runtime `main` did not answer within 5s: a task is probably blocking a worker thread \
+                         (a synchronous call inside async code); the lifecycle data is still current"
+                    .into(),
                 elapsed_ns: 5 * SEC,
             }],
             ..Default::default()

@@ -344,7 +344,7 @@ fn dumps_are_reassembled_and_explained() {
     let late = DumpOutcome::from_chunks(timed_out_dump());
     let why = late.failure().unwrap();
     assert!(
-        why.contains("timed out") && why.contains("no answer within 5s"),
+        why.contains("timed out") && why.contains("did not answer within 5s"),
         "{why}"
     );
     assert!(matches!(late.stack_for(1001), TaskStack::Missing(_)));

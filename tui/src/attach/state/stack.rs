@@ -74,14 +74,15 @@ impl DumpOutcome {
             .runtimes
             .iter()
             .map(|r| {
-                let what = match r.status() {
-                    proto::DumpStatus::Unsupported => "dumps unsupported",
-                    proto::DumpStatus::TimedOut => "dump timed out (is a task blocking a worker thread?)",
-                    proto::DumpStatus::Failed => "dump failed",
-                    proto::DumpStatus::Ok | proto::DumpStatus::Unspecified => "no dump",
+                let (what, hint) = match r.status() {
+                    proto::DumpStatus::Unsupported => ("dumps unsupported", ""),
+                    proto::DumpStatus::TimedOut => ("dump timed out", " (is a task blocking a worker thread?)"),
+                    proto::DumpStatus::Failed => ("dump failed", ""),
+                    proto::DumpStatus::Ok | proto::DumpStatus::Unspecified => ("no dump", ""),
                 };
+                // The agent's own detail says more than our hint.
                 if r.detail.is_empty() {
-                    format!("runtime {}: {what}", r.runtime)
+                    format!("runtime {}: {what}{hint}", r.runtime)
                 } else {
                     format!("runtime {}: {what}: {}", r.runtime, r.detail)
                 }

@@ -20,7 +20,7 @@ pub fn render(app: &App, detail: &Detail, area: Rect, buf: &mut Buffer) {
         Target::Group(g) => (" group ".to_string(), group_lines(app, g)),
     };
     lines.push(Line::default());
-    lines.extend(stack_lines(detail));
+    lines.extend(stack_lines(detail, area.width as usize));
     let block = Block::bordered().title(title).border_style(style::dim());
     let inner_height = area.height.saturating_sub(2);
     app.page.set(inner_height.max(1) as usize);
@@ -94,7 +94,14 @@ fn task_lines(app: &App, id: u64) -> Vec<Line<'static>> {
         ]),
         line(vec![
             kv("last poll", ago(now, t.last_poll_ended_ns)),
-            kv("last wake", ago(now, t.last_wake_ns)),
+            kv(
+                "last wake",
+                if t.last_wake_ns == 0 && t.wakes > 0 {
+                    "unknown".to_string()
+                } else {
+                    ago(now, t.last_wake_ns)
+                },
+            ),
         ]),
     ];
     if t.completed_at_ns > 0 {
@@ -172,7 +179,9 @@ fn group_lines(app: &App, g: u32) -> Vec<Line<'static>> {
     ]
 }
 
-fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
+fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
+    // Explanations can be long; they wrap rather than run off the screen.
+    let note = |text: String| wrap(&text, width.saturating_sub(5), "   ", warn());
     let heading = |text: String| Line::styled(format!(" {text}"), style::value());
     let outcome = match &detail.capture {
         Capture::Capturing => {
@@ -182,10 +191,9 @@ fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
             ]
         }
         Capture::Failed(why) => {
-            return vec![
-                heading("async stack".into()),
-                Line::styled(format!("   could not capture: {why}"), warn()),
-            ]
+            let mut lines = vec![heading("async stack".into())];
+            lines.extend(note(format!("could not capture: {why}")));
+            return lines;
         }
         Capture::Ready(outcome) => outcome,
     };
@@ -195,16 +203,15 @@ fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
             let mut lines = vec![heading("async stack (task root first, awaited leaf last)".into())];
             match outcome.stack_for(id) {
                 TaskStack::Found(stack) => lines.extend(frames(stack, full)),
-                TaskStack::Missing(why) => lines.push(Line::styled(format!("   {why}"), warn())),
+                TaskStack::Missing(why) => lines.extend(note(why)),
             }
             lines
         }
         Target::Group(_) => {
             if let Some(why) = outcome.failure() {
-                return vec![
-                    heading("async stacks".into()),
-                    Line::styled(format!("   {why}"), warn()),
-                ];
+                let mut lines = vec![heading("async stacks".into())];
+                lines.extend(note(why));
+                return lines;
             }
             let shared = outcome.shared();
             let total: usize = shared.iter().map(|s| s.tasks).sum();
@@ -248,6 +255,26 @@ fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
             lines
         }
     }
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a
+/// longer word gets a line of its own), each starting with `indent`.
+fn wrap(text: &str, width: usize, indent: &str, style: ratatui::style::Style) -> Vec<Line<'static>> {
+    let width = width.max(10);
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
+            lines.push(Line::styled(format!("{indent}{current}"), style));
+            current.clear();
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    lines.push(Line::styled(format!("{indent}{current}"), style));
+    lines
 }
 
 fn warn() -> ratatui::style::Style {
