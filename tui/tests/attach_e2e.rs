@@ -419,3 +419,49 @@ fn a_stopped_target_counts_as_lost_and_is_followed_again_when_continued() {
     tmux.wait_for("live again", live);
     tmux.key("q");
 }
+
+/// Runs `taskscope attach args` with stdout piped (not a terminal).
+fn attach_piped(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_taskscope"))
+        .arg("attach")
+        .args(args)
+        .env("TASKSCOPE_DIR", dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run taskscope");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn failures_before_the_screen_opens_are_one_line() {
+    let dir = tempdir();
+    // A PID that is not running (reaped child).
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let dead = child.id().to_string();
+    child.wait().expect("wait");
+    let (code, err) = attach_piped(dir.path(), &[&dead]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("taskscope: ") && err.contains(&format!("process {dead} is not running")),
+        "{err}"
+    );
+
+    let (code, err) = attach_piped(dir.path(), &["1", "--warn-after", "2m", "--leak-after", "1m"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--warn-after (2m0s) must not be longer than --leak-after (1m0s)"),
+        "{err}"
+    );
+
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "1"], &[]);
+    let (code, err) = attach_piped(dir.path(), &[&ex.pid().to_string()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("needs a terminal") && err.contains("taskscope stack"),
+        "{err}"
+    );
+}

@@ -63,10 +63,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             crate::duration::format(args.leak_after)
         );
     }
+    // Connect first: a wrong target is the likelier mistake, and its message
+    // says more than the terminal check's.
+    let first = crate::client::connect(&target).await?;
     if !std::io::stdout().is_terminal() {
         bail!("attach draws a live screen and needs a terminal; for a one-shot text dump use `taskscope stack`");
     }
-    let first = crate::client::connect(&target).await?;
 
     let thresholds = Thresholds {
         warn_after: args.warn_after,
