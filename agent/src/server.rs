@@ -1,1 +1,154 @@
-//! TODO
+//! The `taskscope.v1.Inspector` gRPC service.
+//!
+//! The service holds no task data of its own: it asks the state owner
+//! ([`crate::state`]) for snapshots and watches, and [`crate::dump`] for
+//! stacks. `GetInfo` and `Watch` never touch the program's runtimes, so they
+//! keep answering while a runtime is blocked; `Dump` returns the lifecycle
+//! records even when the stacks cannot be had, with the reason in its header.
+
+mod chunks;
+mod process;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use taskscope_proto as proto;
+use taskscope_proto::inspector_server::{Inspector, InspectorServer};
+use tonic::{Request, Response, Status};
+
+use crate::dump;
+use crate::state::{StateGone, StateHandle};
+use crate::Config;
+
+/// Largest message the server sends. Dump chunks aim well under the 4 MiB a
+/// default client accepts (see `chunks`), but one task with a huge stack is
+/// still sent whole rather than failing the stream.
+pub(crate) const MAX_ENCODED_MESSAGE: usize = 64 << 20;
+
+/// Largest request accepted: a `DumpRequest` naming 100k task ids is ~1 MiB.
+pub(crate) const MAX_DECODED_MESSAGE: usize = 16 << 20;
+
+/// Default `Watch` interval when the request names none.
+const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Shortest `Watch` interval; smaller requests are raised to it.
+const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Longest dump timeout honoured: a client asking for hours is not served
+/// better by holding its stream open that long.
+const MAX_DUMP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How tasks are observed; see `ProcessInfo.mode`.
+// TODO: report "hooks" once the state owner can tell us it runs without the
+// tracing subscriber; today `init()` always installs the subscriber.
+const MODE: &str = "tracing";
+
+/// A boxed response stream, as tonic wants one type per RPC.
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The service, ready to be added to a tonic server.
+pub(crate) fn service(config: Arc<Config>, state: StateHandle) -> InspectorServer<InspectorService> {
+    InspectorServer::new(InspectorService { config, state })
+        .max_encoding_message_size(MAX_ENCODED_MESSAGE)
+        .max_decoding_message_size(MAX_DECODED_MESSAGE)
+}
+
+/// Implementation of `taskscope.v1.Inspector`.
+pub(crate) struct InspectorService {
+    config: Arc<Config>,
+    state: StateHandle,
+}
+
+fn gone(e: StateGone) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+#[tonic::async_trait]
+impl Inspector for InspectorService {
+    async fn get_info(&self, _request: Request<proto::InfoRequest>) -> Result<Response<proto::ProcessInfo>, Status> {
+        let summary = self.state.summary().await.map_err(gone)?;
+        let process = process::facts();
+        let (dumps_supported, dumps_unsupported_reason) = match dump::dumps_supported() {
+            Ok(()) => (true, String::new()),
+            Err(why) => (false, why),
+        };
+        Ok(Response::new(proto::ProcessInfo {
+            protocol_version: proto::PROTOCOL_VERSION,
+            pid: std::process::id(),
+            process_name: process.name.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            tokio_version: process::TOKIO_VERSION.to_owned(),
+            mode: MODE.to_owned(),
+            runtimes: dump::runtimes(),
+            dumps_supported,
+            dumps_unsupported_reason,
+            now_ns: summary.now_ns,
+            // The agent starts with the program, so its clock is a fair
+            // lower bound when the OS cannot tell.
+            uptime_ns: process::uptime_ns().unwrap_or(summary.now_ns),
+            counts: Some(summary.counts),
+            dropped_events: summary.dropped_events,
+            cmdline: process.cmdline.clone(),
+        }))
+    }
+
+    type WatchStream = BoxStream<proto::WatchUpdate>;
+
+    async fn watch(&self, request: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let interval = watch_interval(request.get_ref().interval_ms);
+        let updates = self.state.watch(interval).await.map_err(gone)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(updates).map(Ok);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type DumpStream = BoxStream<proto::DumpChunk>;
+
+    async fn dump(&self, request: Request<proto::DumpRequest>) -> Result<Response<Self::DumpStream>, Status> {
+        let request = request.into_inner();
+        let timeout = dump_timeout(request.timeout_ms, self.config.dump_timeout);
+        // The snapshot is read while the runtimes are being dumped, so the
+        // two describe (nearly) the same instant, and lifecycle records come
+        // back even when the dump times out.
+        let (snapshot, capture) = tokio::join!(self.state.snapshot(), dump::capture(timeout));
+        let snapshot = snapshot.map_err(gone)?;
+        let chunks = chunks::DumpChunks::new(snapshot, capture, &request.task_ids);
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks.map(Ok)))))
+    }
+}
+
+fn watch_interval(interval_ms: u32) -> Duration {
+    match interval_ms {
+        0 => DEFAULT_WATCH_INTERVAL,
+        ms => Duration::from_millis(u64::from(ms)).max(MIN_WATCH_INTERVAL),
+    }
+}
+
+fn dump_timeout(timeout_ms: u32, default: Duration) -> Duration {
+    match timeout_ms {
+        0 => default,
+        ms => Duration::from_millis(u64::from(ms)),
+    }
+    .min(MAX_DUMP_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_interval_defaults_and_floor() {
+        assert_eq!(watch_interval(0), Duration::from_secs(1));
+        assert_eq!(watch_interval(10), Duration::from_millis(50));
+        assert_eq!(watch_interval(250), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn dump_timeout_defaults_and_ceiling() {
+        let default = Duration::from_secs(5);
+        assert_eq!(dump_timeout(0, default), default);
+        assert_eq!(dump_timeout(1500, default), Duration::from_millis(1500));
+        assert_eq!(dump_timeout(u32::MAX, default), MAX_DUMP_TIMEOUT);
+    }
+}

@@ -1,0 +1,156 @@
+//! Single-flight dumps: at most one dump per runtime is in progress, every
+//! request arriving meanwhile shares its answer, and a request's timeout only
+//! bounds its own wait.
+//!
+//! Once tokio has been asked for a dump, the dump runs to completion in a
+//! task of the agent's runtime whatever happens to the requests (dropping it
+//! midway can wedge the runtime's later dumps). Before that point, while the
+//! dump still waits for the runtime to be safe to dump (see `take`), it is
+//! abandoned as soon as no request waits for it any more, so that a runtime
+//! blocked for an hour is not dumped an hour later for nobody.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use taskscope_proto as proto;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use super::{runtime_dump, Answer, Registered};
+
+/// The dump in flight for one runtime, if any.
+#[derive(Default)]
+pub(super) struct Slot(Mutex<Option<Flight>>);
+
+impl Registered {
+    /// True when no dump of this runtime is in flight.
+    #[cfg(test)]
+    pub(super) fn flight_is_idle(&self) -> bool {
+        self.flight.0.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+    }
+}
+
+/// A dump in progress, as seen by a request waiting for it.
+#[derive(Clone)]
+struct Flight {
+    generation: u64,
+    started: Instant,
+    answer: watch::Receiver<Option<Arc<Answer>>>,
+    /// Why the dump is still waiting for the runtime, when it knows.
+    stalled: Arc<Mutex<Option<String>>>,
+}
+
+/// The dump's side of a flight.
+pub(super) struct Progress {
+    rt: Arc<Registered>,
+    generation: u64,
+    sender: watch::Sender<Option<Arc<Answer>>>,
+    stalled: Arc<Mutex<Option<String>>>,
+}
+
+impl Progress {
+    /// Records why the dump is still waiting (`None`: it no longer is), for
+    /// the requests that time out meanwhile.
+    pub(super) fn stalled(&self, why: Option<String>) {
+        *self.stalled.lock().unwrap_or_else(PoisonError::into_inner) = why;
+    }
+
+    /// True, and the flight is withdrawn, when no request waits for it any
+    /// more. Only to be used before tokio has been asked for the dump.
+    pub(super) fn unwanted(&self) -> bool {
+        let mut slot = self.rt.flight.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Requests join under this lock, so none can join between the check
+        // and the withdrawal. The slot's own copy is one receiver.
+        let ours = slot.as_ref().is_some_and(|f| f.generation == self.generation);
+        if ours && self.sender.receiver_count() <= 1 {
+            *slot = None;
+            return true;
+        }
+        !ours
+    }
+
+    fn finish(self, answer: Answer) {
+        let _ = self.sender.send(Some(Arc::new(answer)));
+        let mut slot = self.rt.flight.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|f| f.generation == self.generation) {
+            *slot = None;
+        }
+    }
+}
+
+/// Waits at most `timeout` for the answer of the dump in flight for `rt`,
+/// starting one if none is.
+pub(super) async fn answer(rt: &Arc<Registered>, timeout: Duration) -> Result<Arc<Answer>, proto::RuntimeDump> {
+    let requested = Instant::now();
+    let failed = |status, detail: &str| runtime_dump(rt, status, detail, requested.elapsed());
+    let mut flight = join_or_start(rt).map_err(|why| failed(proto::DumpStatus::Failed, &why))?;
+    let waited = tokio::time::timeout(timeout, flight.answer.wait_for(Option::is_some)).await;
+    match waited {
+        Ok(Ok(answer)) => answer
+            .as_ref()
+            .map(Arc::clone)
+            .ok_or_else(|| failed(proto::DumpStatus::Failed, &format!("runtime `{}` sent an empty answer", rt.name))),
+        Ok(Err(_)) => Err(failed(
+            proto::DumpStatus::Failed,
+            &format!("the dump of runtime `{}` was abandoned (is the agent shutting down?)", rt.name),
+        )),
+        Err(_) => {
+            let mut detail = format!(
+                "runtime `{}` did not answer within {}: a task is probably blocking a worker thread",
+                rt.name,
+                human(timeout)
+            );
+            let stalled = flight.stalled.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let waiting_for = flight.started.elapsed();
+            if let Some(why) = stalled {
+                detail.push_str(&format!(" ({why})"));
+            } else if waiting_for > timeout + Duration::from_millis(100) {
+                detail.push_str(&format!(" (a dump requested {} ago is still waiting)", human(waiting_for)));
+            }
+            Err(failed(proto::DumpStatus::TimedOut, &detail))
+        }
+    }
+}
+
+/// A duration to the millisecond (to the second from ten seconds on).
+pub(super) fn human(d: Duration) -> String {
+    let rounded = if d >= Duration::from_secs(10) {
+        Duration::from_secs(d.as_secs())
+    } else {
+        Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    humantime::format_duration(rounded).to_string()
+}
+
+/// The dump in flight for `rt`, or a new one started in a task of the
+/// current (agent) runtime.
+fn join_or_start(rt: &Arc<Registered>) -> Result<Flight, String> {
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+    let agent = Handle::try_current().map_err(|_| "a dump must be requested from inside a tokio runtime".to_owned())?;
+    let mut slot = rt.flight.0.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(flight) = slot.as_ref() {
+        // A flight whose task vanished without answering (the agent's
+        // runtime is shutting down) is replaced; any other one is joined.
+        let vanished = flight.answer.has_changed().is_err() && flight.answer.borrow().is_none();
+        if !vanished {
+            return Ok(flight.clone());
+        }
+    }
+    let (sender, receiver) = watch::channel(None);
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let stalled = Arc::new(Mutex::new(None));
+    let flight = Flight { generation, started: Instant::now(), answer: receiver, stalled: Arc::clone(&stalled) };
+    *slot = Some(flight.clone());
+    drop(slot);
+
+    let progress = Progress { rt: Arc::clone(rt), generation, sender, stalled };
+    agent.spawn(async move {
+        let started = Instant::now();
+        // `None`: withdrawn before tokio was asked, nobody to answer.
+        if let Some(outcome) = super::take_dump(&progress.rt, &progress).await {
+            progress.finish(Answer { elapsed: started.elapsed(), outcome, stacks: Default::default() });
+        }
+    });
+    Ok(flight)
+}

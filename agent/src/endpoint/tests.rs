@@ -1,0 +1,159 @@
+//! The endpoint against real sockets in throwaway directories: permissions,
+//! replacement of a stale socket, refusal of a directory others can write.
+
+use std::sync::atomic::AtomicUsize;
+
+use taskscope_proto as proto;
+use taskscope_proto::inspector_client::InspectorClient;
+use taskscope_proto::inspector_server::{Inspector, InspectorServer};
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Request, Response, Status};
+
+use super::*;
+
+/// Answers `GetInfo` with a recognisable pid; needs no agent state.
+struct StandIn;
+
+type Empty<T> = futures::stream::Empty<Result<T, Status>>;
+
+#[tonic::async_trait]
+impl Inspector for StandIn {
+    async fn get_info(&self, _: Request<proto::InfoRequest>) -> Result<Response<proto::ProcessInfo>, Status> {
+        Ok(Response::new(proto::ProcessInfo { pid: 4242, ..Default::default() }))
+    }
+    type WatchStream = Empty<proto::WatchUpdate>;
+    async fn watch(&self, _: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+    type DumpStream = Empty<proto::DumpChunk>;
+    async fn dump(&self, _: Request<proto::DumpRequest>) -> Result<Response<Self::DumpStream>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+}
+
+/// A fresh directory path (not created) under the system temp dir.
+fn scratch(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let root = std::env::temp_dir().join(format!("taskscope-endpoint-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    root.join(name)
+}
+
+fn config(dir: &Path) -> Config {
+    Config { socket_dir: dir.to_owned(), tcp: None, ..Config::default() }
+}
+
+fn start(config: Config) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { serve_routes(&config, Routes::new(InspectorServer::new(StandIn))).await })
+}
+
+async fn client(path: PathBuf) -> Result<InspectorClient<Channel>, tonic::transport::Error> {
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await?;
+    Ok(InspectorClient::new(channel))
+}
+
+/// Calls `GetInfo` over the socket until it answers (the server starts
+/// asynchronously), for at most five seconds.
+async fn pid_over(path: &Path) -> u32 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(mut client) = client(path.to_owned()).await {
+            if let Ok(info) = client.get_info(proto::InfoRequest {}).await {
+                return info.into_inner().pid;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no answer on {}", path.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).map(|m| m.mode() & 0o7777).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn socket_in(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.sock", std::process::id()))
+}
+
+#[tokio::test]
+async fn socket_and_directory_are_private() {
+    let dir = scratch("nested/sockets");
+    let server = start(config(&dir));
+    let socket = socket_in(&dir);
+    assert_eq!(pid_over(&socket).await, 4242);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&fs::metadata(&socket).map(|m| m.file_type()).expect("stat")));
+    server.abort();
+    let _ = fs::remove_dir_all(dir.parent().and_then(Path::parent).unwrap_or(&dir));
+}
+
+#[tokio::test]
+async fn stale_socket_of_our_pid_is_replaced() {
+    let dir = scratch("sockets");
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    let socket = socket_in(&dir);
+    // A socket file nobody listens on, as a dead process leaves behind.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind stale socket"));
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_err());
+
+    let server = start(config(&dir));
+    assert_eq!(pid_over(&socket).await, 4242);
+    assert_eq!(mode(&socket), 0o600);
+    server.abort();
+    let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+}
+
+#[tokio::test]
+async fn directory_writable_by_others_is_refused() {
+    let dir = scratch("open");
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let config = config(&dir);
+    // Nothing to serve on: it gives up instead of running forever.
+    let served = tokio::time::timeout(Duration::from_secs(5), serve_routes(&config, Routes::new(InspectorServer::new(StandIn)))).await;
+    assert!(served.is_ok(), "serve should give up on an open directory");
+    assert!(!socket_in(&dir).exists());
+    assert!(matches!(prepare_dir(&dir), Err(EndpointError::DirOpen { mode: 0o777, .. })));
+    let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+}
+
+#[test]
+fn directory_of_another_user_is_refused() {
+    // Only root can hand a directory to another user.
+    if taskscope_proto::discovery::effective_uid() != 0 {
+        return;
+    }
+    let dir = scratch("theirs");
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    std::os::unix::fs::chown(&dir, Some(65534), None).expect("chown");
+    assert!(matches!(prepare_dir(&dir), Err(EndpointError::DirNotOurs { owner: 65534, .. })));
+    let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+}
+
+#[tokio::test]
+async fn tcp_listener_serves_too() {
+    let dir = scratch("with-tcp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let server = start(Config { tcp: Some(port), ..config(&dir) });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let pid = loop {
+        let endpoint = Endpoint::from_shared(format!("http://{port}")).expect("valid url");
+        if let Ok(channel) = endpoint.connect().await {
+            if let Ok(info) = InspectorClient::new(channel).get_info(proto::InfoRequest {}).await {
+                break info.into_inner().pid;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no answer on TCP {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(pid, 4242);
+    server.abort();
+    let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+}
