@@ -17,6 +17,12 @@
 //! - A runtime whose worker is blocked never answers. The request reports
 //!   `DUMP_STATUS_TIMED_OUT`, and later requests join the stuck dump and time
 //!   out too instead of piling up new ones.
+//! - Worse, in tokio 1.54 a multi-thread dump taken while one worker is
+//!   blocked for over 250ms can wedge or panic another worker
+//!   (tokio-rs/tokio#8370). So a multi-thread runtime is only asked for a dump
+//!   once no worker is stuck in a poll (`take`); until then the dump waits,
+//!   and it is withdrawn when no request waits for it any more (`flight`).
+//!   A task that starts blocking during the dump itself remains a risk.
 //!
 //! Raw instruction pointers are read from the dump and symbolised by
 //! [`crate::symbols`] on a blocking thread of the agent's runtime, with a
@@ -62,23 +68,21 @@ pub(crate) struct Capture {
 /// # Example
 ///
 /// ```no_run
-/// fn main() {
-///     let io = tokio::runtime::Builder::new_multi_thread()
-///         .worker_threads(2)
-///         .thread_name("io")
-///         .enable_all()
-///         .build()
-///         .expect("cannot build the io runtime");
-///     let main = tokio::runtime::Builder::new_current_thread()
-///         .enable_all()
-///         .build()
-///         .expect("cannot build the main runtime");
-///     main.block_on(async {
-///         taskscope_agent::init(); // registers this runtime as "main"
-///         taskscope_agent::register_runtime("io", io.handle());
-///         // ... spawn work on both runtimes ...
-///     });
-/// }
+/// let io = tokio::runtime::Builder::new_multi_thread()
+///     .worker_threads(2)
+///     .thread_name("io")
+///     .enable_all()
+///     .build()
+///     .expect("cannot build the io runtime");
+/// let main = tokio::runtime::Builder::new_current_thread()
+///     .enable_all()
+///     .build()
+///     .expect("cannot build the main runtime");
+/// main.block_on(async {
+///     taskscope_agent::init(); // registers this runtime as "main"
+///     taskscope_agent::register_runtime("io", io.handle());
+///     // ... spawn work on both runtimes ...
+/// });
 /// ```
 pub fn register_runtime(name: impl Into<String>, handle: &Handle) {
     let mut registry = registry().lock().unwrap_or_else(PoisonError::into_inner);
@@ -274,7 +278,7 @@ async fn symbolize_all(traces: &[RawTrace]) -> Result<Vec<Option<Stack>>, String
 pub(crate) fn parse_ips(debug: &str) -> Option<Vec<Vec<usize>>> {
     const START: &str = "backtraces: ";
     const IP: &[u8] = b"ip: 0x";
-    let text = debug[debug.find(START)? + START.len()..].as_bytes();
+    let text = &debug.as_bytes()[debug.find(START)? + START.len()..];
     let mut backtraces = Vec::new();
     let mut current: Option<Vec<usize>> = None;
     let mut depth = 0usize;

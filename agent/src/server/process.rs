@@ -93,7 +93,7 @@ fn uptime_from(stat: &str, since_boot: &str, ticks_per_second: i64) -> Option<u6
     let now_secs: f64 = since_boot.split_whitespace().next()?.parse().ok()?;
     let start_secs = start_ticks as f64 / ticks_per_second as f64;
     let up_secs = now_secs - start_secs;
-    (up_secs >= 0.0).then(|| (up_secs * 1e9) as u64)
+    (up_secs >= 0.0).then_some((up_secs * 1e9) as u64)
 }
 
 #[cfg(test)]
