@@ -467,7 +467,6 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
         waker_drops: drops,
         live_wakers,
         self_wakes: raw(&slot.self_wakes),
-        last_wake_ns: 0,
         runtime: 0,
     };
     (task, fingerprint)

@@ -160,9 +160,6 @@ pub struct Task {
     /// Wakes that the task issued to itself while running (e.g. `yield_now`).
     #[prost(uint64, tag = "17")]
     pub self_wakes: u64,
-    /// Time of its latest wake; 0 if never woken.
-    #[prost(uint64, tag = "18")]
-    pub last_wake_ns: u64,
     /// Index into `ProcessInfo.runtimes` of the runtime that owns it, when known.
     #[prost(uint32, tag = "19")]
     pub runtime: u32,

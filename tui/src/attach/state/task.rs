@@ -121,7 +121,6 @@ pub struct TaskRow {
     pub waker_drops: u64,
     pub live_wakers: i64,
     pub self_wakes: u64,
-    pub last_wake_ns: u64,
     /// Index of its group in [`super::groups::Groups`].
     pub group: u32,
     /// The agent has dropped it; the UI keeps it because "keep done" is on.
@@ -271,7 +270,6 @@ impl TaskRow {
             waker_drops: task.waker_drops,
             live_wakers: task.live_wakers,
             self_wakes: task.self_wakes,
-            last_wake_ns: task.last_wake_ns,
             group: 0,
             retained_here: false,
         }

@@ -92,17 +92,7 @@ fn task_lines(app: &App, id: u64) -> Vec<Line<'static>> {
             kv("live wakers", t.live_wakers.to_string()),
             kv("clones/drops", format!("{}/{}", t.waker_clones, t.waker_drops)),
         ]),
-        line(vec![
-            kv("last poll", ago(now, t.last_poll_ended_ns)),
-            kv(
-                "last wake",
-                if t.last_wake_ns == 0 && t.wakes > 0 {
-                    "unknown".to_string()
-                } else {
-                    ago(now, t.last_wake_ns)
-                },
-            ),
-        ]),
+        line(vec![kv("last poll", ago(now, t.last_poll_ended_ns))]),
     ];
     if t.completed_at_ns > 0 {
         lines.push(line(vec![kv("finished", ago(now, t.completed_at_ns))]));
