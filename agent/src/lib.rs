@@ -135,7 +135,9 @@ impl Builder {
         }
         let Some(recorder) = self.start() else { return };
         let subscriber = subscriber::TaskSubscriber::new(recorder);
-        if tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber)).is_err() {
+        if tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber)).is_ok() {
+            recorder::set_mode(false);
+        } else {
             eprintln!(
                 "taskscope-agent: a tracing subscriber is already installed, so task lifecycles \
                  are not recorded (stacks still are); add `taskscope_agent::layer()` to it instead"
@@ -149,6 +151,9 @@ impl Builder {
         S: tracing_core::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         let recorder = if self.config.disabled { None } else { self.start() };
+        if recorder.is_some() {
+            recorder::set_mode(true);
+        }
         // A disabled agent still hands out a layer: it records into a recorder
         // nobody reads, which costs only the hot path.
         layer::build(recorder.unwrap_or_else(|| leak_recorder(64)))

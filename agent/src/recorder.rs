@@ -46,6 +46,23 @@ const TRACED: u32 = 1;
 /// `Slot::dump_flags`: woken by the dump; its next poll is the dump's re-poll.
 const REPOLL: u32 = 2;
 
+/// How lifecycles reach the recorder: see [`mode`].
+static MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Records that the subscriber (1) or the layer (2) now feeds the recorder.
+pub(crate) fn set_mode(via_layer: bool) {
+    MODE.store(if via_layer { 2 } else { 1 }, Release);
+}
+
+/// `ProcessInfo.mode`: "tracing" once the subscriber or the layer records
+/// lifecycles, "none" when neither could be installed (stacks only).
+pub(crate) fn mode() -> &'static str {
+    match MODE.load(Acquire) {
+        0 => "none",
+        _ => "tracing",
+    }
+}
+
 /// Dumps in flight (see the module docs).
 static DUMPING: AtomicUsize = AtomicUsize::new(0);
 

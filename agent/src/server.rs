@@ -40,11 +40,6 @@ const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// better by holding its stream open that long.
 const MAX_DUMP_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// How tasks are observed; see `ProcessInfo.mode`.
-// TODO: report "hooks" once the state owner can tell us it runs without the
-// tracing subscriber; today `init()` always installs the subscriber.
-const MODE: &str = "tracing";
-
 /// A boxed response stream, as tonic wants one type per RPC.
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -80,7 +75,7 @@ impl Inspector for InspectorService {
             process_name: process.name.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             tokio_version: process::TOKIO_VERSION.to_owned(),
-            mode: MODE.to_owned(),
+            mode: crate::recorder::mode().to_owned(),
             runtimes: dump::runtimes(),
             dumps_supported,
             dumps_unsupported_reason,

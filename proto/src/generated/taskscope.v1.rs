@@ -20,9 +20,10 @@ pub struct ProcessInfo {
     /// Version of tokio the agent was built against.
     #[prost(string, tag = "5")]
     pub tokio_version: ::prost::alloc::string::String,
-    /// How the agent observes tasks: "tracing" (spans and waker events: full
-    /// lifecycle including wakers and leak detection) or "hooks" (runtime hooks:
-    /// spawn, poll and terminate only; no waker counts, so no leak verdicts).
+    /// How the agent observes tasks: "tracing" (tokio's task spans and waker
+    /// events: full lifecycle including wakers and leak detection), or "none"
+    /// (another tracing subscriber owns the process and the agent's layer was not
+    /// added to it: stacks only, no lifecycle records).
     #[prost(string, tag = "6")]
     pub mode: ::prost::alloc::string::String,
     /// Runtimes the agent can dump, in registration order.
