@@ -39,6 +39,12 @@ pub struct View {
 pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> String {
     let mut out = header(info, dump);
     out.push('\n');
+    if info.mode == "none" {
+        out.push_str(
+            "warning: the agent records no task lifecycles: another tracing subscriber owns this \
+             process; add `taskscope_agent::layer()` to it\n",
+        );
+    }
     for warning in warnings(dump, view.timeout) {
         out.push_str(&warning);
         out.push('\n');
