@@ -2,7 +2,7 @@
 //! that no variant inherits another's subscriber, allocations or warm caches.
 //!
 //! The child prints one line for the parent,
-//! `result elapsed_ns=N rss_kib=N base_rss_kib=N peak_rss_kib=N`, or, for the
+//! `result elapsed_ns=N cpu_ns=N rss_kib=N base_rss_kib=N peak_rss_kib=N`, or, for the
 //! `stack` workload, `ready` once its tasks are parked, and then waits to be
 //! killed.
 
@@ -17,6 +17,10 @@ use crate::{Variant, Workload};
 /// What a workload measured.
 struct Measured {
     elapsed: Duration,
+    /// CPU time of the whole process (every thread, the agent's included)
+    /// over the same span: unlike wall time, barely moved by other processes
+    /// competing for the machine.
+    cpu: Duration,
     /// Resident memory when the measurement ended (for `idle`: tasks parked).
     rss_kib: u64,
 }
@@ -47,8 +51,9 @@ pub fn run(variant: Variant, workload: Workload, count: usize) {
         .await
         .expect("the workload task panicked");
         println!(
-            "result elapsed_ns={} rss_kib={} base_rss_kib={base_rss_kib} peak_rss_kib={}",
+            "result elapsed_ns={} cpu_ns={} rss_kib={} base_rss_kib={base_rss_kib} peak_rss_kib={}",
             measured.elapsed.as_nanos(),
+            measured.cpu.as_nanos(),
             measured.rss_kib,
             status_kib("VmHWM:"),
         );
@@ -57,12 +62,13 @@ pub fn run(variant: Variant, workload: Workload, count: usize) {
 
 /// Spawns `count` short tasks, then awaits them all.
 async fn spawn_many(count: usize) -> Measured {
+    let cpu = process_cpu();
     let start = Instant::now();
     let tasks: Vec<_> = (0..count).map(|i| tokio::spawn(async move { std::hint::black_box(i) })).collect();
     for task in tasks {
         task.await.expect("short task");
     }
-    Measured { elapsed: start.elapsed(), rss_kib: status_kib("VmRSS:") }
+    Measured { elapsed: start.elapsed(), cpu: process_cpu() - cpu, rss_kib: status_kib("VmRSS:") }
 }
 
 /// `count` round trips between this task and an echo task over two bounded
@@ -77,6 +83,7 @@ async fn round_trips(count: usize) -> Measured {
             }
         }
     });
+    let cpu = process_cpu();
     let start = Instant::now();
     for i in 0..count {
         to_echo.send(i).await.expect("echo alive");
@@ -84,15 +91,18 @@ async fn round_trips(count: usize) -> Measured {
         debug_assert_eq!(back, i);
     }
     let elapsed = start.elapsed();
+    let cpu = process_cpu() - cpu;
     drop(to_echo);
     echo.await.expect("echo task");
-    Measured { elapsed, rss_kib: status_kib("VmRSS:") }
+    Measured { elapsed, cpu, rss_kib: status_kib("VmRSS:") }
 }
 
 /// Spawns `count` tasks parked on a oneshot each, waits until all have parked
 /// and the agent had time to record them, then reads resident memory.
 async fn park_many(count: usize) -> Measured {
+    let cpu = process_cpu();
     let (senders, tasks, elapsed) = spawn_parked(count).await;
+    let cpu = process_cpu() - cpu;
     // Let every task return Pending and any agent/console drain its queues.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_kib = status_kib("VmRSS:");
@@ -100,7 +110,7 @@ async fn park_many(count: usize) -> Measured {
     for task in tasks {
         task.await.expect("parked task");
     }
-    Measured { elapsed, rss_kib }
+    Measured { elapsed, cpu, rss_kib }
 }
 
 /// Holds `count` parked tasks and prints `ready`; the parent times
@@ -137,6 +147,20 @@ async fn spawn_parked(count: usize) -> Parked {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     (senders, tasks, start.elapsed())
+}
+
+/// User + system CPU time of this process so far, all threads.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// A `kB` field of `/proc/self/status` (`VmRSS:`, `VmHWM:`), 0 where there is

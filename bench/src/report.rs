@@ -16,7 +16,10 @@ pub fn print(plan: &Plan, results: &Results) {
         if plan.quick { " (--quick: sizes /100, the numbers mean nothing)" } else { "" }
     );
     println!();
-    println!("{:<8} {:<8} {:>10} {:>21} {:>14} {:>10} {:>10}", "workload", "variant", "median", "min - max", "vs plain", "RSS", "peak RSS");
+    println!(
+        "{:<8} {:<8} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}",
+        "workload", "variant", "median", "min - max", "vs plain", "CPU", "CPU ×", "RSS", "peak RSS"
+    );
     for &workload in &plan.workloads {
         if workload == Workload::Stack {
             print_stack_row(plan, results);
@@ -49,12 +52,14 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         let grown = median_u64(samples.iter().map(|s| s.rss_kib.saturating_sub(s.base_rss_kib)));
         let per_task = grown as f64 * 1024.0 / workload.count(plan.quick) as f64;
         println!(
-            "{:<8} {:<8} {:>10} {:>21} {:>14} {:>10} {:>10}{skipped_later}",
+            "{:<8} {:<8} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
             workload.name(),
             variant.name(),
             rss,
             format!("park {:.2} s, {per_task:.0} B/task", secs.as_secs_f64()),
             vs_plain,
+            "",
+            "",
             rss,
             peak
         );
@@ -62,14 +67,17 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
     }
     let times: Vec<Duration> = samples.iter().map(|s| s.elapsed).collect();
     let (min, max) = (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
-    let vs_plain = time_ratio(results, workload, variant).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
+    let vs_plain = time_ratio(results, workload, variant, wall).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
+    let cpu_vs_plain = time_ratio(results, workload, variant, cpu).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
     println!(
-        "{:<8} {:<8} {:>8.3} s {:>19} {:>14} {:>10} {:>10}{skipped_later}",
+        "{:<8} {:<8} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
         workload.name(),
         variant.name(),
         median_duration(times.iter().copied()).as_secs_f64(),
         format!("{:.3} - {:.3} s", min.as_secs_f64(), max.as_secs_f64()),
         vs_plain,
+        median_duration(samples.iter().map(cpu)).as_secs_f64(),
+        cpu_vs_plain,
         rss,
         peak
     );
@@ -135,9 +143,10 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
                 .enumerate()
                 .map(|(i, variant)| {
                     let vs = if i == 0 { " vs plain" } else { "" };
-                    match time_ratio(results, workload, variant) {
-                        Some(r) => format!("{} x{}{vs}", variant.name(), ratio(r)),
-                        None => format!("{} {}", variant.name(), skipped(results, workload, variant)),
+                    match (time_ratio(results, workload, variant, wall), time_ratio(results, workload, variant, cpu)) {
+                        (Some(r), Some(c)) => format!("{} x{}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c)),
+                        (Some(r), None) => format!("{} x{}{vs}", variant.name(), ratio(r)),
+                        (None, _) => format!("{} {}", variant.name(), skipped(results, workload, variant)),
                     }
                 })
                 .collect();
@@ -160,11 +169,21 @@ fn skipped(results: &Results, workload: Workload, variant: Variant) -> String {
     }
 }
 
-/// Median time of `variant` over median time of `plain`.
-fn time_ratio(results: &Results, workload: Workload, variant: Variant) -> Option<f64> {
+/// Wall time of a sample.
+fn wall(sample: &Sample) -> Duration {
+    sample.elapsed
+}
+
+/// CPU time of a sample.
+fn cpu(sample: &Sample) -> Duration {
+    sample.cpu
+}
+
+/// Median of `what` for `variant` over the median for `plain`.
+fn time_ratio(results: &Results, workload: Workload, variant: Variant, what: fn(&Sample) -> Duration) -> Option<f64> {
     let median = |v: Variant| -> Option<f64> {
         let samples: &Vec<Sample> = results.samples.get(&(workload, v)).filter(|s| !s.is_empty())?;
-        Some(median_duration(samples.iter().map(|s| s.elapsed)).as_secs_f64())
+        Some(median_duration(samples.iter().map(what)).as_secs_f64())
     };
     let (plain, this) = (median(Variant::Plain)?, median(variant)?);
     (plain > 0.0).then(|| this / plain)

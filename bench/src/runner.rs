@@ -33,6 +33,8 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub elapsed: Duration,
+    /// CPU time of the child over the same span, all threads.
+    pub cpu: Duration,
     pub rss_kib: u64,
     pub base_rss_kib: u64,
     pub peak_rss_kib: u64,
@@ -93,8 +95,9 @@ pub fn run(plan: &Plan) -> Results {
                     (Workload::Stack, None) => continue,
                     _ => measure(workload, variant, count, plan.limits, &dir.0).map(|s| {
                         eprintln!(
-                            "{label} {:.3} s, RSS {} MiB (peak {} MiB)",
+                            "{label} {:.3} s (CPU {:.3} s), RSS {} MiB (peak {} MiB)",
                             s.elapsed.as_secs_f64(),
+                            s.cpu.as_secs_f64(),
                             s.rss_kib / 1024,
                             s.peak_rss_kib / 1024
                         );
@@ -124,6 +127,7 @@ fn measure(workload: Workload, variant: Variant, count: usize, limits: Limits, d
     };
     Ok(Sample {
         elapsed: Duration::from_nanos(field("elapsed_ns")?),
+        cpu: Duration::from_nanos(field("cpu_ns")?),
         rss_kib: field("rss_kib")?,
         base_rss_kib: field("base_rss_kib")?,
         peak_rss_kib: field("peak_rss_kib")?,
