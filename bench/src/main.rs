@@ -156,7 +156,10 @@ fn main() {
         workloads: args.workloads,
         variants: args.variants,
         quick: args.quick,
-        limits: runner::Limits { time: args.time_cap, mem_kib: args.mem_cap_mib * 1024 },
+        limits: runner::Limits {
+            time: args.time_cap,
+            mem_kib: args.mem_cap_mib * 1024,
+        },
         taskscope: args.taskscope,
     };
     let results = runner::run(&plan);

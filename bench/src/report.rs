@@ -8,7 +8,9 @@ use crate::{Variant, Workload};
 
 /// Prints the table and the ratio lines on stdout.
 pub fn print(plan: &Plan, results: &Results) {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!();
     println!(
         "taskscope-bench: median of {} interleaved run(s), {cpus} CPU(s), one fresh process per measurement{}",
@@ -38,18 +40,36 @@ pub fn print(plan: &Plan, results: &Results) {
 fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Variant) {
     let key = (workload, variant);
     let Some(samples) = results.samples.get(&key).filter(|s| !s.is_empty()) else {
-        let why = results.skipped.get(&key).map(String::as_str).unwrap_or("not run");
-        println!("{:<8} {:<8} skipped ({why})", workload.name(), variant.name());
+        let why = results
+            .skipped
+            .get(&key)
+            .map(String::as_str)
+            .unwrap_or("not run");
+        println!(
+            "{:<8} {:<8} skipped ({why})",
+            workload.name(),
+            variant.name()
+        );
         return;
     };
-    let skipped_later = results.skipped.get(&key).map(|why| format!("  (later runs skipped: {why})")).unwrap_or_default();
+    let skipped_later = results
+        .skipped
+        .get(&key)
+        .map(|why| format!("  (later runs skipped: {why})"))
+        .unwrap_or_default();
     let rss = mib(median_u64(samples.iter().map(|s| s.rss_kib)));
     let peak = mib(median_u64(samples.iter().map(|s| s.peak_rss_kib)));
     if workload == Workload::Idle {
         // For idle the measurement is memory; the time to spawn and park is context.
-        let vs_plain = bytes_per_task_vs_plain(plan, results, variant).map(|b| format!("{b:+.0} B/task")).unwrap_or_default();
+        let vs_plain = bytes_per_task_vs_plain(plan, results, variant)
+            .map(|b| format!("{b:+.0} B/task"))
+            .unwrap_or_default();
         let secs = median_duration(samples.iter().map(|s| s.elapsed));
-        let grown = median_u64(samples.iter().map(|s| s.rss_kib.saturating_sub(s.base_rss_kib)));
+        let grown = median_u64(
+            samples
+                .iter()
+                .map(|s| s.rss_kib.saturating_sub(s.base_rss_kib)),
+        );
         let per_task = grown as f64 * 1024.0 / workload.count(plan.quick) as f64;
         println!(
             "{:<8} {:<8} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
@@ -66,9 +86,16 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         return;
     }
     let times: Vec<Duration> = samples.iter().map(|s| s.elapsed).collect();
-    let (min, max) = (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
-    let vs_plain = time_ratio(results, workload, variant, wall).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
-    let cpu_vs_plain = time_ratio(results, workload, variant, cpu).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
+    let (min, max) = (
+        times.iter().min().copied().unwrap_or_default(),
+        times.iter().max().copied().unwrap_or_default(),
+    );
+    let vs_plain = time_ratio(results, workload, variant, wall)
+        .map(|r| format!("x{}", ratio(r)))
+        .unwrap_or_default();
+    let cpu_vs_plain = time_ratio(results, workload, variant, cpu)
+        .map(|r| format!("x{}", ratio(r)))
+        .unwrap_or_default();
     println!(
         "{:<8} {:<8} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
         workload.name(),
@@ -85,7 +112,11 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
 
 fn print_stack_row(plan: &Plan, results: &Results) {
     if results.stack.is_empty() {
-        let why = results.skipped.get(&(Workload::Stack, Variant::Agent)).map(String::as_str).unwrap_or("not run");
+        let why = results
+            .skipped
+            .get(&(Workload::Stack, Variant::Agent))
+            .map(String::as_str)
+            .unwrap_or("not run");
         println!("{:<8} {:<8} skipped ({why})", "stack", "agent");
         return;
     }
@@ -108,12 +139,20 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
     match workload {
         Workload::Stack => {
             if results.stack.is_empty() {
-                let why = results.skipped.get(&(Workload::Stack, Variant::Agent)).map(String::as_str).unwrap_or("not run");
+                let why = results
+                    .skipped
+                    .get(&(Workload::Stack, Variant::Agent))
+                    .map(String::as_str)
+                    .unwrap_or("not run");
                 return format!("stack: skipped ({why})");
             }
             let cold = median_duration(results.stack.iter().map(|s| s.cold));
             let warm = median_duration(results.stack.iter().map(|s| s.warm));
-            let header = results.stack.last().map(|s| s.header.as_str()).unwrap_or_default();
+            let header = results
+                .stack
+                .last()
+                .map(|s| s.header.as_str())
+                .unwrap_or_default();
             format!(
                 "stack: `taskscope stack` (grouped) against {} parked tasks: {:.3} s cold, {:.3} s warm  [{header}]",
                 Workload::Stack.count(plan.quick),
@@ -123,18 +162,35 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
         }
         Workload::Idle => {
             let parts: Vec<String> = others(plan)
-                .map(|variant| match bytes_per_task_vs_plain(plan, results, variant) {
-                    Some(bytes) => {
-                        let rss = median_u64(results.samples[&(workload, variant)].iter().map(|s| s.rss_kib));
-                        format!("{} {bytes:+.0} B/task vs plain (RSS {})", variant.name(), mib(rss))
-                    }
-                    None => format!("{} {}", variant.name(), skipped(results, workload, variant)),
-                })
+                .map(
+                    |variant| match bytes_per_task_vs_plain(plan, results, variant) {
+                        Some(bytes) => {
+                            let rss = median_u64(
+                                results.samples[&(workload, variant)]
+                                    .iter()
+                                    .map(|s| s.rss_kib),
+                            );
+                            format!(
+                                "{} {bytes:+.0} B/task vs plain (RSS {})",
+                                variant.name(),
+                                mib(rss)
+                            )
+                        }
+                        None => {
+                            format!("{} {}", variant.name(), skipped(results, workload, variant))
+                        }
+                    },
+                )
                 .collect();
             let plain = results
                 .samples
                 .get(&(workload, Variant::Plain))
-                .map(|s| format!(" [plain RSS {}]", mib(median_u64(s.iter().map(|s| s.rss_kib)))))
+                .map(|s| {
+                    format!(
+                        " [plain RSS {}]",
+                        mib(median_u64(s.iter().map(|s| s.rss_kib)))
+                    )
+                })
                 .unwrap_or_default();
             format!("{name}: {}{plain}", parts.join("; "))
         }
@@ -143,10 +199,17 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
                 .enumerate()
                 .map(|(i, variant)| {
                     let vs = if i == 0 { " vs plain" } else { "" };
-                    match (time_ratio(results, workload, variant, wall), time_ratio(results, workload, variant, cpu)) {
-                        (Some(r), Some(c)) => format!("{} x{}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c)),
+                    match (
+                        time_ratio(results, workload, variant, wall),
+                        time_ratio(results, workload, variant, cpu),
+                    ) {
+                        (Some(r), Some(c)) => {
+                            format!("{} x{}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c))
+                        }
                         (Some(r), None) => format!("{} x{}{vs}", variant.name(), ratio(r)),
-                        (None, _) => format!("{} {}", variant.name(), skipped(results, workload, variant)),
+                        (None, _) => {
+                            format!("{} {}", variant.name(), skipped(results, workload, variant))
+                        }
                     }
                 })
                 .collect();
@@ -157,7 +220,10 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
 
 /// The variants compared against `plain`.
 fn others(plan: &Plan) -> impl Iterator<Item = Variant> + '_ {
-    plan.variants.iter().copied().filter(|v| *v != Variant::Plain)
+    plan.variants
+        .iter()
+        .copied()
+        .filter(|v| *v != Variant::Plain)
 }
 
 /// "skipped (>cap)" or "skipped (reason)".
@@ -180,9 +246,17 @@ fn cpu(sample: &Sample) -> Duration {
 }
 
 /// Median of `what` for `variant` over the median for `plain`.
-fn time_ratio(results: &Results, workload: Workload, variant: Variant, what: fn(&Sample) -> Duration) -> Option<f64> {
+fn time_ratio(
+    results: &Results,
+    workload: Workload,
+    variant: Variant,
+    what: fn(&Sample) -> Duration,
+) -> Option<f64> {
     let median = |v: Variant| -> Option<f64> {
-        let samples: &Vec<Sample> = results.samples.get(&(workload, v)).filter(|s| !s.is_empty())?;
+        let samples: &Vec<Sample> = results
+            .samples
+            .get(&(workload, v))
+            .filter(|s| !s.is_empty())?;
         Some(median_duration(samples.iter().map(what)).as_secs_f64())
     };
     let (plain, this) = (median(Variant::Plain)?, median(variant)?);
@@ -192,7 +266,10 @@ fn time_ratio(results: &Results, workload: Workload, variant: Variant, what: fn(
 /// Median RSS of `variant` minus median RSS of `plain`, per parked task.
 fn bytes_per_task_vs_plain(plan: &Plan, results: &Results, variant: Variant) -> Option<f64> {
     let median = |v: Variant| -> Option<u64> {
-        let samples = results.samples.get(&(Workload::Idle, v)).filter(|s| !s.is_empty())?;
+        let samples = results
+            .samples
+            .get(&(Workload::Idle, v))
+            .filter(|s| !s.is_empty())?;
         Some(median_u64(samples.iter().map(|s| s.rss_kib)))
     };
     let (plain, this) = (median(Variant::Plain)?, median(variant)?);

@@ -69,7 +69,9 @@ pub fn run(plan: &Plan) -> Results {
         match find_taskscope(plan.taskscope.as_deref()) {
             Ok(path) => Some(path),
             Err(why) => {
-                results.skipped.insert((Workload::Stack, Variant::Agent), why);
+                results
+                    .skipped
+                    .insert((Workload::Stack, Variant::Agent), why);
                 None
             }
         }
@@ -86,12 +88,23 @@ pub fn run(plan: &Plan) -> Results {
                     continue;
                 }
                 let count = workload.count(plan.quick);
-                let label = format!("[run {}/{}] {:<8} {:<8}", round + 1, plan.runs, workload.name(), variant.name());
+                let label = format!(
+                    "[run {}/{}] {:<8} {:<8}",
+                    round + 1,
+                    plan.runs,
+                    workload.name(),
+                    variant.name()
+                );
                 let outcome = match (workload, &taskscope) {
-                    (Workload::Stack, Some(cli)) => time_stack(cli, count, plan.limits, &dir.0).map(|s| {
-                        eprintln!("{label} cold {:.3} s, warm {:.3} s", s.cold.as_secs_f64(), s.warm.as_secs_f64());
-                        results.stack.push(s);
-                    }),
+                    (Workload::Stack, Some(cli)) => time_stack(cli, count, plan.limits, &dir.0)
+                        .map(|s| {
+                            eprintln!(
+                                "{label} cold {:.3} s, warm {:.3} s",
+                                s.cold.as_secs_f64(),
+                                s.warm.as_secs_f64()
+                            );
+                            results.stack.push(s);
+                        }),
                     (Workload::Stack, None) => continue,
                     _ => measure(workload, variant, count, plan.limits, &dir.0).map(|s| {
                         eprintln!(
@@ -101,7 +114,11 @@ pub fn run(plan: &Plan) -> Results {
                             s.rss_kib / 1024,
                             s.peak_rss_kib / 1024
                         );
-                        results.samples.entry((workload, variant)).or_default().push(s);
+                        results
+                            .samples
+                            .entry((workload, variant))
+                            .or_default()
+                            .push(s);
                     }),
                 };
                 if let Err(why) = outcome {
@@ -115,7 +132,13 @@ pub fn run(plan: &Plan) -> Results {
 }
 
 /// Runs one child and returns its result line, parsed.
-fn measure(workload: Workload, variant: Variant, count: usize, limits: Limits, dir: &Path) -> Result<Sample, String> {
+fn measure(
+    workload: Workload,
+    variant: Variant,
+    count: usize,
+    limits: Limits,
+    dir: &Path,
+) -> Result<Sample, String> {
     let mut child = Watched::start(workload, variant, count, dir)?;
     let line = child.wait_for_line(|l| l.starts_with("result "), limits)?;
     child.finish(limits);
@@ -149,7 +172,8 @@ fn time_stack(cli: &Path, count: usize, limits: Limits, dir: &Path) -> Result<St
 fn run_cli(cli: &Path, pid: u32, cap: Duration, dir: &Path) -> Result<(Duration, String), String> {
     let out_path = dir.join("stack.out");
     let err_path = dir.join("stack.err");
-    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("create {}: {e}", p.display()));
+    let file =
+        |p: &Path| std::fs::File::create(p).map_err(|e| format!("create {}: {e}", p.display()));
     let start = Instant::now();
     let mut proc = Command::new(cli)
         .arg("stack")
@@ -160,13 +184,19 @@ fn run_cli(cli: &Path, pid: u32, cap: Duration, dir: &Path) -> Result<(Duration,
         .spawn()
         .map_err(|e| format!("run {}: {e}", cli.display()))?;
     let status = loop {
-        if let Some(status) = proc.try_wait().map_err(|e| format!("wait for taskscope: {e}"))? {
+        if let Some(status) = proc
+            .try_wait()
+            .map_err(|e| format!("wait for taskscope: {e}"))?
+        {
             break status;
         }
         if start.elapsed() > cap {
             let _ = proc.kill();
             let _ = proc.wait();
-            return Err(format!("`taskscope stack` took >{}", humantime::format_duration(cap)));
+            return Err(format!(
+                "`taskscope stack` took >{}",
+                humantime::format_duration(cap)
+            ));
         }
         std::thread::sleep(Duration::from_millis(1));
     };
@@ -174,9 +204,16 @@ fn run_cli(cli: &Path, pid: u32, cap: Duration, dir: &Path) -> Result<(Duration,
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     if !status.success() {
         let err = read(&err_path);
-        return Err(format!("`taskscope stack` failed: {}", err.lines().next().unwrap_or("no message")));
+        return Err(format!(
+            "`taskscope stack` failed: {}",
+            err.lines().next().unwrap_or("no message")
+        ));
     }
-    let header = read(&out_path).lines().next().unwrap_or_default().to_string();
+    let header = read(&out_path)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     Ok((elapsed, header))
 }
 
@@ -189,10 +226,22 @@ struct Watched {
 }
 
 impl Watched {
-    fn start(workload: Workload, variant: Variant, count: usize, dir: &Path) -> Result<Watched, String> {
+    fn start(
+        workload: Workload,
+        variant: Variant,
+        count: usize,
+        dir: &Path,
+    ) -> Result<Watched, String> {
         let exe = std::env::current_exe().map_err(|e| format!("find own binary: {e}"))?;
         let mut child = Command::new(exe)
-            .args(["--variant", variant.name(), "--workload", workload.name(), "--count", &count.to_string()])
+            .args([
+                "--variant",
+                variant.name(),
+                "--workload",
+                workload.name(),
+                "--count",
+                &count.to_string(),
+            ])
             .env("TASKSCOPE_DIR", dir)
             // console-subscriber: a free port, and its log layer quiet as by default.
             .env("TOKIO_CONSOLE_BIND", "127.0.0.1:0")
@@ -210,29 +259,46 @@ impl Watched {
                 }
             }
         });
-        Ok(Watched { child, lines, started: Instant::now() })
+        Ok(Watched {
+            child,
+            lines,
+            started: Instant::now(),
+        })
     }
 
     /// Waits for a stdout line matching `wanted`, killing the child when it
     /// exceeds a cap or exits first.
-    fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool, limits: Limits) -> Result<String, String> {
+    fn wait_for_line(
+        &mut self,
+        wanted: impl Fn(&str) -> bool,
+        limits: Limits,
+    ) -> Result<String, String> {
         let status_path = format!("/proc/{}/status", self.child.id());
         loop {
             match self.lines.recv_timeout(Duration::from_millis(10)) {
                 Ok(line) if wanted(&line) => return Ok(line),
                 Ok(_) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().map_err(|e| format!("wait for child: {e}"))?;
+                    let status = self
+                        .child
+                        .wait()
+                        .map_err(|e| format!("wait for child: {e}"))?;
                     return Err(format!("child exited ({status}) without a result"));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            let rss = parse_status_kib(&std::fs::read_to_string(&status_path).unwrap_or_default(), "VmRSS:");
+            let rss = parse_status_kib(
+                &std::fs::read_to_string(&status_path).unwrap_or_default(),
+                "VmRSS:",
+            );
             if rss > limits.mem_kib {
                 return Err(format!(">cap: RSS over {} MiB", limits.mem_kib / 1024));
             }
             if self.started.elapsed() > limits.time {
-                return Err(format!(">cap: over {}", humantime::format_duration(limits.time)));
+                return Err(format!(
+                    ">cap: over {}",
+                    humantime::format_duration(limits.time)
+                ));
             }
         }
     }
@@ -283,7 +349,11 @@ impl Drop for BenchDir {
 /// on demand when this bench was started by cargo (which sets `CARGO`).
 fn find_taskscope(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(path) = explicit {
-        return if path.is_file() { Ok(path.to_path_buf()) } else { Err(format!("no taskscope at {}", path.display())) };
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(format!("no taskscope at {}", path.display()))
+        };
     }
     let exe = std::env::current_exe().map_err(|e| format!("find own binary: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("."));

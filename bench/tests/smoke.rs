@@ -17,9 +17,15 @@ fn quick_run_reports_every_workload() {
         .expect("run taskscope-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for line in ["spawn: agent x", "channel: agent x", "idle: agent "] {
-        assert!(stdout.lines().any(|l| l.starts_with(line)), "no line starting {line:?} in\n{stdout}\nstderr:\n{stderr}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "no line starting {line:?} in\n{stdout}\nstderr:\n{stderr}"
+        );
     }
     for console in ["; console x", "; console skipped (>cap)"] {
         if stdout.contains(console) {
@@ -30,9 +36,15 @@ fn quick_run_reports_every_workload() {
 }
 
 fn check_stack(stdout: &str, cli: &Path) {
-    let stack = stdout.lines().find(|l| l.starts_with("stack: ")).unwrap_or_else(|| panic!("no stack line in\n{stdout}"));
+    let stack = stdout
+        .lines()
+        .find(|l| l.starts_with("stack: "))
+        .unwrap_or_else(|| panic!("no stack line in\n{stdout}"));
     if cli.is_file() {
-        assert!(stack.starts_with("stack: `taskscope stack` (grouped) against 100 parked tasks"), "{stack}");
+        assert!(
+            stack.starts_with("stack: `taskscope stack` (grouped) against 100 parked tasks"),
+            "{stack}"
+        );
     } else {
         assert!(stack.contains("skipped (no taskscope CLI"), "{stack}");
     }

@@ -20,12 +20,24 @@ fn readme() -> String {
 /// The fenced block right after `## Quick start`, one command per line
 /// (comments after `#` removed).
 fn quick_start_commands(readme: &str) -> Vec<String> {
-    let section = readme.split("\n## Quick start\n").nth(1).expect("a `## Quick start` section");
-    let block = section.split("```sh\n").nth(1).expect("a ```sh block in the quick start");
+    let section = readme
+        .split("\n## Quick start\n")
+        .nth(1)
+        .expect("a `## Quick start` section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .expect("a ```sh block in the quick start");
     let block = block.split("```").next().unwrap_or_default();
     block
         .lines()
-        .map(|line| line.split('#').next().unwrap_or_default().trim().to_string())
+        .map(|line| {
+            line.split('#')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
         .filter(|line| !line.is_empty())
         .collect()
 }
@@ -34,8 +46,14 @@ fn quick_start_commands(readme: &str) -> Vec<String> {
 fn env_table_matches_the_code() {
     let readme = readme();
     let table = taskscope_proto::env::markdown_table();
-    let start = readme.find(START).expect("README has <!-- env-table:start -->") + START.len();
-    let end = readme[start..].find(END).expect("README has <!-- env-table:end -->") + start;
+    let start = readme
+        .find(START)
+        .expect("README has <!-- env-table:start -->")
+        + START.len();
+    let end = readme[start..]
+        .find(END)
+        .expect("README has <!-- env-table:end -->")
+        + start;
     if std::env::var_os("TASKSCOPE_BLESS").is_some() {
         let updated = format!("{}{table}{}", &readme[..start], &readme[end..]);
         // Write and rename, so that tests reading the README meanwhile see all of it.
@@ -56,22 +74,33 @@ fn env_table_matches_the_code() {
 #[test]
 fn quick_start_is_two_commands() {
     let commands = quick_start_commands(&readme());
-    assert_eq!(commands, ["scripts/demo", "cargo test --workspace"], "the quick start should be the demo and the tests");
+    assert_eq!(
+        commands,
+        ["scripts/demo", "cargo test --workspace"],
+        "the quick start should be the demo and the tests"
+    );
     assert!(root().join("scripts/demo").is_file(), "scripts/demo exists");
 }
 
 #[test]
 fn ci_runs_the_readme_test_command() {
-    let test_command = quick_start_commands(&readme()).pop().expect("a test command");
+    let test_command = quick_start_commands(&readme())
+        .pop()
+        .expect("a test command");
     let ci = std::fs::read_to_string(root().join(".ci/run")).expect("read .ci/run");
     let last = ci
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .next_back()
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
         .expect(".ci/run has commands");
-    assert_eq!(last, test_command, ".ci/run should end by running the README's test command");
-    assert!(ci.contains("set -euo pipefail"), ".ci/run should stop at the first failure");
+    assert_eq!(
+        last, test_command,
+        ".ci/run should end by running the README's test command"
+    );
+    assert!(
+        ci.contains("set -euo pipefail"),
+        ".ci/run should stop at the first failure"
+    );
 }
 
 /// The `taskscope` binary next to this test's (`target/debug/taskscope`), built
@@ -85,19 +114,39 @@ fn taskscope_cli() -> Option<PathBuf> {
 #[test]
 fn readme_invocations_use_real_flags() {
     let Some(cli) = taskscope_cli() else {
-        eprintln!("skipped: no taskscope binary next to this test; `cargo test --workspace` builds it");
+        eprintln!(
+            "skipped: no taskscope binary next to this test; `cargo test --workspace` builds it"
+        );
         return;
     };
     let readme = readme();
-    let invocations: Vec<&str> = readme.lines().filter_map(|l| l.strip_prefix("$ taskscope ")).collect();
-    assert!(invocations.len() >= 4, "README shows the commands with `$ taskscope ...` lines");
+    let invocations: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("$ taskscope "))
+        .collect();
+    assert!(
+        invocations.len() >= 4,
+        "README shows the commands with `$ taskscope ...` lines"
+    );
     for invocation in invocations {
         let sub = invocation.split_whitespace().next().unwrap_or_default();
-        let help = std::process::Command::new(&cli).args([sub, "--help"]).output().expect("run taskscope --help");
-        assert!(help.status.success(), "README shows `taskscope {invocation}` but `taskscope {sub}` does not exist");
+        let help = std::process::Command::new(&cli)
+            .args([sub, "--help"])
+            .output()
+            .expect("run taskscope --help");
+        assert!(
+            help.status.success(),
+            "README shows `taskscope {invocation}` but `taskscope {sub}` does not exist"
+        );
         let help = String::from_utf8_lossy(&help.stdout);
-        for flag in invocation.split_whitespace().filter(|w| w.starts_with("--")) {
-            assert!(help.contains(flag), "README shows `taskscope {invocation}` but `{sub} --help` has no {flag}");
+        for flag in invocation
+            .split_whitespace()
+            .filter(|w| w.starts_with("--"))
+        {
+            assert!(
+                help.contains(flag),
+                "README shows `taskscope {invocation}` but `{sub} --help` has no {flag}"
+            );
         }
     }
 }

@@ -58,12 +58,19 @@ async fn main() {
     if args.common.fixed {
         println!("done_signal: pid {pid}, fixed: each call cancels its own child token, so its task ends with it");
     } else {
-        println!("done_signal: pid {pid}, leaking one task per call (run with --fixed for the fix)");
+        println!(
+            "done_signal: pid {pid}, leaking one task per call (run with --fixed for the fix)"
+        );
     }
 
     // Cancelled when the service shuts down: in a long-running service, never.
     let root = CancellationToken::new();
-    tokio::spawn(serve(root.clone(), args.calls, args.interval, args.common.fixed));
+    tokio::spawn(serve(
+        root.clone(),
+        args.calls,
+        args.interval,
+        args.common.fixed,
+    ));
     run_until_stopped(args.common.exit_after).await;
     root.cancel();
 }

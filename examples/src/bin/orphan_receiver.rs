@@ -75,7 +75,9 @@ async fn main() {
 
     // Like the report's `logGoNum()`: how many tasks are left once things settle.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let alive = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     println!("orphan_receiver: {alive} tasks alive");
 
     run_until_stopped(args.common.exit_after).await;
