@@ -29,6 +29,8 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Dump timeout when a request names none.
     pub dump_timeout: Duration,
+    /// Dump multi-thread runtimes with several workers (see `TASKSCOPE_MT_DUMPS`).
+    pub mt_dumps: bool,
     /// `init()` does nothing.
     pub disabled: bool,
 }
@@ -42,6 +44,7 @@ impl Default for Config {
             retain_for: Duration::from_secs(10),
             queue_capacity: 65_536,
             dump_timeout: Duration::from_secs(5),
+            mt_dumps: false,
             disabled: false,
         }
     }
@@ -88,6 +91,9 @@ impl Config {
                 Ok(_) => warn(&env::DUMP_TIMEOUT, &v, "must be more than zero"),
                 Err(e) => warn(&env::DUMP_TIMEOUT, &v, &e.to_string()),
             }
+        }
+        if let Some(v) = get(&env::MT_DUMPS) {
+            config.mt_dumps = is_true(&v);
         }
         if let Some(v) = get(&env::DISABLE) {
             config.disabled = is_true(&v);

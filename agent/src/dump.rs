@@ -42,6 +42,9 @@ mod take;
 #[cfg(test)]
 mod tests;
 
+/// `TASKSCOPE_MT_DUMPS`: dump multi-thread runtimes at the user's risk (see `take`).
+pub(crate) static MT_DUMPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A task's async stack: one backtrace per leaf future it awaits, each
 /// outermost frame first. Tasks parked at the same place share one.
 pub(crate) type Stack = Arc<Vec<Vec<proto::Frame>>>;

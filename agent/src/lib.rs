@@ -128,6 +128,13 @@ impl Builder {
         self
     }
 
+    /// Also dump multi-thread runtimes with several workers, at the risk
+    /// described under `TASKSCOPE_MT_DUMPS`. Optional.
+    pub fn multi_thread_dumps(mut self, enabled: bool) -> Self {
+        self.config.mt_dumps = enabled;
+        self
+    }
+
     /// Installs the subscriber and starts the agent (see [`init`]).
     pub fn init(self) {
         if self.config.disabled {
@@ -178,6 +185,7 @@ impl Builder {
                  `taskscope_agent::register_runtime(name, &handle)`"
             ),
         }
+        dump::MT_DUMPS.store(self.config.mt_dumps, std::sync::atomic::Ordering::Relaxed);
         let config = Arc::new(self.config);
         let spawned = std::thread::Builder::new().name("taskscope-agent".into()).spawn(move || {
             recorder::mark_agent_thread();

@@ -76,7 +76,8 @@ fn info_and_dumps_over_the_socket() {
     let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let dir = socket_dir();
     let sleeper_id: u64 = program.block_on(async {
-        taskscope_agent::Builder::from_env().socket_dir(&dir).init();
+        // Two workers: multi-thread dumps are opt-in (see TASKSCOPE_MT_DUMPS).
+        taskscope_agent::Builder::from_env().socket_dir(&dir).multi_thread_dumps(true).init();
         tokio::spawn(waits_for_a_message());
         let sleeper = tokio::spawn(sleeps_in_rpc_dump_test());
         sleeper.id().to_string().parse().expect("numeric id")

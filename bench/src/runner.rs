@@ -243,6 +243,9 @@ impl Watched {
                 &count.to_string(),
             ])
             .env("TASKSCOPE_DIR", dir)
+            // The `stack` child runs a multi-thread runtime: its two timed
+            // dumps need the opt-in (the child is killed right after).
+            .env("TASKSCOPE_MT_DUMPS", "1")
             // console-subscriber: a free port, and its log layer quiet as by default.
             .env("TOKIO_CONSOLE_BIND", "127.0.0.1:0")
             .env_remove("RUST_LOG")

@@ -65,6 +65,16 @@ pub const DUMP_TIMEOUT: EnvVar = EnvVar {
     doc: "How long a dump waits for a runtime when the request names no timeout.",
 };
 
+/// Dump multi-thread runtimes anyway.
+pub const MT_DUMPS: EnvVar = EnvVar {
+    name: "TASKSCOPE_MT_DUMPS",
+    default: "off",
+    doc: "`1` captures stacks of multi-thread runtimes with several workers too. Off by default: \
+          tokio 1.54's multi-thread task dump can leave a worker stuck for good when repeated \
+          (tokio-rs/tokio#8370). Current-thread runtimes, and single-worker ones with at most 100 \
+          tasks, are always dumped.",
+};
+
 /// Turn the agent off.
 pub const DISABLE: EnvVar = EnvVar {
     name: "TASKSCOPE_DISABLE",
@@ -73,7 +83,7 @@ pub const DISABLE: EnvVar = EnvVar {
 };
 
 /// Every variable, in the order the docs list them.
-pub const ALL: &[EnvVar] = &[DIR, TCP, TCP_ANY, RETAIN_DONE, RETAIN_FOR, QUEUE, DUMP_TIMEOUT, DISABLE];
+pub const ALL: &[EnvVar] = &[DIR, TCP, TCP_ANY, RETAIN_DONE, RETAIN_FOR, QUEUE, DUMP_TIMEOUT, MT_DUMPS, DISABLE];
 
 /// The table as Markdown, as it appears in the README.
 pub fn markdown_table() -> String {

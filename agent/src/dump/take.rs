@@ -38,6 +38,9 @@ pub(super) async fn take(name: &str, handle: &Handle, progress: &Progress) -> Op
             }
         }
         _ => {
+            if let Err(why) = multi_thread_allowed(name, handle) {
+                return Some(Err(why));
+            }
             if has_shut_down(handle).await {
                 return Some(Err(shut_down()));
             }
@@ -60,6 +63,10 @@ async fn has_shut_down(handle: &Handle) -> bool {
 }
 
 /// How often worker activity is sampled while waiting.
+/// Most tasks queued on the workers for a dump to start (tokio's limit is 256
+/// in all; the margin covers wake-ups that arrive while the dump starts).
+const MAX_QUEUED: usize = 64;
+
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// Waits until no worker of a multi-thread runtime is stuck inside one poll.
@@ -72,6 +79,16 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// (tokio publishes those counters at park time and every 61 polls). Dumping
 /// only runtimes with no stuck worker keeps that from happening, except for a
 /// task that starts blocking during the few milliseconds the dump takes.
+///
+/// It also waits for the workers' run queues to be short. tokio's dump moves
+/// every queued task into one fixed-size queue of 256 (`steal_all`) and
+/// loops until the workers' queues are empty, so with more queued tasks than
+/// fit it spins forever, and the other worker waits for it forever: the
+/// program loses its workers and can no longer shut down. Measured here
+/// before this check: `done_signal` with 1000 parked tasks, whose previous
+/// dump had just woken them all, was left spinning in 3 of 4 runs of 8
+/// dumps in a row. (The same race remains for a burst of more than
+/// [`MAX_QUEUED`] wake-ups arriving during the few milliseconds of a dump.)
 ///
 /// Returns false when nobody waits for the dump any more.
 async fn wait_until_responsive(handle: &Handle, progress: &Progress) -> bool {
@@ -99,9 +116,20 @@ async fn wait_until_responsive(handle: &Handle, progress: &Progress) -> bool {
                 longest = Some((worker, stuck_for));
             }
         }
+        let queued: usize = (0..metrics.num_workers()).map(|w| metrics.worker_local_queue_depth(w)).sum();
         let Some((worker, stuck_for)) = longest else {
-            progress.stalled(None);
-            return true;
+            if queued <= MAX_QUEUED {
+                progress.stalled(None);
+                return true;
+            }
+            progress.stalled(Some(format!(
+                "{queued} tasks are queued on the workers; the dump waits until fewer than {MAX_QUEUED} are"
+            )));
+            if progress.unwanted() {
+                return false;
+            }
+            previous = current;
+            continue;
         };
         progress.stalled(Some(format!(
             "worker {worker} has been inside one poll for at least {}; the dump waits for it to return",
@@ -113,6 +141,49 @@ async fn wait_until_responsive(handle: &Handle, progress: &Progress) -> bool {
         previous = current;
     }
 }
+
+/// Whether the agent may ask tokio for a dump of this multi-thread runtime.
+///
+/// tokio 1.54's multi-thread dump is not safe to repeat: its workers meet at
+/// a barrier whose timed-out arrivals stay counted (tokio-rs/tokio#8370), and
+/// it re-wakes every traced task, after which a dump that finds more than 128
+/// tasks queued spins forever in `steal_all`. Either leaves a worker stuck for
+/// good and the program unable to shut down. Measured here on `done_signal`
+/// (2 workers): 8 dumps in a row left it unable to exit on SIGTERM in 4 of 4
+/// runs with 80 parked tasks, and 3 dumps in 3 of 5 runs with 300. So by
+/// default the agent dumps only current-thread runtimes and multi-thread
+/// runtimes with a single worker (no barrier partner) and at most
+/// [`SINGLE_WORKER_MAX_TASKS`] tasks (no overflowing re-wake);
+/// `TASKSCOPE_MT_DUMPS=1` lifts this at the user's risk.
+fn multi_thread_allowed(name: &str, handle: &Handle) -> Result<(), String> {
+    let metrics = handle.metrics();
+    let opted_in = super::MT_DUMPS.load(std::sync::atomic::Ordering::Relaxed);
+    allowed(name, opted_in, metrics.num_workers(), metrics.num_alive_tasks())
+}
+
+/// The rule of [`multi_thread_allowed`], on plain numbers.
+pub(super) fn allowed(name: &str, opted_in: bool, workers: usize, alive: usize) -> Result<(), String> {
+    if opted_in {
+        return Ok(());
+    }
+    if workers == 1 && alive <= SINGLE_WORKER_MAX_TASKS {
+        return Ok(());
+    }
+    let why = if workers > 1 {
+        format!("it has {workers} workers")
+    } else {
+        format!("it has {alive} tasks (more than {SINGLE_WORKER_MAX_TASKS})")
+    };
+    Err(format!(
+        "not dumped: runtime `{name}` is a multi-thread runtime and {why}; tokio 1.54's \
+         multi-thread task dump can leave a worker stuck for good (tokio-rs/tokio#8370), so it is \
+         off unless {}=1",
+        taskscope_proto::env::MT_DUMPS.name
+    ))
+}
+
+/// Most tasks of a single-worker multi-thread runtime the agent dumps.
+const SINGLE_WORKER_MAX_TASKS: usize = 100;
 
 /// Extracts each task's instruction pointers, storing identical traces once.
 fn reduce(dump: &Dump, skip: Option<tokio::task::Id>) -> RawDump {

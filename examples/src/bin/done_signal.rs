@@ -50,7 +50,9 @@ struct Args {
     common: Common,
 }
 
-#[tokio::main]
+// A current-thread runtime: tokio 1.54 can take its task dumps safely (see
+// `TASKSCOPE_MT_DUMPS` in the README for multi-thread runtimes).
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     taskscope_agent::init();
     let args = Args::parse();
