@@ -42,6 +42,9 @@ mod take;
 #[cfg(test)]
 mod tests;
 
+/// How the reason for a dump the agent declines to take begins.
+pub(crate) const REFUSED: &str = "not dumped: ";
+
 /// `TASKSCOPE_MT_DUMPS`: dump multi-thread runtimes at the user's risk (see `take`).
 pub(crate) static MT_DUMPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -238,7 +241,11 @@ async fn take_dump(_rt: &Registered, _progress: &flight::Progress) -> Option<Res
 /// The stack of each task in `answer`, symbolised once per answer on a
 /// blocking thread (the first lookups parse debuginfo, which takes a while).
 async fn stacks_of(rt: &Registered, answer: &Answer) -> Result<HashMap<u64, Stack>, proto::RuntimeDump> {
-    let failed = |detail: &str| runtime_dump(rt, proto::DumpStatus::Failed, detail, answer.elapsed);
+    let failed = |detail: &str| {
+        // A dump the agent declined to take is "unsupported" here, not a failure.
+        let status = if detail.starts_with(REFUSED) { proto::DumpStatus::Unsupported } else { proto::DumpStatus::Failed };
+        runtime_dump(rt, status, detail, answer.elapsed)
+    };
     let raw = answer.outcome.as_ref().map_err(|why| failed(why))?;
     let stacks = answer.stacks.get_or_init(|| symbolize_all(&raw.traces)).await.as_ref().map_err(|why| failed(why))?;
     let mut by_task = HashMap::with_capacity(raw.tasks.len());

@@ -175,9 +175,10 @@ pub(super) fn allowed(name: &str, opted_in: bool, workers: usize, alive: usize) 
         format!("it has {alive} tasks (more than {SINGLE_WORKER_MAX_TASKS})")
     };
     Err(format!(
-        "not dumped: runtime `{name}` is a multi-thread runtime and {why}; tokio 1.54's \
+        "{}runtime `{name}` is a multi-thread runtime and {why}; tokio 1.54's \
          multi-thread task dump can leave a worker stuck for good (tokio-rs/tokio#8370), so it is \
          off unless {}=1",
+        super::REFUSED,
         taskscope_proto::env::MT_DUMPS.name
     ))
 }
