@@ -199,12 +199,10 @@ impl StateOwner {
                 });
             }
             Command::Summary(reply) => {
-                let scan = self.scan();
-                let _ = reply.send(Summary {
-                    now_ns: scan.now_ns,
-                    counts: self.counts(&scan.tasks),
-                    dropped_events: self.dropped(),
-                });
+                // Counts only: no per-task record is built (no name or path copies).
+                let now_ns = clock::now_ns();
+                let counts = self.tally(self.slots().map(verdict));
+                let _ = reply.send(Summary { now_ns, counts, dropped_events: self.dropped() });
             }
             Command::Watch(interval, reply) => {
                 let (tx, rx) = mpsc::channel(WATCH_BUFFER);
@@ -273,18 +271,22 @@ impl StateOwner {
         }
     }
 
+    /// The slots of live and retained tasks.
+    fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
+        let table: &'static crate::slots::Table = &self.recorder.table;
+        (0..table.len()).filter_map(move |index| {
+            let slot = table.get(table.key_at(index)?)?;
+            // A zero spawn time: still being filled in by its spawner.
+            (slot.spawned_at.load(Acquire) != 0).then_some(slot)
+        })
+    }
+
     fn scan(&self) -> Scan {
-        let table = &self.recorder.table;
         let files = FILES.get().map(|f| f.all()).unwrap_or_default();
         let now_ns = clock::now_ns();
         let mut tasks = Vec::new();
         let mut live_by_loc: FastMap<LocKey, u64> = FastMap::default();
-        for index in 0..table.len() {
-            let Some(key) = table.key_at(index) else { continue };
-            let Some(slot) = table.get(key) else { continue };
-            if slot.spawned_at.load(Acquire) == 0 {
-                continue; // still being filled in by its spawner
-            }
+        for slot in self.slots() {
             let (task, fp) = task_of(slot, &files);
             if task.state != proto::TaskState::Done as i32 {
                 *live_by_loc.entry(loc_key(slot)).or_default() += 1;
@@ -295,15 +297,22 @@ impl StateOwner {
     }
 
     fn counts(&self, tasks: &[(proto::Task, u64)]) -> proto::TaskCounts {
+        self.tally(tasks.iter().map(|(t, _)| {
+            (proto::TaskState::try_from(t.state).unwrap_or(proto::TaskState::Done), t.leaked)
+        }))
+    }
+
+    /// Counts by state from `(state, leaked)` verdicts, plus the lifetime totals.
+    fn tally(&self, verdicts: impl Iterator<Item = (proto::TaskState, bool)>) -> proto::TaskCounts {
         let mut c = proto::TaskCounts { completed_total: self.completed_total, ..Default::default() };
-        for (t, _) in tasks {
-            match proto::TaskState::try_from(t.state) {
-                Ok(proto::TaskState::Running) => c.running += 1,
-                Ok(proto::TaskState::Scheduled) => c.scheduled += 1,
-                Ok(proto::TaskState::Idle) => c.idle += 1,
+        for (state, leaked) in verdicts {
+            match state {
+                proto::TaskState::Running => c.running += 1,
+                proto::TaskState::Scheduled => c.scheduled += 1,
+                proto::TaskState::Idle => c.idle += 1,
                 _ => c.done += 1,
             }
-            c.leaked += t.leaked as u64;
+            c.leaked += leaked as u64;
         }
         c.spawned_total = self.completed_total + c.running + c.scheduled + c.idle;
         c
@@ -403,7 +412,7 @@ impl Watcher {
                 complete: i == last,
                 tasks,
                 removed: if i == last { removed.clone() } else { Vec::new() },
-                counts: (i == last).then(|| counts.clone()),
+                counts: (i == last).then_some(*counts),
                 dropped_events: dropped,
                 location_totals: if i == last { location_totals.clone() } else { Vec::new() },
             })
@@ -424,28 +433,35 @@ fn location(files: &[Arc<str>], file: u32, line_col: u64) -> proto::Location {
     }
 }
 
+/// A task's derived state, and whether it is leaked (idle with no live waker).
+fn verdict(slot: &Slot) -> (proto::TaskState, bool) {
+    let raw = |c: &std::sync::atomic::AtomicU64| c.load(Acquire);
+    let (poll_started, poll_ended) = (raw(&slot.poll_started), raw(&slot.poll_ended));
+    let state = if raw(&slot.completed_at) != 0 || slot.phase.load(Acquire) == DONE {
+        proto::TaskState::Done
+    } else if poll_started != 0 && poll_started > poll_ended {
+        proto::TaskState::Running
+    } else if raw(&slot.polls) == 0 || raw(&slot.wakes) > raw(&slot.wakes_at_poll) {
+        proto::TaskState::Scheduled
+    } else {
+        proto::TaskState::Idle
+    };
+    let live_wakers = raw(&slot.waker_clones) as i64 - raw(&slot.waker_drops) as i64;
+    (state, state == proto::TaskState::Idle && live_wakers <= 0)
+}
+
 /// Reads a slot into a protocol record, with a fingerprint of what can change.
 fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
     let raw = |c: &std::sync::atomic::AtomicU64| c.load(Acquire);
     let poll_started = raw(&slot.poll_started);
     let poll_ended = raw(&slot.poll_ended);
-    let woken_since_poll = raw(&slot.wakes) > raw(&slot.wakes_at_poll);
     let completed = raw(&slot.completed_at);
     let polls = raw(&slot.polls);
     let clones = raw(&slot.waker_clones);
     let drops = raw(&slot.waker_drops);
     let wakes = raw(&slot.wakes);
     let live_wakers = clones as i64 - drops as i64;
-    let state = if completed != 0 || slot.phase.load(Acquire) == DONE {
-        proto::TaskState::Done
-    } else if poll_started != 0 && poll_started > poll_ended {
-        proto::TaskState::Running
-    } else if polls == 0 || woken_since_poll {
-        proto::TaskState::Scheduled
-    } else {
-        proto::TaskState::Idle
-    };
-    let leaked = state == proto::TaskState::Idle && live_wakers <= 0;
+    let (state, leaked) = verdict(slot);
     let fingerprint = [polls, wakes, clones, drops, completed, poll_started, poll_ended, state as u64]
         .iter()
         .fold(0xcbf29ce484222325u64, |h, v| (h ^ v).wrapping_mul(0x100000001b3));
