@@ -131,11 +131,9 @@ impl Recorder {
     #[inline]
     pub(crate) fn enter(&self, key: Key) {
         if let Some(slot) = self.table.get(key) {
-            if slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0 {
-                if self.dump_poll(slot) {
-                    UNRECORDED.set(key.0);
-                    return;
-                }
+            if (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0) && self.dump_poll(slot) {
+                UNRECORDED.set(key.0);
+                return;
             }
             slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
             slot.poll_started.store(clock::raw(), Release);

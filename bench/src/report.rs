@@ -111,17 +111,10 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
 }
 
 fn print_stack_row(plan: &Plan, results: &Results) {
-    if results.stack.is_empty() {
-        let why = results
-            .skipped
-            .get(&(Workload::Stack, Variant::Agent))
-            .map(String::as_str)
-            .unwrap_or("not run");
-        println!("{:<8} {:<8} skipped ({why})", "stack", "agent");
+    let Some((cold, warm)) = stack_medians(results) else {
+        println!("{:<8} {:<8} skipped ({})", "stack", "agent", stack_skip_reason(results));
         return;
-    }
-    let cold = median_duration(results.stack.iter().map(|s| s.cold));
-    let warm = median_duration(results.stack.iter().map(|s| s.warm));
+    };
     println!(
         "{:<8} {:<8} {:>8.3} s {:>19}   `taskscope stack` on {} parked tasks: first call (cold), second call {:.3} s",
         "stack",
@@ -133,21 +126,30 @@ fn print_stack_row(plan: &Plan, results: &Results) {
     );
 }
 
+/// Median cold and warm `taskscope stack` times, if the workload ran.
+fn stack_medians(results: &Results) -> Option<(Duration, Duration)> {
+    if results.stack.is_empty() {
+        return None;
+    }
+    Some((
+        median_duration(results.stack.iter().map(|s| s.cold)),
+        median_duration(results.stack.iter().map(|s| s.warm)),
+    ))
+}
+
+/// Why the `stack` workload has no result.
+fn stack_skip_reason(results: &Results) -> &str {
+    results.skipped.get(&(Workload::Stack, Variant::Agent)).map(String::as_str).unwrap_or("not run")
+}
+
 /// `spawn: agent x1.04 vs plain; console x150`, and the like per workload.
 fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
     let name = workload.name();
     match workload {
         Workload::Stack => {
-            if results.stack.is_empty() {
-                let why = results
-                    .skipped
-                    .get(&(Workload::Stack, Variant::Agent))
-                    .map(String::as_str)
-                    .unwrap_or("not run");
-                return format!("stack: skipped ({why})");
-            }
-            let cold = median_duration(results.stack.iter().map(|s| s.cold));
-            let warm = median_duration(results.stack.iter().map(|s| s.warm));
+            let Some((cold, warm)) = stack_medians(results) else {
+                return format!("stack: skipped ({})", stack_skip_reason(results));
+            };
             let header = results
                 .stack
                 .last()
