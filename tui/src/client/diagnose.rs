@@ -92,6 +92,10 @@ pub fn get_info_failed(target: &Target, status: &tonic::Status) -> ConnectError 
         tonic::Code::Unimplemented => {
             ConnectError::OtherProtocol { who: who(target), ours: taskscope_proto::PROTOCOL_VERSION }
         }
+        // The peer closed the connection before answering: hyper cancels the
+        // request, with or without an underlying error. The agent does that
+        // to other users, so diagnose it like a failed connect.
+        tonic::Code::Cancelled => connect_failed(target, status),
         // Transport trouble surfaces as UNAVAILABLE (or UNKNOWN from hyper):
         // look at the underlying error like a failed connect.
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
