@@ -102,6 +102,11 @@ pub fn register_runtime(name: impl Into<String>, handle: &Handle) {
     }));
 }
 
+/// How many runtimes are registered.
+pub(crate) fn registered_count() -> usize {
+    registry().lock().unwrap_or_else(PoisonError::into_inner).len()
+}
+
 /// The registered runtimes, in registration order.
 pub(crate) fn runtimes() -> Vec<proto::RuntimeInfo> {
     registered()

@@ -10,14 +10,16 @@
 //!   `waker.wake`, `waker.wake_by_ref`) and `task.id` = the task span's id.
 //!
 //! Every other callsite is switched off (`Interest::never`), so the rest of the
-//! program's instrumentation costs nothing.
+//! program's instrumentation costs nothing. Only built with the `tracing`
+//! feature; spawn files are interned in [`crate::files`].
 
-use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::sync::Mutex;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
+
+use crate::files::FILES;
+use crate::slots::kind_code;
 
 /// True for the span tokio opens around each task.
 pub(crate) fn is_spawn_span(meta: &Metadata<'_>) -> bool {
@@ -27,18 +29,6 @@ pub(crate) fn is_spawn_span(meta: &Metadata<'_>) -> bool {
 /// True for tokio's waker events.
 pub(crate) fn is_waker_event(meta: &Metadata<'_>) -> bool {
     meta.is_event() && meta.target() == "tokio::task::waker"
-}
-
-/// Kinds of task, as codes stored in a slot.
-const KINDS: [&str; 5] = ["task", "task", "local", "blocking", "block_on"];
-
-/// The kind name for a code.
-pub(crate) fn kind_name(code: u32) -> &'static str {
-    KINDS.get(code as usize).copied().unwrap_or("task")
-}
-
-fn kind_code(kind: &str) -> u32 {
-    KINDS.iter().skip(1).position(|k| *k == kind).map_or(0, |p| p as u32 + 1)
 }
 
 /// A fixed buffer for formatting short `Display` values without allocating.
@@ -74,7 +64,7 @@ impl fmt::Write for StackStr {
 pub(crate) struct SpawnFields {
     pub task_id: u64,
     pub kind: u32,
-    /// Interned `loc.file` (see [`Files`]); 0 = none.
+    /// Interned `loc.file` (see [`crate::files::Files`]); 0 = none.
     pub file: u32,
     pub line: u32,
     pub col: u32,
@@ -149,69 +139,6 @@ impl SpawnFields {
     }
 }
 
-/// The process-wide file table (set once by the recorder).
-pub(crate) static FILES: std::sync::OnceLock<Files> = std::sync::OnceLock::new();
-
-/// Interned source file names of spawn locations: a small id per file.
-///
-/// Spawn sites are few and fixed by the program's code, so the table stays
-/// small. tokio passes `Location::file()`, a `&'static str`, so a per-thread
-/// cache keyed by the string's address answers repeat spawns without hashing
-/// or copying it and without touching the shared table.
-pub(crate) struct Files {
-    table: Mutex<FileTable>,
-}
-
-#[derive(Default)]
-struct FileTable {
-    ids: HashMap<String, u32>,
-    /// Index = id - 1.
-    list: Vec<std::sync::Arc<str>>,
-}
-
-const CACHE: usize = 32;
-
-thread_local! {
-    static FILE_CACHE: [std::cell::Cell<(usize, usize, u32)>; CACHE] =
-        const { [const { std::cell::Cell::new((0, 0, 0)) }; CACHE] };
-}
-
-impl Files {
-    pub(crate) fn new() -> Self {
-        Files { table: Mutex::new(FileTable::default()) }
-    }
-
-    /// The id of `file` (never 0).
-    #[inline]
-    pub(crate) fn intern(&self, file: &str) -> u32 {
-        let (ptr, len) = (file.as_ptr() as usize, file.len());
-        let index = (ptr >> 3) % CACHE;
-        let (p, l, id) = FILE_CACHE.with(|c| c[index].get());
-        if p == ptr && l == len && id != 0 {
-            return id;
-        }
-        let id = self.intern_slow(file);
-        FILE_CACHE.with(|c| c[index].set((ptr, len, id)));
-        id
-    }
-
-    fn intern_slow(&self, file: &str) -> u32 {
-        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(id) = t.ids.get(file) {
-            return *id;
-        }
-        t.list.push(file.into());
-        let id = t.list.len() as u32;
-        t.ids.insert(file.to_owned(), id);
-        id
-    }
-
-    /// All files, index = id - 1 (cheap clones).
-    pub(crate) fn all(&self) -> Vec<std::sync::Arc<str>> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner()).list.clone()
-    }
-}
-
 /// What a waker event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WakeOp {
@@ -270,29 +197,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_have_codes() {
-        for k in ["task", "local", "blocking", "block_on"] {
-            assert_eq!(kind_name(kind_code(k)), k);
-        }
-        assert_eq!(kind_name(kind_code("unknown")), "task");
-    }
-
-    #[test]
     fn waker_ops_parse() {
         assert_eq!(parse_op(b"waker.clone"), Some(WakeOp::Clone));
         assert_eq!(parse_op(b"waker.drop"), Some(WakeOp::Drop));
         assert_eq!(parse_op(b"waker.wake"), Some(WakeOp::Wake));
         assert_eq!(parse_op(b"waker.wake_by_ref"), Some(WakeOp::WakeByRef));
         assert_eq!(parse_op(b"waker.other"), None);
-    }
-
-    #[test]
-    fn files_intern_once() {
-        let files = Files::new();
-        let a = files.intern("src/main.rs");
-        let owned = String::from("src/main.rs");
-        assert_eq!(files.intern(&owned), a, "same text, other address: same id");
-        assert_ne!(files.intern("src/lib.rs"), a);
-        assert_eq!(&*files.all()[a as usize - 1], "src/main.rs");
     }
 }

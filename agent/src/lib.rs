@@ -13,10 +13,35 @@
 //! registers the current runtime for task dumps, and serves the `taskscope.v1`
 //! protocol on a per-process Unix socket from a thread of its own.
 //!
+//! Two modes:
+//! - **full** (cargo feature `tracing`, on by default; turns on tokio's
+//!   `tracing` feature): [`init`] or [`layer()`]. Wakes, live wakers and the
+//!   leak verdict ("idle and nothing can wake it").
+//! - **lean** ([`build_runtime`] or [`hooks`]): tokio's runtime hooks, no
+//!   tokio `tracing` feature needed, cheap enough to leave on in a service.
+//!   States, parked times, polls, spawn locations and stacks; no wakes, names
+//!   or leak verdict. See [`hooks`](mod@hooks).
+//!
+//! ```no_run
+//! // Lean mode: build the runtime through the agent (works with or without
+//! // the `tracing` feature).
+//! fn main() -> std::io::Result<()> {
+//!     let runtime = taskscope_agent::build_runtime(
+//!         tokio::runtime::Builder::new_multi_thread().enable_all(),
+//!     )?;
+//!     runtime.block_on(async {
+//!         // ... the program ...
+//!     });
+//!     Ok(())
+//! }
+//! ```
+//!
 //! Architecture, from the hot path outwards:
-//! - [`subscriber`] / [`layer`]: called by tokio on spawn, poll and wake. They
-//!   only touch the task's own slot in [`slots`] (atomics; no lock, no
-//!   allocation) and push spawn/complete notices into a bounded queue.
+//! - [`subscriber`] / [`layer`] / [`hooks`](mod@hooks): called by tokio on
+//!   spawn, poll and wake. They only touch the task's own slot in [`slots`]
+//!   (atomics; no lock, no allocation; the hooks find the slot through a
+//!   sharded id map at spawn and termination) and push completion notices
+//!   into a bounded queue.
 //! - [`state`]: the one owner of the task table. It drains the queue, keeps
 //!   completed tasks for a bounded time and count, and answers snapshots and
 //!   watches.
@@ -34,12 +59,17 @@ mod clock;
 pub mod config;
 mod dump;
 mod endpoint;
+#[cfg(feature = "tracing")]
 mod fields;
+mod files;
+pub mod hooks;
+#[cfg(feature = "tracing")]
 pub mod layer;
 mod recorder;
 mod server;
 mod slots;
 mod state;
+#[cfg(feature = "tracing")]
 pub mod subscriber;
 mod symbols;
 
@@ -48,10 +78,12 @@ use std::sync::{Arc, OnceLock};
 pub use config::Config;
 pub use dump::register_runtime;
 
-use recorder::Recorder;
+use recorder::{Mode, Recorder};
 
-/// The recorder, created once by the first `init`/`layer` call.
+/// The recorder, created once by the first `init`/`layer`/`hooks` call.
 static RECORDER: OnceLock<&'static Recorder> = OnceLock::new();
+/// Set once the agent's thread has been started.
+static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Starts the agent with settings from the environment (see [`Config`]).
 ///
@@ -63,13 +95,35 @@ static RECORDER: OnceLock<&'static Recorder> = OnceLock::new();
 /// program runs on, uninspected. Calling it again does nothing.
 ///
 /// If the program already installs a tracing subscriber, use [`layer()`] instead.
+/// When the runtime was built with [`build_runtime`] or [`hooks`] (lean mode),
+/// or without the `tracing` feature, no subscriber is installed: `init` then
+/// only registers the runtime and starts serving.
 pub fn init() {
     Builder::from_env().init();
+}
+
+/// Lean mode: builds a runtime whose tasks the agent records through tokio's
+/// runtime hooks, registers it for task dumps and starts the agent, with
+/// settings from the environment. One call replaces `builder.build()`; no
+/// `init()` is needed. See [`hooks`](mod@hooks) for what the mode records.
+///
+/// The error is the one `builder.build()` returns. A disabled agent
+/// (`TASKSCOPE_DISABLE`) builds the runtime untouched.
+pub fn build_runtime(builder: &mut tokio::runtime::Builder) -> std::io::Result<tokio::runtime::Runtime> {
+    Builder::from_env().build_runtime(builder)
+}
+
+/// Lean mode for programs that build the runtime themselves: installs the
+/// recording hooks on `builder`. Call [`init`] (or [`register_runtime`] and
+/// [`init`]) inside the built runtime to serve what they record.
+pub fn hooks(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+    Builder::from_env().hooks(builder)
 }
 
 /// A [`tracing_subscriber::Layer`] that records tasks, for programs that
 /// install their own subscriber; starts the agent like [`init`] does, except
 /// for installing a subscriber. See [`layer`](crate::layer) for an example.
+#[cfg(feature = "tracing")]
 pub fn layer<S>() -> layer::TaskscopeLayer<S>
 where
     S: tracing_core::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -140,46 +194,95 @@ impl Builder {
         if self.config.disabled {
             return;
         }
-        let Some(recorder) = self.start() else { return };
-        let subscriber = subscriber::TaskSubscriber::new(recorder);
-        if tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber)).is_ok() {
-            recorder::set_mode(false);
-        } else {
+        let recorder = self.start();
+        if recorder::hooked() {
+            return;
+        }
+        #[cfg(feature = "tracing")]
+        {
+            let subscriber = subscriber::TaskSubscriber::new(recorder);
+            if tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber)).is_ok() {
+                recorder::set_mode(Mode::Subscriber);
+            } else {
+                eprintln!(
+                    "taskscope-agent: a tracing subscriber is already installed, so task lifecycles \
+                     are not recorded (stacks still are); add `taskscope_agent::layer()` to it instead"
+                );
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            let _ = recorder;
             eprintln!(
-                "taskscope-agent: a tracing subscriber is already installed, so task lifecycles \
-                 are not recorded (stacks still are); add `taskscope_agent::layer()` to it instead"
+                "taskscope-agent: built without the `tracing` feature and the runtime has no \
+                 taskscope hooks, so task lifecycles are not recorded (stacks still are); build \
+                 the runtime with `taskscope_agent::build_runtime`"
             );
         }
     }
 
+    /// Lean mode: installs the hooks on `builder`, builds it, registers the
+    /// runtime and starts the agent (see [`build_runtime`]).
+    pub fn build_runtime(self, builder: &mut tokio::runtime::Builder) -> std::io::Result<tokio::runtime::Runtime> {
+        if self.config.disabled {
+            return builder.build();
+        }
+        let recorder = self.recorder();
+        hooks::install(builder, recorder);
+        recorder::set_mode(Mode::Hooks);
+        let runtime = builder.build()?;
+        let name = match dump::registered_count() {
+            0 => "main".to_string(),
+            n => format!("runtime-{}", n + 1),
+        };
+        register_runtime(name, runtime.handle());
+        self.start();
+        Ok(runtime)
+    }
+
+    /// Lean mode: installs the hooks on `builder` (see [`hooks()`]).
+    pub fn hooks(self, builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+        if self.config.disabled {
+            return builder;
+        }
+        hooks::install(builder, self.recorder());
+        recorder::set_mode(Mode::Hooks);
+        builder
+    }
+
     /// Starts the agent and returns the layer that records into it (see [`layer()`]).
+    #[cfg(feature = "tracing")]
     pub fn layer<S>(self) -> layer::TaskscopeLayer<S>
     where
         S: tracing_core::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        let recorder = if self.config.disabled { None } else { self.start() };
-        if recorder.is_some() {
-            recorder::set_mode(true);
+        let recorder = if self.config.disabled { None } else { Some(self.start()) };
+        if recorder.is_some() && !recorder::hooked() {
+            recorder::set_mode(Mode::Layer);
         }
         // A disabled agent still hands out a layer: it records into a recorder
         // nobody reads, which costs only the hot path.
         layer::build(recorder.unwrap_or_else(|| leak_recorder(64)))
     }
 
-    /// Creates the recorder and the agent thread, once per process.
-    fn start(self) -> Option<&'static Recorder> {
-        let mut first = false;
-        let recorder = *RECORDER.get_or_init(|| {
-            first = true;
+    /// The process's recorder, created by the first caller.
+    fn recorder(&self) -> &'static Recorder {
+        *RECORDER.get_or_init(|| {
+            clock::start();
+            let _ = files::FILES.set(files::Files::new());
             leak_recorder(self.config.queue_capacity)
-        });
-        if !first {
-            return Some(recorder);
+        })
+    }
+
+    /// Creates the recorder and the agent thread, once per process.
+    fn start(self) -> &'static Recorder {
+        let recorder = self.recorder();
+        if STARTED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return recorder;
         }
-        clock::start();
-        let _ = fields::FILES.set(fields::Files::new());
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => register_runtime("main", &handle),
+            Err(_) if dump::registered_count() > 0 => {}
             Err(_) => eprintln!(
                 "taskscope-agent: init() was called outside a tokio runtime; stacks need \
                  `taskscope_agent::register_runtime(name, &handle)`"
@@ -203,8 +306,13 @@ impl Builder {
         if let Err(e) = spawned {
             eprintln!("taskscope-agent: cannot start the agent's thread: {e}");
         }
-        Some(recorder)
+        recorder
     }
+}
+
+/// The recorder, once something created it.
+pub(crate) fn recorder_if_started() -> Option<&'static Recorder> {
+    RECORDER.get().copied()
 }
 
 fn leak_recorder(queue_capacity: usize) -> &'static Recorder {

@@ -15,17 +15,22 @@
 //! `Handle::is_tracing`) is not recorded and marks the task TRACED; the wake
 //! that follows is the dump's own and marks it REPOLL; and the poll after that
 //! is the dump's re-poll, not recorded either. Waker clones and drops are
-//! always counted, so the live-waker balance stays exact.
+//! always counted, so the live-waker balance stays exact. Runtime hooks (the
+//! lean mode, [`crate::hooks`]) see neither the tracing poll nor the wake:
+//! the dump's tasks are marked before it starts, and the first poll of a
+//! marked task is taken to be the dump's re-poll.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 use crossbeam_queue::ArrayQueue;
+#[cfg(feature = "tracing")]
 use tracing_core::span::Attributes;
 
 use crate::clock;
+#[cfg(feature = "tracing")]
 use crate::fields::{SpawnFields, WakeOp};
-use crate::slots::{Key, Table, DONE};
+use crate::slots::{Key, Table, DONE, HOOKED};
 
 /// A lifecycle notice for the state owner: this task completed. (Spawns need
 /// none: live tasks are found by scanning the table, so spawn totals are
@@ -41,24 +46,46 @@ pub(crate) struct Recorder {
     pub dropped: AtomicU64,
 }
 
-/// `Slot::dump_flags`: polled in tracing mode by a dump in flight.
-const TRACED: u32 = 1;
+/// `Slot::dump_flags`: polled in tracing mode by a dump in flight (or, for a
+/// hooked task, about to be: see [`crate::hooks::before_dump`]).
+pub(crate) const TRACED: u32 = 1;
 /// `Slot::dump_flags`: woken by the dump; its next poll is the dump's re-poll.
 const REPOLL: u32 = 2;
 
 /// How lifecycles reach the recorder: see [`mode`].
 static MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-/// Records that the subscriber (1) or the layer (2) now feeds the recorder.
-pub(crate) fn set_mode(via_layer: bool) {
-    MODE.store(if via_layer { 2 } else { 1 }, Release);
+/// What feeds the recorder (see [`mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // Subscriber and Layer need the `tracing` feature; None is the default.
+pub(crate) enum Mode {
+    /// Nothing: no subscriber, layer or hooks could be installed.
+    None = 0,
+    /// The bare subscriber of [`crate::init`].
+    Subscriber = 1,
+    /// The composable layer.
+    Layer = 2,
+    /// Runtime hooks (lean mode).
+    Hooks = 3,
+}
+
+/// Records what now feeds the recorder.
+pub(crate) fn set_mode(mode: Mode) {
+    MODE.store(mode as u8, Release);
+}
+
+/// Whether runtime hooks feed the recorder: then no subscriber is installed.
+pub(crate) fn hooked() -> bool {
+    MODE.load(Acquire) == Mode::Hooks as u8
 }
 
 /// `ProcessInfo.mode`: "tracing" once the subscriber or the layer records
-/// lifecycles, "none" when neither could be installed (stacks only).
+/// lifecycles, "hooks" for runtime hooks, "none" when nothing could be
+/// installed (stacks only).
 pub(crate) fn mode() -> &'static str {
     match MODE.load(Acquire) {
         0 => "none",
+        3 => "hooks",
         _ => "tracing",
     }
 }
@@ -95,6 +122,12 @@ pub(crate) fn mark_agent_thread() {
     AGENT_THREAD.set(true);
 }
 
+/// Whether the calling thread is the agent's.
+#[inline]
+pub(crate) fn on_agent_thread() -> bool {
+    AGENT_THREAD.get()
+}
+
 impl Recorder {
     pub(crate) fn new(queue_capacity: usize) -> Recorder {
         Recorder {
@@ -105,6 +138,7 @@ impl Recorder {
     }
 
     /// A task was spawned: returns its key, or `None` when it is not recorded.
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn spawn(&self, attrs: &Attributes<'_>) -> Option<Key> {
         if AGENT_THREAD.get() {
@@ -144,7 +178,8 @@ impl Recorder {
     /// Whether this poll is a dump's (tracing poll or the re-poll after it).
     #[cold]
     fn dump_poll(&self, slot: &crate::slots::Slot) -> bool {
-        if slot.dump_flags.load(Acquire) & REPOLL != 0 {
+        let flags = slot.dump_flags.load(Acquire);
+        if flags & REPOLL != 0 {
             slot.dump_flags.fetch_and(!REPOLL, AcqRel);
             // Whatever woke the task before the dump is served by this poll.
             slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
@@ -153,6 +188,13 @@ impl Recorder {
         #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
         if DUMPING.load(Acquire) != 0 && tokio::runtime::Handle::is_tracing() {
             slot.dump_flags.fetch_or(TRACED, AcqRel);
+            return true;
+        }
+        if flags & TRACED != 0 && slot.kind.load(Relaxed) & HOOKED != 0 {
+            // Hooks see neither the dump's tracing poll nor its wake: the first
+            // poll of a task marked before the dump is the dump's re-poll.
+            slot.dump_flags.fetch_and(!TRACED, AcqRel);
+            slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
             return true;
         }
         false
@@ -177,6 +219,7 @@ impl Recorder {
     }
 
     /// Someone cloned the task's span (bare subscriber only).
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn clone_span(&self, key: Key) {
         if let Some(slot) = self.table.get(key) {
@@ -186,6 +229,7 @@ impl Recorder {
 
     /// A span reference was dropped (bare subscriber only): the task is
     /// complete when the last one goes. Returns true then.
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn release(&self, key: Key) -> bool {
         match self.table.get(key) {
@@ -202,9 +246,11 @@ impl Recorder {
     #[inline]
     pub(crate) fn complete(&self, key: Key) {
         if let Some(slot) = self.table.get(key) {
-            // tracing's `Instrumented` enters the span once more to drop the
-            // future; that enter/exit is not a poll.
-            slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
+            if slot.kind.load(Relaxed) & HOOKED == 0 {
+                // tracing's `Instrumented` enters the span once more to drop the
+                // future; that enter/exit is not a poll.
+                slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
+            }
             slot.completed_at.store(clock::raw(), Relaxed);
             slot.phase.store(DONE, Release);
             self.notify(Notice(key));
@@ -212,6 +258,7 @@ impl Recorder {
     }
 
     /// A waker of the task was cloned, dropped or used.
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn waker(&self, key: Key, op: WakeOp) {
         let Some(slot) = self.table.get(key) else { return };
@@ -242,7 +289,7 @@ impl Recorder {
         }
     }
 
-    fn notify(&self, notice: Notice) {
+    pub(crate) fn notify(&self, notice: Notice) {
         if self.notices.push(notice).is_err() {
             self.dropped.fetch_add(1, Relaxed);
         }

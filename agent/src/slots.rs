@@ -28,6 +28,25 @@ pub(crate) const FREE: u32 = 0;
 pub(crate) const LIVE: u32 = 1;
 pub(crate) const DONE: u32 = 2;
 
+/// Kinds of task, as codes stored in a slot.
+const KINDS: [&str; 5] = ["task", "task", "local", "blocking", "block_on"];
+
+/// The kind name for a code.
+pub(crate) fn kind_name(code: u32) -> &'static str {
+    KINDS.get((code & 0xff) as usize).copied().unwrap_or("task")
+}
+
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn kind_code(kind: &str) -> u32 {
+    KINDS.iter().skip(1).position(|k| *k == kind).map_or(0, |p| p as u32 + 1)
+}
+
+/// Flag in `Slot::kind`: recorded by runtime hooks (lean mode), which see
+/// no wakers, so the slot has no wake counts and no leak verdict.
+pub(crate) const HOOKED: u32 = 0x100;
+/// `Slot::kind >> TAG_SHIFT`: which hooked builder's runtime the task is on.
+pub(crate) const TAG_SHIFT: u32 = 16;
+
 /// A task's key: `(generation << 32) | (index + 1)`, never 0, used as span id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Key(pub(crate) u64);
@@ -57,7 +76,7 @@ pub(crate) struct Slot {
     /// Spawn line (high 32 bits) and column (low 32 bits).
     pub line_col: AtomicU64,
     pub task_id: AtomicU64,
-    /// Kind code (see [`crate::fields::kind_name`]).
+    /// Kind code (see [`kind_name`]), with the [`HOOKED`] flag.
     pub kind: AtomicU32,
     /// Task-dump bookkeeping (see [`crate::recorder`]): TRACED, REPOLL.
     pub dump_flags: AtomicU32,
@@ -105,6 +124,7 @@ impl Slot {
     }
 
     /// Sets the name (spawn time only, before the key is published).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn set_name(&self, name: &str) {
         let boxed = Box::into_raw(Box::new(Box::<str>::from(name)));
         let old = self.name.swap(boxed, AcqRel);
@@ -233,6 +253,14 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_have_codes() {
+        for k in ["task", "local", "blocking", "block_on"] {
+            assert_eq!(kind_name(kind_code(k)), k);
+        }
+        assert_eq!(kind_name(kind_code("unknown")), "task");
+    }
 
     #[test]
     fn keys_round_trip_and_stale_keys_miss() {

@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::clock;
-use crate::fields::{kind_name, FILES};
+use crate::files::FILES;
 use crate::recorder::{Notice, Recorder};
-use crate::slots::{Key, Slot, DONE};
+use crate::slots::{kind_name, Key, Slot, DONE, HOOKED};
 use crate::Config;
 
 /// Tasks per message in streamed answers (well under tonic's 4 MiB limit).
@@ -447,7 +447,9 @@ fn verdict(slot: &Slot) -> (proto::TaskState, bool) {
         proto::TaskState::Idle
     };
     let live_wakers = raw(&slot.waker_clones) as i64 - raw(&slot.waker_drops) as i64;
-    (state, state == proto::TaskState::Idle && live_wakers <= 0)
+    // Hooks see no wakers: a hooked task is never called leaked.
+    let wakers_seen = slot.kind.load(Relaxed) & HOOKED == 0;
+    (state, wakers_seen && state == proto::TaskState::Idle && live_wakers <= 0)
 }
 
 /// Reads a slot into a protocol record, with a fingerprint of what can change.

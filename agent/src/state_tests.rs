@@ -1,21 +1,24 @@
 //! The recorder and the state owner against a real tokio runtime: real task
 //! spans and waker events go through the bare subscriber into slots, and the
-//! state owner derives states, leaks, totals and retention from them.
+//! state owner derives states, leaks, totals and retention from them. The
+//! lean mode's runtime hooks are tested the same way, without a subscriber.
 
 use std::future::pending;
 use std::time::Duration;
 
 use super::*;
+#[cfg(feature = "tracing")]
 use crate::subscriber::TaskSubscriber;
 
 fn setup(config: Config) -> (&'static Recorder, StateOwner) {
     clock::start();
-    let _ = FILES.set(crate::fields::Files::new());
+    let _ = FILES.set(crate::files::Files::new());
     let recorder: &'static Recorder = Box::leak(Box::new(Recorder::new(1024)));
     let (owner, _handle) = StateOwner::new(recorder, Arc::new(config));
     (recorder, owner)
 }
 
+#[cfg(feature = "tracing")]
 fn by_name<'a>(scan: &'a Scan, name: &str) -> &'a proto::Task {
     scan.tasks
         .iter()
@@ -25,6 +28,7 @@ fn by_name<'a>(scan: &'a Scan, name: &str) -> &'a proto::Task {
 }
 
 /// Runs `body` on a current-thread runtime whose tasks report to `recorder`.
+#[cfg(feature = "tracing")]
 fn run_traced(recorder: &'static Recorder, body: impl std::future::Future<Output = ()>) -> tokio::runtime::Runtime {
     let dispatch = tracing_core::Dispatch::new(TaskSubscriber::new(recorder));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -32,6 +36,7 @@ fn run_traced(recorder: &'static Recorder, body: impl std::future::Future<Output
     rt
 }
 
+#[cfg(feature = "tracing")]
 #[test]
 fn states_leaks_and_wakers_are_derived_from_real_tasks() {
     let (recorder, mut owner) = setup(Config::default());
@@ -92,6 +97,7 @@ fn states_leaks_and_wakers_are_derived_from_real_tasks() {
     drop(tx);
 }
 
+#[cfg(feature = "tracing")]
 #[test]
 fn completed_tasks_are_recycled_past_retention() {
     let (recorder, mut owner) = setup(Config { retain_done: 3, ..Config::default() });
@@ -120,6 +126,7 @@ fn completed_tasks_are_recycled_past_retention() {
     assert_eq!(owner.completed_total, 102, "100 tasks and 2 block_on futures");
 }
 
+#[cfg(feature = "tracing")]
 #[test]
 fn watch_sends_snapshot_then_only_changes() {
     let (recorder, mut owner) = setup(Config::default());
@@ -153,4 +160,78 @@ fn watch_sends_snapshot_then_only_changes() {
         assert!(second.tasks.is_empty(), "nothing changed: {:?}", second.tasks);
         assert!(second.location_totals.is_empty());
     });
+}
+
+/// A current-thread runtime whose tasks report to `recorder` through the
+/// lean mode's hooks.
+fn hooked_runtime(recorder: &'static Recorder) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    crate::hooks::install(builder.enable_all(), recorder);
+    builder.build().expect("runtime")
+}
+
+fn by_id(scan: &Scan, id: u64) -> &proto::Task {
+    scan.tasks.iter().map(|(t, _)| t).find(|t| t.id == id).unwrap_or_else(|| panic!("no task {id}"))
+}
+
+#[test]
+fn hooks_record_states_parked_times_and_completions() {
+    let (recorder, mut owner) = setup(Config::default());
+    let rt = hooked_runtime(recorder);
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let (forever, receiver, short) = rt.block_on(async move {
+        let forever = tokio::spawn(pending::<()>());
+        let receiver = tokio::spawn(async move {
+            rx.recv().await;
+        });
+        let short = tokio::spawn(async {});
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        (forever, receiver, short)
+    });
+    owner.drain();
+    let scan = owner.scan();
+    let id = |h: &tokio::task::JoinHandle<()>| crate::hooks::id_u64(h.id());
+    let forever = by_id(&scan, id(&forever));
+    assert_eq!(forever.state, proto::TaskState::Idle as i32);
+    assert!(!forever.leaked, "hooks see no wakers, so they never call a task leaked: {forever:?}");
+    assert_eq!(forever.polls, 1);
+    assert_eq!(forever.kind, "task");
+    assert!(forever.last_poll_ended_ns > 0 && forever.last_poll_ended_ns >= forever.spawned_at_ns);
+    assert!(forever.location.as_ref().is_some_and(|l| l.file.ends_with("state_tests.rs") && l.line > 0));
+    assert_eq!(by_id(&scan, id(&receiver)).state, proto::TaskState::Idle as i32);
+    let short = by_id(&scan, id(&short));
+    assert_eq!(short.state, proto::TaskState::Done as i32);
+    assert_eq!(short.polls, 1);
+    assert!(short.completed_at_ns >= short.spawned_at_ns);
+
+    // A woken task is polled again; its poll count says so.
+    rt.block_on(async {
+        tx.send(()).await.expect("receiver alive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    });
+    owner.drain();
+    let scan = owner.scan();
+    let receiver = by_id(&scan, id(&receiver));
+    assert_eq!(receiver.state, proto::TaskState::Done as i32);
+    assert_eq!(receiver.polls, 2);
+}
+
+#[test]
+fn hooked_slots_are_recycled_past_retention() {
+    let (recorder, mut owner) = setup(Config { retain_done: 3, ..Config::default() });
+    let rt = hooked_runtime(recorder);
+    for _ in 0..2 {
+        rt.block_on(async {
+            for _ in 0..50 {
+                tokio::spawn(async {}).await.expect("join");
+            }
+        });
+        owner.drain();
+        owner.expire();
+    }
+    let scan = owner.scan();
+    let done = scan.tasks.iter().filter(|(t, _)| t.state == proto::TaskState::Done as i32).count();
+    assert_eq!(done, 3, "only the 3 most recent completed tasks are kept");
+    assert!(recorder.table.len() <= 60, "slots are reused: {}", recorder.table.len());
+    assert_eq!(owner.completed_total, 100, "block_on is not a task, so only the 100 spawned");
 }

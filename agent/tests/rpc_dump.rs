@@ -4,51 +4,12 @@
 //!
 //! One test function: `init` installs a process-wide subscriber and agent.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{connect, dump, main_status, socket_dir, socket_in};
 use taskscope_proto as proto;
-use taskscope_proto::inspector_client::InspectorClient;
-use tonic::transport::{Channel, Endpoint, Uri};
-
-async fn connect(socket: PathBuf) -> InspectorClient<Channel> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let path = socket.clone();
-        let channel = Endpoint::from_static("http://localhost")
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                }
-            }))
-            .await;
-        if let Ok(channel) = channel {
-            return InspectorClient::new(channel);
-        }
-        assert!(Instant::now() < deadline, "the agent never listened on {}", socket.display());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn dump(client: &mut InspectorClient<Channel>, timeout_ms: u32) -> Vec<proto::DumpChunk> {
-    let request = proto::DumpRequest { task_ids: vec![], timeout_ms };
-    let mut stream = client.dump(request).await.expect("Dump answers").into_inner();
-    let mut chunks = Vec::new();
-    while let Some(chunk) = stream.message().await.expect("a well-formed stream") {
-        chunks.push(chunk);
-    }
-    chunks
-}
-
-fn header(chunks: &[proto::DumpChunk]) -> &proto::DumpHeader {
-    chunks.first().and_then(|c| c.header.as_ref()).expect("the first chunk is the header")
-}
-
-fn main_status(chunks: &[proto::DumpChunk]) -> &proto::RuntimeDump {
-    header(chunks).runtimes.iter().find(|r| r.runtime == "main").expect("runtime main is dumped")
-}
 
 async fn waits_for_a_message() {
     std::future::pending::<()>().await;
@@ -58,23 +19,13 @@ async fn sleeps_in_rpc_dump_test() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
 }
 
-fn socket_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("taskscope-rpc-dump-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn socket_in(dir: &Path) -> PathBuf {
-    dir.join(format!("{}.sock", std::process::id()))
-}
-
 #[test]
 fn info_and_dumps_over_the_socket() {
     // The program's runtime, and a separate one for the client, so that
     // blocking the program's worker cannot hold up the client's connection.
     let program = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let dir = socket_dir();
+    let dir = socket_dir("rpc-dump");
     let sleeper_id: u64 = program.block_on(async {
         // Two workers: multi-thread dumps are opt-in (see TASKSCOPE_MT_DUMPS).
         taskscope_agent::Builder::from_env().socket_dir(&dir).multi_thread_dumps(true).init();

@@ -24,6 +24,7 @@ pub(super) async fn take(name: &str, handle: &Handle, progress: &Progress) -> Op
         RuntimeFlavor::CurrentThread => {
             // While the dump polls tasks, those polls are not recorded as the program's.
             let _dumping = crate::recorder::dumping();
+            crate::hooks::before_dump(handle);
             // The dump must be requested from a task on that very runtime.
             // A blocked runtime just never runs it; no harm is done meanwhile.
             let (tx, rx) = oneshot::channel();
@@ -48,6 +49,7 @@ pub(super) async fn take(name: &str, handle: &Handle, progress: &Progress) -> Op
                 return None;
             }
             let _dumping = crate::recorder::dumping();
+            crate::hooks::before_dump(handle);
             (handle.dump().await, None)
         }
     };

@@ -1,0 +1,84 @@
+//! What the agent's integration tests share: a client over the per-process
+//! socket, and readers of a dump's chunks.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use taskscope_proto as proto;
+use taskscope_proto::inspector_client::InspectorClient;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub async fn connect(socket: PathBuf) -> InspectorClient<Channel> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let path = socket.clone();
+        let channel = Endpoint::from_static("http://localhost")
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+            .await;
+        if let Ok(channel) = channel {
+            return InspectorClient::new(channel);
+        }
+        assert!(Instant::now() < deadline, "the agent never listened on {}", socket.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn dump(client: &mut InspectorClient<Channel>, timeout_ms: u32) -> Vec<proto::DumpChunk> {
+    dump_of(client, vec![], timeout_ms).await
+}
+
+/// A dump of the tasks `task_ids` (all live tasks when empty).
+pub async fn dump_of(client: &mut InspectorClient<Channel>, task_ids: Vec<u64>, timeout_ms: u32) -> Vec<proto::DumpChunk> {
+    let request = proto::DumpRequest { task_ids, timeout_ms };
+    let mut stream = client.dump(request).await.expect("Dump answers").into_inner();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("a well-formed stream") {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
+pub fn header(chunks: &[proto::DumpChunk]) -> &proto::DumpHeader {
+    chunks.first().and_then(|c| c.header.as_ref()).expect("the first chunk is the header")
+}
+
+pub fn main_status(chunks: &[proto::DumpChunk]) -> &proto::RuntimeDump {
+    header(chunks).runtimes.iter().find(|r| r.runtime == "main").expect("runtime main is dumped")
+}
+
+/// A fresh socket directory for this test process.
+pub fn socket_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskscope-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// This process's socket in `dir`.
+pub fn socket_in(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.sock", std::process::id()))
+}
+
+/// The record of task `id` in a dump.
+pub fn task_in(chunks: &[proto::DumpChunk], id: u64) -> Option<&proto::DumpedTask> {
+    chunks.iter().flat_map(|c| &c.tasks).find(|t| t.task.as_ref().is_some_and(|t| t.id == id))
+}
+
+/// The function names of a dumped task's stack.
+pub fn functions_of(chunks: &[proto::DumpChunk], task: &proto::DumpedTask) -> Vec<String> {
+    chunks
+        .iter()
+        .flat_map(|c| &c.stacks)
+        .filter(|s| s.id == task.stack_id)
+        .flat_map(|s| &s.backtraces)
+        .flat_map(|b| &b.frames)
+        .map(|f| f.function.clone())
+        .collect()
+}
