@@ -180,6 +180,36 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
 }
 
 #[test]
+fn done_signal_in_lean_mode_shows_the_same_group_without_leak_verdicts() {
+    let dir = temp_dir();
+    let ex = Example::start(dir.path(), "done_signal", &["--lean", "--calls", "50", "--interval", "1ms"]);
+    let pid = ex.pid();
+    let run = stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle] parked "));
+    assert_eq!(run.code, 0, "{run:?}");
+    let out = &run.stdout;
+    assert!(out.contains("\nnote: lean mode (runtime hooks)"), "{out}");
+    let header = out.lines().find(|l| l.starts_with("50 tasks [idle] parked ")).expect("group line");
+    assert!(header.contains("spawned at examples/src/bin/done_signal.rs:"), "{header}");
+    assert!(out.contains("done_signal::to_done_channel"), "the program's own frame: {out}");
+
+    // Taking stacks polls every task once more; those polls are not the
+    // program's, so parked times keep growing across dumps.
+    let parked_min = |out: &str| -> u64 {
+        let json: serde_json::Value = serde_json::from_str(out).expect("json");
+        json["groups"][0]["parked_min_ns"].as_u64().expect("parked_min_ns")
+    };
+    let first = taskscope(dir.path(), &["stack", &pid, "--json"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = taskscope(dir.path(), &["stack", &pid, "--json"]);
+    let (a, b) = (parked_min(&first.stdout), parked_min(&second.stdout));
+    assert!(b >= a + 250_000_000, "parked time reset by a dump: {a} then {b}");
+    let v: serde_json::Value = serde_json::from_str(&second.stdout).expect("json");
+    assert_eq!(v["process"]["mode"], "hooks", "{v}");
+    assert_eq!(v["groups"][0]["count"], 50, "{v}");
+    assert_eq!(v["groups"][0]["leaked"], 0, "{v}");
+}
+
+#[test]
 fn orphan_receiver_shows_a_leaked_task_and_a_parked_receiver() {
     let dir = temp_dir();
     let ex = Example::start(dir.path(), "orphan_receiver", &[]);

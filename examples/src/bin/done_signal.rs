@@ -24,8 +24,13 @@
 //! ```
 //!
 //! Flags: `--calls N` (default 1000; 0 keeps calling forever), `--interval DUR`
-//! (pause between calls, default 10ms), `--fixed`, `--exit-after DUR`. After the
-//! last call the program stays up, idle, until it is stopped.
+//! (pause between calls, default 10ms), `--fixed`, `--exit-after DUR`, and
+//! `--lean`: embed the agent in its lean mode (runtime hooks, built with
+//! `taskscope_agent::build_runtime`) instead of `init()`. After the last call
+//! the program stays up, idle, until it is stopped.
+//!
+//! This is the one example that builds its runtime by hand, to show both ways
+//! of embedding the agent; the others use `#[tokio::main]` and `init()`.
 
 use std::time::Duration;
 
@@ -46,16 +51,34 @@ struct Args {
     #[arg(long, value_name = "DUR", default_value = "10ms", value_parser = parse_duration)]
     interval: Duration,
 
+    /// Embed the agent in its lean mode (runtime hooks) instead of `init()`.
+    #[arg(long)]
+    lean: bool,
+
     #[command(flatten)]
     common: Common,
 }
 
-// A current-thread runtime: tokio 1.54 can take its task dumps safely (see
-// `TASKSCOPE_MT_DUMPS` in the README for multi-thread runtimes).
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    taskscope_agent::init();
+fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    // A current-thread runtime: tokio 1.54 can take its task dumps safely (see
+    // `TASKSCOPE_MT_DUMPS` in the README for multi-thread runtimes).
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    if args.lean {
+        // Lean mode: one call instead of `builder.build()`, no `init()`.
+        taskscope_agent::build_runtime(&mut builder)?.block_on(run(args));
+    } else {
+        // What `#[tokio::main(flavor = "current_thread")]` and `init()` do.
+        builder.build()?.block_on(async {
+            taskscope_agent::init();
+            run(args).await
+        });
+    }
+    Ok(())
+}
+
+async fn run(args: Args) {
     let pid = std::process::id();
     if args.common.fixed {
         println!("done_signal: pid {pid}, fixed: each call cancels its own child token, so its task ends with it");

@@ -44,6 +44,11 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
             "warning: the agent records no task lifecycles: another tracing subscriber owns this \
              process; add `taskscope_agent::layer()` to it\n",
         );
+    } else if info.mode == "hooks" {
+        out.push_str(
+            "note: lean mode (runtime hooks): parked times and stacks, but no wakers, so no task \
+             is called leaked; long-parked tasks are the suspects\n",
+        );
     }
     for warning in warnings(dump, view.timeout) {
         out.push_str(&warning);
