@@ -190,3 +190,21 @@ fn the_leaking_group_is_first_and_highlighted() {
     assert_eq!(buf[(0, first_row)].fg, Color::Red);
     assert!(buf[(0, first_row)].modifier.contains(Modifier::REVERSED));
 }
+
+#[test]
+fn lean_mode_shows_wakers_as_unknown() {
+    let mut app = app(30);
+    let mut info = info();
+    info.mode = "hooks".to_string();
+    app.handle_data(DataEvent::Info(Box::new(info)));
+    let tasks = screen(&app);
+    assert!(tasks.lines().next().is_some_and(|l| l.contains("mode hooks")), "{tasks}");
+    let row = tasks.lines().find(|l| l.starts_with("10 ")).expect("task 10's row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[cells.len() - 2], "-", "wakers are not observed in lean mode: {row}");
+
+    press(&mut app, KeyCode::Enter);
+    let detail = screen(&app);
+    assert!(detail.contains("not observed (lean mode: runtime hooks)"), "{detail}");
+    assert!(!detail.contains("live wakers"), "{detail}");
+}

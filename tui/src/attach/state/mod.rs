@@ -72,6 +72,12 @@ pub struct State {
 }
 
 impl State {
+    /// Whether the agent observes wakers: not in its lean mode (runtime
+    /// hooks), where wake counts and live wakers are unknown, not zero.
+    pub fn wakers_observed(&self) -> bool {
+        self.process.as_ref().is_none_or(|p| p.mode != "hooks")
+    }
+
     /// An empty model, connecting.
     pub fn new(thresholds: Thresholds, keep_done: bool) -> Self {
         Self {

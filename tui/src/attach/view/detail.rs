@@ -84,16 +84,20 @@ fn task_lines(app: &App, id: u64) -> Vec<Line<'static>> {
             kv("polls", fmt::count(t.polls)),
             kv("busy", fmt::duration(t.busy_ns)),
         ]),
-        line(vec![
+    ];
+    if s.wakers_observed() {
+        lines.push(line(vec![
             kv("wakes", fmt::count(t.wakes)),
             kv("self wakes", fmt::count(t.self_wakes)),
-        ]),
-        line(vec![
+        ]));
+        lines.push(line(vec![
             kv("live wakers", t.live_wakers.to_string()),
             kv("clones/drops", format!("{}/{}", t.waker_clones, t.waker_drops)),
-        ]),
-        line(vec![kv("last poll", ago(now, t.last_poll_ended_ns))]),
-    ];
+        ]));
+    } else {
+        lines.push(line(vec![kv("wakes", "not observed (lean mode: runtime hooks)".to_string())]));
+    }
+    lines.push(line(vec![kv("last poll", ago(now, t.last_poll_ended_ns))]));
     if t.completed_at_ns > 0 {
         lines.push(line(vec![kv("finished", ago(now, t.completed_at_ns))]));
     }

@@ -47,7 +47,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let loc_width = fill_width(area.width, &WIDTHS);
     let rows = (offset..(offset + height).min(len)).filter_map(|i| {
         let task = s.shown_task(i)?;
-        Some(row(task, s.now_ns, &s.thresholds, i == selected, loc_width))
+        Some(row(task, s.now_ns, &s.thresholds, i == selected, loc_width, s.wakers_observed()))
     });
     let header = Row::new(SortColumn::ALL.iter().map(|c| {
         let title = if *c == s.sort_column() {
@@ -73,7 +73,14 @@ pub fn fill_width(total: u16, widths: &[Constraint]) -> usize {
     total.saturating_sub(fixed + widths.len() as u16 - 1) as usize
 }
 
-fn row<'a>(t: &'a TaskRow, now_ns: u64, thresholds: &Thresholds, selected: bool, loc_width: usize) -> Row<'a> {
+fn row<'a>(
+    t: &'a TaskRow,
+    now_ns: u64,
+    thresholds: &Thresholds,
+    selected: bool,
+    loc_width: usize,
+    wakers_observed: bool,
+) -> Row<'a> {
     let (sym, word) = style::state_symbol(t.state, t.leaked);
     let name: &str = if t.name.is_empty() { "-" } else { &t.name };
     let busy = if t.polls == 0 {
@@ -92,7 +99,7 @@ fn row<'a>(t: &'a TaskRow, now_ns: u64, thresholds: &Thresholds, selected: bool,
         Cell::from(fmt::opt_duration(t.parked_ns(now_ns))),
         Cell::from(fmt::count(t.polls)),
         Cell::from(busy),
-        Cell::from(t.live_wakers.to_string()),
+        Cell::from(if wakers_observed { t.live_wakers.to_string() } else { "-".to_string() }),
         Cell::from(fmt::tail(&t.location, loc_width)),
     ];
     Row::new(cells).style(style::row(
