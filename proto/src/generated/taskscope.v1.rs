@@ -21,9 +21,12 @@ pub struct ProcessInfo {
     #[prost(string, tag = "5")]
     pub tokio_version: ::prost::alloc::string::String,
     /// How the agent observes tasks: "tracing" (tokio's task spans and waker
-    /// events: full lifecycle including wakers and leak detection), or "none"
-    /// (another tracing subscriber owns the process and the agent's layer was not
-    /// added to it: stacks only, no lifecycle records).
+    /// events: full lifecycle including wakers and leak detection), "hooks"
+    /// (the lean mode: tokio's runtime hooks; states, parked times, polls, busy
+    /// time, spawn locations and stacks, but no names, kinds, wakes or wakers,
+    /// so `Task.leaked` is never set), or "none" (another tracing subscriber
+    /// owns the process and the agent's layer was not added to it: stacks only,
+    /// no lifecycle records).
     #[prost(string, tag = "6")]
     pub mode: ::prost::alloc::string::String,
     /// Runtimes the agent can dump, in registration order.
@@ -125,7 +128,7 @@ pub struct Task {
     #[prost(enumeration = "TaskState", tag = "5")]
     pub state: i32,
     /// True when the task is idle and has no live waker: nothing can wake it,
-    /// so it will never run again. Only in "tracing" mode.
+    /// so it will never run again. Only in "tracing" mode (never set in "hooks").
     #[prost(bool, tag = "6")]
     pub leaked: bool,
     /// When it was spawned (agent clock).
