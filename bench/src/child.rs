@@ -1,6 +1,11 @@
 //! The child side: one workload under one variant, in a process of its own, so
 //! that no variant inherits another's subscriber, allocations or warm caches.
 //!
+//! Both `taskscope-bench` (tokio with `tracing`; cargo feature `full`) and
+//! `taskscope-bench-lean` (tokio without it) compile this file, so that the
+//! lean mode and its baseline run exactly the code the other variants run.
+//! Each binary runs only the variants its tokio was built for.
+//!
 //! The child prints one line for the parent,
 //! `result elapsed_ns=N cpu_ns=N rss_kib=N base_rss_kib=N peak_rss_kib=N`, or, for the
 //! `stack` workload, `ready` once its tasks are parked, and then waits to be
@@ -12,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Variant, Workload};
+use crate::plan::{Variant, Workload};
 
 /// What a workload measured.
 struct Measured {
@@ -26,17 +31,37 @@ struct Measured {
 }
 
 /// Runs `workload` under `variant` on a multi-thread runtime, as
-/// `#[tokio::main]` would build it, and prints the result line.
-pub fn run(variant: Variant, workload: Workload, count: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("build the tokio runtime");
+/// `#[tokio::main]` would build it, and prints the result line. Fails when
+/// this binary cannot run `variant` or the runtime cannot be built.
+pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), String> {
+    if variant.is_lean() == cfg!(feature = "full") {
+        return Err(if variant.is_lean() {
+            format!(
+                "variant {} needs tokio without its `tracing` feature: run it with taskscope-bench-lean",
+                variant.name()
+            )
+        } else {
+            format!(
+                "variant {} needs tokio's `tracing` feature: run it with taskscope-bench",
+                variant.name()
+            )
+        });
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    let runtime = match variant {
+        Variant::Lean => taskscope_agent::build_runtime(&mut builder),
+        _ => builder.build(),
+    }
+    .map_err(|e| format!("build the tokio runtime: {e}"))?;
     runtime.block_on(async move {
         match variant {
-            Variant::Plain => {}
+            #[cfg(feature = "full")]
             Variant::Agent => taskscope_agent::init(),
+            #[cfg(feature = "full")]
             Variant::Console => console_subscriber::init(),
+            // Plain and plain-lean install nothing; lean did at build time.
+            _ => {}
         }
         let base_rss_kib = status_kib("VmRSS:");
         // The workload runs in a task, on the worker threads, as real code does.
@@ -58,6 +83,7 @@ pub fn run(variant: Variant, workload: Workload, count: usize) {
             status_kib("VmHWM:"),
         );
     });
+    Ok(())
 }
 
 /// Spawns `count` short tasks, then awaits them all.

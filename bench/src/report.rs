@@ -1,10 +1,20 @@
 //! The report: a table of medians per workload and variant, then one ratio
-//! line per workload (`spawn: agent x1.04 vs plain; console x150`).
+//! line per workload (`spawn: agent x1.04 vs plain; console x150; lean x1.02
+//! vs plain-lean`).
+//!
+//! Every ratio is against the variant's baseline (`Variant::baseline`), never
+//! across tokio builds: `lean` runs on tokio without its `tracing` feature,
+//! so comparing it with `plain` would credit the agent with what leaving that
+//! feature out saves.
 
 use std::time::Duration;
 
+mod stack;
+
+use crate::plan::{Variant, Workload};
 use crate::runner::{Plan, Results, Sample};
-use crate::{Variant, Workload};
+
+use stack::{print_stack_row, stack_line};
 
 /// Prints the table and the ratio lines on stdout.
 pub fn print(plan: &Plan, results: &Results) {
@@ -19,22 +29,57 @@ pub fn print(plan: &Plan, results: &Results) {
     );
     println!();
     println!(
-        "{:<8} {:<8} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}",
-        "workload", "variant", "median", "min - max", "vs plain", "CPU", "CPU ×", "RSS", "peak RSS"
+        "{:<8} {:<10} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}",
+        "workload", "variant", "median", "min - max", "vs base", "CPU", "CPU ×", "RSS", "peak RSS"
     );
     for &workload in &plan.workloads {
-        if workload == Workload::Stack {
-            print_stack_row(plan, results);
-            continue;
-        }
         for variant in workload.variants(&plan.variants) {
-            print_row(plan, results, workload, variant);
+            if workload == Workload::Stack {
+                print_stack_row(plan, results, variant);
+            } else {
+                print_row(plan, results, workload, variant);
+            }
         }
+    }
+    if let Some(note) = base_note(plan) {
+        println!("{note}");
     }
     println!();
     for &workload in &plan.workloads {
-        println!("{}", ratio_line(plan, results, workload));
+        if workload == Workload::Stack {
+            for variant in workload.variants(&plan.variants) {
+                println!("{}", stack_line(plan, results, variant));
+            }
+        } else {
+            println!("{}", ratio_line(plan, results, workload));
+        }
     }
+}
+
+/// What "vs base" means for the variants in the table, e.g.
+/// `vs base: agent, console against plain; lean against plain-lean (...)`;
+/// nothing when only baselines run.
+fn base_note(plan: &Plan) -> Option<String> {
+    let mut groups: Vec<(Variant, Vec<&str>)> = Vec::new();
+    for variant in others(plan) {
+        let base = variant.baseline();
+        match groups.iter_mut().find(|(b, _)| *b == base) {
+            Some((_, names)) => names.push(variant.name()),
+            None => groups.push((base, vec![variant.name()])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(base, names)| {
+            let why = if base.is_lean() {
+                " (tokio without its `tracing` feature)"
+            } else {
+                ""
+            };
+            format!("{} against {}{why}", names.join(", "), base.name())
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("vs base: {}", parts.join("; ")))
 }
 
 fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Variant) {
@@ -46,7 +91,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
             .map(String::as_str)
             .unwrap_or("not run");
         println!(
-            "{:<8} {:<8} skipped ({why})",
+            "{:<8} {:<10} skipped ({why})",
             workload.name(),
             variant.name()
         );
@@ -61,7 +106,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
     let peak = mib(median_u64(samples.iter().map(|s| s.peak_rss_kib)));
     if workload == Workload::Idle {
         // For idle the measurement is memory; the time to spawn and park is context.
-        let vs_plain = bytes_per_task_vs_plain(plan, results, variant)
+        let vs_base = bytes_per_task_vs_base(plan, results, variant)
             .map(|b| format!("{b:+.0} B/task"))
             .unwrap_or_default();
         let secs = median_duration(samples.iter().map(|s| s.elapsed));
@@ -72,12 +117,12 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         );
         let per_task = grown as f64 * 1024.0 / workload.count(plan.quick) as f64;
         println!(
-            "{:<8} {:<8} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
+            "{:<8} {:<10} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
             workload.name(),
             variant.name(),
             rss,
             format!("park {:.2} s, {per_task:.0} B/task", secs.as_secs_f64()),
-            vs_plain,
+            vs_base,
             "",
             "",
             rss,
@@ -90,142 +135,115 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         times.iter().min().copied().unwrap_or_default(),
         times.iter().max().copied().unwrap_or_default(),
     );
-    let vs_plain = time_ratio(results, workload, variant, wall)
+    let vs_base = time_ratio(results, workload, variant, wall)
         .map(|r| format!("x{}", ratio(r)))
         .unwrap_or_default();
-    let cpu_vs_plain = time_ratio(results, workload, variant, cpu)
+    let cpu_vs_base = time_ratio(results, workload, variant, cpu)
         .map(|r| format!("x{}", ratio(r)))
         .unwrap_or_default();
     println!(
-        "{:<8} {:<8} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
+        "{:<8} {:<10} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
         workload.name(),
         variant.name(),
         median_duration(times.iter().copied()).as_secs_f64(),
         format!("{:.3} - {:.3} s", min.as_secs_f64(), max.as_secs_f64()),
-        vs_plain,
+        vs_base,
         median_duration(samples.iter().map(cpu)).as_secs_f64(),
-        cpu_vs_plain,
+        cpu_vs_base,
         rss,
         peak
     );
 }
 
-fn print_stack_row(plan: &Plan, results: &Results) {
-    let Some((cold, warm)) = stack_medians(results) else {
-        println!("{:<8} {:<8} skipped ({})", "stack", "agent", stack_skip_reason(results));
-        return;
-    };
-    println!(
-        "{:<8} {:<8} {:>8.3} s {:>19}   `taskscope stack` on {} parked tasks: first call (cold), second call {:.3} s",
-        "stack",
-        "agent",
-        cold.as_secs_f64(),
-        "",
-        Workload::Stack.count(plan.quick),
-        warm.as_secs_f64()
-    );
-}
-
-/// Median cold and warm `taskscope stack` times, if the workload ran.
-fn stack_medians(results: &Results) -> Option<(Duration, Duration)> {
-    if results.stack.is_empty() {
-        return None;
-    }
-    Some((
-        median_duration(results.stack.iter().map(|s| s.cold)),
-        median_duration(results.stack.iter().map(|s| s.warm)),
-    ))
-}
-
-/// Why the `stack` workload has no result.
-fn stack_skip_reason(results: &Results) -> &str {
-    results.skipped.get(&(Workload::Stack, Variant::Agent)).map(String::as_str).unwrap_or("not run")
-}
-
-/// `spawn: agent x1.04 vs plain; console x150`, and the like per workload.
+/// `spawn: agent x1.04 vs plain; console x150; lean x1.02 vs plain-lean`, and
+/// the like per workload (not `stack`: see `stack::stack_line`).
 fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
     let name = workload.name();
-    match workload {
-        Workload::Stack => {
-            let Some((cold, warm)) = stack_medians(results) else {
-                return format!("stack: skipped ({})", stack_skip_reason(results));
-            };
-            let header = results
-                .stack
-                .last()
-                .map(|s| s.header.as_str())
-                .unwrap_or_default();
-            format!(
-                "stack: `taskscope stack` (grouped) against {} parked tasks: {:.3} s cold, {:.3} s warm  [{header}]",
-                Workload::Stack.count(plan.quick),
-                cold.as_secs_f64(),
-                warm.as_secs_f64()
+    if workload == Workload::Idle {
+        let parts: Vec<String> = others(plan)
+            .map(
+                |variant| match bytes_per_task_vs_base(plan, results, variant) {
+                    Some(bytes) => format!(
+                        "{} {bytes:+.0} B/task vs {} (RSS {})",
+                        variant.name(),
+                        variant.baseline().name(),
+                        mib(median_rss(results, workload, variant).unwrap_or_default())
+                    ),
+                    None => format!("{} {}", variant.name(), missing(results, workload, variant)),
+                },
             )
-        }
-        Workload::Idle => {
-            let parts: Vec<String> = others(plan)
-                .map(
-                    |variant| match bytes_per_task_vs_plain(plan, results, variant) {
-                        Some(bytes) => {
-                            let rss = median_u64(
-                                results.samples[&(workload, variant)]
-                                    .iter()
-                                    .map(|s| s.rss_kib),
-                            );
-                            format!(
-                                "{} {bytes:+.0} B/task vs plain (RSS {})",
-                                variant.name(),
-                                mib(rss)
-                            )
-                        }
-                        None => {
-                            format!("{} {}", variant.name(), skipped(results, workload, variant))
-                        }
-                    },
-                )
-                .collect();
-            let plain = results
-                .samples
-                .get(&(workload, Variant::Plain))
-                .map(|s| {
-                    format!(
-                        " [plain RSS {}]",
-                        mib(median_u64(s.iter().map(|s| s.rss_kib)))
-                    )
-                })
-                .unwrap_or_default();
-            format!("{name}: {}{plain}", parts.join("; "))
-        }
-        _ => {
-            let parts: Vec<String> = others(plan)
-                .enumerate()
-                .map(|(i, variant)| {
-                    let vs = if i == 0 { " vs plain" } else { "" };
-                    match (
-                        time_ratio(results, workload, variant, wall),
-                        time_ratio(results, workload, variant, cpu),
-                    ) {
-                        (Some(r), Some(c)) => {
-                            format!("{} x{}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c))
-                        }
-                        (Some(r), None) => format!("{} x{}{vs}", variant.name(), ratio(r)),
-                        (None, _) => {
-                            format!("{} {}", variant.name(), skipped(results, workload, variant))
-                        }
-                    }
-                })
-                .collect();
-            format!("{name}: {}", parts.join("; "))
-        }
+            .collect();
+        let bases: Vec<String> = baselines(plan)
+            .filter_map(|base| {
+                let rss = median_rss(results, workload, base)?;
+                Some(format!("{} RSS {}", base.name(), mib(rss)))
+            })
+            .collect();
+        let bases = if bases.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", bases.join("; "))
+        };
+        return format!("{name}: {}{bases}", parts.join("; "));
+    }
+    // " vs BASE" once per baseline, on the first variant compared with it.
+    let mut labelled: Vec<Variant> = Vec::new();
+    let parts: Vec<String> = others(plan)
+        .map(|variant| {
+            let base = variant.baseline();
+            let vs = if labelled.contains(&base) {
+                String::new()
+            } else {
+                labelled.push(base);
+                format!(" vs {}", base.name())
+            };
+            match (
+                time_ratio(results, workload, variant, wall),
+                time_ratio(results, workload, variant, cpu),
+            ) {
+                (Some(r), Some(c)) => {
+                    format!("{} x{}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c))
+                }
+                (Some(r), None) => format!("{} x{}{vs}", variant.name(), ratio(r)),
+                (None, _) => format!("{} {}", variant.name(), missing(results, workload, variant)),
+            }
+        })
+        .collect();
+    format!("{name}: {}", parts.join("; "))
+}
+
+/// The baselines of the variants in the plan, in the plan's order.
+fn baselines(plan: &Plan) -> impl Iterator<Item = Variant> + '_ {
+    plan.variants.iter().copied().filter(|v| v.is_baseline())
+}
+
+/// Median resident memory of a pair, if it was measured.
+fn median_rss(results: &Results, workload: Workload, variant: Variant) -> Option<u64> {
+    let samples = results
+        .samples
+        .get(&(workload, variant))
+        .filter(|s| !s.is_empty())?;
+    Some(median_u64(samples.iter().map(|s| s.rss_kib)))
+}
+
+/// Why a variant has no ratio: it was skipped, or its baseline was.
+fn missing(results: &Results, workload: Workload, variant: Variant) -> String {
+    let measured = |v: Variant| {
+        results
+            .samples
+            .get(&(workload, v))
+            .is_some_and(|s| !s.is_empty())
+    };
+    if measured(variant) && !measured(variant.baseline()) {
+        format!("(no {} to compare with)", variant.baseline().name())
+    } else {
+        skipped(results, workload, variant)
     }
 }
 
-/// The variants compared against `plain`.
+/// The variants compared against a baseline.
 fn others(plan: &Plan) -> impl Iterator<Item = Variant> + '_ {
-    plan.variants
-        .iter()
-        .copied()
-        .filter(|v| *v != Variant::Plain)
+    plan.variants.iter().copied().filter(|v| !v.is_baseline())
 }
 
 /// "skipped (>cap)" or "skipped (reason)".
@@ -247,7 +265,7 @@ fn cpu(sample: &Sample) -> Duration {
     sample.cpu
 }
 
-/// Median of `what` for `variant` over the median for `plain`.
+/// Median of `what` for `variant` over the median for its baseline.
 fn time_ratio(
     results: &Results,
     workload: Workload,
@@ -261,21 +279,15 @@ fn time_ratio(
             .filter(|s| !s.is_empty())?;
         Some(median_duration(samples.iter().map(what)).as_secs_f64())
     };
-    let (plain, this) = (median(Variant::Plain)?, median(variant)?);
-    (plain > 0.0).then(|| this / plain)
+    let (base, this) = (median(variant.baseline())?, median(variant)?);
+    (base > 0.0).then(|| this / base)
 }
 
-/// Median RSS of `variant` minus median RSS of `plain`, per parked task.
-fn bytes_per_task_vs_plain(plan: &Plan, results: &Results, variant: Variant) -> Option<f64> {
-    let median = |v: Variant| -> Option<u64> {
-        let samples = results
-            .samples
-            .get(&(Workload::Idle, v))
-            .filter(|s| !s.is_empty())?;
-        Some(median_u64(samples.iter().map(|s| s.rss_kib)))
-    };
-    let (plain, this) = (median(Variant::Plain)?, median(variant)?);
-    Some((this as f64 - plain as f64) * 1024.0 / Workload::Idle.count(plan.quick) as f64)
+/// Median RSS of `variant` minus median RSS of its baseline, per parked task.
+fn bytes_per_task_vs_base(plan: &Plan, results: &Results, variant: Variant) -> Option<f64> {
+    let base = median_rss(results, Workload::Idle, variant.baseline())?;
+    let this = median_rss(results, Workload::Idle, variant)?;
+    Some((this as f64 - base as f64) * 1024.0 / Workload::Idle.count(plan.quick) as f64)
 }
 
 /// `1.04`, `22.1`, `150`: three significant figures or so.

@@ -1,6 +1,9 @@
 //! The parent side: runs every (workload, variant) pair once per run, each in
 //! a fresh child process, interleaved, under a time and memory cap; and times
 //! the real `taskscope stack` against a child that holds parked tasks.
+//!
+//! Children of the lean variants are `taskscope-bench-lean`, the others this
+//! binary re-executed (see `plan.rs` for why two binaries).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -10,7 +13,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::child::parse_status_kib;
-use crate::{Variant, Workload};
+use crate::plan::{Variant, Workload};
+use crate::sibling;
+
+/// A workload under a variant: what one child measures.
+pub type Pair = (Workload, Variant);
 
 /// What to run.
 pub struct Plan {
@@ -20,6 +27,17 @@ pub struct Plan {
     pub quick: bool,
     pub limits: Limits,
     pub taskscope: Option<PathBuf>,
+    /// `taskscope-bench-lean`, if not the one next to this binary.
+    pub lean_bin: Option<PathBuf>,
+}
+
+impl Plan {
+    /// Every (workload, variant) pair the plan measures.
+    fn pairs(&self) -> impl Iterator<Item = Pair> + '_ {
+        self.workloads
+            .iter()
+            .flat_map(|&w| w.variants(&self.variants).into_iter().map(move |v| (w, v)))
+    }
 }
 
 /// Caps on one child: beyond them it is killed and the pair is skipped.
@@ -54,10 +72,11 @@ pub struct StackSample {
 /// Everything measured, and what could not be.
 #[derive(Debug, Default)]
 pub struct Results {
-    pub samples: BTreeMap<(Workload, Variant), Vec<Sample>>,
-    pub stack: Vec<StackSample>,
-    /// Pairs not measured, with the reason (`>cap`, a failure, no CLI).
-    pub skipped: BTreeMap<(Workload, Variant), String>,
+    pub samples: BTreeMap<Pair, Vec<Sample>>,
+    /// `taskscope stack` timings, by the variant of the child it inspected.
+    pub stack: BTreeMap<Variant, Vec<StackSample>>,
+    /// Pairs not measured, with the reason (`>cap`, a failure, a binary missing).
+    pub skipped: BTreeMap<Pair, String>,
 }
 
 /// Runs the plan: `runs` rounds, each round every pair once, the order of the
@@ -65,18 +84,34 @@ pub struct Results {
 pub fn run(plan: &Plan) -> Results {
     let mut results = Results::default();
     let dir = BenchDir::create();
-    let taskscope = if plan.workloads.contains(&Workload::Stack) {
-        match find_taskscope(plan.taskscope.as_deref()) {
-            Ok(path) => Some(path),
-            Err(why) => {
-                results
-                    .skipped
-                    .insert((Workload::Stack, Variant::Agent), why);
-                None
+    // A binary that cannot be found skips every pair that runs it, up front.
+    let mut find =
+        |sibling: &sibling::Sibling, explicit: Option<&Path>, runs_it: fn(Pair) -> bool| {
+            if !plan.pairs().any(runs_it) {
+                return None;
             }
+            sibling
+                .find(explicit)
+                .map_err(|why| {
+                    for pair in plan.pairs().filter(|&pair| runs_it(pair)) {
+                        results.skipped.insert(pair, why.clone());
+                    }
+                })
+                .ok()
+        };
+    let taskscope = find(&sibling::TASKSCOPE, plan.taskscope.as_deref(), |(w, _)| {
+        w == Workload::Stack
+    });
+    let lean = find(&sibling::LEAN, plan.lean_bin.as_deref(), |(_, v)| {
+        v.is_lean()
+    });
+    let full = std::env::current_exe().map_err(|e| format!("find own binary: {e}"));
+    let exe = |variant: Variant| -> Result<&Path, String> {
+        match (variant.is_lean(), &lean) {
+            (true, Some(path)) => Ok(path),
+            (true, None) => Err(format!("no {}", sibling::LEAN.name)),
+            (false, _) => full.as_deref().map_err(Clone::clone),
         }
-    } else {
-        None
     };
     for round in 0..plan.runs {
         for &workload in &plan.workloads {
@@ -89,37 +124,40 @@ pub fn run(plan: &Plan) -> Results {
                 }
                 let count = workload.count(plan.quick);
                 let label = format!(
-                    "[run {}/{}] {:<8} {:<8}",
+                    "[run {}/{}] {:<8} {:<10}",
                     round + 1,
                     plan.runs,
                     workload.name(),
                     variant.name()
                 );
                 let outcome = match (workload, &taskscope) {
-                    (Workload::Stack, Some(cli)) => time_stack(cli, count, plan.limits, &dir.0)
+                    (Workload::Stack, None) => continue,
+                    (Workload::Stack, Some(cli)) => exe(variant)
+                        .and_then(|exe| time_stack(cli, exe, variant, count, plan.limits, &dir.0))
                         .map(|s| {
                             eprintln!(
                                 "{label} cold {:.3} s, warm {:.3} s",
                                 s.cold.as_secs_f64(),
                                 s.warm.as_secs_f64()
                             );
-                            results.stack.push(s);
+                            results.stack.entry(variant).or_default().push(s);
                         }),
-                    (Workload::Stack, None) => continue,
-                    _ => measure(workload, variant, count, plan.limits, &dir.0).map(|s| {
-                        eprintln!(
-                            "{label} {:.3} s (CPU {:.3} s), RSS {} MiB (peak {} MiB)",
-                            s.elapsed.as_secs_f64(),
-                            s.cpu.as_secs_f64(),
-                            s.rss_kib / 1024,
-                            s.peak_rss_kib / 1024
-                        );
-                        results
-                            .samples
-                            .entry((workload, variant))
-                            .or_default()
-                            .push(s);
-                    }),
+                    _ => exe(variant)
+                        .and_then(|exe| measure(exe, workload, variant, count, plan.limits, &dir.0))
+                        .map(|s| {
+                            eprintln!(
+                                "{label} {:.3} s (CPU {:.3} s), RSS {} MiB (peak {} MiB)",
+                                s.elapsed.as_secs_f64(),
+                                s.cpu.as_secs_f64(),
+                                s.rss_kib / 1024,
+                                s.peak_rss_kib / 1024
+                            );
+                            results
+                                .samples
+                                .entry((workload, variant))
+                                .or_default()
+                                .push(s);
+                        }),
                 };
                 if let Err(why) = outcome {
                     eprintln!("{label} skipped ({why})");
@@ -131,15 +169,16 @@ pub fn run(plan: &Plan) -> Results {
     results
 }
 
-/// Runs one child and returns its result line, parsed.
+/// Runs one child (`exe`) and returns its result line, parsed.
 fn measure(
+    exe: &Path,
     workload: Workload,
     variant: Variant,
     count: usize,
     limits: Limits,
     dir: &Path,
 ) -> Result<Sample, String> {
-    let mut child = Watched::start(workload, variant, count, dir)?;
+    let mut child = Watched::start(exe, workload, variant, count, dir)?;
     let line = child.wait_for_line(|l| l.starts_with("result "), limits)?;
     child.finish(limits);
     let field = |name: &str| -> Result<u64, String> {
@@ -157,10 +196,17 @@ fn measure(
     })
 }
 
-/// Starts a child holding `count` parked tasks with the agent, then times two
-/// `taskscope stack <pid>` calls against it.
-fn time_stack(cli: &Path, count: usize, limits: Limits, dir: &Path) -> Result<StackSample, String> {
-    let mut child = Watched::start(Workload::Stack, Variant::Agent, count, dir)?;
+/// Starts a child (`exe`) holding `count` parked tasks under `variant`, then
+/// times two `taskscope stack <pid>` calls against it.
+fn time_stack(
+    cli: &Path,
+    exe: &Path,
+    variant: Variant,
+    count: usize,
+    limits: Limits,
+    dir: &Path,
+) -> Result<StackSample, String> {
+    let mut child = Watched::start(exe, Workload::Stack, variant, count, dir)?;
     child.wait_for_line(|l| l == "ready", limits)?;
     let pid = child.child.id();
     let (cold, header) = run_cli(cli, pid, limits.time, dir)?;
@@ -227,12 +273,12 @@ struct Watched {
 
 impl Watched {
     fn start(
+        exe: &Path,
         workload: Workload,
         variant: Variant,
         count: usize,
         dir: &Path,
     ) -> Result<Watched, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("find own binary: {e}"))?;
         let mut child = Command::new(exe)
             .args([
                 "--variant",
@@ -252,7 +298,7 @@ impl Watched {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("start child: {e}"))?;
+            .map_err(|e| format!("start {}: {e}", exe.display()))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -345,39 +391,5 @@ impl BenchDir {
 impl Drop for BenchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The `taskscope` CLI: `--taskscope`, else the binary next to this one, built
-/// on demand when this bench was started by cargo (which sets `CARGO`).
-fn find_taskscope(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(path) = explicit {
-        return if path.is_file() {
-            Ok(path.to_path_buf())
-        } else {
-            Err(format!("no taskscope at {}", path.display()))
-        };
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("find own binary: {e}"))?;
-    let dir = exe.parent().unwrap_or(Path::new("."));
-    let sibling = dir.join("taskscope");
-    if !sibling.is_file() {
-        if let Some(cargo) = std::env::var_os("CARGO") {
-            eprintln!("taskscope-bench: building the taskscope CLI for the stack workload");
-            let mut build = Command::new(cargo);
-            build.args(["build", "--quiet", "-p", "taskscope"]);
-            if dir.ends_with("release") {
-                build.arg("--release");
-            }
-            let _ = build.status();
-        }
-    }
-    if sibling.is_file() {
-        Ok(sibling)
-    } else {
-        Err(format!(
-            "no taskscope CLI at {}: build it with `cargo build --release -p taskscope` or pass --taskscope PATH",
-            sibling.display()
-        ))
     }
 }

@@ -1,0 +1,146 @@
+//! What can be measured: the variants and the workloads.
+//!
+//! A module of its own because two binaries include it (`#[path]`): the bench
+//! itself, whose tokio has the `tracing` feature, and `taskscope-bench-lean`,
+//! whose tokio has not. Cargo unifies features per build, so the lean mode's
+//! baseline (tokio without `tracing`) can only come from a package whose
+//! dependency graph never turns it on; both must agree on names and sizes.
+
+use clap::ValueEnum;
+
+/// What a child process runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
+pub enum Variant {
+    /// No subscriber: tokio's instrumentation compiled in but unused.
+    Plain,
+    /// `taskscope_agent::init()`.
+    Agent,
+    /// `console_subscriber::init()` (console-subscriber 0.5, default settings).
+    Console,
+    /// Tokio without its `tracing` feature, no agent (taskscope-bench-lean).
+    PlainLean,
+    /// `taskscope_agent::build_runtime` on the same builder (taskscope-bench-lean).
+    Lean,
+}
+
+impl Variant {
+    /// The variant's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::Agent => "agent",
+            Variant::Console => "console",
+            Variant::PlainLean => "plain-lean",
+            Variant::Lean => "lean",
+        }
+    }
+
+    /// Runs in `taskscope-bench-lean` (tokio without `tracing`) rather than
+    /// in `taskscope-bench`.
+    pub fn is_lean(self) -> bool {
+        matches!(self, Variant::PlainLean | Variant::Lean)
+    }
+
+    /// What this variant's ratios are against: the same program with the same
+    /// tokio features and no subscriber or agent.
+    pub fn baseline(self) -> Variant {
+        if self.is_lean() {
+            Variant::PlainLean
+        } else {
+            Variant::Plain
+        }
+    }
+
+    /// A baseline itself, compared with nothing.
+    pub fn is_baseline(self) -> bool {
+        self.baseline() == self
+    }
+}
+
+/// What a child process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
+pub enum Workload {
+    /// Spawn 300k short tasks, then await them all.
+    Spawn,
+    /// 500k round trips over two bounded mpsc channels between two tasks.
+    Channel,
+    /// Spawn 100k tasks parked on a oneshot; resident memory once parked.
+    Idle,
+    /// Hold 10k parked tasks while the parent times `taskscope stack`.
+    Stack,
+}
+
+impl Workload {
+    /// The workload's size: tasks or round trips.
+    pub fn count(self, quick: bool) -> usize {
+        let full = match self {
+            Workload::Spawn => 300_000,
+            Workload::Channel => 500_000,
+            Workload::Idle => 100_000,
+            Workload::Stack => 10_000,
+        };
+        if quick {
+            full / 100
+        } else {
+            full
+        }
+    }
+
+    /// The variants worth comparing on this workload: `stack` needs an agent,
+    /// so it runs under `agent` always and under `lean` when that is wanted.
+    pub fn variants(self, wanted: &[Variant]) -> Vec<Variant> {
+        match self {
+            Workload::Stack if wanted.contains(&Variant::Lean) => {
+                vec![Variant::Agent, Variant::Lean]
+            }
+            Workload::Stack => vec![Variant::Agent],
+            _ => wanted.to_vec(),
+        }
+    }
+
+    /// The workload's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Spawn => "spawn",
+            Workload::Channel => "channel",
+            Workload::Idle => "idle",
+            Workload::Stack => "stack",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lean_is_compared_with_plain_lean_and_the_rest_with_plain() {
+        assert_eq!(Variant::Lean.baseline(), Variant::PlainLean);
+        assert_eq!(Variant::Agent.baseline(), Variant::Plain);
+        assert_eq!(Variant::Console.baseline(), Variant::Plain);
+        assert!(Variant::Plain.is_baseline() && Variant::PlainLean.is_baseline());
+        assert!(!Variant::Lean.is_baseline());
+    }
+
+    #[test]
+    fn stack_runs_under_lean_only_when_wanted() {
+        let all = [Variant::Plain, Variant::Lean];
+        assert_eq!(
+            Workload::Stack.variants(&all),
+            [Variant::Agent, Variant::Lean]
+        );
+        assert_eq!(
+            Workload::Stack.variants(&[Variant::Plain]),
+            [Variant::Agent]
+        );
+        assert_eq!(Workload::Spawn.variants(&all), all);
+    }
+
+    #[test]
+    fn names_match_the_command_line() {
+        for v in Variant::value_variants() {
+            let parsed = Variant::from_str(v.name(), false);
+            assert_eq!(parsed, Ok(*v));
+        }
+    }
+}
