@@ -16,14 +16,12 @@
 //! come from task dumps as in the full mode.
 //!
 //! Hooks hand back tokio's task id, not a key of ours, so each task's slot is
-//! found through [`IdMap`]: a sharded map that spawn and termination write,
+//! found through [`ids`]: a lock-free table that spawn and termination write,
 //! behind a per-thread cache that answers the polls of tasks a thread has seen.
 
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::Mutex;
 
 use tokio::runtime::TaskMeta;
 
@@ -95,7 +93,10 @@ fn spawn(recorder: &Recorder, meta: &TaskMeta<'_>, tag: usize) {
     slot.kind.store(HOOKED | ((tag as u32) << TAG_SHIFT), Relaxed);
     slot.file.store(FILES.get().map_or(0, |files| files.intern(location.file())), Relaxed);
     slot.line_col.store(((location.line() as u64) << 32) | location.column() as u64, Relaxed);
-    slot.spawned_at.store(clock::raw(), Release);
+    // Spawned from inside a poll: the poll's start stands for the spawn time
+    // (closer than a millisecond, and one clock read fewer per spawn).
+    let started = POLLING.get().2;
+    slot.spawned_at.store(if started != 0 { started } else { clock::raw() }, Release);
     IDS.insert(id, key);
     remember(id, key);
 }
@@ -104,22 +105,39 @@ fn before_poll(recorder: &Recorder, meta: &TaskMeta<'_>, tag: usize) {
     if RUNTIMES[tag].load(Relaxed) == 0 {
         learn_runtime(tag);
     }
-    if let Some(key) = find(id_u64(meta.id())) {
-        recorder.enter(key);
-    }
+    let id = id_u64(meta.id());
+    let Some(key) = find(id) else { return };
+    let Some(slot) = recorder.table.get(key) else { return };
+    let now = clock::raw();
+    recorder.enter_at(key, slot, now);
+    POLLING.set((id, key.0, now));
 }
 
 fn after_poll(recorder: &Recorder, meta: &TaskMeta<'_>) {
-    if let Some(key) = find(id_u64(meta.id())) {
-        recorder.exit(key);
+    let id = id_u64(meta.id());
+    let (polling, key, _) = POLLING.get();
+    // A poll nested in this one (a `LocalSet`'s) may have replaced the entry.
+    let key = if polling == id { Key(key) } else { match find(id) { Some(key) => key, None => return } };
+    POLLING.set((0, 0, 0));
+    let now = clock::raw();
+    recorder.exit_at(key, now);
+    if FINISHED.get() == key.0 {
+        FINISHED.set(0);
+        recorder.complete_at(key, now);
     }
 }
 
 fn terminate(recorder: &Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
     // No entry: spawned on the agent's thread, or while the table was full.
-    if let Some(key) = IDS.remove(id) {
-        recorder.complete(key);
+    let Some(key) = IDS.remove(id) else { return };
+    if POLLING.get().0 == id {
+        // Completed inside its poll: tokio calls the after-poll hook next.
+        // Announcing the completion there keeps the slot from being recycled
+        // while that hook still writes to it, and shares its clock read.
+        FINISHED.set(key.0);
+    } else {
+        recorder.complete_at(key, clock::raw());
     }
 }
 
@@ -158,68 +176,19 @@ impl Hasher for IdReader {
     }
 }
 
-/// Spreads sequential ids over the map's buckets (Fibonacci hashing).
-#[derive(Default)]
-struct Spread(u64);
+mod ids;
 
-impl Hasher for Spread {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | *b as u64;
-        }
-        self.0 = self.0.wrapping_mul(SPREAD);
-    }
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(SPREAD);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
-const SHARDS: usize = 64;
-
-/// One shard, on cache lines of its own so that two workers spawning at once
-/// rarely touch the same line.
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(Mutex<HashMap<u64, Key, BuildHasherDefault<Spread>>>);
-
-/// Task id → slot key for the live tasks the hooks recorded. Task ids are
-/// never reused within a process (tokio draws them from one 64-bit counter),
-/// so an entry can only be stale once its task is gone, and no poll asks for
-/// it then.
-struct IdMap {
-    shards: [Shard; SHARDS],
-}
-
-static IDS: std::sync::LazyLock<IdMap> =
-    std::sync::LazyLock::new(|| IdMap { shards: std::array::from_fn(|_| Shard::default()) });
-
-impl IdMap {
-    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Key, BuildHasherDefault<Spread>>> {
-        &self.shards[(id.wrapping_mul(SPREAD) >> 58) as usize % SHARDS].0
-    }
-
-    fn insert(&self, id: u64, key: Key) {
-        self.shard(id).lock().unwrap_or_else(|e| e.into_inner()).insert(id, key);
-    }
-
-    fn get(&self, id: u64) -> Option<Key> {
-        self.shard(id).lock().unwrap_or_else(|e| e.into_inner()).get(&id).copied()
-    }
-
-    fn remove(&self, id: u64) -> Option<Key> {
-        self.shard(id).lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
-    }
-}
+/// Task id → key of every live hooked task.
+static IDS: ids::IdMap = ids::IdMap::new();
 
 /// Entries in each thread's cache of recent ids.
 const CACHE: usize = 256;
 
 thread_local! {
+    /// `(id, key, poll start)` of the task this thread is polling; zeros between polls.
+    static POLLING: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+    /// Key of the task that completed in the poll this thread is in.
+    static FINISHED: Cell<u64> = const { Cell::new(0) };
     /// `(id, key)` of tasks this thread spawned or polled lately, by `id % CACHE`.
     static RECENT: [Cell<(u64, u64)>; CACHE] = const { [const { Cell::new((0, 0)) }; CACHE] };
 }
@@ -250,18 +219,5 @@ mod tests {
         let handle = rt.spawn(async {});
         let shown: u64 = handle.id().to_string().parse().expect("ids display as numbers");
         assert_eq!(id_u64(handle.id()), shown);
-    }
-
-    #[test]
-    fn ids_map_to_keys_until_removed() {
-        let map = IdMap { shards: std::array::from_fn(|_| Shard::default()) };
-        for id in 1..1000u64 {
-            map.insert(id, Key(id * 7));
-        }
-        assert_eq!(map.get(500), Some(Key(3500)));
-        assert_eq!(map.remove(500), Some(Key(3500)));
-        assert_eq!(map.get(500), None);
-        assert_eq!(map.remove(500), None);
-        assert_eq!(map.get(999), Some(Key(6993)));
     }
 }

@@ -27,6 +27,7 @@ use crossbeam_queue::ArrayQueue;
 #[cfg(feature = "tracing")]
 use tracing_core::span::Attributes;
 
+#[cfg(feature = "tracing")]
 use crate::clock;
 #[cfg(feature = "tracing")]
 use crate::fields::{SpawnFields, WakeOp};
@@ -162,17 +163,27 @@ impl Recorder {
     }
 
     /// A poll starts.
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn enter(&self, key: Key) {
         if let Some(slot) = self.table.get(key) {
-            if (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0) && self.dump_poll(slot) {
-                UNRECORDED.set(key.0);
-                return;
+            if self.enter_at(key, slot, clock::raw()) {
+                slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
+                CURRENT.set(key.0);
             }
-            slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
-            slot.poll_started.store(clock::raw(), Release);
-            CURRENT.set(key.0);
         }
+    }
+
+    /// A poll of `key`'s task (in `slot`) starts at `now`. False when the
+    /// poll is a dump's: then it is not recorded, up to its [`Self::exit_at`].
+    #[inline]
+    pub(crate) fn enter_at(&self, key: Key, slot: &crate::slots::Slot, now: u64) -> bool {
+        if (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0) && self.dump_poll(slot) {
+            UNRECORDED.set(key.0);
+            return false;
+        }
+        slot.poll_started.store(now, Release);
+        true
     }
 
     /// Whether this poll is a dump's (tracing poll or the re-poll after it).
@@ -200,21 +211,28 @@ impl Recorder {
         false
     }
 
-    /// A poll ends. Only the polling thread writes these counters, and tokio
-    /// orders successive polls of a task, so plain load + store suffices.
+    /// A poll ends.
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn exit(&self, key: Key) {
+        self.exit_at(key, clock::raw());
+        CURRENT.set(0);
+    }
+
+    /// A poll ends at `now`. Only the polling thread writes these counters,
+    /// and tokio orders successive polls of a task, so plain load + store
+    /// suffices.
+    #[inline]
+    pub(crate) fn exit_at(&self, key: Key, now: u64) {
         if UNRECORDED.get() == key.0 {
             UNRECORDED.set(0);
             return;
         }
         if let Some(slot) = self.table.get(key) {
-            let now = clock::raw();
             let started = slot.poll_started.load(Relaxed);
             slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
             slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
             slot.poll_ended.store(now, Release);
-            CURRENT.set(0);
         }
     }
 
@@ -243,15 +261,22 @@ impl Recorder {
     }
 
     /// The task's future was dropped: it completed, was aborted or panicked.
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn complete(&self, key: Key) {
+        self.complete_at(key, clock::raw());
+    }
+
+    /// Same, at `now`.
+    #[inline]
+    pub(crate) fn complete_at(&self, key: Key, now: u64) {
         if let Some(slot) = self.table.get(key) {
             if slot.kind.load(Relaxed) & HOOKED == 0 {
                 // tracing's `Instrumented` enters the span once more to drop the
                 // future; that enter/exit is not a poll.
                 slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
             }
-            slot.completed_at.store(clock::raw(), Relaxed);
+            slot.completed_at.store(now, Relaxed);
             slot.phase.store(DONE, Release);
             self.notify(Notice(key));
         }

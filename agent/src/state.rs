@@ -26,7 +26,7 @@ use crate::Config;
 /// Tasks per message in streamed answers (well under tonic's 4 MiB limit).
 pub(crate) const CHUNK: usize = 2000;
 /// How often the owner drains the queue, expires retained tasks and feeds watchers.
-const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(10);
 /// Shortest watch interval.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
 /// Messages a watcher may have queued before it is considered slow and resynced.

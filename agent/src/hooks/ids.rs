@@ -1,0 +1,203 @@
+//! Task id → slot key, for the live tasks the hooks recorded: a lock-free
+//! open-addressing table.
+//!
+//! Why not a map behind locks: every poll of a task on a thread that has not
+//! seen it yet (in spawn-heavy programs, nearly every first poll) looks its id
+//! up while other workers insert and remove; measured, a sharded mutex map
+//! cost more than the rest of the lean mode put together.
+//!
+//! How: entries of `(id, key)` atomics, linear probing from a Fibonacci hash
+//! of the id. Insert claims an empty or tombstoned entry with one CAS; remove
+//! writes a tombstone; lookup stops at the first never-used entry. This is
+//! sound without any reclamation scheme because tokio never reuses a task id
+//! within a process (one 64-bit counter), an id is inserted once and removed
+//! once, and entries never return to "never used". When an insert finds no
+//! room within [`MAX_PROBE`] entries, a table twice the size is put in front;
+//! older tables stay readable (lookups walk newest to oldest) and are never
+//! freed, so their memory is bounded by twice the largest table.
+
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
+
+use crate::slots::Key;
+
+/// Entries in the first table.
+const FIRST: usize = 4096;
+/// Entries an insert or lookup looks at in one table, at most.
+const MAX_PROBE: usize = 32;
+/// `Entry::id` of an entry never used.
+const EMPTY: u64 = 0;
+/// `Entry::id` of an entry whose task is gone.
+const TOMB: u64 = u64::MAX;
+const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
+
+struct Entry {
+    id: AtomicU64,
+    key: AtomicU64,
+}
+
+struct Table {
+    entries: Box<[Entry]>,
+    mask: usize,
+    /// The table this one was put in front of (never freed, so `'static`).
+    older: Option<&'static Table>,
+}
+
+impl Table {
+    fn new(len: usize, older: Option<&'static Table>) -> Table {
+        let entries = (0..len).map(|_| Entry { id: AtomicU64::new(EMPTY), key: AtomicU64::new(0) }).collect();
+        Table { entries, mask: len - 1, older }
+    }
+
+    /// The entries `id` may be in, in probe order.
+    #[inline]
+    fn probe(&self, id: u64) -> impl Iterator<Item = &Entry> {
+        let start = (id.wrapping_mul(SPREAD) >> 32) as usize;
+        (0..MAX_PROBE.min(self.entries.len())).map(move |i| &self.entries[(start + i) & self.mask])
+    }
+
+    fn find(&self, id: u64) -> Option<&Entry> {
+        for entry in self.probe(id) {
+            match entry.id.load(Acquire) {
+                found if found == id => return Some(entry),
+                EMPTY => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The map (see the module docs).
+pub(super) struct IdMap {
+    newest: AtomicPtr<Table>,
+}
+
+impl IdMap {
+    pub(super) const fn new() -> IdMap {
+        IdMap { newest: AtomicPtr::new(std::ptr::null_mut()) }
+    }
+
+    fn newest(&self) -> Option<&'static Table> {
+        let ptr = self.newest.load(Acquire);
+        // SAFETY: non-null pointers stored in `newest` come from Box::leak in
+        // `grow` and are never freed.
+        (!ptr.is_null()).then(|| unsafe { &*ptr })
+    }
+
+    /// Records the key of a new task. `id` must not be in the map.
+    pub(super) fn insert(&self, id: u64, key: Key) {
+        loop {
+            let Some(table) = self.newest() else {
+                self.grow(None);
+                continue;
+            };
+            for entry in table.probe(id) {
+                let current = entry.id.load(Relaxed);
+                if (current == EMPTY || current == TOMB)
+                    && entry.id.compare_exchange(current, id, AcqRel, Relaxed).is_ok()
+                {
+                    entry.key.store(key.0, Release);
+                    return;
+                }
+            }
+            self.grow(Some(table));
+        }
+    }
+
+    /// Puts a table twice the size of `full` (or the first table) in front,
+    /// unless another thread already did.
+    #[cold]
+    fn grow(&self, full: Option<&'static Table>) {
+        let len = full.map_or(FIRST, |t| t.entries.len() * 2);
+        let bigger: &'static mut Table = Box::leak(Box::new(Table::new(len, full)));
+        let expected = full.map_or(std::ptr::null_mut(), |t| t as *const Table as *mut Table);
+        if self.newest.compare_exchange(expected, bigger, AcqRel, Acquire).is_err() {
+            // Someone else grew it first: ours was never shared, so free it.
+            // SAFETY: `bigger` came from Box::leak just above and nobody else saw it.
+            drop(unsafe { Box::from_raw(bigger as *mut Table) });
+        }
+    }
+
+    fn entry(&self, id: u64) -> Option<&'static Entry> {
+        let mut table = self.newest();
+        while let Some(t) = table {
+            if let Some(entry) = t.find(id) {
+                return Some(entry);
+            }
+            table = t.older;
+        }
+        None
+    }
+
+    /// The key of live task `id`.
+    #[inline]
+    pub(super) fn get(&self, id: u64) -> Option<Key> {
+        self.entry(id).map(|e| Key(e.key.load(Acquire)))
+    }
+
+    /// Forgets task `id`, returning its key.
+    pub(super) fn remove(&self, id: u64) -> Option<Key> {
+        let entry = self.entry(id)?;
+        let key = Key(entry.key.load(Acquire));
+        entry.id.store(TOMB, Release);
+        Some(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_map_to_keys_until_removed_across_growth() {
+        let map = IdMap::new();
+        // More than the first table holds: the map grows and keeps older entries.
+        for id in 1..20_000u64 {
+            map.insert(id, Key(id * 7));
+        }
+        assert_eq!(map.get(1), Some(Key(7)));
+        assert_eq!(map.get(500), Some(Key(3500)));
+        assert_eq!(map.remove(500), Some(Key(3500)));
+        assert_eq!(map.get(500), None);
+        assert_eq!(map.remove(500), None);
+        assert_eq!(map.get(19_999), Some(Key(139_993)));
+        assert_eq!(map.get(20_000), None);
+    }
+
+    #[test]
+    fn churn_reuses_tombstones_without_growing() {
+        let map = IdMap::new();
+        for id in 1..200_000u64 {
+            map.insert(id, Key(id));
+            assert_eq!(map.remove(id), Some(Key(id)));
+        }
+        let newest = map.newest().expect("a table");
+        assert!(newest.older.is_none(), "a map that never holds more than one id never grows");
+    }
+
+    #[test]
+    fn concurrent_inserts_lookups_and_removes_agree() {
+        static MAP: IdMap = IdMap::new();
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..50_000u64 {
+                        let id = 1 + i * 4 + t;
+                        MAP.insert(id, Key(id + 1));
+                        assert_eq!(MAP.get(id), Some(Key(id + 1)));
+                        if i % 3 == 0 {
+                            assert_eq!(MAP.remove(id), Some(Key(id + 1)));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no thread panicked");
+        }
+        for id in 1..=200_000u64 {
+            let removed = ((id - 1) / 4) % 3 == 0;
+            assert_eq!(MAP.get(id), (!removed).then_some(Key(id + 1)), "id {id}");
+        }
+    }
+}
