@@ -30,6 +30,8 @@ use crate::files::FILES;
 use crate::recorder::{on_agent_thread, Recorder, TRACED};
 use crate::slots::{Key, HOOKED, LIVE, TAG_SHIFT};
 
+mod ids;
+
 /// Hooked builders told apart, at most (later ones share the last tag).
 const TAGS: usize = 64;
 
@@ -54,7 +56,7 @@ pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static 
 /// tokio polls every task of the runtime once in tracing mode (without
 /// calling the poll hooks) and then wakes it, so each is polled once more
 /// through the scheduler, hooks and all. That re-poll is the first poll of a
-/// marked task, and [`Recorder::enter`] skips it.
+/// marked task, and [`Recorder::enter_at`] skips it.
 pub(crate) fn before_dump(handle: &tokio::runtime::Handle) {
     let Some(recorder) = crate::recorder_if_started() else { return };
     if !crate::recorder::hooked() {
@@ -117,7 +119,13 @@ fn after_poll(recorder: &Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
     let (polling, key, _) = POLLING.get();
     // A poll nested in this one (a `LocalSet`'s) may have replaced the entry.
-    let key = if polling == id { Key(key) } else { match find(id) { Some(key) => key, None => return } };
+    let key = if polling == id {
+        Key(key)
+    } else if let Some(key) = find(id) {
+        key
+    } else {
+        return;
+    };
     POLLING.set((0, 0, 0));
     let now = clock::raw();
     recorder.exit_at(key, now);
@@ -175,8 +183,6 @@ impl Hasher for IdReader {
         self.0
     }
 }
-
-mod ids;
 
 /// Task id → key of every live hooked task.
 static IDS: ids::IdMap = ids::IdMap::new();

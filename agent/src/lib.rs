@@ -39,9 +39,9 @@
 //! Architecture, from the hot path outwards:
 //! - [`subscriber`] / [`layer`] / [`hooks`](mod@hooks): called by tokio on
 //!   spawn, poll and wake. They only touch the task's own slot in [`slots`]
-//!   (atomics; no lock, no allocation; the hooks find the slot through a
-//!   sharded id map at spawn and termination) and push completion notices
-//!   into a bounded queue.
+//!   (atomics; no lock, no allocation; the hooks find the slot by task id
+//!   through a lock-free table written at spawn and termination) and push
+//!   completion notices into a bounded queue.
 //! - [`state`]: the one owner of the task table. It drains the queue, keeps
 //!   completed tasks for a bounded time and count, and answers snapshots and
 //!   watches.
@@ -267,7 +267,7 @@ impl Builder {
 
     /// The process's recorder, created by the first caller.
     fn recorder(&self) -> &'static Recorder {
-        *RECORDER.get_or_init(|| {
+        RECORDER.get_or_init(|| {
             clock::start();
             let _ = files::FILES.set(files::Files::new());
             leak_recorder(self.config.queue_capacity)

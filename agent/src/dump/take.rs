@@ -196,10 +196,7 @@ fn reduce(dump: &Dump, skip: Option<tokio::task::Id>) -> RawDump {
         if Some(task.id()) == skip {
             continue;
         }
-        // `tokio::task::Id` has no accessor for its number; its Display is it.
-        let Ok(id) = task.id().to_string().parse::<u64>() else {
-            continue;
-        };
+        let id = crate::hooks::id_u64(task.id());
         let trace = task.trace();
         let ips: Vec<Vec<usize>> = parse_ips(&format!("{trace:?}"))
             .unwrap_or_default()
