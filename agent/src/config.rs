@@ -21,12 +21,10 @@ pub struct Config {
     pub socket_dir: PathBuf,
     /// Also listen on this TCP address.
     pub tcp: Option<SocketAddr>,
-    /// Completed tasks kept for display, at most.
+    /// Completed tasks shown, at most (each thread keeps up to this many of its own).
     pub retain_done: usize,
     /// How long a completed task is kept for display.
     pub retain_for: Duration,
-    /// Capacity of the lifecycle event queue.
-    pub queue_capacity: usize,
     /// Dump timeout when a request names none.
     pub dump_timeout: Duration,
     /// Dump multi-thread runtimes with several workers (see `TASKSCOPE_MT_DUMPS`).
@@ -42,7 +40,6 @@ impl Default for Config {
             tcp: None,
             retain_done: 1000,
             retain_for: Duration::from_secs(10),
-            queue_capacity: 65_536,
             dump_timeout: Duration::from_secs(5),
             mt_dumps: false,
             disabled: false,
@@ -51,6 +48,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The retention settings, as the task table takes them.
+    pub(crate) fn retention(&self) -> crate::slots::Retention {
+        crate::slots::Retention {
+            done: self.retain_done,
+            for_ns: u64::try_from(self.retain_for.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+
     /// Defaults overridden by the environment. Bad values are reported and ignored.
     pub fn from_env() -> Config {
         Config::from_lookup(|name| std::env::var(name).ok())
@@ -77,12 +82,6 @@ impl Config {
             match humantime::parse_duration(&v) {
                 Ok(d) => config.retain_for = d,
                 Err(e) => warn(&env::RETAIN_FOR, &v, &e.to_string()),
-            }
-        }
-        if let Some(v) = get(&env::QUEUE) {
-            match v.parse::<usize>() {
-                Ok(n) if n >= 64 => config.queue_capacity = n,
-                _ => warn(&env::QUEUE, &v, "expected a whole number of at least 64"),
             }
         }
         if let Some(v) = get(&env::DUMP_TIMEOUT) {
@@ -155,14 +154,12 @@ mod tests {
             ("TASKSCOPE_TCP", "not an address"),
             ("TASKSCOPE_RETAIN_DONE", "-3"),
             ("TASKSCOPE_RETAIN_FOR", "forever"),
-            ("TASKSCOPE_QUEUE", "2"),
             ("TASKSCOPE_DUMP_TIMEOUT", "0s"),
         ]);
         let d = Config::default();
         assert_eq!(c.tcp, None);
         assert_eq!(c.retain_done, d.retain_done);
         assert_eq!(c.retain_for, d.retain_for);
-        assert_eq!(c.queue_capacity, d.queue_capacity);
         assert_eq!(c.dump_timeout, d.dump_timeout);
     }
 

@@ -81,7 +81,7 @@ fn learn_runtime(tag: usize) {
     }
 }
 
-fn spawn(recorder: &Recorder, meta: &TaskMeta<'_>, tag: usize) {
+fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     if on_agent_thread() {
         return;
     }
@@ -115,7 +115,7 @@ fn before_poll(recorder: &Recorder, meta: &TaskMeta<'_>, tag: usize) {
     POLLING.set((id, key.0, now));
 }
 
-fn after_poll(recorder: &Recorder, meta: &TaskMeta<'_>) {
+fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
     let (polling, key, _) = POLLING.get();
     // A poll nested in this one (a `LocalSet`'s) may have replaced the entry.
@@ -135,7 +135,7 @@ fn after_poll(recorder: &Recorder, meta: &TaskMeta<'_>) {
     }
 }
 
-fn terminate(recorder: &Recorder, meta: &TaskMeta<'_>) {
+fn terminate(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
     // No entry: spawned on the agent's thread, or while the table was full.
     let Some(key) = IDS.remove(id) else { return };

@@ -40,10 +40,11 @@
 //! - [`subscriber`] / [`layer`] / [`hooks`](mod@hooks): called by tokio on
 //!   spawn, poll and wake. They only touch the task's own slot in [`slots`]
 //!   (atomics; no lock, no allocation; the hooks find the slot by task id
-//!   through a lock-free table written at spawn and termination) and push
-//!   completion notices into a bounded queue.
-//! - [`state`]: the one owner of the task table. It drains the queue, keeps
-//!   completed tasks for a bounded time and count, and answers snapshots and
+//!   through a lock-free table written at spawn and termination). The thread
+//!   a task finishes on counts it and keeps it for a bounded time and count,
+//!   in memory of its own, then recycles its slot.
+//! - [`state`]: the one reader of the task table. It sums the threads'
+//!   counts, picks the completed tasks to show, and answers snapshots and
 //!   watches.
 //! - [`dump`] and [`symbols`]: tokio task dumps, taken without ever cancelling
 //!   one midway, symbolised on the agent's thread with a cache.
@@ -176,12 +177,6 @@ impl Builder {
         self
     }
 
-    /// Capacity of the lifecycle event queue. Optional.
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.config.queue_capacity = capacity.max(64);
-        self
-    }
-
     /// Also dump multi-thread runtimes with several workers, at the risk
     /// described under `TASKSCOPE_MT_DUMPS`. Optional.
     pub fn multi_thread_dumps(mut self, enabled: bool) -> Self {
@@ -262,7 +257,7 @@ impl Builder {
         }
         // A disabled agent still hands out a layer: it records into a recorder
         // nobody reads, which costs only the hot path.
-        layer::build(recorder.unwrap_or_else(|| leak_recorder(64)))
+        layer::build(recorder.unwrap_or_else(|| leak_recorder(slots::Retention { done: 0, for_ns: 0 })))
     }
 
     /// The process's recorder, created by the first caller.
@@ -270,7 +265,7 @@ impl Builder {
         RECORDER.get_or_init(|| {
             clock::start();
             let _ = files::FILES.set(files::Files::new());
-            leak_recorder(self.config.queue_capacity)
+            leak_recorder(self.config.retention())
         })
     }
 
@@ -299,7 +294,7 @@ impl Builder {
                     return;
                 }
             };
-            let (owner, state) = state::StateOwner::new(recorder, config.clone());
+            let (owner, state) = state::StateOwner::new(recorder);
             runtime.spawn(owner.run());
             runtime.block_on(endpoint::serve(config, state));
         });
@@ -315,6 +310,6 @@ pub(crate) fn recorder_if_started() -> Option<&'static Recorder> {
     RECORDER.get().copied()
 }
 
-fn leak_recorder(queue_capacity: usize) -> &'static Recorder {
-    Box::leak(Box::new(Recorder::new(queue_capacity)))
+fn leak_recorder(retention: slots::Retention) -> &'static Recorder {
+    Box::leak(Box::new(Recorder::new(retention)))
 }

@@ -4,9 +4,10 @@
 //! id *is* the slot key) and the composable [`crate::layer`] (the key is kept
 //! in the span's extensions). Every operation is a few atomic loads and
 //! stores on the task's own slot: no lock, no allocation (a named task's name
-//! is allocated once, at spawn). Spawns and completions are also announced to
-//! the state owner through a bounded lock-free queue; when it is full the
-//! notice is dropped and counted, never waited for.
+//! is allocated once, at spawn). A completion is handed to the thread it
+//! happens on, which counts it, keeps the task for display and frees the slot
+//! later, all in memory of its own ([`crate::slots`]): nothing crosses to
+//! another thread per task.
 //!
 //! Task dumps poll every task once in a tracing mode and then wake each of
 //! them so that it is polled again for real. Counted naively, one dump would
@@ -23,7 +24,6 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
-use crossbeam_queue::ArrayQueue;
 #[cfg(feature = "tracing")]
 use tracing_core::span::Attributes;
 
@@ -31,27 +31,20 @@ use tracing_core::span::Attributes;
 use crate::clock;
 #[cfg(feature = "tracing")]
 use crate::fields::{SpawnFields, WakeOp};
-use crate::slots::{Key, Table, DONE, HOOKED};
-
-/// A lifecycle notice for the state owner: this task completed. (Spawns need
-/// none: live tasks are found by scanning the table, so spawn totals are
-/// completed + live, and a spawn costs no queue push.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Notice(pub(crate) Key);
+use crate::slots::{Key, Retention, Table, HOOKED};
 
 /// The process-wide recorder.
 pub(crate) struct Recorder {
     pub table: Table,
-    pub notices: ArrayQueue<Notice>,
-    /// Notices (and spawns, when the table is full) that could not be recorded.
+    /// Tasks that could not be recorded: spawned while the table was full.
     pub dropped: AtomicU64,
 }
 
 /// `Slot::dump_flags`: polled in tracing mode by a dump in flight (or, for a
 /// hooked task, about to be: see [`crate::hooks::before_dump`]).
-pub(crate) const TRACED: u32 = 1;
+pub(crate) const TRACED: u8 = 1;
 /// `Slot::dump_flags`: woken by the dump; its next poll is the dump's re-poll.
-const REPOLL: u32 = 2;
+const REPOLL: u8 = 2;
 
 /// How lifecycles reach the recorder: see [`mode`].
 static MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -130,18 +123,14 @@ pub(crate) fn on_agent_thread() -> bool {
 }
 
 impl Recorder {
-    pub(crate) fn new(queue_capacity: usize) -> Recorder {
-        Recorder {
-            table: Table::new(),
-            notices: ArrayQueue::new(queue_capacity.max(64)),
-            dropped: AtomicU64::new(0),
-        }
+    pub(crate) fn new(retention: Retention) -> Recorder {
+        Recorder { table: Table::new(retention), dropped: AtomicU64::new(0) }
     }
 
     /// A task was spawned: returns its key, or `None` when it is not recorded.
     #[cfg(feature = "tracing")]
     #[inline]
-    pub(crate) fn spawn(&self, attrs: &Attributes<'_>) -> Option<Key> {
+    pub(crate) fn spawn(&'static self, attrs: &Attributes<'_>) -> Option<Key> {
         if AGENT_THREAD.get() {
             return None;
         }
@@ -168,7 +157,7 @@ impl Recorder {
     pub(crate) fn enter(&self, key: Key) {
         if let Some(slot) = self.table.get(key) {
             if self.enter_at(key, slot, clock::raw()) {
-                slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
+                slot.woken.store(0, Relaxed);
                 CURRENT.set(key.0);
             }
         }
@@ -193,7 +182,7 @@ impl Recorder {
         if flags & REPOLL != 0 {
             slot.dump_flags.fetch_and(!REPOLL, AcqRel);
             // Whatever woke the task before the dump is served by this poll.
-            slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
+            slot.woken.store(0, Relaxed);
             return true;
         }
         #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -205,7 +194,7 @@ impl Recorder {
             // Hooks see neither the dump's tracing poll nor its wake: the first
             // poll of a task marked before the dump is the dump's re-poll.
             slot.dump_flags.fetch_and(!TRACED, AcqRel);
-            slot.wakes_at_poll.store(slot.wakes.load(Acquire), Relaxed);
+            slot.woken.store(0, Relaxed);
             return true;
         }
         false
@@ -249,7 +238,7 @@ impl Recorder {
     /// complete when the last one goes. Returns true then.
     #[cfg(feature = "tracing")]
     #[inline]
-    pub(crate) fn release(&self, key: Key) -> bool {
+    pub(crate) fn release(&'static self, key: Key) -> bool {
         match self.table.get(key) {
             Some(slot) if slot.refs.fetch_sub(1, AcqRel) == 1 => {
                 self.complete(key);
@@ -263,22 +252,20 @@ impl Recorder {
     /// The task's future was dropped: it completed, was aborted or panicked.
     #[cfg(feature = "tracing")]
     #[inline]
-    pub(crate) fn complete(&self, key: Key) {
+    pub(crate) fn complete(&'static self, key: Key) {
         self.complete_at(key, clock::raw());
     }
 
     /// Same, at `now`.
     #[inline]
-    pub(crate) fn complete_at(&self, key: Key, now: u64) {
+    pub(crate) fn complete_at(&'static self, key: Key, now: u64) {
         if let Some(slot) = self.table.get(key) {
             if slot.kind.load(Relaxed) & HOOKED == 0 {
                 // tracing's `Instrumented` enters the span once more to drop the
                 // future; that enter/exit is not a poll.
                 slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
             }
-            slot.completed_at.store(now, Relaxed);
-            slot.phase.store(DONE, Release);
-            self.notify(Notice(key));
+            self.table.finish(key, slot, now);
         }
     }
 
@@ -304,19 +291,14 @@ impl Recorder {
                     slot.dump_flags.store(REPOLL, Release);
                     return;
                 }
-                // No clock read here: "woken since its last poll" is
-                // `wakes > wakes_at_poll`, so a wake costs one counter.
-                slot.wakes.fetch_add(1, Release);
+                // No clock read here: "woken since its latest poll started"
+                // is a flag that the poll's start clears.
+                slot.wakes.fetch_add(1, Relaxed);
+                slot.woken.store(1, Release);
                 if CURRENT.get() == key.0 {
                     slot.self_wakes.fetch_add(1, Relaxed);
                 }
             }
-        }
-    }
-
-    pub(crate) fn notify(&self, notice: Notice) {
-        if self.notices.push(notice).is_err() {
-            self.dropped.fetch_add(1, Relaxed);
         }
     }
 }

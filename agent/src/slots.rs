@@ -9,14 +9,20 @@
 //! late event carrying a stale key touches valid memory; the generation check
 //! makes it a no-op.
 //!
-//! Ownership: the hot path writes the counters; the state owner
-//! ([`crate::state`]) reads them, decides when a completed task's slot is
-//! recycled ([`Table::free`]), and is the only one that does so.
+//! Ownership: the hot path writes the counters; the thread a task finishes on
+//! keeps its slot for display and later frees it ([`local`]); the state owner
+//! ([`crate::state`]) only reads, checking each slot's generation again after
+//! reading it, since a slot can be freed and reused while it is read.
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::Mutex;
 
 use crossbeam_queue::SegQueue;
+
+mod local;
+
+use local::Threads;
+pub(crate) use local::{LocKey, Retention};
 
 /// Slots per segment. Segments are allocated whole when first needed.
 const SEGMENT: usize = 4096;
@@ -24,9 +30,9 @@ const SEGMENT: usize = 4096;
 const MAX_SEGMENTS: usize = 4096;
 
 /// Slot lifecycle, in `Slot::phase`.
-pub(crate) const FREE: u32 = 0;
-pub(crate) const LIVE: u32 = 1;
-pub(crate) const DONE: u32 = 2;
+pub(crate) const FREE: u8 = 0;
+pub(crate) const LIVE: u8 = 1;
+pub(crate) const DONE: u8 = 2;
 
 /// Kinds of task, as codes stored in a slot.
 const KINDS: [&str; 5] = ["task", "task", "local", "blocking", "block_on"];
@@ -64,37 +70,47 @@ impl Key {
 }
 
 /// Everything recorded about one task. Times are raw clock ticks (0 = never).
+///
+/// Two cache lines, aligned: the first holds what every poll and the
+/// completion touch, so a task polled on another thread than the one that
+/// spawned it moves one line between cores, not the whole slot; the second
+/// holds what spawn writes once and the tracing mode's waker counts.
 #[derive(Default)]
+#[repr(C, align(64))]
 pub(crate) struct Slot {
+    // First line: polls, wakes and completion.
     pub generation: AtomicU32,
-    /// FREE, LIVE or DONE.
-    pub phase: AtomicU32,
-    /// Span references held by tokio (and anyone who cloned the span).
-    pub refs: AtomicU32,
-    /// Interned spawn file (see [`crate::fields::Files`]); 0 = unknown.
-    pub file: AtomicU32,
-    /// Spawn line (high 32 bits) and column (low 32 bits).
-    pub line_col: AtomicU64,
-    pub task_id: AtomicU64,
     /// Kind code (see [`kind_name`]), with the [`HOOKED`] flag.
     pub kind: AtomicU32,
+    /// FREE, LIVE or DONE.
+    pub phase: AtomicU8,
     /// Task-dump bookkeeping (see [`crate::recorder`]): TRACED, REPOLL.
-    pub dump_flags: AtomicU32,
-    pub spawned_at: AtomicU64,
-    pub completed_at: AtomicU64,
-    pub polls: AtomicU64,
-    pub busy: AtomicU64,
+    pub dump_flags: AtomicU8,
+    /// Woken since its latest poll started: scheduled (full mode).
+    pub woken: AtomicU8,
+    /// Interned spawn file (see [`crate::files::Files`]); 0 = unknown.
+    pub file: AtomicU32,
     pub poll_started: AtomicU64,
     pub poll_ended: AtomicU64,
+    pub polls: AtomicU64,
+    pub busy: AtomicU64,
+    pub completed_at: AtomicU64,
     pub wakes: AtomicU64,
-    /// `wakes` when the latest poll started: more wakes since then = scheduled.
-    pub wakes_at_poll: AtomicU64,
+    // Second line: spawn, and wakers (full mode).
+    pub task_id: AtomicU64,
+    pub spawned_at: AtomicU64,
+    /// Spawn line (high 32 bits) and column (low 32 bits).
+    pub line_col: AtomicU64,
     pub waker_clones: AtomicU64,
     pub waker_drops: AtomicU64,
     pub self_wakes: AtomicU64,
+    /// Span references held by tokio (and anyone who cloned the span).
+    pub refs: AtomicU32,
     /// Task name, only for named tasks (boxed so unnamed tasks pay 8 bytes).
     pub name: AtomicPtr<Box<str>>,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 128);
 
 impl Slot {
     /// Resets the counters for a new task.
@@ -108,7 +124,6 @@ impl Slot {
             &self.poll_started,
             &self.poll_ended,
             &self.wakes,
-            &self.wakes_at_poll,
             &self.waker_clones,
             &self.waker_drops,
             &self.self_wakes,
@@ -119,8 +134,9 @@ impl Slot {
         self.file.store(0, Relaxed);
         self.kind.store(0, Relaxed);
         self.dump_flags.store(0, Relaxed);
+        self.woken.store(0, Relaxed);
         self.refs.store(1, Relaxed);
-        self.take_name();
+        // The name went when the slot was freed (see `Table::release`).
     }
 
     /// Sets the name (spawn time only, before the key is published).
@@ -131,19 +147,16 @@ impl Slot {
         drop_name(old);
     }
 
-    fn take_name(&self) {
-        drop_name(self.name.swap(std::ptr::null_mut(), AcqRel));
-    }
-
     /// The name, if any.
     pub(crate) fn name(&self) -> String {
         let ptr = self.name.load(Acquire);
         if ptr.is_null() {
             return String::new();
         }
-        // SAFETY: the pointer came from Box::into_raw in `set_name` and is only
-        // freed by `take_name`, which the state owner calls when recycling the
-        // slot — the same thread that calls `name()` — so it is alive here.
+        // SAFETY: the pointer came from Box::into_raw in `set_name`. Once a
+        // state owner reads the table, a freed slot's name is dropped only by
+        // `Table::bury_names`, which that owner calls between its scans, on
+        // the thread that calls `name()`; so it is alive here.
         unsafe { (**ptr).to_owned() }
     }
 }
@@ -160,25 +173,38 @@ pub(crate) struct Table {
     segments: Box<[AtomicPtr<Slot>]>,
     /// Indexes below this have been handed out at least once.
     high_water: AtomicUsize,
-    free: SegQueue<u32>,
+    /// Free slots no thread keeps for itself (see [`local`]).
+    shared_free: SegQueue<u32>,
     /// Serialises segment allocation (rare: once per 4096 slots).
     grow: Mutex<()>,
+    retention: Retention,
+    /// Every thread's completion counts (see [`local`]).
+    threads: Mutex<Threads>,
+    /// Names of freed slots, dropped by the state owner between its scans
+    /// (it may be reading one while a worker frees the slot); set once a
+    /// state owner reads this table, until then names are dropped at once.
+    graveyard: SegQueue<usize>,
+    read: AtomicBool,
 }
 
 impl Table {
-    pub(crate) fn new() -> Table {
+    pub(crate) fn new(retention: Retention) -> Table {
         Table {
             segments: (0..MAX_SEGMENTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
             high_water: AtomicUsize::new(0),
-            free: SegQueue::new(),
+            shared_free: SegQueue::new(),
             grow: Mutex::new(()),
+            retention,
+            threads: Mutex::new(Threads::default()),
+            graveyard: SegQueue::new(),
+            read: AtomicBool::new(false),
         }
     }
 
     /// A fresh slot for a new task, reset, in phase LIVE. `None` when the table is full.
-    pub(crate) fn alloc(&self) -> Option<(Key, &Slot)> {
-        let index = match self.free.pop() {
-            Some(i) => i as usize,
+    pub(crate) fn alloc(&'static self) -> Option<(Key, &'static Slot)> {
+        let index = match local::take_free(self) {
+            Some(i) => i,
             None => {
                 let i = self.high_water.fetch_add(1, Relaxed);
                 if i >= SEGMENT * MAX_SEGMENTS {
@@ -195,11 +221,68 @@ impl Table {
         Some((Key::new(index, slot.generation.load(Relaxed)), slot))
     }
 
+    /// The task of `key` (in `slot`) completed at `now`: marks it DONE and
+    /// hands it to this thread's retention (see [`local`]).
+    pub(crate) fn finish(&'static self, key: Key, slot: &Slot, now: u64) {
+        slot.completed_at.store(now, Relaxed);
+        slot.phase.store(DONE, Release);
+        local::finished(self, key, slot, now);
+    }
+
+    /// Frees the slot of `key` if it still holds that task, returning its
+    /// index. Bumps the generation first so that late events for the old task
+    /// no longer match. Only the thread that keeps the task calls this.
+    fn release(&self, key: Key) -> Option<u32> {
+        let slot = self.get(key)?;
+        slot.generation.store(key.generation().wrapping_add(1), Release);
+        slot.phase.store(FREE, Release);
+        let name = slot.name.swap(std::ptr::null_mut(), AcqRel);
+        if !name.is_null() {
+            if self.read.load(Acquire) {
+                self.graveyard.push(name as usize);
+            } else {
+                drop_name(name);
+            }
+        }
+        Some(key.index() as u32)
+    }
+
+    /// Called by the state owner before it reads this table, and between its
+    /// scans: drops the names of slots freed since.
+    pub(crate) fn bury_names(&self) {
+        self.read.store(true, Release);
+        while let Some(name) = self.graveyard.pop() {
+            drop_name(name as *mut Box<str>);
+        }
+    }
+
+    /// Completions so far, in total and per spawn location.
+    pub(crate) fn completions(&self) -> (u64, std::collections::HashMap<LocKey, u64>) {
+        self.threads().totals()
+    }
+
+    fn threads(&self) -> std::sync::MutexGuard<'_, Threads> {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The retention settings.
+    pub(crate) fn retention(&self) -> Retention {
+        self.retention
+    }
+
     /// The slot of `key` if it still belongs to that task.
     #[inline]
     pub(crate) fn get(&self, key: Key) -> Option<&Slot> {
         let slot = self.slot(key.index())?;
         (slot.generation.load(Acquire) == key.generation()).then_some(slot)
+    }
+
+    /// Whether `slot` still holds `key`'s task after reading it (a scan's
+    /// check that the task did not finish and hand its slot to another while
+    /// it was read).
+    pub(crate) fn still(&self, key: Key, slot: &Slot) -> bool {
+        std::sync::atomic::fence(Acquire);
+        slot.generation.load(Relaxed) == key.generation()
     }
 
     /// The slot at `index`, whoever it belongs to (for scans).
@@ -217,17 +300,6 @@ impl Table {
     /// Number of indexes ever handed out: scans look at `0..len()`.
     pub(crate) fn len(&self) -> usize {
         self.high_water.load(Acquire).min(SEGMENT * MAX_SEGMENTS)
-    }
-
-    /// Recycles the slot at `index` (state owner only). Bumps the generation first
-    /// so that late events for the old task no longer match.
-    pub(crate) fn free(&self, index: usize) {
-        if let Some(slot) = self.slot(index) {
-            slot.generation.fetch_add(1, AcqRel);
-            slot.phase.store(FREE, Release);
-            slot.take_name();
-            self.free.push(index as u32);
-        }
     }
 
     /// Key of the task now in `index`, if it is live or done.
@@ -262,23 +334,33 @@ mod tests {
         assert_eq!(kind_name(kind_code("unknown")), "task");
     }
 
+    fn table(done: usize) -> &'static Table {
+        crate::clock::start();
+        Box::leak(Box::new(Table::new(Retention { done, for_ns: u64::MAX })))
+    }
+
+    fn finish(table: &'static Table, key: Key) {
+        let slot = table.get(key).expect("live");
+        table.finish(key, slot, crate::clock::raw());
+    }
+
     #[test]
     fn keys_round_trip_and_stale_keys_miss() {
-        let table = Table::new();
+        let table = table(0);
         let (key, slot) = table.alloc().unwrap();
         slot.polls.store(3, Relaxed);
         assert_eq!(table.get(key).unwrap().polls.load(Relaxed), 3);
-        table.free(key.index());
+        finish(table, key);
         assert!(table.get(key).is_none(), "a stale key must not reach the recycled slot");
         let (again, slot) = table.alloc().unwrap();
-        assert_eq!(again.index(), key.index());
+        assert_eq!(again.index(), key.index(), "the slot just freed on this thread is reused first");
         assert_ne!(again, key);
         assert_eq!(slot.polls.load(Relaxed), 0, "recycled slots start from zero");
     }
 
     #[test]
     fn grows_across_segments() {
-        let table = Table::new();
+        let table = table(0);
         let keys: Vec<Key> = (0..SEGMENT + 10).map(|_| table.alloc().unwrap().0).collect();
         assert_eq!(table.len(), SEGMENT + 10);
         assert!(keys.iter().all(|k| table.get(*k).is_some()));
@@ -287,12 +369,46 @@ mod tests {
 
     #[test]
     fn names_are_kept_and_dropped() {
-        let table = Table::new();
+        let table = table(0);
         let (key, slot) = table.alloc().unwrap();
         slot.set_name("worker-1");
         assert_eq!(table.get(key).unwrap().name(), "worker-1");
-        table.free(key.index());
+        finish(table, key);
         let (_, slot) = table.alloc().unwrap();
         assert_eq!(slot.name(), "");
+    }
+
+    #[test]
+    fn finished_tasks_are_kept_up_to_the_retention_count_then_freed() {
+        let table = table(3);
+        let keys: Vec<Key> = (0..5).map(|_| table.alloc().unwrap().0).collect();
+        for key in &keys {
+            finish(table, *key);
+        }
+        let kept: Vec<bool> = keys.iter().map(|k| table.get(*k).is_some()).collect();
+        assert_eq!(kept, [false, false, true, true, true], "the 3 newest stay, DONE");
+        assert!(keys[2..].iter().all(|k| table.get(*k).unwrap().phase.load(Relaxed) == DONE));
+        let (total, by_location) = table.completions();
+        assert_eq!(total, 5);
+        assert_eq!(by_location.values().sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn slots_freed_on_one_thread_are_reused_by_another_and_counts_survive_its_exit() {
+        let table = table(0);
+        let keys: Vec<Key> = (0..2 * local::FREE_MAX).map(|_| table.alloc().unwrap().0).collect();
+        std::thread::spawn(move || {
+            for key in keys {
+                finish(table, key);
+            }
+        })
+        .join()
+        .expect("finisher");
+        let before = table.len();
+        for _ in 0..2 * local::FREE_MAX {
+            table.alloc().unwrap();
+        }
+        assert_eq!(table.len(), before, "the finisher's free slots came back when it exited");
+        assert_eq!(table.completions().0, 2 * local::FREE_MAX as u64, "its counts were folded in");
     }
 }

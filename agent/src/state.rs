@@ -1,14 +1,15 @@
-//! The one owner of the task table.
+//! The one reader of the task table.
 //!
-//! The hot path writes counters into slots and announces spawns and
-//! completions through a bounded queue ([`crate::recorder`]). This task, on the
-//! agent's thread, is the only reader of that queue and the only one who
-//! recycles slots: it keeps completed tasks for a bounded time and count,
-//! keeps per-location spawn/completion totals, and answers the server's
-//! snapshot, summary and watch requests by scanning the slots. Because it owns
-//! all of this alone, none of it needs a lock.
+//! The hot path writes counters into slots ([`crate::recorder`]); the thread
+//! a task finishes on counts it and keeps its slot for display until
+//! retention lets it go ([`crate::slots`]). This task, on the agent's thread,
+//! answers the server's snapshot, summary and watch requests by scanning the
+//! slots: live tasks, and the newest completed ones within the retention age
+//! and count. Spawn totals per location are the threads' completion counts
+//! plus the live tasks found. It owns its watchers alone, so none of this
+//! needs a lock.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +20,12 @@ use tokio::time::Instant;
 
 use crate::clock;
 use crate::files::FILES;
-use crate::recorder::{Notice, Recorder};
-use crate::slots::{kind_name, Key, Slot, DONE, HOOKED};
-use crate::Config;
+use crate::recorder::Recorder;
+use crate::slots::{kind_name, Key, LocKey, Slot, DONE, HOOKED};
 
 /// Tasks per message in streamed answers (well under tonic's 4 MiB limit).
 pub(crate) const CHUNK: usize = 2000;
-/// How often the owner drains the queue, expires retained tasks and feeds watchers.
+/// How often the owner looks whether a watcher is due.
 const TICK: Duration = Duration::from_millis(10);
 /// Shortest watch interval.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
@@ -109,8 +109,6 @@ struct Watcher {
     totals_sent: FastMap<LocKey, (u64, u64)>,
 }
 
-type LocKey = (u32, u64);
-
 /// A fast hasher for the owner's small integer keys (task ids, locations):
 /// SipHash's DoS resistance buys nothing here and costs the agent's thread.
 #[derive(Default, Clone, Copy)]
@@ -139,28 +137,24 @@ type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
 /// The state owner. Build with [`StateOwner::new`], run with [`StateOwner::run`].
 pub(crate) struct StateOwner {
     recorder: &'static Recorder,
-    config: Arc<Config>,
     rx: mpsc::Receiver<Command>,
-    /// Completed tasks kept for display, oldest first.
-    retained: VecDeque<(Key, u64)>,
-    /// Completed tasks per spawn location (spawned = completed + live).
+    /// Completed tasks per spawn location (spawned = completed + live), as
+    /// of the latest [`Self::count_completions`].
     completed: FastMap<LocKey, u64>,
     completed_total: u64,
-    drops_seen: u64,
     watchers: Vec<Watcher>,
 }
 
 impl StateOwner {
-    pub(crate) fn new(recorder: &'static Recorder, config: Arc<Config>) -> (StateOwner, StateHandle) {
+    pub(crate) fn new(recorder: &'static Recorder) -> (StateOwner, StateHandle) {
         let (tx, rx) = mpsc::channel(64);
+        // From now on freed names wait for this owner (see `Table::bury_names`).
+        recorder.table.bury_names();
         let owner = StateOwner {
             recorder,
-            config,
             rx,
-            retained: VecDeque::new(),
             completed: FastMap::default(),
             completed_total: 0,
-            drops_seen: 0,
             watchers: Vec::new(),
         };
         (owner, StateHandle { tx })
@@ -174,13 +168,11 @@ impl StateOwner {
             tokio::select! {
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    self.drain();
+                    self.recorder.table.bury_names();
                     self.handle(cmd);
                 }
                 _ = tick.tick() => {
-                    self.drain();
-                    self.expire();
-                    self.sweep_after_drops();
+                    self.recorder.table.bury_names();
                     self.feed_watchers();
                 }
             }
@@ -200,8 +192,9 @@ impl StateOwner {
             }
             Command::Summary(reply) => {
                 // Counts only: no per-task record is built (no name or path copies).
+                self.count_completions();
                 let now_ns = clock::now_ns();
-                let counts = self.tally(self.slots().map(verdict));
+                let counts = self.tally(self.slots().map(|(_, slot)| verdict(slot)));
                 let _ = reply.send(Summary { now_ns, counts, dropped_events: self.dropped() });
             }
             Command::Watch(interval, reply) => {
@@ -224,70 +217,54 @@ impl StateOwner {
         self.recorder.dropped.load(Relaxed)
     }
 
-    /// Takes every pending notice off the queue.
-    fn drain(&mut self) {
-        let table = &self.recorder.table;
-        while let Some(Notice(key)) = self.recorder.notices.pop() {
-            self.completed_total += 1;
-            if let Some(slot) = table.get(key) {
-                *self.completed.entry(loc_key(slot)).or_default() += 1;
-                self.retained.push_back((key, slot.completed_at.load(Relaxed)));
-            }
-        }
+    /// Reads the threads' completion counts.
+    pub(crate) fn count_completions(&mut self) {
+        let (total, by_location) = self.recorder.table.completions();
+        self.completed_total = total;
+        self.completed = by_location.into_iter().collect();
     }
 
-    /// Recycles completed tasks beyond the retention count or age.
-    fn expire(&mut self) {
-        let now = clock::now_ns();
-        let max_age = self.config.retain_for.as_nanos() as u64;
-        while let Some(&(key, completed)) = self.retained.front() {
-            let too_many = self.retained.len() > self.config.retain_done;
-            let too_old = now.saturating_sub(clock::to_ns(completed)) >= max_age;
-            if !(too_many || too_old) {
-                break;
-            }
-            self.retained.pop_front();
-            if self.recorder.table.get(key).is_some() {
-                self.recorder.table.free(key.index());
-            }
-        }
-    }
-
-    /// After notices were dropped, finds completed tasks the queue never told
-    /// us about, so their slots are still recycled and memory stays bounded.
-    fn sweep_after_drops(&mut self) {
-        let dropped = self.dropped();
-        if dropped == self.drops_seen {
-            return;
-        }
-        self.drops_seen = dropped;
-        let known: HashSet<Key> = self.retained.iter().map(|(k, _)| *k).collect();
-        let table = &self.recorder.table;
-        for index in 0..table.len() {
-            let (Some(key), Some(slot)) = (table.key_at(index), table.slot(index)) else { continue };
-            if slot.phase.load(Acquire) == DONE && !known.contains(&key) {
-                self.retained.push_back((key, slot.completed_at.load(Relaxed)));
-            }
-        }
-    }
-
-    /// The slots of live and retained tasks.
-    fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
+    /// The slots of live tasks, then of the completed ones to show: the
+    /// newest `retain_done` that completed within `retain_for`. (Threads keep
+    /// up to that many each, and free theirs only when they finish another.)
+    fn slots(&self) -> impl Iterator<Item = (Key, &'static Slot)> + '_ {
         let table: &'static crate::slots::Table = &self.recorder.table;
-        (0..table.len()).filter_map(move |index| {
-            let slot = table.get(table.key_at(index)?)?;
-            // A zero spawn time: still being filled in by its spawner.
-            (slot.spawned_at.load(Acquire) != 0).then_some(slot)
-        })
+        let mut done = Vec::new();
+        let live: Vec<(Key, &'static Slot)> = (0..table.len())
+            .filter_map(|index| {
+                let key = table.key_at(index)?;
+                let slot = table.get(key)?;
+                // A zero spawn time: still being filled in by its spawner.
+                if slot.spawned_at.load(Acquire) == 0 {
+                    return None;
+                }
+                if slot.phase.load(Acquire) == DONE {
+                    done.push((slot.completed_at.load(Relaxed), key, slot));
+                    return None;
+                }
+                Some((key, slot))
+            })
+            .collect();
+        let retention = table.retention();
+        let now = clock::raw();
+        done.retain(|(at, _, _)| clock::ticks_to_ns(now.saturating_sub(*at)) < retention.for_ns);
+        done.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        done.truncate(retention.done);
+        live.into_iter().chain(done.into_iter().map(|(_, key, slot)| (key, slot)))
     }
 
-    fn scan(&self) -> Scan {
+    fn scan(&mut self) -> Scan {
+        self.count_completions();
         let files = FILES.get().map(|f| f.all()).unwrap_or_default();
         let now_ns = clock::now_ns();
         let mut tasks = Vec::new();
         let mut live_by_loc: FastMap<LocKey, u64> = FastMap::default();
-        for slot in self.slots() {
+        for (key, slot) in self.slots() {
             let (task, fp) = task_of(slot, &files);
+            if !self.recorder.table.still(key, slot) {
+                // It finished and its slot went to another task while read.
+                continue;
+            }
             if task.state != proto::TaskState::Done as i32 {
                 *live_by_loc.entry(loc_key(slot)).or_default() += 1;
             }
@@ -441,7 +418,7 @@ fn verdict(slot: &Slot) -> (proto::TaskState, bool) {
         proto::TaskState::Done
     } else if poll_started != 0 && poll_started > poll_ended {
         proto::TaskState::Running
-    } else if raw(&slot.polls) == 0 || raw(&slot.wakes) > raw(&slot.wakes_at_poll) {
+    } else if raw(&slot.polls) == 0 || slot.woken.load(Acquire) != 0 {
         proto::TaskState::Scheduled
     } else {
         proto::TaskState::Idle

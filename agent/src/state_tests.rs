@@ -7,14 +7,15 @@ use std::future::pending;
 use std::time::Duration;
 
 use super::*;
+use crate::Config;
 #[cfg(feature = "tracing")]
 use crate::subscriber::TaskSubscriber;
 
 fn setup(config: Config) -> (&'static Recorder, StateOwner) {
     clock::start();
     let _ = FILES.set(crate::files::Files::new());
-    let recorder: &'static Recorder = Box::leak(Box::new(Recorder::new(1024)));
-    let (owner, _handle) = StateOwner::new(recorder, Arc::new(config));
+    let recorder: &'static Recorder = Box::leak(Box::new(Recorder::new(config.retention())));
+    let (owner, _handle) = StateOwner::new(recorder);
     (recorder, owner)
 }
 
@@ -68,7 +69,6 @@ fn states_leaks_and_wakers_are_derived_from_real_tasks() {
             .expect("spawn");
         tokio::time::sleep(Duration::from_millis(20)).await;
     });
-    owner.drain();
     let scan = owner.scan();
     let forever = by_name(&scan, "forever");
     assert_eq!(forever.state, proto::TaskState::Idle as i32);
@@ -106,8 +106,7 @@ fn completed_tasks_are_recycled_past_retention() {
             tokio::spawn(async {}).await.expect("join");
         }
     });
-    owner.drain();
-    owner.expire();
+    owner.count_completions();
     let scan = owner.scan();
     let done = scan.tasks.iter().filter(|(t, _)| t.state == proto::TaskState::Done as i32).count();
     assert_eq!(done, 3, "only the 3 most recent completed tasks are kept");
@@ -120,8 +119,7 @@ fn completed_tasks_are_recycled_past_retention() {
             tokio::task::yield_now().await;
         }
     });
-    owner.drain();
-    owner.expire();
+    owner.count_completions();
     assert!(recorder.table.len() <= before + 5, "table grew from {before} to {}", recorder.table.len());
     assert_eq!(owner.completed_total, 102, "100 tasks and 2 block_on futures");
 }
@@ -136,7 +134,6 @@ fn watch_sends_snapshot_then_only_changes() {
         }
         tokio::task::yield_now().await;
     });
-    owner.drain();
     let (tx, mut rx) = mpsc::channel(16);
     owner.watchers.push(Watcher {
         tx,
@@ -188,7 +185,6 @@ fn hooks_record_states_parked_times_and_completions() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         (forever, receiver, short)
     });
-    owner.drain();
     let scan = owner.scan();
     let id = |h: &tokio::task::JoinHandle<()>| crate::hooks::id_u64(h.id());
     let forever = by_id(&scan, id(&forever));
@@ -209,7 +205,6 @@ fn hooks_record_states_parked_times_and_completions() {
         tx.send(()).await.expect("receiver alive");
         tokio::time::sleep(Duration::from_millis(20)).await;
     });
-    owner.drain();
     let scan = owner.scan();
     let receiver = by_id(&scan, id(&receiver));
     assert_eq!(receiver.state, proto::TaskState::Done as i32);
@@ -226,8 +221,7 @@ fn hooked_slots_are_recycled_past_retention() {
                 tokio::spawn(async {}).await.expect("join");
             }
         });
-        owner.drain();
-        owner.expire();
+        owner.count_completions();
     }
     let scan = owner.scan();
     let done = scan.tasks.iter().filter(|(t, _)| t.state == proto::TaskState::Done as i32).count();

@@ -41,7 +41,7 @@ pub const TCP_ANY: EnvVar = EnvVar {
 pub const RETAIN_DONE: EnvVar = EnvVar {
     name: "TASKSCOPE_RETAIN_DONE",
     default: "1000",
-    doc: "Completed tasks kept for display, at most (oldest dropped first).",
+    doc: "Completed tasks shown, at most (the newest); each thread keeps up to this many of its own.",
 };
 
 /// How long completed tasks are kept.
@@ -49,13 +49,6 @@ pub const RETAIN_FOR: EnvVar = EnvVar {
     name: "TASKSCOPE_RETAIN_FOR",
     default: "10s",
     doc: "How long a completed task is kept for display (`500ms`, `10s`, `2m`).",
-};
-
-/// Capacity of the lifecycle event queue.
-pub const QUEUE: EnvVar = EnvVar {
-    name: "TASKSCOPE_QUEUE",
-    default: "65536",
-    doc: "Capacity of the bounded queue of spawn/complete events; events beyond it are counted as dropped.",
 };
 
 /// Default dump timeout.
@@ -83,7 +76,7 @@ pub const DISABLE: EnvVar = EnvVar {
 };
 
 /// Every variable, in the order the docs list them.
-pub const ALL: &[EnvVar] = &[DIR, TCP, TCP_ANY, RETAIN_DONE, RETAIN_FOR, QUEUE, DUMP_TIMEOUT, MT_DUMPS, DISABLE];
+pub const ALL: &[EnvVar] = &[DIR, TCP, TCP_ANY, RETAIN_DONE, RETAIN_FOR, DUMP_TIMEOUT, MT_DUMPS, DISABLE];
 
 /// The table as Markdown, as it appears in the README.
 pub fn markdown_table() -> String {

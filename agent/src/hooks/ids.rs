@@ -29,6 +29,8 @@ const EMPTY: u64 = 0;
 /// `Entry::id` of an entry whose task is gone.
 const TOMB: u64 = u64::MAX;
 const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Consecutive ids that hash to consecutive entries (see `Table::probe`).
+const RUN: u64 = 8;
 
 struct Entry {
     id: AtomicU64,
@@ -51,7 +53,12 @@ impl Table {
     /// The entries `id` may be in, in probe order.
     #[inline]
     fn probe(&self, id: u64) -> impl Iterator<Item = &Entry> {
-        let start = (id.wrapping_mul(SPREAD) >> 32) as usize;
+        // Runs of `RUN` consecutive ids (tasks spawned one after another)
+        // share neighbouring entries, so a burst of spawns or completions
+        // touches a cache line per run instead of one per task; the runs
+        // themselves are spread by a Fibonacci hash.
+        let run = ((id / RUN).wrapping_mul(SPREAD) >> 32) as usize;
+        let start = run * RUN as usize + (id % RUN) as usize;
         (0..MAX_PROBE.min(self.entries.len())).map(move |i| &self.entries[(start + i) & self.mask])
     }
 

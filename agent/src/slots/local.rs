@@ -1,0 +1,243 @@
+//! What each thread keeps for itself: free slots, its newest completed tasks,
+//! and its completion counts.
+//!
+//! Why per thread: a completion used to be a notice in a shared queue that
+//! the state owner drained, read the slot for, kept, and later freed, so every
+//! task's slot crossed from the worker to the agent's thread and back, and
+//! the next spawn took a slot that had gone cold. Measured on spawn-heavy
+//! work, that round trip and the agent thread's share of the two cores were
+//! most of the lean mode's cost. Now the thread a task finishes on does all of
+//! it, on memory only it writes:
+//! - it keeps its newest completed tasks in place (their slots stay DONE, so
+//!   scans show them) up to the retention count and age, and frees the oldest
+//!   when a newer one needs the room;
+//! - it keeps freed slots in a LIFO list, so the next spawn on this thread
+//!   reuses a slot that is still in its cache; past [`FREE_MAX`] it hands half
+//!   to the table's shared list, where threads that spawn more than they
+//!   finish find them;
+//! - it counts completions, in total and per spawn location, in a [`Counts`]
+//!   that the state owner sums when it reports totals.
+//!
+//! When the thread exits, its kept tasks are freed (they were older than a
+//! blocking thread's keep-alive anyway), its free slots go to the shared
+//! list, and its counts are folded into the table's retired totals. A thread
+//! that no longer has its thread-locals (while they are being torn down) takes
+//! the shared path for everything.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Arc;
+
+use super::{Key, Slot, Table};
+use crate::clock;
+
+/// Free slots a thread keeps; past this it hands half to the shared list.
+pub(super) const FREE_MAX: usize = 256;
+/// Spawn locations one thread counts completions for separately.
+const LOCATIONS: usize = 1024;
+
+/// How many completed tasks are kept for display, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retention {
+    /// Kept per thread at most; scans show the newest this many overall.
+    pub done: usize,
+    /// Age after which a completed task is no longer shown, and is freed by
+    /// its thread at its next completion.
+    pub for_ns: u64,
+}
+
+/// A spawn location as a slot stores it: interned file, line and column.
+pub(crate) type LocKey = (u32, u64);
+
+/// Completions one thread counted for one table. Only that thread writes;
+/// the state owner reads.
+pub(crate) struct Counts {
+    total: AtomicU64,
+    /// Open addressing by location; an entry is in use once its count is non-zero.
+    locations: Box<[LocCount]>,
+}
+
+#[derive(Default)]
+struct LocCount {
+    file: AtomicU32,
+    line_col: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Counts {
+    fn new() -> Counts {
+        Counts { total: AtomicU64::new(0), locations: (0..LOCATIONS).map(|_| LocCount::default()).collect() }
+    }
+
+    /// Counts one completion at `loc` (owner thread only: load + store, no locked op).
+    fn add(&self, loc: LocKey) {
+        self.total.store(self.total.load(Relaxed) + 1, Release);
+        let start = (loc.0 as u64 ^ loc.1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
+        for i in 0..16 {
+            let entry = &self.locations[(start as usize + i) % LOCATIONS];
+            let count = entry.count.load(Relaxed);
+            if count == 0 {
+                entry.file.store(loc.0, Relaxed);
+                entry.line_col.store(loc.1, Relaxed);
+                entry.count.store(1, Release);
+                return;
+            }
+            if entry.file.load(Relaxed) == loc.0 && entry.line_col.load(Relaxed) == loc.1 {
+                entry.count.store(count + 1, Release);
+                return;
+            }
+        }
+        // No room near this location's entry: counted in the total only.
+    }
+
+    /// Adds these counts into `total` and `by_location`.
+    fn sum_into(&self, total: &mut u64, by_location: &mut HashMap<LocKey, u64>) {
+        *total += self.total.load(Acquire);
+        for entry in self.locations.iter() {
+            let count = entry.count.load(Acquire);
+            if count != 0 {
+                let loc = (entry.file.load(Relaxed), entry.line_col.load(Relaxed));
+                *by_location.entry(loc).or_default() += count;
+            }
+        }
+    }
+}
+
+/// The table's side: the threads' counts, and what exited threads left.
+#[derive(Default)]
+pub(crate) struct Threads {
+    live: Vec<Arc<Counts>>,
+    retired_total: u64,
+    retired: HashMap<LocKey, u64>,
+}
+
+impl Threads {
+    /// Registers a thread's counts.
+    fn join(&mut self, counts: Arc<Counts>) {
+        self.live.push(counts);
+    }
+
+    /// Folds an exiting thread's counts into the retired totals.
+    fn leave(&mut self, counts: &Arc<Counts>) {
+        counts.sum_into(&mut self.retired_total, &mut self.retired);
+        self.live.retain(|c| !Arc::ptr_eq(c, counts));
+    }
+
+    /// Completions so far, in total and per location.
+    pub(crate) fn totals(&self) -> (u64, HashMap<LocKey, u64>) {
+        let mut total = self.retired_total;
+        let mut by_location = self.retired.clone();
+        for counts in &self.live {
+            counts.sum_into(&mut total, &mut by_location);
+        }
+        (total, by_location)
+    }
+
+    /// A completion counted where no thread-local state is at hand.
+    fn add_retired(&mut self, loc: LocKey) {
+        self.retired_total += 1;
+        *self.retired.entry(loc).or_default() += 1;
+    }
+}
+
+/// One thread's state for one table.
+struct PerTable {
+    table: &'static Table,
+    free: Vec<u32>,
+    /// Completed tasks kept, oldest first, with their completion time.
+    kept: VecDeque<(Key, u64)>,
+    counts: Arc<Counts>,
+}
+
+impl PerTable {
+    fn new(table: &'static Table) -> PerTable {
+        let counts = Arc::new(Counts::new());
+        table.threads().join(counts.clone());
+        PerTable { table, free: Vec::with_capacity(FREE_MAX), kept: VecDeque::new(), counts }
+    }
+
+    fn free(&mut self, key: Key) {
+        if let Some(index) = self.table.release(key) {
+            if self.free.len() >= FREE_MAX {
+                for i in self.free.drain(..FREE_MAX / 2) {
+                    self.table.shared_free.push(i);
+                }
+            }
+            self.free.push(index);
+        }
+    }
+}
+
+impl Drop for PerTable {
+    fn drop(&mut self) {
+        for (key, _) in std::mem::take(&mut self.kept) {
+            if let Some(index) = self.table.release(key) {
+                self.table.shared_free.push(index);
+            }
+        }
+        for i in self.free.drain(..) {
+            self.table.shared_free.push(i);
+        }
+        self.table.threads().leave(&self.counts);
+    }
+}
+
+thread_local! {
+    /// This thread's state, per table (nearly always one).
+    static LOCAL: RefCell<Vec<PerTable>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's state for `table`; `None` when the thread-locals
+/// are gone (thread exit) or in use further up the stack.
+fn with_local<R>(table: &'static Table, f: impl FnOnce(&mut PerTable) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|local| {
+            let mut local = local.try_borrow_mut().ok()?;
+            let position = match local.iter().position(|p| std::ptr::eq(p.table, table)) {
+                Some(p) => p,
+                None => {
+                    local.push(PerTable::new(table));
+                    local.len() - 1
+                }
+            };
+            Some(f(&mut local[position]))
+        })
+        .ok()
+        .flatten()
+}
+
+/// A free slot index for a new task: this thread's newest free slot, else
+/// one from the shared list; `None` when both are empty.
+pub(super) fn take_free(table: &'static Table) -> Option<usize> {
+    with_local(table, |local| local.free.pop())
+        .flatten()
+        .or_else(|| table.shared_free.pop())
+        .map(|i| i as usize)
+}
+
+/// The task in `slot` (key `key`) completed at `now`: counts it, keeps it,
+/// and frees whatever retention no longer covers.
+pub(super) fn finished(table: &'static Table, key: Key, slot: &Slot, now: u64) {
+    let loc = (slot.file.load(Relaxed), slot.line_col.load(Relaxed));
+    let retention = table.retention;
+    let kept = with_local(table, |local| {
+        local.counts.add(loc);
+        local.kept.push_back((key, now));
+        while let Some(&(oldest, at)) = local.kept.front() {
+            let too_many = local.kept.len() > retention.done;
+            if !too_many && clock::ticks_to_ns(now.saturating_sub(at)) < retention.for_ns {
+                break;
+            }
+            local.kept.pop_front();
+            local.free(oldest);
+        }
+    });
+    if kept.is_none() {
+        // No thread-local state: count it under the lock and free it now.
+        table.threads().add_retired(loc);
+        if let Some(index) = table.release(key) {
+            table.shared_free.push(index);
+        }
+    }
+}
