@@ -8,6 +8,8 @@
 //! nanoseconds since the agent started only when a snapshot is taken.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+pub(crate) mod coarse;
 use std::sync::OnceLock;
 
 struct AgentClock {

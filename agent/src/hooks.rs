@@ -27,8 +27,8 @@ use tokio::runtime::TaskMeta;
 
 use crate::clock;
 use crate::files::FILES;
-use crate::recorder::{on_agent_thread, Recorder, TRACED};
-use crate::slots::{Key, HOOKED, LIVE, TAG_SHIFT};
+use crate::recorder::{exit_slot, on_agent_thread, Recorder, TRACED};
+use crate::slots::{Key, Slot, HOOKED, LIVE, TAG_SHIFT};
 
 mod ids;
 
@@ -42,6 +42,7 @@ static NEXT_TAG: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs the recording hooks on `builder`, feeding `recorder`.
 pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static Recorder) {
+    clock::coarse::start();
     let tag = NEXT_TAG.fetch_add(1, Relaxed).min(TAGS - 1);
     builder
         .on_task_spawn(move |meta| spawn(recorder, meta, tag))
@@ -97,38 +98,37 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     slot.line_col.store(((location.line() as u64) << 32) | location.column() as u64, Relaxed);
     // Spawned from inside a poll: the poll's start stands for the spawn time
     // (closer than a millisecond, and one clock read fewer per spawn).
-    let started = POLLING.get().2;
-    slot.spawned_at.store(if started != 0 { started } else { clock::raw() }, Release);
+    let started = POLLING.get().started;
+    slot.spawned_at.store(if started != 0 { started } else { clock::coarse::now() }, Release);
     IDS.insert(id, key);
-    remember(id, key);
+    remember(id, key, slot);
 }
 
-fn before_poll(recorder: &Recorder, meta: &TaskMeta<'_>, tag: usize) {
+fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     if RUNTIMES[tag].load(Relaxed) == 0 {
         learn_runtime(tag);
     }
     let id = id_u64(meta.id());
-    let Some(key) = find(id) else { return };
-    let Some(slot) = recorder.table.get(key) else { return };
-    let now = clock::raw();
+    let Some((key, slot)) = find(recorder, id) else { return };
+    let now = clock::coarse::now();
     recorder.enter_at(key, slot, now);
-    POLLING.set((id, key.0, now));
+    POLLING.set(Polling { id, key: key.0, started: now, slot: Some(slot) });
 }
 
 fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
-    let (polling, key, _) = POLLING.get();
+    let polling = POLLING.get();
     // A poll nested in this one (a `LocalSet`'s) may have replaced the entry.
-    let key = if polling == id {
-        Key(key)
-    } else if let Some(key) = find(id) {
-        key
+    let (key, slot) = if let (true, Some(slot)) = (polling.id == id, polling.slot) {
+        (Key(polling.key), slot)
+    } else if let Some(found) = find(recorder, id) {
+        found
     } else {
         return;
     };
-    POLLING.set((0, 0, 0));
-    let now = clock::raw();
-    recorder.exit_at(key, now);
+    POLLING.set(Polling::NONE);
+    let now = clock::coarse::now();
+    exit_slot(key, slot, now);
     if FINISHED.get() == key.0 {
         FINISHED.set(0);
         recorder.complete_at(key, now);
@@ -139,13 +139,13 @@ fn terminate(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
     // No entry: spawned on the agent's thread, or while the table was full.
     let Some(key) = IDS.remove(id) else { return };
-    if POLLING.get().0 == id {
+    if POLLING.get().id == id {
         // Completed inside its poll: tokio calls the after-poll hook next.
         // Announcing the completion there keeps the slot from being recycled
         // while that hook still writes to it, and shares its clock read.
         FINISHED.set(key.0);
     } else {
-        recorder.complete_at(key, clock::raw());
+        recorder.complete_at(key, clock::coarse::now());
     }
 }
 
@@ -190,29 +190,48 @@ static IDS: ids::IdMap = ids::IdMap::new();
 /// Entries in each thread's cache of recent ids.
 const CACHE: usize = 256;
 
+/// The poll this thread is in.
+#[derive(Clone, Copy)]
+struct Polling {
+    /// Task id; 0 between polls.
+    id: u64,
+    key: u64,
+    started: u64,
+    slot: Option<&'static Slot>,
+}
+
+impl Polling {
+    const NONE: Polling = Polling { id: 0, key: 0, started: 0, slot: None };
+}
+
 thread_local! {
-    /// `(id, key, poll start)` of the task this thread is polling; zeros between polls.
-    static POLLING: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+    static POLLING: Cell<Polling> = const { Cell::new(Polling::NONE) };
     /// Key of the task that completed in the poll this thread is in.
     static FINISHED: Cell<u64> = const { Cell::new(0) };
-    /// `(id, key)` of tasks this thread spawned or polled lately, by `id % CACHE`.
-    static RECENT: [Cell<(u64, u64)>; CACHE] = const { [const { Cell::new((0, 0)) }; CACHE] };
+    /// `(id, key, slot)` of tasks this thread spawned or polled lately, by
+    /// `id % CACHE`. The slot needs no generation check: hooks name a task
+    /// only while it lives (its slot is freed after its last hook), and ids
+    /// are never reused, so an entry found by a live task's id is current.
+    static RECENT: [Cell<(u64, u64, Option<&'static Slot>)>; CACHE] =
+        const { [const { Cell::new((0, 0, None)) }; CACHE] };
 }
 
-fn remember(id: u64, key: Key) {
-    RECENT.with(|r| r[id as usize % CACHE].set((id, key.0)));
+fn remember(id: u64, key: Key, slot: &'static Slot) {
+    RECENT.with(|r| r[id as usize % CACHE].set((id, key.0, Some(slot))));
 }
 
-/// The key of live task `id`: from this thread's cache, else the shared map.
+/// The key and slot of live task `id`: from this thread's cache, else the shared map.
 #[inline]
-fn find(id: u64) -> Option<Key> {
-    let (cached, key) = RECENT.with(|r| r[id as usize % CACHE].get());
-    if cached == id {
-        return Some(Key(key));
+fn find(recorder: &'static Recorder, id: u64) -> Option<(Key, &'static Slot)> {
+    if let (cached, key, Some(slot)) = RECENT.with(|r| r[id as usize % CACHE].get()) {
+        if cached == id {
+            return Some((Key(key), slot));
+        }
     }
     let key = IDS.get(id)?;
-    remember(id, key);
-    Some(key)
+    let slot = recorder.table.get(key)?;
+    remember(id, key, slot);
+    Some((key, slot))
 }
 
 #[cfg(test)]

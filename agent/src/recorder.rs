@@ -31,7 +31,7 @@ use tracing_core::span::Attributes;
 use crate::clock;
 #[cfg(feature = "tracing")]
 use crate::fields::{SpawnFields, WakeOp};
-use crate::slots::{Key, Retention, Table, HOOKED};
+use crate::slots::{Key, Retention, Slot, Table, HOOKED};
 
 /// The process-wide recorder.
 pub(crate) struct Recorder {
@@ -166,18 +166,19 @@ impl Recorder {
     /// A poll of `key`'s task (in `slot`) starts at `now`. False when the
     /// poll is a dump's: then it is not recorded, up to its [`Self::exit_at`].
     #[inline]
-    pub(crate) fn enter_at(&self, key: Key, slot: &crate::slots::Slot, now: u64) -> bool {
+    pub(crate) fn enter_at(&self, key: Key, slot: &Slot, now: u64) -> bool {
         if (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0) && self.dump_poll(slot) {
             UNRECORDED.set(key.0);
             return false;
         }
         slot.poll_started.store(now, Release);
+        slot.running.store(1, Release);
         true
     }
 
     /// Whether this poll is a dump's (tracing poll or the re-poll after it).
     #[cold]
-    fn dump_poll(&self, slot: &crate::slots::Slot) -> bool {
+    fn dump_poll(&self, slot: &Slot) -> bool {
         let flags = slot.dump_flags.load(Acquire);
         if flags & REPOLL != 0 {
             slot.dump_flags.fetch_and(!REPOLL, AcqRel);
@@ -211,17 +212,11 @@ impl Recorder {
     /// A poll ends at `now`. Only the polling thread writes these counters,
     /// and tokio orders successive polls of a task, so plain load + store
     /// suffices.
+    #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn exit_at(&self, key: Key, now: u64) {
-        if UNRECORDED.get() == key.0 {
-            UNRECORDED.set(0);
-            return;
-        }
         if let Some(slot) = self.table.get(key) {
-            let started = slot.poll_started.load(Relaxed);
-            slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
-            slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
-            slot.poll_ended.store(now, Release);
+            exit_slot(key, slot, now);
         }
     }
 
@@ -301,4 +296,19 @@ impl Recorder {
             }
         }
     }
+}
+
+/// A poll of `key`'s task, whose slot `slot` is, ends at `now` (see
+/// [`Recorder::exit_at`]; the hooks hold the slot already).
+#[inline]
+pub(crate) fn exit_slot(key: Key, slot: &Slot, now: u64) {
+    if UNRECORDED.get() == key.0 {
+        UNRECORDED.set(0);
+        return;
+    }
+    let started = slot.poll_started.load(Relaxed);
+    slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
+    slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
+    slot.poll_ended.store(now, Release);
+    slot.running.store(0, Release);
 }

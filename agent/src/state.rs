@@ -248,7 +248,7 @@ impl StateOwner {
         let retention = table.retention();
         let now = clock::raw();
         done.retain(|(at, _, _)| clock::ticks_to_ns(now.saturating_sub(*at)) < retention.for_ns);
-        done.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        done.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
         done.truncate(retention.done);
         live.into_iter().chain(done.into_iter().map(|(_, key, slot)| (key, slot)))
     }
@@ -413,10 +413,9 @@ fn location(files: &[Arc<str>], file: u32, line_col: u64) -> proto::Location {
 /// A task's derived state, and whether it is leaked (idle with no live waker).
 fn verdict(slot: &Slot) -> (proto::TaskState, bool) {
     let raw = |c: &std::sync::atomic::AtomicU64| c.load(Acquire);
-    let (poll_started, poll_ended) = (raw(&slot.poll_started), raw(&slot.poll_ended));
     let state = if raw(&slot.completed_at) != 0 || slot.phase.load(Acquire) == DONE {
         proto::TaskState::Done
-    } else if poll_started != 0 && poll_started > poll_ended {
+    } else if slot.running.load(Acquire) != 0 {
         proto::TaskState::Running
     } else if raw(&slot.polls) == 0 || slot.woken.load(Acquire) != 0 {
         proto::TaskState::Scheduled

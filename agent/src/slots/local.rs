@@ -34,6 +34,8 @@ use crate::clock;
 
 /// Free slots a thread keeps; past this it hands half to the shared list.
 pub(super) const FREE_MAX: usize = 256;
+/// Fresh slots a thread takes from the table at once.
+const FRESH: u32 = 32;
 /// Spawn locations one thread counts completions for separately.
 const LOCATIONS: usize = 1024;
 
@@ -160,24 +162,40 @@ impl PerTable {
     fn free(&mut self, key: Key) {
         if let Some(index) = self.table.release(key) {
             if self.free.len() >= FREE_MAX {
-                for i in self.free.drain(..FREE_MAX / 2) {
-                    self.table.shared_free.push(i);
-                }
+                // Hand the older half over in one piece; keep the newer,
+                // still-warm half.
+                let mut newer = Vec::with_capacity(FREE_MAX);
+                newer.extend_from_slice(&self.free[FREE_MAX / 2..]);
+                self.free.truncate(FREE_MAX / 2);
+                self.table.shared_free.push(std::mem::replace(&mut self.free, newer));
             }
             self.free.push(index);
         }
+    }
+
+    fn take(&mut self) -> Option<usize> {
+        if let Some(index) = self.free.pop() {
+            return Some(index as usize);
+        }
+        if let Some(batch) = self.table.shared_free.pop() {
+            self.free = batch;
+        } else {
+            self.free.extend(self.table.fresh(FRESH)?);
+            // Lowest index first, as a single-threaded program would.
+            self.free.reverse();
+        }
+        self.free.pop().map(|i| i as usize)
     }
 }
 
 impl Drop for PerTable {
     fn drop(&mut self) {
+        let mut left = std::mem::take(&mut self.free);
         for (key, _) in std::mem::take(&mut self.kept) {
-            if let Some(index) = self.table.release(key) {
-                self.table.shared_free.push(index);
-            }
+            left.extend(self.table.release(key));
         }
-        for i in self.free.drain(..) {
-            self.table.shared_free.push(i);
+        if !left.is_empty() {
+            self.table.shared_free.push(left);
         }
         self.table.threads().leave(&self.counts);
     }
@@ -208,12 +226,26 @@ fn with_local<R>(table: &'static Table, f: impl FnOnce(&mut PerTable) -> R) -> O
 }
 
 /// A free slot index for a new task: this thread's newest free slot, else
-/// one from the shared list; `None` when both are empty.
+/// a batch from the shared list, else fresh ones; `None` when the table is full.
 pub(super) fn take_free(table: &'static Table) -> Option<usize> {
-    with_local(table, |local| local.free.pop())
-        .flatten()
-        .or_else(|| table.shared_free.pop())
-        .map(|i| i as usize)
+    match with_local(table, PerTable::take) {
+        Some(taken) => taken,
+        None => shared_take(table),
+    }
+}
+
+/// [`take_free`] without thread-local state.
+fn shared_take(table: &'static Table) -> Option<usize> {
+    if let Some(mut batch) = table.shared_free.pop() {
+        let index = batch.pop();
+        if !batch.is_empty() {
+            table.shared_free.push(batch);
+        }
+        if let Some(index) = index {
+            return Some(index as usize);
+        }
+    }
+    table.fresh(1).map(|range| range.start as usize)
 }
 
 /// The task in `slot` (key `key`) completed at `now`: counts it, keeps it,
@@ -237,7 +269,7 @@ pub(super) fn finished(table: &'static Table, key: Key, slot: &Slot, now: u64) {
         // No thread-local state: count it under the lock and free it now.
         table.threads().add_retired(loc);
         if let Some(index) = table.release(key) {
-            table.shared_free.push(index);
+            table.shared_free.push(vec![index]);
         }
     }
 }
