@@ -50,6 +50,9 @@ pub(crate) fn kind_code(kind: &str) -> u32 {
 /// Flag in `Slot::kind`: recorded by runtime hooks (lean mode), which see
 /// no wakers, so the slot has no wake counts and no leak verdict.
 pub(crate) const HOOKED: u32 = 0x100;
+/// Flag in `Slot::kind`: the task has a name (see [`Slot::set_name`]), which
+/// its slot's release must drop.
+pub(crate) const NAMED: u32 = 0x200;
 /// `Slot::kind >> TAG_SHIFT`: which hooked builder's runtime the task is on.
 pub(crate) const TAG_SHIFT: u32 = 16;
 
@@ -74,11 +77,11 @@ impl Key {
 /// Two cache lines, aligned: the first holds what every poll and the
 /// completion touch, so a task polled on another thread than the one that
 /// spawned it moves one line between cores, not the whole slot; the second
-/// holds what spawn writes once and the tracing mode's waker counts.
+/// holds what spawn writes once and the full mode's wake and waker counts.
 #[derive(Default)]
 #[repr(C, align(64))]
 pub(crate) struct Slot {
-    // First line: polls, wakes and completion.
+    // First line: polls and completion.
     pub generation: AtomicU32,
     /// Kind code (see [`kind_name`]), with the [`HOOKED`] flag.
     pub kind: AtomicU32,
@@ -98,12 +101,13 @@ pub(crate) struct Slot {
     pub polls: AtomicU64,
     pub busy: AtomicU64,
     pub completed_at: AtomicU64,
-    pub wakes: AtomicU64,
-    // Second line: spawn, and wakers (full mode).
+    /// Spawn line (high 32 bits) and column (low 32 bits). Here, not with
+    /// the other spawn fields, because a completion counts its location.
+    pub line_col: AtomicU64,
+    // Second line: spawn, and wakes (full mode).
     pub task_id: AtomicU64,
     pub spawned_at: AtomicU64,
-    /// Spawn line (high 32 bits) and column (low 32 bits).
-    pub line_col: AtomicU64,
+    pub wakes: AtomicU64,
     pub waker_clones: AtomicU64,
     pub waker_drops: AtomicU64,
     pub self_wakes: AtomicU64,
@@ -149,6 +153,7 @@ impl Slot {
         let boxed = Box::into_raw(Box::new(Box::<str>::from(name)));
         let old = self.name.swap(boxed, AcqRel);
         drop_name(old);
+        self.kind.fetch_or(NAMED, Relaxed);
     }
 
     /// The name, if any.
@@ -178,7 +183,7 @@ pub(crate) struct Table {
     /// Indexes below this have been handed out at least once.
     high_water: AtomicUsize,
     /// Free slots no thread keeps for itself (see [`local`]).
-    shared_free: SegQueue<Vec<u32>>,
+    shared_free: SegQueue<Vec<Key>>,
     /// Serialises segment allocation (rare: once per 4096 slots).
     grow: Mutex<()>,
     retention: Retention,
@@ -207,16 +212,18 @@ impl Table {
 
     /// A fresh slot for a new task, reset, in phase LIVE. `None` when the table is full.
     pub(crate) fn alloc(&'static self) -> Option<(Key, &'static Slot)> {
-        let index = local::take_free(self)?;
-        let slot = self.slot(index)?;
+        // The key comes with the slot's generation: the slot is only written
+        // here, never read, so its line need not arrive before we go on.
+        let key = local::take_free(self)?;
+        let slot = self.slot(key.index())?;
         slot.reset();
         slot.phase.store(LIVE, Release);
-        Some((Key::new(index, slot.generation.load(Relaxed)), slot))
+        Some((key, slot))
     }
 
-    /// `n` indexes never handed out before (fewer at the table's end), with
-    /// their segments allocated; `None` when the table is full.
-    fn fresh(&self, n: u32) -> Option<std::ops::Range<u32>> {
+    /// The keys of `n` slots never handed out before (fewer at the table's
+    /// end), with their segments allocated; `None` when the table is full.
+    fn fresh(&self, n: u32) -> Option<impl DoubleEndedIterator<Item = Key>> {
         const END: usize = SEGMENT * MAX_SEGMENTS;
         let start = self.high_water.fetch_add(n as usize, Relaxed);
         if start >= END {
@@ -228,7 +235,7 @@ impl Table {
         for segment in start / SEGMENT..=(end - 1) / SEGMENT {
             self.ensure_segment(segment)?;
         }
-        Some(start as u32..end as u32)
+        Some((start..end).map(|index| Key::new(index, 0)))
     }
 
     /// The task of `key` (in `slot`) completed at `now`: marks it DONE and
@@ -239,14 +246,17 @@ impl Table {
         local::finished(self, key, slot, now);
     }
 
-    /// Frees the slot of `key` if it still holds that task, returning its
-    /// index. Bumps the generation first so that late events for the old task
-    /// no longer match. Only the thread that keeps the task calls this.
-    fn release(&self, key: Key) -> Option<u32> {
-        let slot = self.get(key)?;
-        slot.generation.store(key.generation().wrapping_add(1), Release);
+    /// Frees the slot of `key`, whose task has a name if `named`, and returns
+    /// the slot's next key. Bumps the generation first so that late events for
+    /// the old task no longer match. Only the thread that keeps the task calls
+    /// this, so the slot is `key`'s; it is only written (but for a name),
+    /// which does not wait for a line that went cold while the task was kept.
+    fn release(&self, key: Key, named: bool) -> Option<Key> {
+        let slot = self.slot(key.index())?;
+        let next = key.generation().wrapping_add(1);
+        slot.generation.store(next, Release);
         slot.phase.store(FREE, Release);
-        let name = slot.name.swap(std::ptr::null_mut(), AcqRel);
+        let name = if named { slot.name.swap(std::ptr::null_mut(), AcqRel) } else { std::ptr::null_mut() };
         if !name.is_null() {
             if self.read.load(Acquire) {
                 self.graveyard.push(name as usize);
@@ -254,7 +264,7 @@ impl Table {
                 drop_name(name);
             }
         }
-        Some(key.index() as u32)
+        Some(Key::new(key.index(), next))
     }
 
     /// Called by the state owner before it reads this table, and between its

@@ -29,7 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 
-use super::{Key, Slot, Table};
+use super::{Key, Slot, Table, NAMED};
 use crate::clock;
 
 /// Free slots a thread keeps; past this it hands half to the shared list.
@@ -146,9 +146,10 @@ impl Threads {
 /// One thread's state for one table.
 struct PerTable {
     table: &'static Table,
-    free: Vec<u32>,
-    /// Completed tasks kept, oldest first, with their completion time.
-    kept: VecDeque<(Key, u64)>,
+    /// Keys of free slots (next generation), newest last.
+    free: Vec<Key>,
+    /// Completed tasks kept, oldest first: key, completion time, named.
+    kept: VecDeque<(Key, u64, bool)>,
     counts: Arc<Counts>,
 }
 
@@ -159,8 +160,8 @@ impl PerTable {
         PerTable { table, free: Vec::with_capacity(FREE_MAX), kept: VecDeque::new(), counts }
     }
 
-    fn free(&mut self, key: Key) {
-        if let Some(index) = self.table.release(key) {
+    fn free(&mut self, key: Key, named: bool) {
+        if let Some(next) = self.table.release(key, named) {
             if self.free.len() >= FREE_MAX {
                 // Hand the older half over in one piece; keep the newer,
                 // still-warm half.
@@ -169,30 +170,29 @@ impl PerTable {
                 self.free.truncate(FREE_MAX / 2);
                 self.table.shared_free.push(std::mem::replace(&mut self.free, newer));
             }
-            self.free.push(index);
+            self.free.push(next);
         }
     }
 
-    fn take(&mut self) -> Option<usize> {
-        if let Some(index) = self.free.pop() {
-            return Some(index as usize);
+    fn take(&mut self) -> Option<Key> {
+        if let Some(key) = self.free.pop() {
+            return Some(key);
         }
         if let Some(batch) = self.table.shared_free.pop() {
             self.free = batch;
         } else {
-            self.free.extend(self.table.fresh(FRESH)?);
             // Lowest index first, as a single-threaded program would.
-            self.free.reverse();
+            self.free.extend(self.table.fresh(FRESH)?.rev());
         }
-        self.free.pop().map(|i| i as usize)
+        self.free.pop()
     }
 }
 
 impl Drop for PerTable {
     fn drop(&mut self) {
         let mut left = std::mem::take(&mut self.free);
-        for (key, _) in std::mem::take(&mut self.kept) {
-            left.extend(self.table.release(key));
+        for (key, _, named) in std::mem::take(&mut self.kept) {
+            left.extend(self.table.release(key, named));
         }
         if !left.is_empty() {
             self.table.shared_free.push(left);
@@ -225,9 +225,10 @@ fn with_local<R>(table: &'static Table, f: impl FnOnce(&mut PerTable) -> R) -> O
         .flatten()
 }
 
-/// A free slot index for a new task: this thread's newest free slot, else
-/// a batch from the shared list, else fresh ones; `None` when the table is full.
-pub(super) fn take_free(table: &'static Table) -> Option<usize> {
+/// The key of a free slot for a new task: this thread's newest free slot,
+/// else a batch from the shared list, else fresh ones; `None` when the table
+/// is full.
+pub(super) fn take_free(table: &'static Table) -> Option<Key> {
     match with_local(table, PerTable::take) {
         Some(taken) => taken,
         None => shared_take(table),
@@ -235,41 +236,42 @@ pub(super) fn take_free(table: &'static Table) -> Option<usize> {
 }
 
 /// [`take_free`] without thread-local state.
-fn shared_take(table: &'static Table) -> Option<usize> {
+fn shared_take(table: &'static Table) -> Option<Key> {
     if let Some(mut batch) = table.shared_free.pop() {
-        let index = batch.pop();
+        let key = batch.pop();
         if !batch.is_empty() {
             table.shared_free.push(batch);
         }
-        if let Some(index) = index {
-            return Some(index as usize);
+        if key.is_some() {
+            return key;
         }
     }
-    table.fresh(1).map(|range| range.start as usize)
+    table.fresh(1)?.next()
 }
 
 /// The task in `slot` (key `key`) completed at `now`: counts it, keeps it,
 /// and frees whatever retention no longer covers.
 pub(super) fn finished(table: &'static Table, key: Key, slot: &Slot, now: u64) {
     let loc = (slot.file.load(Relaxed), slot.line_col.load(Relaxed));
+    let named = slot.kind.load(Relaxed) & NAMED != 0;
     let retention = table.retention;
     let kept = with_local(table, |local| {
         local.counts.add(loc);
-        local.kept.push_back((key, now));
-        while let Some(&(oldest, at)) = local.kept.front() {
+        local.kept.push_back((key, now, named));
+        while let Some(&(oldest, at, oldest_named)) = local.kept.front() {
             let too_many = local.kept.len() > retention.done;
             if !too_many && clock::ticks_to_ns(now.saturating_sub(at)) < retention.for_ns {
                 break;
             }
             local.kept.pop_front();
-            local.free(oldest);
+            local.free(oldest, oldest_named);
         }
     });
     if kept.is_none() {
         // No thread-local state: count it under the lock and free it now.
         table.threads().add_retired(loc);
-        if let Some(index) = table.release(key) {
-            table.shared_free.push(vec![index]);
+        if let Some(next) = table.release(key, named) {
+            table.shared_free.push(vec![next]);
         }
     }
 }
