@@ -13,7 +13,8 @@
 //! within a process (one 64-bit counter), an id is inserted once and removed
 //! once, and entries never return to "never used". When an insert finds no
 //! room within [`MAX_PROBE`] entries, a table twice the size is put in front;
-//! older tables stay readable (lookups walk newest to oldest) and are never
+//! older tables stay readable (a lookup starts at the table its id most likely
+//! went to, by each table's floor id) and are never
 //! freed, so their memory is bounded by twice the largest table.
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
@@ -42,12 +43,17 @@ struct Table {
     mask: usize,
     /// The table this one was put in front of (never freed, so `'static`).
     older: Option<&'static Table>,
+    /// The id whose insert put this table in front. tokio hands out ids in
+    /// order, so smaller ids were almost all inserted into older tables, and
+    /// a lookup starts with the newest table whose floor is not above the id
+    /// instead of walking every table from the newest.
+    floor: u64,
 }
 
 impl Table {
-    fn new(len: usize, older: Option<&'static Table>) -> Table {
+    fn new(len: usize, older: Option<&'static Table>, floor: u64) -> Table {
         let entries = (0..len).map(|_| Entry { id: AtomicU64::new(EMPTY), key: AtomicU64::new(0) }).collect();
-        Table { entries, mask: len - 1, older }
+        Table { entries, mask: len - 1, older, floor }
     }
 
     /// The entries `id` may be in, in probe order.
@@ -95,7 +101,7 @@ impl IdMap {
     pub(super) fn insert(&self, id: u64, key: Key) {
         loop {
             let Some(table) = self.newest() else {
-                self.grow(None);
+                self.grow(None, id);
                 continue;
             };
             for entry in table.probe(id) {
@@ -107,16 +113,16 @@ impl IdMap {
                     return;
                 }
             }
-            self.grow(Some(table));
+            self.grow(Some(table), id);
         }
     }
 
     /// Puts a table twice the size of `full` (or the first table) in front,
     /// unless another thread already did.
     #[cold]
-    fn grow(&self, full: Option<&'static Table>) {
+    fn grow(&self, full: Option<&'static Table>, id: u64) {
         let len = full.map_or(FIRST, |t| t.entries.len() * 2);
-        let bigger: &'static mut Table = Box::leak(Box::new(Table::new(len, full)));
+        let bigger: &'static mut Table = Box::leak(Box::new(Table::new(len, full, id)));
         let expected = full.map_or(std::ptr::null_mut(), |t| t as *const Table as *mut Table);
         if self.newest.compare_exchange(expected, bigger, AcqRel, Acquire).is_err() {
             // Someone else grew it first: ours was never shared, so free it.
@@ -126,8 +132,29 @@ impl IdMap {
     }
 
     fn entry(&self, id: u64) -> Option<&'static Entry> {
-        let mut table = self.newest();
+        let newest = self.newest();
+        // The newest table whose floor is not above `id`: where it most
+        // likely went. Then the older ones, then (an insert that raced with a
+        // growth) the newer ones.
+        let mut start = newest;
+        while let Some(t) = start {
+            if t.floor <= id {
+                break;
+            }
+            start = t.older;
+        }
+        let mut table = start;
         while let Some(t) = table {
+            if let Some(entry) = t.find(id) {
+                return Some(entry);
+            }
+            table = t.older;
+        }
+        let mut table = newest;
+        while let Some(t) = table {
+            if start.is_some_and(|s| std::ptr::eq(s, t)) {
+                break;
+            }
             if let Some(entry) = t.find(id) {
                 return Some(entry);
             }
