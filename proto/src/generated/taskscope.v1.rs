@@ -48,9 +48,9 @@ pub struct ProcessInfo {
     /// Current task counts.
     #[prost(message, optional, tag = "12")]
     pub counts: ::core::option::Option<TaskCounts>,
-    /// Lifecycle events lost because the agent's bounded queue was full. Non-zero
-    /// means some task records may be missing or late; the agent recovers them on
-    /// its next sweep of the task table.
+    /// Tasks the agent could not record: spawned while its task table was full
+    /// (16.7 million live and kept tasks). Non-zero means those tasks are missing
+    /// from every answer.
     #[prost(uint64, tag = "13")]
     pub dropped_events: u64,
     /// Full command line, argv\[0\] first.
@@ -197,7 +197,7 @@ pub struct WatchUpdate {
     /// Counts at `now_ns` (set on the last message of a batch).
     #[prost(message, optional, tag = "6")]
     pub counts: ::core::option::Option<TaskCounts>,
-    /// Dropped lifecycle events so far (see `ProcessInfo.dropped_events`).
+    /// Tasks not recorded so far (see `ProcessInfo.dropped_events`).
     #[prost(uint64, tag = "7")]
     pub dropped_events: u64,
     /// Spawn and completion totals per spawn location, for every location
@@ -272,7 +272,7 @@ pub struct DumpHeader {
     /// Task counts at `now_ns`.
     #[prost(message, optional, tag = "3")]
     pub counts: ::core::option::Option<TaskCounts>,
-    /// Dropped lifecycle events so far.
+    /// Tasks not recorded so far (see `ProcessInfo.dropped_events`).
     #[prost(uint64, tag = "4")]
     pub dropped_events: u64,
 }
