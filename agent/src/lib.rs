@@ -265,7 +265,11 @@ impl Builder {
         RECORDER.get_or_init(|| {
             clock::start();
             let _ = files::FILES.set(files::Files::new());
-            leak_recorder(self.config.retention())
+            let recorder = leak_recorder(self.config.retention());
+            // The state owner will read names: from now on freed ones wait
+            // for it, so none is dropped while it reads (see `Table::release`).
+            recorder.table.expect_reader();
+            recorder
         })
     }
 

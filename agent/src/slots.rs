@@ -267,10 +267,17 @@ impl Table {
         Some(Key::new(key.index(), next))
     }
 
-    /// Called by the state owner before it reads this table, and between its
-    /// scans: drops the names of slots freed since.
-    pub(crate) fn bury_names(&self) {
+    /// Names of slots freed from now on wait for [`Self::bury_names`]. Called
+    /// before a state owner may read the table: when it is created, and
+    /// before that for the process's recorder.
+    pub(crate) fn expect_reader(&self) {
         self.read.store(true, Release);
+    }
+
+    /// Called by the state owner between its scans: drops the names of slots
+    /// freed since.
+    pub(crate) fn bury_names(&self) {
+        self.expect_reader();
         while let Some(name) = self.graveyard.pop() {
             drop_name(name as *mut Box<str>);
         }
