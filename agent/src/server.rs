@@ -81,8 +81,9 @@ impl Inspector for InspectorService {
             dumps_unsupported_reason,
             now_ns: summary.now_ns,
             // The agent starts with the program, so its clock is a fair
-            // lower bound when the OS cannot tell.
-            uptime_ns: process::uptime_ns().unwrap_or(summary.now_ns),
+            // lower bound when the OS cannot tell, and within the OS's
+            // 10 ms ticks of process start, when it says 0.
+            uptime_ns: process::uptime_ns().map_or(summary.now_ns, |ns| ns.max(summary.now_ns)),
             counts: Some(summary.counts),
             dropped_events: summary.dropped_events,
             cmdline: process.cmdline.clone(),

@@ -25,8 +25,10 @@ use crate::slots::{kind_name, Key, LocKey, Slot, DONE, HOOKED};
 
 /// Tasks per message in streamed answers (well under tonic's 4 MiB limit).
 pub(crate) const CHUNK: usize = 2000;
-/// How often the owner looks whether a watcher is due.
-const TICK: Duration = Duration::from_millis(10);
+/// How long the owner sleeps when no watcher is due sooner: it then only
+/// drops the names of freed slots. (An agent left on in an idle service
+/// should not wake its thread a hundred times a second.)
+const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// Shortest watch interval.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
 /// Messages a watcher may have queued before it is considered slow and resynced.
@@ -162,16 +164,17 @@ impl StateOwner {
 
     /// Serves until every handle is gone.
     pub(crate) async fn run(mut self) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // Wake for the first watcher due, or after IDLE_WAKE.
+            let idle = Instant::now() + IDLE_WAKE;
+            let wake = self.watchers.iter().map(|w| w.next).min().map_or(idle, |due| due.min(idle));
             tokio::select! {
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.recorder.table.bury_names();
                     self.handle(cmd);
                 }
-                _ = tick.tick() => {
+                _ = tokio::time::sleep_until(wake) => {
                     self.recorder.table.bury_names();
                     self.feed_watchers();
                 }
