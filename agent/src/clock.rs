@@ -133,8 +133,13 @@ fn settle() {
     }
     let start = start_point();
     let Some(counter) = start.counter else { return };
-    let elapsed = start.instant.elapsed();
     let ticks = read_counter().saturating_sub(counter);
+    // By the provisional rate, not yet: no need to ask the OS (scans convert
+    // many times each).
+    if (ticks as f64 * start.provisional) < SETTLE.as_nanos() as f64 * 0.99 {
+        return;
+    }
+    let elapsed = start.instant.elapsed();
     if elapsed >= SETTLE && ticks > 0 {
         SETTLED.store((elapsed.as_nanos() as f64 / ticks as f64).to_bits(), Relaxed);
     }
