@@ -96,10 +96,12 @@ fn log(e: &dyn std::fmt::Display) {
     eprintln!("taskscope-agent: {e}");
 }
 
-/// Prepares `dir`, replaces a stale socket of our PID, binds and restricts
-/// the new one, and arranges for its removal at exit.
+/// Prepares `dir`, removes the sockets of processes that are gone, replaces a
+/// stale socket of our PID, binds and restricts the new one, and arranges for
+/// its removal at exit.
 fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
     prepare_dir(dir)?;
+    sweep_dead(dir);
     let path = dir.join(format!("{}.sock", std::process::id()));
     match fs::remove_file(&path) {
         Ok(()) => {}
@@ -113,6 +115,33 @@ fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
     }
     remove_at_exit(&path);
     Ok((listener, path))
+}
+
+/// Removes the sockets in `dir` of processes that no longer run: a program
+/// killed with SIGKILL leaves its socket behind, and `taskscope ps` is not
+/// the only way to find one. A PID that is running again (reused) keeps its
+/// file; the CLI tells that case apart when it connects.
+fn sweep_dead(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let ours = std::process::id();
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        let Some(pid) = taskscope_proto::discovery::pid_of_socket(&path) else { continue };
+        if pid != ours && !running(pid) {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+/// Whether a process `pid` exists (ours or another user's).
+fn running(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return true; // not a process id; leave the file alone
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists and may
+    // be signalled; it sends nothing.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Creates `dir` (mode 0700) or checks that the existing one is ours and

@@ -111,6 +111,29 @@ async fn stale_socket_of_our_pid_is_replaced() {
 }
 
 #[tokio::test]
+async fn sockets_of_dead_processes_are_swept_at_start() {
+    let dir = scratch("sweep");
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    // A process that has exited and been reaped: its PID is free.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let dead = child.id();
+    child.wait().expect("reap");
+    let dead_socket = dir.join(format!("{dead}.sock"));
+    drop(std::os::unix::net::UnixListener::bind(&dead_socket).expect("bind"));
+    // One of a process that runs (this test's own parent).
+    let alive_socket = dir.join(format!("{}.sock", std::os::unix::process::parent_id()));
+    drop(std::os::unix::net::UnixListener::bind(&alive_socket).expect("bind"));
+
+    let server = start(config(&dir));
+    let socket = socket_in(&dir);
+    assert_eq!(pid_over(&socket).await, 4242, "the agent serves");
+    assert!(!dead_socket.exists(), "the dead process's socket was removed");
+    assert!(alive_socket.exists(), "a running process's socket stays");
+    server.abort();
+    let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+}
+
+#[tokio::test]
 async fn directory_writable_by_others_is_refused() {
     let dir = scratch("open");
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
