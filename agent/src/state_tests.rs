@@ -229,3 +229,50 @@ fn hooked_slots_are_recycled_past_retention() {
     assert!(recorder.table.len() <= 60, "slots are reused: {}", recorder.table.len());
     assert_eq!(owner.completed_total, 100, "block_on is not a task, so only the 100 spawned");
 }
+
+/// Scans taken while two workers spawn, finish and recycle thousands of
+/// tasks: every scan is consistent (no task twice, totals add up), and the
+/// final totals are exact.
+#[test]
+fn scans_stay_consistent_while_workers_churn_slots() {
+    const TASKS: u64 = 20_000;
+    let (recorder, mut owner) = setup(Config { retain_done: 50, ..Config::default() });
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2);
+    crate::hooks::install(builder.enable_all(), recorder);
+    let rt = builder.build().expect("runtime");
+    let churn = rt.spawn(async {
+        let spawners: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(async {
+                    for _ in 0..TASKS / 4 {
+                        tokio::spawn(async { tokio::task::yield_now().await }).await.expect("join");
+                    }
+                })
+            })
+            .collect();
+        for spawner in spawners {
+            spawner.await.expect("spawner");
+        }
+    });
+    let mut scans = 0;
+    while !churn.is_finished() {
+        let scan = owner.scan();
+        let ids: HashSet<u64> = scan.tasks.iter().map(|(t, _)| t.id).collect();
+        assert_eq!(ids.len(), scan.tasks.len(), "a task appears twice in one scan");
+        let counts = owner.counts(&scan.tasks);
+        let live = counts.running + counts.scheduled + counts.idle;
+        assert_eq!(counts.spawned_total, counts.completed_total + live);
+        // At most retain_done completed tasks are picked; a few picked as
+        // live may complete while the scan reads them.
+        assert!(counts.done <= 50 + 10, "retention bounds what is shown: {counts:?}");
+        scans += 1;
+    }
+    rt.block_on(churn).expect("churn");
+    assert!(scans > 0);
+    let scan = owner.scan();
+    let counts = owner.counts(&scan.tasks);
+    // The churn task, its 4 spawners and their TASKS children.
+    assert_eq!(counts.completed_total, TASKS + 5, "{counts:?}");
+    assert_eq!(counts.running + counts.scheduled + counts.idle, 0, "{counts:?}");
+}
