@@ -88,18 +88,21 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     if on_agent_thread() {
         return;
     }
-    let Some((key, slot)) = recorder.table.alloc() else {
+    let Some((key, slot)) = recorder.table.reserve() else {
         recorder.dropped.fetch_add(1, Relaxed);
         return;
     };
     let id = id_u64(meta.id());
+    // The id first: no task can be polled before this hook returns, and the
+    // map's compare-and-swap would otherwise wait for the slot's stores.
+    IDS.insert(id, key);
+    recorder.table.open(slot);
     let location = meta.spawned_at();
     slot.task_id.store(id, Relaxed);
     slot.kind.store(HOOKED | ((tag as u32) << TAG_SHIFT), Relaxed);
     slot.file.store(FILES.get().map_or(0, |files| files.intern(location.file())), Relaxed);
     slot.line_col.store(((location.line() as u64) << 32) | location.column() as u64, Relaxed);
     slot.spawned_at.store(clock::coarse::now(), Release);
-    IDS.insert(id, key);
     remember(id, key, slot);
 }
 

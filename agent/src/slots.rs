@@ -211,14 +211,28 @@ impl Table {
     }
 
     /// A fresh slot for a new task, reset, in phase LIVE. `None` when the table is full.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn alloc(&'static self) -> Option<(Key, &'static Slot)> {
-        // The key comes with the slot's generation: the slot is only written
-        // here, never read, so its line need not arrive before we go on.
+        let (key, slot) = self.reserve()?;
+        self.open(slot);
+        Some((key, slot))
+    }
+
+    /// A slot for a new task, not yet written: call [`Self::open`] on it
+    /// before the task can be seen. (The hooks publish the task's id first:
+    /// the slot's lines are usually another core's, and a locked instruction
+    /// after their stores would wait for all of them.)
+    pub(crate) fn reserve(&'static self) -> Option<(Key, &'static Slot)> {
+        // The key comes with the slot's generation: the slot is only written,
+        // never read, so its lines need not arrive before we go on.
         let key = local::take_free(self)?;
-        let slot = self.slot(key.index())?;
+        Some((key, self.slot(key.index())?))
+    }
+
+    /// Resets a reserved slot and makes it LIVE.
+    pub(crate) fn open(&self, slot: &Slot) {
         slot.reset();
         slot.phase.store(LIVE, Release);
-        Some((key, slot))
     }
 
     /// The keys of `n` slots never handed out before (fewer at the table's
