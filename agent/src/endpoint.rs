@@ -122,26 +122,15 @@ fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
 /// the only way to find one. A PID that is running again (reused) keeps its
 /// file; the CLI tells that case apart when it connects.
 fn sweep_dead(dir: &Path) {
+    use taskscope_proto::discovery::{liveness, pid_of_socket, Liveness};
     let Ok(entries) = fs::read_dir(dir) else { return };
     let ours = std::process::id();
     for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
-        let Some(pid) = taskscope_proto::discovery::pid_of_socket(&path) else { continue };
-        if pid != ours && !running(pid) {
+        let Some(pid) = pid_of_socket(&path) else { continue };
+        if pid != ours && liveness(pid) == Liveness::Dead {
             let _ = fs::remove_file(&path);
         }
     }
-}
-
-/// Whether a process `pid` exists (ours or another user's).
-fn running(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-    if pid <= 0 {
-        return true; // not a process id; leave the file alone
-    }
-    // SAFETY: kill with signal 0 only checks that the process exists and may
-    // be signalled; it sends nothing.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    alive || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Creates `dir` (mode 0700) or checks that the existing one is ours and
