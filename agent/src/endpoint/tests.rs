@@ -40,6 +40,18 @@ fn scratch(name: &str) -> PathBuf {
     root.join(name)
 }
 
+/// [`scratch`], created with mode 0700.
+fn private_dir(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    dir
+}
+
+/// A socket file nobody listens on, as a process killed with SIGKILL leaves behind.
+fn leave_socket(path: &Path) {
+    drop(std::os::unix::net::UnixListener::bind(path).expect("bind a socket to leave behind"));
+}
+
 fn config(dir: &Path) -> Config {
     Config { socket_dir: dir.to_owned(), tcp: None, ..Config::default() }
 }
@@ -96,11 +108,9 @@ async fn socket_and_directory_are_private() {
 
 #[tokio::test]
 async fn stale_socket_of_our_pid_is_replaced() {
-    let dir = scratch("sockets");
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    let dir = private_dir("sockets");
     let socket = socket_in(&dir);
-    // A socket file nobody listens on, as a dead process leaves behind.
-    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind stale socket"));
+    leave_socket(&socket);
     assert!(std::os::unix::net::UnixStream::connect(&socket).is_err());
 
     let server = start(config(&dir));
@@ -112,17 +122,16 @@ async fn stale_socket_of_our_pid_is_replaced() {
 
 #[tokio::test]
 async fn sockets_of_dead_processes_are_swept_at_start() {
-    let dir = scratch("sweep");
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    let dir = private_dir("sweep");
     // A process that has exited and been reaped: its PID is free.
     let mut child = std::process::Command::new("true").spawn().expect("spawn true");
     let dead = child.id();
     child.wait().expect("reap");
     let dead_socket = dir.join(format!("{dead}.sock"));
-    drop(std::os::unix::net::UnixListener::bind(&dead_socket).expect("bind"));
+    leave_socket(&dead_socket);
     // One of a process that runs (this test's own parent).
     let alive_socket = dir.join(format!("{}.sock", std::os::unix::process::parent_id()));
-    drop(std::os::unix::net::UnixListener::bind(&alive_socket).expect("bind"));
+    leave_socket(&alive_socket);
 
     let server = start(config(&dir));
     let socket = socket_in(&dir);
@@ -135,8 +144,7 @@ async fn sockets_of_dead_processes_are_swept_at_start() {
 
 #[tokio::test]
 async fn directory_writable_by_others_is_refused() {
-    let dir = scratch("open");
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    let dir = private_dir("open");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
     let config = config(&dir);
     // Nothing to serve on: it gives up instead of running forever.
@@ -153,8 +161,7 @@ fn directory_of_another_user_is_refused() {
     if taskscope_proto::discovery::effective_uid() != 0 {
         return;
     }
-    let dir = scratch("theirs");
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("mkdir");
+    let dir = private_dir("theirs");
     std::os::unix::fs::chown(&dir, Some(65534), None).expect("chown");
     assert!(matches!(prepare_dir(&dir), Err(EndpointError::DirNotOurs { owner: 65534, .. })));
     let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
