@@ -133,7 +133,7 @@ fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     exit_slot(key, slot, now);
     if FINISHED.get() == key.0 {
         FINISHED.set(0);
-        recorder.complete_at(key, now);
+        recorder.table.finish(key, slot, now);
     }
 }
 

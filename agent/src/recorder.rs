@@ -248,18 +248,18 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn complete(&'static self, key: Key) {
-        self.complete_at(key, clock::raw());
+        if let Some(slot) = self.table.get(key) {
+            // tracing's `Instrumented` enters the span once more to drop the
+            // future; that enter/exit is not a poll.
+            slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
+            self.table.finish(key, slot, clock::raw());
+        }
     }
 
-    /// Same, at `now`.
+    /// A hooked task completed at `now`, outside its own poll.
     #[inline]
     pub(crate) fn complete_at(&'static self, key: Key, now: u64) {
         if let Some(slot) = self.table.get(key) {
-            if slot.kind.load(Relaxed) & HOOKED == 0 {
-                // tracing's `Instrumented` enters the span once more to drop the
-                // future; that enter/exit is not a poll.
-                slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
-            }
             self.table.finish(key, slot, now);
         }
     }
