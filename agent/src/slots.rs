@@ -343,10 +343,10 @@ impl Table {
         self.high_water.load(Acquire).min(SEGMENT * MAX_SEGMENTS)
     }
 
-    /// Key of the task now in `index`, if it is live or done.
-    pub(crate) fn key_at(&self, index: usize) -> Option<Key> {
+    /// The key and slot of the task now in `index`, if it is live or done.
+    pub(crate) fn held(&self, index: usize) -> Option<(Key, &Slot)> {
         let slot = self.slot(index)?;
-        (slot.phase.load(Acquire) != FREE).then(|| Key::new(index, slot.generation.load(Acquire)))
+        (slot.phase.load(Acquire) != FREE).then(|| (Key::new(index, slot.generation.load(Acquire)), slot))
     }
 
     fn ensure_segment(&self, segment: usize) -> Option<()> {

@@ -235,8 +235,7 @@ impl StateOwner {
         let mut done = Vec::new();
         let live: Vec<(Key, &'static Slot)> = (0..table.len())
             .filter_map(|index| {
-                let key = table.key_at(index)?;
-                let slot = table.get(key)?;
+                let (key, slot) = table.held(index)?;
                 // A zero spawn time: still being filled in by its spawner.
                 if slot.spawned_at.load(Acquire) == 0 {
                     return None;
