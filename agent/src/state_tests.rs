@@ -106,10 +106,7 @@ fn completed_tasks_are_recycled_past_retention() {
             tokio::spawn(async {}).await.expect("join");
         }
     });
-    owner.count_completions();
-    let scan = owner.scan();
-    let done = scan.tasks.iter().filter(|(t, _)| t.state == proto::TaskState::Done as i32).count();
-    assert_eq!(done, 3, "only the 3 most recent completed tasks are kept");
+    assert_eq!(done_shown(&owner.scan()), 3, "only the 3 most recent completed tasks are kept");
     assert!(recorder.table.len() <= 52, "50 tasks and block_on: {}", recorder.table.len());
     // Slots are reused: a second round does not grow the table.
     let before = recorder.table.len();
@@ -167,6 +164,11 @@ fn hooked_runtime(recorder: &'static Recorder) -> tokio::runtime::Runtime {
     builder.build().expect("runtime")
 }
 
+/// How many completed tasks a scan shows.
+fn done_shown(scan: &Scan) -> usize {
+    scan.tasks.iter().filter(|(t, _)| t.state == proto::TaskState::Done as i32).count()
+}
+
 fn by_id(scan: &Scan, id: u64) -> &proto::Task {
     scan.tasks.iter().map(|(t, _)| t).find(|t| t.id == id).unwrap_or_else(|| panic!("no task {id}"))
 }
@@ -221,11 +223,8 @@ fn hooked_slots_are_recycled_past_retention() {
                 tokio::spawn(async {}).await.expect("join");
             }
         });
-        owner.count_completions();
     }
-    let scan = owner.scan();
-    let done = scan.tasks.iter().filter(|(t, _)| t.state == proto::TaskState::Done as i32).count();
-    assert_eq!(done, 3, "only the 3 most recent completed tasks are kept");
+    assert_eq!(done_shown(&owner.scan()), 3, "only the 3 most recent completed tasks are kept");
     assert!(recorder.table.len() <= 60, "slots are reused: {}", recorder.table.len());
     assert_eq!(owner.completed_total, 100, "block_on is not a task, so only the 100 spawned");
 }

@@ -19,7 +19,7 @@
 //! on while the agent's thread builds a large snapshot.
 //!
 //! Idle programs: when [`IDLE_AFTER`] ticks pass with no reading, the ticker
-//! stores 0 in [`NOW`] and sleeps until a reading wakes it (or a second
+//! stores 0 as its reading and sleeps until a reading wakes it (or a second
 //! passes). A reading that finds 0 reads the counter itself and wakes the
 //! ticker. So a service with nothing to do costs about one wake-up a second,
 //! and readings taken while the ticker runs stay tick-based, which is what
@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// How often the ticker refreshes [`NOW`]: the lean mode's resolution.
+/// How often the ticker refreshes its reading: the lean mode's resolution.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 /// Ticks without a reading after which the ticker goes to sleep.
 const IDLE_AFTER: u32 = 10;
