@@ -54,7 +54,8 @@ fn start_point() -> &'static Start {
     })
 }
 
-/// Notes the start (cheap; call at init, before the first poll).
+/// Notes the start and measures the provisional rate ([`FIRST_MEASURE`] of
+/// spinning, once per process): call at init, before the first poll.
 pub(crate) fn start() {
     start_point();
 }
