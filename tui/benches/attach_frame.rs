@@ -57,13 +57,13 @@ fn task(id: u64, now: u64) -> proto::Task {
         kind: "task".into(),
         location: Some(proto::Location { file, line, column: 5 }),
         state: proto::TaskState::Idle as i32,
-        leaked: id.is_multiple_of(5),
+        leaked: id % 5 == 0,
         spawned_at_ns: spawned,
         last_poll_started_ns: spawned + 1_000,
         last_poll_ended_ns: spawned + 2_000 + (id % 1000) * 1_000_000,
         polls: 1 + id % 50,
         busy_ns: (id % 977) * 10_000,
-        live_wakers: (!id.is_multiple_of(5)) as i64,
+        live_wakers: (id % 5 != 0) as i64,
         ..Default::default()
     }
 }
