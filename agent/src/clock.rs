@@ -169,6 +169,11 @@ pub(crate) fn ticks_to_ns(ticks: u64) -> u64 {
     (ticks as f64 * ns_per_tick()) as u64
 }
 
+/// Clock ticks in `ns` nanoseconds (saturating).
+pub(crate) fn ns_to_ticks(ns: u64) -> u64 {
+    (ns as f64 / ns_per_tick()) as u64
+}
+
 /// Nanoseconds since the agent started.
 pub(crate) fn now_ns() -> u64 {
     to_ns(raw())

@@ -45,6 +45,7 @@ static NEXT_TAG: AtomicUsize = AtomicUsize::new(0);
 /// Installs the recording hooks on `builder`, feeding `recorder`.
 pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static Recorder) {
     clock::coarse::start();
+    crate::prefetch::init();
     let tag = NEXT_TAG.fetch_add(1, Relaxed).min(TAGS - 1);
     builder
         .on_task_spawn(move |meta| spawn(recorder, meta, tag))
@@ -95,7 +96,7 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     let id = id_u64(meta.id());
     // The id first: no task can be polled before this hook returns, and the
     // map's compare-and-swap would otherwise wait for the slot's stores.
-    IDS.insert(id, key);
+    let entry = IDS.insert(id, key);
     recorder.table.open(slot);
     let location = meta.spawned_at();
     slot.task_id.store(id, Relaxed);
@@ -103,7 +104,7 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     slot.file.store(FILES.get().map_or(0, |files| files.intern(location.file())), Relaxed);
     slot.line_col.store(((location.line() as u64) << 32) | location.column() as u64, Relaxed);
     slot.spawned_at.store(clock::coarse::now(), Release);
-    remember(id, key, slot);
+    remember(id, Live { key, slot, entry });
 }
 
 fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
@@ -111,44 +112,53 @@ fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
         learn_runtime(tag);
     }
     let id = id_u64(meta.id());
-    let Some((key, slot)) = find(recorder, id) else { return };
+    let Some(live) = find(recorder, id) else { return };
     let now = clock::coarse::now();
-    recorder.enter_at(key, slot, now);
-    POLLING.set(Polling { id, key: key.0, slot: Some(slot) });
+    recorder.enter_at(live.key, live.slot, now);
+    POLLING.set(Polling { id, live: Some(live), started: now });
 }
 
 fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
     let polling = POLLING.get();
-    // A poll nested in this one (a `LocalSet`'s) may have replaced the entry.
-    let (key, slot) = if let (true, Some(slot)) = (polling.id == id, polling.slot) {
-        (Key(polling.key), slot)
-    } else if let Some(found) = find(recorder, id) {
-        found
-    } else {
-        return;
+    let now = clock::coarse::now();
+    // A poll nested in this one (a runtime blocked on inside
+    // `block_in_place`) may have replaced the entry.
+    let (live, started) = match polling.live {
+        Some(live) if polling.id == id => (live, polling.started),
+        _ => match find(recorder, id) {
+            Some(live) => (live, live.slot.poll_started.load(Relaxed)),
+            None => return,
+        },
     };
     POLLING.set(Polling::NONE);
-    let now = clock::coarse::now();
-    exit_slot(key, slot, now);
-    if FINISHED.get() == key.0 {
+    exit_slot(live.key, live.slot, started, now);
+    if FINISHED.get() == live.key.0 {
         FINISHED.set(0);
-        recorder.table.finish(key, slot, now);
+        recorder.table.finish(live.key, live.slot, now);
     }
 }
 
 fn terminate(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
-    // No entry: spawned on the agent's thread, or while the table was full.
-    let Some(key) = IDS.remove(id) else { return };
-    if POLLING.get().id == id {
-        // Completed inside its poll: tokio calls the after-poll hook next.
-        // Announcing the completion there keeps the slot from being recycled
-        // while that hook still writes to it, and shares its clock read.
-        FINISHED.set(key.0);
-    } else {
-        recorder.complete_at(key, clock::coarse::now());
-    }
+    let polling = POLLING.get();
+    let key = match polling.live {
+        // Completed inside its poll (nearly always): tokio calls the
+        // after-poll hook next. Announcing the completion there keeps the
+        // slot from being recycled while that hook still writes to it, and
+        // shares its clock read.
+        Some(live) if polling.id == id => {
+            live.entry.forget();
+            FINISHED.set(live.key.0);
+            return;
+        }
+        // No entry: spawned on the agent's thread, or while the table was full.
+        _ => match IDS.remove(id) {
+            Some(key) => key,
+            None => return,
+        },
+    };
+    recorder.complete_at(key, clock::coarse::now());
 }
 
 /// The numeric value of a task id. `tokio::task::Id` shows it only through
@@ -192,47 +202,61 @@ static IDS: ids::IdMap = ids::IdMap::new();
 /// Entries in each thread's cache of recent ids.
 const CACHE: usize = 256;
 
+/// Where a live hooked task is recorded: its key, its slot and its entry in
+/// [`IDS`].
+#[derive(Clone, Copy)]
+struct Live {
+    key: Key,
+    slot: &'static Slot,
+    entry: &'static ids::Entry,
+}
+
 /// The poll this thread is in.
 #[derive(Clone, Copy)]
 struct Polling {
     /// Task id; 0 between polls.
     id: u64,
-    key: u64,
-    slot: Option<&'static Slot>,
+    live: Option<Live>,
+    /// When it started (clock ticks).
+    started: u64,
 }
 
 impl Polling {
-    const NONE: Polling = Polling { id: 0, key: 0, slot: None };
+    const NONE: Polling = Polling { id: 0, live: None, started: 0 };
 }
 
 thread_local! {
     static POLLING: Cell<Polling> = const { Cell::new(Polling::NONE) };
     /// Key of the task that completed in the poll this thread is in.
     static FINISHED: Cell<u64> = const { Cell::new(0) };
-    /// `(id, key, slot)` of tasks this thread spawned or polled lately, by
-    /// `id % CACHE`. The slot needs no generation check: hooks name a task
-    /// only while it lives (its slot is freed after its last hook), and ids
-    /// are never reused, so an entry found by a live task's id is current.
-    static RECENT: [Cell<(u64, u64, Option<&'static Slot>)>; CACHE] =
-        const { [const { Cell::new((0, 0, None)) }; CACHE] };
+    /// Tasks this thread spawned or polled lately, by `id % CACHE`. The slot
+    /// needs no generation check: hooks name a task only while it lives (its
+    /// slot is freed after its last hook), and ids are never reused, so an
+    /// entry found by a live task's id is current.
+    static RECENT: [Cell<(u64, Option<Live>)>; CACHE] = const { [const { Cell::new((0, None)) }; CACHE] };
 }
 
-fn remember(id: u64, key: Key, slot: &'static Slot) {
-    RECENT.with(|r| r[id as usize % CACHE].set((id, key.0, Some(slot))));
+fn remember(id: u64, live: Live) {
+    RECENT.with(|r| r[id as usize % CACHE].set((id, Some(live))));
 }
 
-/// The key and slot of live task `id`: from this thread's cache, else the shared map.
+/// Where live task `id` is recorded: from this thread's cache, else the shared map.
 #[inline]
-fn find(recorder: &'static Recorder, id: u64) -> Option<(Key, &'static Slot)> {
-    if let (cached, key, Some(slot)) = RECENT.with(|r| r[id as usize % CACHE].get()) {
+fn find(recorder: &'static Recorder, id: u64) -> Option<Live> {
+    if let (cached, Some(live)) = RECENT.with(|r| r[id as usize % CACHE].get()) {
         if cached == id {
-            return Some((Key(key), slot));
+            return Some(live);
         }
     }
-    let key = IDS.get(id)?;
-    let slot = recorder.table.get(key)?;
-    remember(id, key, slot);
-    Some((key, slot))
+    let entry = IDS.get(id)?;
+    let key = entry.key();
+    // No generation check: the map holds a task's key only while it lives,
+    // and reading the slot here would wait for a line that the spawning core
+    // has just written.
+    let slot = recorder.table.slot(key.index())?;
+    let live = Live { key, slot, entry };
+    remember(id, live);
+    Some(live)
 }
 
 #[cfg(test)]

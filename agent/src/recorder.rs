@@ -87,18 +87,46 @@ pub(crate) fn mode() -> &'static str {
 /// Dumps in flight (see the module docs).
 static DUMPING: AtomicUsize = AtomicUsize::new(0);
 
+/// Odd while a dump is in flight or slots may still carry the flags one set;
+/// every dump's start and end also add 2, so that [`settle_dump_flags`]
+/// notices a dump that came and went while it looked.
+///
+/// Why: a poll that had to read its slot's flags before anything else waited
+/// for the slot's line, which in spawn-heavy work was written by another core
+/// a moment before; measured, that wait was the largest part of the lean
+/// mode's cost. While this is even, a poll only writes to its slot.
+static FLAGGED: AtomicU64 = AtomicU64::new(0);
+
 /// Marks a task dump as in flight until dropped.
 pub(crate) struct Dumping(());
 
 /// Call around every `Handle::dump` and until its tasks' re-polls are done.
 pub(crate) fn dumping() -> Dumping {
-    DUMPING.fetch_add(1, AcqRel);
+    FLAGGED.fetch_or(1, SeqCst);
+    FLAGGED.fetch_add(2, SeqCst);
+    DUMPING.fetch_add(1, SeqCst);
     Dumping(())
 }
 
 impl Drop for Dumping {
     fn drop(&mut self) {
-        DUMPING.fetch_sub(1, AcqRel);
+        DUMPING.fetch_sub(1, SeqCst);
+        FLAGGED.fetch_add(2, SeqCst);
+    }
+}
+
+/// Once no dump is in flight and no slot of `table` carries dump flags, lets
+/// polls skip them again (see [`FLAGGED`]). Flags are set only while a dump
+/// is in flight, so a dump that starts after the look changes `FLAGGED` and
+/// the clearing fails.
+pub(crate) fn settle_dump_flags(table: &Table) {
+    let seen = FLAGGED.load(SeqCst);
+    if seen & 1 == 0 || DUMPING.load(SeqCst) != 0 {
+        return;
+    }
+    let flagged = (0..table.len()).any(|index| table.slot(index).is_some_and(|slot| slot.dump_flags.load(Acquire) != 0));
+    if !flagged {
+        let _ = FLAGGED.compare_exchange(seen, seen + 1, SeqCst, Relaxed);
     }
 }
 
@@ -167,12 +195,27 @@ impl Recorder {
     /// poll is a dump's: then it is not recorded, up to its [`Self::exit_at`].
     #[inline]
     pub(crate) fn enter_at(&self, key: Key, slot: &Slot, now: u64) -> bool {
-        if (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0) && self.dump_poll(slot) {
-            UNRECORDED.set(key.0);
+        if !self.records_poll(key, slot) {
             return false;
         }
         slot.poll_started.store(now, Release);
         slot.running.store(1, Release);
+        true
+    }
+
+    /// Whether a poll of `key`'s task (in `slot`) that starts now is the
+    /// program's. False for a dump's poll, which is then not recorded up to
+    /// its [`exit_slot`]. Reads nothing of the slot unless a dump may have
+    /// marked it (see [`FLAGGED`]).
+    #[inline]
+    pub(crate) fn records_poll(&self, key: Key, slot: &Slot) -> bool {
+        if FLAGGED.load(Relaxed) & 1 != 0
+            && (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0)
+            && self.dump_poll(slot)
+        {
+            UNRECORDED.set(key.0);
+            return false;
+        }
         true
     }
 
@@ -216,7 +259,7 @@ impl Recorder {
     #[inline]
     pub(crate) fn exit_at(&self, key: Key, now: u64) {
         if let Some(slot) = self.table.get(key) {
-            exit_slot(key, slot, now);
+            exit_slot(key, slot, slot.poll_started.load(Relaxed), now);
         }
     }
 
@@ -298,17 +341,18 @@ impl Recorder {
     }
 }
 
-/// A poll of `key`'s task, whose slot `slot` is, ends at `now` (see
-/// [`Recorder::exit_at`]; the hooks hold the slot already).
+/// A poll of `key`'s task, whose slot `slot` is, that started at `started`
+/// ends at `now` (see [`Recorder::exit_at`]; the hooks hold the slot and the
+/// start already).
 #[inline]
-pub(crate) fn exit_slot(key: Key, slot: &Slot, now: u64) {
+pub(crate) fn exit_slot(key: Key, slot: &Slot, started: u64, now: u64) {
     if UNRECORDED.get() == key.0 {
         UNRECORDED.set(0);
         return;
     }
-    let started = slot.poll_started.load(Relaxed);
     slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
     slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
+    slot.poll_started.store(started, Relaxed);
     slot.poll_ended.store(now, Release);
     slot.running.store(0, Release);
 }

@@ -326,6 +326,16 @@ impl Table {
         slot.generation.load(Relaxed) == key.generation()
     }
 
+    /// Asks for both lines of `key`'s slot, to be written soon.
+    #[inline]
+    pub(crate) fn prefetch(&self, key: Key) {
+        if let Some(slot) = self.slot(key.index()) {
+            let at: *const Slot = slot;
+            crate::prefetch::for_write(at);
+            crate::prefetch::for_write(at.cast::<u8>().wrapping_add(64));
+        }
+    }
+
     /// The slot at `index`, whoever it belongs to (for scans).
     #[inline]
     pub(crate) fn slot(&self, index: usize) -> Option<&Slot> {

@@ -176,6 +176,7 @@ impl StateOwner {
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     self.recorder.table.bury_names();
+                    crate::recorder::settle_dump_flags(&self.recorder.table);
                     self.feed_watchers();
                 }
             }

@@ -33,9 +33,27 @@ const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Consecutive ids that hash to consecutive entries (see `Table::probe`).
 const RUN: u64 = 8;
 
-struct Entry {
+/// One id's place in the map. The hooks keep a live task's entry at hand
+/// (entries are never freed) to remove it without a second lookup.
+pub(super) struct Entry {
     id: AtomicU64,
     key: AtomicU64,
+}
+
+impl Entry {
+    /// The key this entry maps its id to.
+    #[inline]
+    pub(super) fn key(&self) -> Key {
+        Key(self.key.load(Acquire))
+    }
+
+    /// Removes the entry's id from the map. Only for the entry that
+    /// [`IdMap::insert`] or [`IdMap::get`] gave for a live task's id: no one
+    /// else writes an entry while its id is in it.
+    #[inline]
+    pub(super) fn forget(&self) {
+        self.id.store(TOMB, Release);
+    }
 }
 
 struct Table {
@@ -97,20 +115,26 @@ impl IdMap {
         (!ptr.is_null()).then(|| unsafe { &*ptr })
     }
 
-    /// Records the key of a new task. `id` must not be in the map.
-    pub(super) fn insert(&self, id: u64, key: Key) {
+    /// Records the key of a new task and returns its entry. `id` must not be
+    /// in the map.
+    pub(super) fn insert(&self, id: u64, key: Key) -> &'static Entry {
         loop {
             let Some(table) = self.newest() else {
                 self.grow(None, id);
                 continue;
             };
             for entry in table.probe(id) {
-                let current = entry.id.load(Relaxed);
-                if (current == EMPTY || current == TOMB)
-                    && entry.id.compare_exchange(current, id, AcqRel, Relaxed).is_ok()
-                {
+                // Straight to the compare-and-swap, a tombstone first (what
+                // churn leaves): loading the entry first would fetch its line
+                // shared and then once more to write it.
+                let claimed = match entry.id.compare_exchange(TOMB, id, AcqRel, Relaxed) {
+                    Ok(_) => true,
+                    Err(EMPTY) => entry.id.compare_exchange(EMPTY, id, AcqRel, Relaxed).is_ok(),
+                    Err(_) => false,
+                };
+                if claimed {
                     entry.key.store(key.0, Release);
-                    return;
+                    return entry;
                 }
             }
             self.grow(Some(table), id);
@@ -131,12 +155,26 @@ impl IdMap {
         }
     }
 
+    #[inline]
     fn entry(&self, id: u64) -> Option<&'static Entry> {
-        let newest = self.newest();
-        // The newest table whose floor is not above `id`: where it most
-        // likely went. Then the older ones, then (an insert that raced with a
-        // growth) the newer ones.
-        let mut start = newest;
+        let newest = self.newest()?;
+        // Nearly always: a live id went to the newest table.
+        let checked = newest.floor <= id;
+        if checked {
+            if let Some(entry) = newest.find(id) {
+                return Some(entry);
+            }
+        }
+        Self::entry_elsewhere(newest, checked, id)
+    }
+
+    /// [`Self::entry`] past the newest table: the newest table whose floor is
+    /// not above `id` (where it most likely went), then the older ones, then
+    /// (an insert that raced with a growth) the newer ones; skipping the
+    /// newest if `checked` already.
+    #[inline(never)]
+    fn entry_elsewhere(newest: &'static Table, checked: bool, id: u64) -> Option<&'static Entry> {
+        let mut start = Some(newest);
         while let Some(t) = start {
             if t.floor <= id {
                 break;
@@ -145,35 +183,39 @@ impl IdMap {
         }
         let mut table = start;
         while let Some(t) = table {
-            if let Some(entry) = t.find(id) {
-                return Some(entry);
+            if !(checked && std::ptr::eq(t, newest)) {
+                if let Some(entry) = t.find(id) {
+                    return Some(entry);
+                }
             }
             table = t.older;
         }
-        let mut table = newest;
+        let mut table = Some(newest);
         while let Some(t) = table {
             if start.is_some_and(|s| std::ptr::eq(s, t)) {
                 break;
             }
-            if let Some(entry) = t.find(id) {
-                return Some(entry);
+            if !(checked && std::ptr::eq(t, newest)) {
+                if let Some(entry) = t.find(id) {
+                    return Some(entry);
+                }
             }
             table = t.older;
         }
         None
     }
 
-    /// The key of live task `id`.
+    /// The entry of live task `id`.
     #[inline]
-    pub(super) fn get(&self, id: u64) -> Option<Key> {
-        self.entry(id).map(|e| Key(e.key.load(Acquire)))
+    pub(super) fn get(&self, id: u64) -> Option<&'static Entry> {
+        self.entry(id)
     }
 
     /// Forgets task `id`, returning its key.
     pub(super) fn remove(&self, id: u64) -> Option<Key> {
         let entry = self.entry(id)?;
-        let key = Key(entry.key.load(Acquire));
-        entry.id.store(TOMB, Release);
+        let key = entry.key();
+        entry.forget();
         Some(key)
     }
 }
@@ -189,13 +231,13 @@ mod tests {
         for id in 1..20_000u64 {
             map.insert(id, Key(id * 7));
         }
-        assert_eq!(map.get(1), Some(Key(7)));
-        assert_eq!(map.get(500), Some(Key(3500)));
+        assert_eq!(map.get(1).map(Entry::key), Some(Key(7)));
+        assert_eq!(map.get(500).map(Entry::key), Some(Key(3500)));
         assert_eq!(map.remove(500), Some(Key(3500)));
-        assert_eq!(map.get(500), None);
+        assert_eq!(map.get(500).map(Entry::key), None);
         assert_eq!(map.remove(500), None);
-        assert_eq!(map.get(19_999), Some(Key(139_993)));
-        assert_eq!(map.get(20_000), None);
+        assert_eq!(map.get(19_999).map(Entry::key), Some(Key(139_993)));
+        assert_eq!(map.get(20_000).map(Entry::key), None);
     }
 
     #[test]
@@ -218,7 +260,7 @@ mod tests {
                     for i in 0..50_000u64 {
                         let id = 1 + i * 4 + t;
                         MAP.insert(id, Key(id + 1));
-                        assert_eq!(MAP.get(id), Some(Key(id + 1)));
+                        assert_eq!(MAP.get(id).map(Entry::key), Some(Key(id + 1)));
                         if i % 3 == 0 {
                             assert_eq!(MAP.remove(id), Some(Key(id + 1)));
                         }
@@ -231,7 +273,7 @@ mod tests {
         }
         for id in 1..=200_000u64 {
             let removed = ((id - 1) / 4) % 3 == 0;
-            assert_eq!(MAP.get(id), (!removed).then_some(Key(id + 1)), "id {id}");
+            assert_eq!(MAP.get(id).map(Entry::key), (!removed).then_some(Key(id + 1)), "id {id}");
         }
     }
 }

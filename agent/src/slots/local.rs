@@ -24,8 +24,9 @@
 //! that no longer has its thread-locals (while they are being torn down) takes
 //! the shared path for everything.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 
@@ -72,25 +73,36 @@ impl Counts {
         Counts { total: AtomicU64::new(0), locations: (0..LOCATIONS).map(|_| LocCount::default()).collect() }
     }
 
-    /// Counts one completion at `loc` (owner thread only: load + store, no locked op).
-    fn add(&self, loc: LocKey) {
+    /// Counts one completion at `loc` (owner thread only: load + store, no
+    /// locked op). `last` is the entry the previous call used, returned for
+    /// the next: tasks from one location tend to finish in runs.
+    fn add(&self, loc: LocKey, last: usize) -> usize {
         self.total.store(self.total.load(Relaxed) + 1, Release);
+        if let Some(entry) = self.locations.get(last) {
+            let count = entry.count.load(Relaxed);
+            if count != 0 && entry.file.load(Relaxed) == loc.0 && entry.line_col.load(Relaxed) == loc.1 {
+                entry.count.store(count + 1, Release);
+                return last;
+            }
+        }
         let start = (loc.0 as u64 ^ loc.1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
         for i in 0..16 {
-            let entry = &self.locations[(start as usize + i) % LOCATIONS];
+            let index = (start as usize + i) % LOCATIONS;
+            let entry = &self.locations[index];
             let count = entry.count.load(Relaxed);
             if count == 0 {
                 entry.file.store(loc.0, Relaxed);
                 entry.line_col.store(loc.1, Relaxed);
                 entry.count.store(1, Release);
-                return;
+                return index;
             }
             if entry.file.load(Relaxed) == loc.0 && entry.line_col.load(Relaxed) == loc.1 {
                 entry.count.store(count + 1, Release);
-                return;
+                return index;
             }
         }
         // No room near this location's entry: counted in the total only.
+        last
     }
 
     /// Adds these counts into `total` and `by_location`.
@@ -148,16 +160,109 @@ struct PerTable {
     table: &'static Table,
     /// Keys of free slots (next generation), newest last.
     free: Vec<Key>,
-    /// Completed tasks kept, oldest first: key, completion time, named.
-    kept: VecDeque<(Key, u64, bool)>,
+    /// Completed tasks kept, oldest first: key, and completion time with
+    /// [`NAMED_AT`] set for a named task.
+    kept: Ring,
     counts: Arc<Counts>,
+    /// The entry of `counts` used last (see [`Counts::add`]).
+    last_location: usize,
+    /// The retention age in clock ticks, and completions until it is
+    /// converted again (the clock's rate settles once, early on).
+    retain_for_ticks: u64,
+    until_convert: u32,
 }
+
+/// A queue of kept tasks: a ring of a power-of-two size that doubles when
+/// full (`VecDeque` does the same with more checks per operation).
+#[derive(Default)]
+struct Ring {
+    items: Vec<(Key, u64)>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    #[inline]
+    fn push_back(&mut self, item: (Key, u64)) {
+        if self.len == self.items.len() {
+            self.grow();
+        }
+        let mask = self.items.len() - 1;
+        self.items[(self.head + self.len) & mask] = item;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn front(&self) -> Option<(Key, u64)> {
+        if self.len == 0 {
+            return None;
+        }
+        self.items.get(self.head).copied()
+    }
+
+    #[inline]
+    fn pop_front(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) & (self.items.len() - 1);
+            self.len -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let size = (self.items.len() * 2).max(16);
+        let mut items = Vec::with_capacity(size);
+        items.extend((0..self.len).map(|i| self.items[(self.head + i) & (self.items.len().max(1) - 1)]));
+        items.resize(size, (Key(0), 0));
+        self.items = items;
+        self.head = 0;
+    }
+}
+
+/// `PerTable::kept`: the completion-time bit that marks a named task. Clock
+/// ticks stay far below it (2^63 ticks are a century at 3 GHz).
+const NAMED_AT: u64 = 1 << 63;
+
+/// Completions between conversions of the retention age into ticks.
+const CONVERT_EVERY: u32 = 4096;
 
 impl PerTable {
     fn new(table: &'static Table) -> PerTable {
         let counts = Arc::new(Counts::new());
         table.threads().join(counts.clone());
-        PerTable { table, free: Vec::with_capacity(FREE_MAX), kept: VecDeque::new(), counts }
+        PerTable {
+            table,
+            free: Vec::with_capacity(FREE_MAX),
+            kept: Ring::default(),
+            counts,
+            last_location: 0,
+            retain_for_ticks: 0,
+            until_convert: 0,
+        }
+    }
+
+    /// Counts, keeps and frees for the completion of `key`'s task (see [`finished`]).
+    fn finished(&mut self, key: Key, loc: LocKey, named: bool, now: u64) {
+        self.last_location = self.counts.add(loc, self.last_location);
+        if self.until_convert == 0 {
+            self.retain_for_ticks = clock::ns_to_ticks(self.table.retention.for_ns);
+            self.until_convert = CONVERT_EVERY;
+        }
+        self.until_convert -= 1;
+        self.kept.push_back((key, now | if named { NAMED_AT } else { 0 }));
+        let done = self.table.retention.done;
+        while let Some((oldest, at)) = self.kept.front() {
+            let too_many = self.kept.len() > done;
+            if !too_many && now.saturating_sub(at & !NAMED_AT) < self.retain_for_ticks {
+                break;
+            }
+            self.kept.pop_front();
+            self.free(oldest, at & NAMED_AT != 0);
+        }
     }
 
     fn free(&mut self, key: Key, named: bool) {
@@ -176,6 +281,11 @@ impl PerTable {
 
     fn take(&mut self) -> Option<Key> {
         if let Some(key) = self.free.pop() {
+            // The next spawn's slot, most likely freed on another core,
+            // travels while this task is set up (see `crate::prefetch`).
+            if let Some(next) = self.free.last() {
+                self.table.prefetch(*next);
+            }
             return Some(key);
         }
         if let Some(batch) = self.table.shared_free.pop() {
@@ -190,9 +300,13 @@ impl PerTable {
 
 impl Drop for PerTable {
     fn drop(&mut self) {
+        if LAST.get().is_some_and(|last| std::ptr::eq(last.as_ptr(), self)) {
+            LAST.set(None);
+        }
         let mut left = std::mem::take(&mut self.free);
-        for (key, _, named) in std::mem::take(&mut self.kept) {
-            left.extend(self.table.release(key, named));
+        while let Some((key, at)) = self.kept.front() {
+            self.kept.pop_front();
+            left.extend(self.table.release(key, at & NAMED_AT != 0));
         }
         if !left.is_empty() {
             self.table.shared_free.push(left);
@@ -202,24 +316,59 @@ impl Drop for PerTable {
 }
 
 thread_local! {
-    /// This thread's state, per table (nearly always one).
-    static LOCAL: RefCell<Vec<PerTable>> = const { RefCell::new(Vec::new()) };
+    /// This thread's state, per table (nearly always one). Boxed, so that
+    /// `LAST` may point into it.
+    #[allow(clippy::vec_box)] // boxed for stable addresses, not for the heap
+    static LOCAL: RefCell<Vec<Box<PerTable>>> = const { RefCell::new(Vec::new()) };
+    /// The entry of `LOCAL` used last: the hooks' way in, without a borrow
+    /// or a search. Cleared by that entry's drop.
+    static LAST: Cell<Option<NonNull<PerTable>>> = const { Cell::new(None) };
+    /// Set while some `PerTable` of this thread is in use: a call further
+    /// down the stack then takes the shared path.
+    static IN_USE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` on this thread's state for `table`; `None` when the thread-locals
 /// are gone (thread exit) or in use further up the stack.
+#[inline]
 fn with_local<R>(table: &'static Table, f: impl FnOnce(&mut PerTable) -> R) -> Option<R> {
+    if IN_USE.get() {
+        return None;
+    }
+    if let Some(last) = LAST.get() {
+        // SAFETY: `LAST` points to a live boxed `PerTable` of this thread's
+        // `LOCAL` (its drop clears `LAST`), and `IN_USE` was clear, so no
+        // other reference to it exists.
+        let local = unsafe { &mut *last.as_ptr() };
+        if std::ptr::eq(local.table, table) {
+            IN_USE.set(true);
+            let result = f(local);
+            IN_USE.set(false);
+            return Some(result);
+        }
+    }
+    with_local_found(table, f)
+}
+
+/// [`with_local`] through `LOCAL`: another table, or the first use.
+#[inline(never)]
+fn with_local_found<R>(table: &'static Table, f: impl FnOnce(&mut PerTable) -> R) -> Option<R> {
     LOCAL
         .try_with(|local| {
             let mut local = local.try_borrow_mut().ok()?;
             let position = match local.iter().position(|p| std::ptr::eq(p.table, table)) {
                 Some(p) => p,
                 None => {
-                    local.push(PerTable::new(table));
+                    local.push(Box::new(PerTable::new(table)));
                     local.len() - 1
                 }
             };
-            Some(f(&mut local[position]))
+            let found: &mut PerTable = &mut local[position];
+            LAST.set(Some(NonNull::from(&mut *found)));
+            IN_USE.set(true);
+            let result = f(found);
+            IN_USE.set(false);
+            Some(result)
         })
         .ok()
         .flatten()
@@ -254,20 +403,7 @@ fn shared_take(table: &'static Table) -> Option<Key> {
 pub(super) fn finished(table: &'static Table, key: Key, slot: &Slot, now: u64) {
     let loc = (slot.file.load(Relaxed), slot.line_col.load(Relaxed));
     let named = slot.kind.load(Relaxed) & NAMED != 0;
-    let retention = table.retention;
-    let kept = with_local(table, |local| {
-        local.counts.add(loc);
-        local.kept.push_back((key, now, named));
-        while let Some(&(oldest, at, oldest_named)) = local.kept.front() {
-            let too_many = local.kept.len() > retention.done;
-            if !too_many && clock::ticks_to_ns(now.saturating_sub(at)) < retention.for_ns {
-                break;
-            }
-            local.kept.pop_front();
-            local.free(oldest, oldest_named);
-        }
-    });
-    if kept.is_none() {
+    if with_local(table, |local| local.finished(key, loc, named, now)).is_none() {
         // No thread-local state: count it under the lock and free it now.
         table.threads().add_retired(loc);
         if let Some(next) = table.release(key, named) {
