@@ -105,6 +105,7 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     slot.line_col.store(((location.line() as u64) << 32) | location.column() as u64, Relaxed);
     slot.spawned_at.store(clock::coarse::now(), Release);
     remember(id, Live { key, slot, entry });
+    IDS.prefetch_insert(id + 1);
 }
 
 fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
@@ -148,7 +149,7 @@ fn terminate(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
         // slot from being recycled while that hook still writes to it, and
         // shares its clock read.
         Some(live) if polling.id == id => {
-            live.entry.forget();
+            forget_later(live.entry);
             FINISHED.set(live.key.0);
             return;
         }
@@ -234,6 +235,59 @@ thread_local! {
     /// slot is freed after its last hook), and ids are never reused, so an
     /// entry found by a live task's id is current.
     static RECENT: [Cell<(u64, Option<Live>)>; CACHE] = const { [const { Cell::new((0, None)) }; CACHE] };
+}
+
+/// Entries of tasks that ended on this thread, removed from [`IDS`] in a
+/// batch. Why: the spawning thread is most likely inserting the next ids
+/// into the same cache line; a removal right away would pull that line over
+/// here and back for every task. Nothing looks an ended task up, so its
+/// entry may wait.
+struct Forgotten {
+    entries: [Option<&'static ids::Entry>; FORGET_BATCH],
+    len: usize,
+}
+
+/// Ended tasks whose entries wait, at most.
+const FORGET_BATCH: usize = 32;
+
+impl Forgotten {
+    fn flush(&mut self) {
+        for entry in self.entries[..self.len].iter_mut() {
+            if let Some(entry) = entry.take() {
+                entry.forget();
+            }
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for Forgotten {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+thread_local! {
+    static FORGOTTEN: std::cell::RefCell<Forgotten> =
+        const { std::cell::RefCell::new(Forgotten { entries: [None; FORGET_BATCH], len: 0 }) };
+}
+
+/// Removes `entry` from [`IDS`] soon (see [`Forgotten`]).
+#[inline]
+fn forget_later(entry: &'static ids::Entry) {
+    let kept = FORGOTTEN.try_with(|f| {
+        let Ok(mut f) = f.try_borrow_mut() else { return false };
+        if f.len == FORGET_BATCH {
+            f.flush();
+        }
+        let len = f.len;
+        f.entries[len] = Some(entry);
+        f.len += 1;
+        true
+    });
+    if kept != Ok(true) {
+        entry.forget();
+    }
 }
 
 fn remember(id: u64, live: Live) {

@@ -141,6 +141,18 @@ impl IdMap {
         }
     }
 
+    /// Asks for the entry that inserting `id` will most likely claim, to be
+    /// written soon (see [`crate::prefetch`]): the next id a thread spawns
+    /// is usually the next number.
+    #[inline]
+    pub(super) fn prefetch_insert(&self, id: u64) {
+        if let Some(table) = self.newest() {
+            if let Some(entry) = table.probe(id).next() {
+                crate::prefetch::for_write(entry);
+            }
+        }
+    }
+
     /// Puts a table twice the size of `full` (or the first table) in front,
     /// unless another thread already did.
     #[cold]
