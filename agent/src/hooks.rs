@@ -96,7 +96,11 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     let id = id_u64(meta.id());
     // The id first: no task can be polled before this hook returns, and the
     // map's compare-and-swap would otherwise wait for the slot's stores.
-    let entry = IDS.insert(id, key);
+    let Some(entry) = IDS.insert(id, key) else {
+        recorder.table.unreserve(key);
+        recorder.dropped.fetch_add(1, Relaxed);
+        return;
+    };
     recorder.table.open(slot);
     let location = meta.spawned_at();
     slot.task_id.store(id, Relaxed);

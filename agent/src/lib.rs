@@ -66,6 +66,7 @@ mod files;
 pub mod hooks;
 #[cfg(feature = "tracing")]
 pub mod layer;
+mod pages;
 mod prefetch;
 mod recorder;
 mod server;

@@ -119,6 +119,10 @@ pub(crate) struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 128);
 
+// SAFETY: atomics and an atomic pointer; all zero is a FREE slot of
+// generation 0 with no name (what `Slot::default()` is).
+unsafe impl crate::pages::Zeroable for Slot {}
+
 impl Slot {
     /// Resets the counters for a new task.
     fn reset(&self) {
@@ -227,6 +231,11 @@ impl Table {
         // never read, so its lines need not arrive before we go on.
         let key = local::take_free(self)?;
         Some((key, self.slot(key.index())?))
+    }
+
+    /// Hands back a slot from [`Self::reserve`] that was not opened.
+    pub(crate) fn unreserve(&'static self, key: Key) {
+        local::give_back(self, key);
     }
 
     /// Resets a reserved slot and makes it LIVE.
@@ -366,8 +375,9 @@ impl Table {
         }
         let _guard = self.grow.lock().unwrap_or_else(|e| e.into_inner());
         if cell.load(Acquire).is_null() {
-            let slots: Box<[Slot]> = (0..SEGMENT).map(|_| Slot::default()).collect();
-            cell.store(Box::into_raw(slots) as *mut Slot, Release);
+            // Mapped, not allocated: see `crate::pages`.
+            let slots = crate::pages::zeroed::<Slot>(SEGMENT)?;
+            cell.store(slots.as_ptr() as *mut Slot, Release);
         }
         Some(())
     }

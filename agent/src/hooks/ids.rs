@@ -56,8 +56,12 @@ impl Entry {
     }
 }
 
+// SAFETY: two atomics; all zero is an EMPTY entry.
+unsafe impl crate::pages::Zeroable for Entry {}
+
 struct Table {
-    entries: Box<[Entry]>,
+    /// Mapped, not allocated (see `crate::pages`); all EMPTY at first.
+    entries: &'static [Entry],
     mask: usize,
     /// The table this one was put in front of (never freed, so `'static`).
     older: Option<&'static Table>,
@@ -69,9 +73,9 @@ struct Table {
 }
 
 impl Table {
-    fn new(len: usize, older: Option<&'static Table>, floor: u64) -> Table {
-        let entries = (0..len).map(|_| Entry { id: AtomicU64::new(EMPTY), key: AtomicU64::new(0) }).collect();
-        Table { entries, mask: len - 1, older, floor }
+    fn new(len: usize, older: Option<&'static Table>, floor: u64) -> Option<Table> {
+        let entries = crate::pages::zeroed::<Entry>(len)?;
+        Some(Table { entries, mask: len - 1, older, floor })
     }
 
     /// The entries `id` may be in, in probe order.
@@ -115,12 +119,13 @@ impl IdMap {
         (!ptr.is_null()).then(|| unsafe { &*ptr })
     }
 
-    /// Records the key of a new task and returns its entry. `id` must not be
-    /// in the map.
-    pub(super) fn insert(&self, id: u64, key: Key) -> &'static Entry {
+    /// Records the key of a new task and returns its entry; `None` when the
+    /// map is full and the OS refuses the memory to grow it. `id` must not
+    /// be in the map.
+    pub(super) fn insert(&self, id: u64, key: Key) -> Option<&'static Entry> {
         loop {
             let Some(table) = self.newest() else {
-                self.grow(None, id);
+                self.grow(None, id)?;
                 continue;
             };
             for entry in table.probe(id) {
@@ -134,10 +139,10 @@ impl IdMap {
                 };
                 if claimed {
                     entry.key.store(key.0, Release);
-                    return entry;
+                    return Some(entry);
                 }
             }
-            self.grow(Some(table), id);
+            self.grow(Some(table), id)?;
         }
     }
 
@@ -156,15 +161,19 @@ impl IdMap {
     /// Puts a table twice the size of `full` (or the first table) in front,
     /// unless another thread already did.
     #[cold]
-    fn grow(&self, full: Option<&'static Table>, id: u64) {
+    /// `None` when the OS refuses the memory.
+    fn grow(&self, full: Option<&'static Table>, id: u64) -> Option<()> {
         let len = full.map_or(FIRST, |t| t.entries.len() * 2);
-        let bigger: &'static mut Table = Box::leak(Box::new(Table::new(len, full, id)));
+        let bigger: &'static mut Table = Box::leak(Box::new(Table::new(len, full, id)?));
         let expected = full.map_or(std::ptr::null_mut(), |t| t as *const Table as *mut Table);
         if self.newest.compare_exchange(expected, bigger, AcqRel, Acquire).is_err() {
             // Someone else grew it first: ours was never shared, so free it.
-            // SAFETY: `bigger` came from Box::leak just above and nobody else saw it.
-            drop(unsafe { Box::from_raw(bigger as *mut Table) });
+            // SAFETY: `bigger` came from Box::leak just above, its entries
+            // from `pages::zeroed`, and nobody else saw either.
+            let ours = unsafe { Box::from_raw(bigger as *mut Table) };
+            unsafe { crate::pages::unmap(ours.entries) };
         }
+        Some(())
     }
 
     #[inline]
@@ -241,7 +250,7 @@ mod tests {
         let map = IdMap::new();
         // More than the first table holds: the map grows and keeps older entries.
         for id in 1..20_000u64 {
-            map.insert(id, Key(id * 7));
+            map.insert(id, Key(id * 7)).expect("room");
         }
         assert_eq!(map.get(1).map(Entry::key), Some(Key(7)));
         assert_eq!(map.get(500).map(Entry::key), Some(Key(3500)));
@@ -256,7 +265,7 @@ mod tests {
     fn churn_reuses_tombstones_without_growing() {
         let map = IdMap::new();
         for id in 1..200_000u64 {
-            map.insert(id, Key(id));
+            map.insert(id, Key(id)).expect("room");
             assert_eq!(map.remove(id), Some(Key(id)));
         }
         let newest = map.newest().expect("a table");
@@ -271,7 +280,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..50_000u64 {
                         let id = 1 + i * 4 + t;
-                        MAP.insert(id, Key(id + 1));
+                        MAP.insert(id, Key(id + 1)).expect("room");
                         assert_eq!(MAP.get(id).map(Entry::key), Some(Key(id + 1)));
                         if i % 3 == 0 {
                             assert_eq!(MAP.remove(id), Some(Key(id + 1)));

@@ -384,6 +384,13 @@ pub(super) fn take_free(table: &'static Table) -> Option<Key> {
     }
 }
 
+/// Puts back a key from [`take_free`] that went unused.
+pub(super) fn give_back(table: &'static Table, key: Key) {
+    if with_local(table, |local| local.free.push(key)).is_none() {
+        table.shared_free.push(vec![key]);
+    }
+}
+
 /// [`take_free`] without thread-local state.
 fn shared_take(table: &'static Table) -> Option<Key> {
     if let Some(mut batch) = table.shared_free.pop() {
