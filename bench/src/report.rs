@@ -197,12 +197,16 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
                 labelled.push(base);
                 format!(" vs {}", base.name())
             };
+            let interval = match time_interval(results, workload, variant, wall) {
+                Some((low, high)) => format!(" (90% interval x{}-{})", ratio(low), ratio(high)),
+                None => String::new(),
+            };
             match (
                 time_ratio(results, workload, variant, wall),
                 time_ratio(results, workload, variant, cpu),
             ) {
                 (Some(r), Some(c)) => {
-                    format!("{} x{}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c))
+                    format!("{} x{}{interval}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c))
                 }
                 (Some(r), None) => format!("{} x{}{vs}", variant.name(), ratio(r)),
                 (None, _) => format!("{} {}", variant.name(), missing(results, workload, variant)),
@@ -283,6 +287,77 @@ fn time_ratio(
     (base > 0.0).then(|| this / base)
 }
 
+/// A 90% interval for [`time_ratio`] (see [`ratio_interval`]).
+fn time_interval(
+    results: &Results,
+    workload: Workload,
+    variant: Variant,
+    what: fn(&Sample) -> Duration,
+) -> Option<(f64, f64)> {
+    let seconds = |v: Variant| -> Option<Vec<f64>> {
+        let samples = results.samples.get(&(workload, v))?;
+        Some(samples.iter().map(|s| what(s).as_secs_f64()).collect())
+    };
+    ratio_interval(&seconds(variant.baseline())?, &seconds(variant)?)
+}
+
+/// Resamplings behind [`ratio_interval`].
+const RESAMPLES: usize = 2000;
+
+/// A 90% interval for `median(this) / median(base)`, by a paired bootstrap:
+/// rounds are drawn with replacement, a round's two measurements together
+/// (they ran minutes apart at most, interleaved, and share the machine's
+/// mood of the moment), and the ratio of medians is taken over each draw.
+/// `base[i]` and `this[i]` are round `i`'s (a pair that failed stops early,
+/// so the shorter list is a prefix). `None` below 5 rounds. The seed is
+/// fixed: the same measurements give the same interval.
+///
+/// Why: on a shared 2-CPU machine, medians of the same binary measured in
+/// one batch of 31 rounds as two variants differed by 6%; a ratio alone
+/// reads as more certain than it is.
+fn ratio_interval(base: &[f64], this: &[f64]) -> Option<(f64, f64)> {
+    let n = base.len().min(this.len());
+    if n < 5 {
+        return None;
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        // xorshift64*: plenty for drawing indices.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let (mut b, mut t) = (vec![0.0; n], vec![0.0; n]);
+    let mut ratios = Vec::with_capacity(RESAMPLES);
+    for _ in 0..RESAMPLES {
+        for k in 0..n {
+            let i = (next() % n as u64) as usize;
+            b[k] = base[i];
+            t[k] = this[i];
+        }
+        let (mb, mt) = (median_f64(&mut b), median_f64(&mut t));
+        if mb > 0.0 {
+            ratios.push(mt / mb);
+        }
+    }
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.05), at(0.95)))
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// Median RSS of `variant` minus median RSS of its baseline, per parked task.
 fn bytes_per_task_vs_base(plan: &Plan, results: &Results, variant: Variant) -> Option<f64> {
     let base = median_rss(results, Workload::Idle, variant.baseline())?;
@@ -328,6 +403,31 @@ mod tests {
         assert_eq!(median_u64([3, 1, 2].into_iter()), 2);
         assert_eq!(median_u64([4, 1, 3, 2].into_iter()), 2);
         assert_eq!(median_u64(std::iter::empty()), 0);
+    }
+
+    #[test]
+    fn a_constant_factor_gives_a_tight_interval_around_it() {
+        let base: Vec<f64> = (1..=21).map(|i| 0.2 + i as f64 * 0.01).collect();
+        let this: Vec<f64> = base.iter().map(|b| b * 1.10).collect();
+        let (low, high) = ratio_interval(&base, &this).expect("enough rounds");
+        assert!((low - 1.10).abs() < 1e-9 && (high - 1.10).abs() < 1e-9, "{low}..{high}");
+    }
+
+    #[test]
+    fn noise_widens_the_interval_around_the_ratio() {
+        // The same spread in both, shuffled against each other: a true ratio
+        // of 1, measured through noise.
+        let base: Vec<f64> = (0..31).map(|i| 0.20 + ((i * 7) % 31) as f64 * 0.005).collect();
+        let this: Vec<f64> = (0..31).map(|i| 0.20 + ((i * 11) % 31) as f64 * 0.005).collect();
+        let (low, high) = ratio_interval(&base, &this).expect("enough rounds");
+        assert!(low < 1.0 && high > 1.0, "{low}..{high} holds 1");
+        assert!(high - low > 0.05, "{low}..{high} is not tight");
+        assert_eq!(ratio_interval(&base, &this), Some((low, high)), "the same data, the same interval");
+    }
+
+    #[test]
+    fn few_rounds_give_no_interval() {
+        assert_eq!(ratio_interval(&[1.0, 1.0, 1.0, 1.0], &[1.0, 1.0, 1.0, 1.0]), None);
     }
 
     #[test]
