@@ -40,7 +40,7 @@ pub const TCP_ANY: EnvVar = EnvVar {
 /// How many completed tasks are kept.
 pub const RETAIN_DONE: EnvVar = EnvVar {
     name: "TASKSCOPE_RETAIN_DONE",
-    default: "1000",
+    default: "256",
     doc: "Completed tasks shown, at most (the newest); each thread keeps up to this many of its own.",
 };
 
