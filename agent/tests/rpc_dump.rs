@@ -28,7 +28,7 @@ fn info_and_dumps_over_the_socket() {
     let dir = socket_dir("rpc-dump");
     let sleeper_id: u64 = program.block_on(async {
         // Two workers: multi-thread dumps are opt-in (see TASKSCOPE_MT_DUMPS).
-        taskscope_agent::Builder::from_env().socket_dir(&dir).multi_thread_dumps(true).init();
+        taskscope_agent::Builder::from_env().socket_dir(&*dir).multi_thread_dumps(true).init();
         tokio::spawn(waits_for_a_message());
         let sleeper = tokio::spawn(sleeps_in_rpc_dump_test());
         sleeper.id().to_string().parse().expect("numeric id")
@@ -87,5 +87,4 @@ fn info_and_dumps_over_the_socket() {
         assert_eq!(main_status(&chunks).status, proto::DumpStatus::Ok as i32, "{:?}", main_status(&chunks));
     });
     program.shutdown_background();
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,7 +20,7 @@ fn hooks_mode_serves_lifecycles_and_stacks() {
     let dir = socket_dir("rpc-lean");
     // One worker: multi-thread runtimes with one worker are dumped by default.
     let program = taskscope_agent::Builder::from_env()
-        .socket_dir(&dir)
+        .socket_dir(&*dir)
         .build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all())
         .expect("runtime");
     let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -71,5 +71,4 @@ fn hooks_mode_serves_lifecycles_and_stacks() {
         assert_eq!(record3.polls, 2, "{record3:?}");
     });
     program.shutdown_background();
-    let _ = std::fs::remove_dir_all(&dir);
 }

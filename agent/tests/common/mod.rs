@@ -54,11 +54,28 @@ pub fn main_status(chunks: &[proto::DumpChunk]) -> &proto::RuntimeDump {
     header(chunks).runtimes.iter().find(|r| r.runtime == "main").expect("runtime main is dumped")
 }
 
-/// A fresh socket directory for this test process.
-pub fn socket_dir(test: &str) -> PathBuf {
+/// A fresh socket directory for this test process, removed when dropped:
+/// also when the test fails (a panic unwinds through it).
+pub fn socket_dir(test: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("taskscope-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    TempDir(dir)
+}
+
+/// See [`socket_dir`].
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// This process's socket in `dir`.
