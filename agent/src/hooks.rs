@@ -101,7 +101,7 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
         recorder.dropped.fetch_add(1, Relaxed);
         return;
     };
-    recorder.table.open(slot);
+    recorder.table.open_hooked(slot);
     let location = meta.spawned_at();
     slot.task_id.store(id, Relaxed);
     slot.kind.store(HOOKED | ((tag as u32) << TAG_SHIFT), Relaxed);

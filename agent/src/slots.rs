@@ -151,6 +151,27 @@ impl Slot {
         // The name went when the slot was freed (see `Table::release`).
     }
 
+    /// Zeroes the first line's counters, on the thread that frees the slot
+    /// (its line 1 is that thread's: it just recorded the completion), so
+    /// that a hooked spawn, most likely on another core, writes only what it
+    /// knows (see [`Table::open_hooked`]).
+    fn clear_polls(&self) {
+        for counter in [&self.completed_at, &self.polls, &self.busy, &self.poll_started, &self.poll_ended] {
+            counter.store(0, Relaxed);
+        }
+        self.dump_flags.store(0, Relaxed);
+        self.woken.store(0, Relaxed);
+        self.running.store(0, Relaxed);
+    }
+
+    /// Zeroes the second line's counters for a hooked task.
+    fn clear_spawn(&self) {
+        for counter in [&self.wakes, &self.waker_clones, &self.waker_drops, &self.self_wakes] {
+            counter.store(0, Relaxed);
+        }
+        self.refs.store(1, Relaxed);
+    }
+
     /// Sets the name (spawn time only, before the key is published).
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn set_name(&self, name: &str) {
@@ -238,6 +259,18 @@ impl Table {
         local::give_back(self, key);
     }
 
+    /// Makes a reserved slot LIVE for a hooked task, whose spawn hook then
+    /// writes kind, location, id and spawn time. The first line's counters
+    /// are zero already: fresh slots are, and [`Self::release`] clears them.
+    /// Why: that line is usually another core's (the one that finished the
+    /// slot's previous task), and every store to it waits in the spawning
+    /// core's store buffer until the line arrives; `perf` showed tokio's own
+    /// stores right after the spawn hook stalling behind them.
+    pub(crate) fn open_hooked(&self, slot: &Slot) {
+        slot.clear_spawn();
+        slot.phase.store(LIVE, Release);
+    }
+
     /// Resets a reserved slot and makes it LIVE.
     pub(crate) fn open(&self, slot: &Slot) {
         slot.reset();
@@ -279,6 +312,7 @@ impl Table {
         let next = key.generation().wrapping_add(1);
         slot.generation.store(next, Release);
         slot.phase.store(FREE, Release);
+        slot.clear_polls();
         let name = if named { slot.name.swap(std::ptr::null_mut(), AcqRel) } else { std::ptr::null_mut() };
         if !name.is_null() {
             if self.read.load(Acquire) {
@@ -438,6 +472,29 @@ mod tests {
         finish(table, key);
         let (_, slot) = table.alloc().unwrap();
         assert_eq!(slot.name(), "");
+    }
+
+    #[test]
+    fn a_hooked_task_in_a_recycled_slot_starts_from_zero() {
+        // No retention: a finished task's slot is freed at once and reused next.
+        let table = table(0);
+        let (old, slot) = table.reserve().unwrap();
+        table.open_hooked(slot);
+        for counter in [&slot.polls, &slot.busy, &slot.poll_started, &slot.poll_ended, &slot.wakes] {
+            counter.store(7, Relaxed);
+        }
+        slot.running.store(1, Relaxed);
+        slot.dump_flags.store(1, Relaxed);
+        finish(table, old);
+        let (new, again) = table.reserve().unwrap();
+        assert!(std::ptr::eq(slot, again), "the freed slot is the next one handed out");
+        assert_ne!(new, old, "with the next generation");
+        table.open_hooked(again);
+        for counter in [&again.polls, &again.busy, &again.poll_started, &again.poll_ended, &again.completed_at, &again.wakes] {
+            assert_eq!(counter.load(Relaxed), 0);
+        }
+        assert_eq!((again.running.load(Relaxed), again.dump_flags.load(Relaxed)), (0, 0));
+        assert_eq!(again.phase.load(Relaxed), LIVE);
     }
 
     #[test]
