@@ -342,8 +342,8 @@ impl Recorder {
 }
 
 /// A poll of `key`'s task, whose slot `slot` is, that started at `started`
-/// ends at `now` (see [`Recorder::exit_at`]; the hooks hold the slot and the
-/// start already).
+/// (what [`Recorder::enter_at`] stored in the slot) ends at `now` (see
+/// [`Recorder::exit_at`]; the hooks hold the slot and the start already).
 #[inline]
 pub(crate) fn exit_slot(key: Key, slot: &Slot, started: u64, now: u64) {
     if UNRECORDED.get() == key.0 {
@@ -352,7 +352,6 @@ pub(crate) fn exit_slot(key: Key, slot: &Slot, started: u64, now: u64) {
     }
     slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
     slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
-    slot.poll_started.store(started, Relaxed);
     slot.poll_ended.store(now, Release);
     slot.running.store(0, Release);
 }

@@ -126,28 +126,13 @@ unsafe impl crate::pages::Zeroable for Slot {}
 impl Slot {
     /// Resets the counters for a new task.
     fn reset(&self) {
-        for counter in [
-            &self.task_id,
-            &self.spawned_at,
-            &self.completed_at,
-            &self.polls,
-            &self.busy,
-            &self.poll_started,
-            &self.poll_ended,
-            &self.wakes,
-            &self.waker_clones,
-            &self.waker_drops,
-            &self.self_wakes,
-            &self.line_col,
-        ] {
-            counter.store(0, Relaxed);
+        self.clear_polls();
+        self.clear_spawn();
+        for field in [&self.task_id, &self.spawned_at, &self.line_col] {
+            field.store(0, Relaxed);
         }
         self.file.store(0, Relaxed);
         self.kind.store(0, Relaxed);
-        self.dump_flags.store(0, Relaxed);
-        self.woken.store(0, Relaxed);
-        self.running.store(0, Relaxed);
-        self.refs.store(1, Relaxed);
         // The name went when the slot was freed (see `Table::release`).
     }
 
@@ -164,7 +149,8 @@ impl Slot {
         self.running.store(0, Relaxed);
     }
 
-    /// Zeroes the second line's counters for a hooked task.
+    /// Zeroes the second line's counters (for a hooked task, which has no
+    /// use for the rest of [`Self::reset`]).
     fn clear_spawn(&self) {
         for counter in [&self.wakes, &self.waker_clones, &self.waker_drops, &self.self_wakes] {
             counter.store(0, Relaxed);
