@@ -159,9 +159,8 @@ impl IdMap {
     }
 
     /// Puts a table twice the size of `full` (or the first table) in front,
-    /// unless another thread already did.
+    /// unless another thread already did. `None` when the OS refuses the memory.
     #[cold]
-    /// `None` when the OS refuses the memory.
     fn grow(&self, full: Option<&'static Table>, id: u64) -> Option<()> {
         let len = full.map_or(FIRST, |t| t.entries.len() * 2);
         let bigger: &'static mut Table = Box::leak(Box::new(Table::new(len, full, id)?));
@@ -176,8 +175,9 @@ impl IdMap {
         Some(())
     }
 
+    /// The entry of live task `id`.
     #[inline]
-    fn entry(&self, id: u64) -> Option<&'static Entry> {
+    pub(super) fn get(&self, id: u64) -> Option<&'static Entry> {
         let newest = self.newest()?;
         // Nearly always: a live id went to the newest table.
         let checked = newest.floor <= id;
@@ -186,15 +186,16 @@ impl IdMap {
                 return Some(entry);
             }
         }
-        Self::entry_elsewhere(newest, checked, id)
+        Self::get_elsewhere(newest, checked, id)
     }
 
-    /// [`Self::entry`] past the newest table: the newest table whose floor is
+    /// [`Self::get`] past the newest table: the newest table whose floor is
     /// not above `id` (where it most likely went), then the older ones, then
     /// (an insert that raced with a growth) the newer ones; skipping the
     /// newest if `checked` already.
     #[inline(never)]
-    fn entry_elsewhere(newest: &'static Table, checked: bool, id: u64) -> Option<&'static Entry> {
+    fn get_elsewhere(newest: &'static Table, checked: bool, id: u64) -> Option<&'static Entry> {
+        let find = |t: &'static Table| if checked && std::ptr::eq(t, newest) { None } else { t.find(id) };
         let mut start = Some(newest);
         while let Some(t) = start {
             if t.floor <= id {
@@ -204,10 +205,8 @@ impl IdMap {
         }
         let mut table = start;
         while let Some(t) = table {
-            if !(checked && std::ptr::eq(t, newest)) {
-                if let Some(entry) = t.find(id) {
-                    return Some(entry);
-                }
+            if let Some(entry) = find(t) {
+                return Some(entry);
             }
             table = t.older;
         }
@@ -216,25 +215,17 @@ impl IdMap {
             if start.is_some_and(|s| std::ptr::eq(s, t)) {
                 break;
             }
-            if !(checked && std::ptr::eq(t, newest)) {
-                if let Some(entry) = t.find(id) {
-                    return Some(entry);
-                }
+            if let Some(entry) = find(t) {
+                return Some(entry);
             }
             table = t.older;
         }
         None
     }
 
-    /// The entry of live task `id`.
-    #[inline]
-    pub(super) fn get(&self, id: u64) -> Option<&'static Entry> {
-        self.entry(id)
-    }
-
     /// Forgets task `id`, returning its key.
     pub(super) fn remove(&self, id: u64) -> Option<Key> {
-        let entry = self.entry(id)?;
+        let entry = self.get(id)?;
         let key = entry.key();
         entry.forget();
         Some(key)
