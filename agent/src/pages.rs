@@ -26,9 +26,9 @@ pub(crate) unsafe trait Zeroable: Sized {}
 /// `len` zeroed values of `T`, kept until [`unmap`] (or for good).
 /// `None` if the OS refuses the memory.
 pub(crate) fn zeroed<T: Zeroable>(len: usize) -> Option<&'static [T]> {
-    let bytes = len.checked_mul(std::mem::size_of::<T>())?.max(1);
     #[cfg(unix)]
     {
+        let bytes = len.checked_mul(std::mem::size_of::<T>())?.max(1);
         // SAFETY: an anonymous private mapping with no address hint only
         // creates new memory; the result is checked before use.
         let at = unsafe {
@@ -52,12 +52,13 @@ pub(crate) fn zeroed<T: Zeroable>(len: usize) -> Option<&'static [T]> {
     #[cfg(not(unix))]
     {
         let layout = std::alloc::Layout::array::<T>(len).ok()?;
-        // SAFETY: non-zero size (`bytes` >= 1 only matters for len 0, where
-        // a dangling slice is returned instead).
         if layout.size() == 0 {
             return Some(&[]);
         }
+        // SAFETY: a layout of non-zero size.
         let at = unsafe { std::alloc::alloc_zeroed(layout) };
+        // SAFETY: `len` zeroed, aligned `T`s (all-zero is valid: `Zeroable`),
+        // kept until `unmap`.
         (!at.is_null()).then(|| unsafe { std::slice::from_raw_parts(at as *const T, len) })
     }
 }
@@ -67,11 +68,11 @@ pub(crate) fn zeroed<T: Zeroable>(len: usize) -> Option<&'static [T]> {
 /// # Safety
 /// `pages` came from [`zeroed`] and nothing refers to it any more.
 pub(crate) unsafe fn unmap<T: Zeroable>(pages: &'static [T]) {
-    let bytes = std::mem::size_of_val(pages).max(1);
     #[cfg(unix)]
-    // SAFETY: the caller hands back a mapping of exactly these bytes.
+    // SAFETY: the caller hands back a mapping of exactly these bytes (at
+    // least one, as `zeroed` mapped).
     unsafe {
-        libc::munmap(pages.as_ptr() as *mut libc::c_void, bytes);
+        libc::munmap(pages.as_ptr() as *mut libc::c_void, std::mem::size_of_val(pages).max(1));
     }
     #[cfg(not(unix))]
     if let Ok(layout) = std::alloc::Layout::array::<T>(pages.len()) {
@@ -80,7 +81,6 @@ pub(crate) unsafe fn unmap<T: Zeroable>(pages: &'static [T]) {
             unsafe { std::alloc::dealloc(pages.as_ptr() as *mut u8, layout) };
         }
     }
-    let _ = bytes;
 }
 
 #[cfg(test)]
