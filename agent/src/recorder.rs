@@ -183,7 +183,7 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn enter(&self, key: Key) {
-        if let Some(slot) = self.table.get(key) {
+        if let Some(slot) = self.table.open_span(key) {
             if self.enter_at(key, slot, clock::raw()) {
                 slot.woken.store(0, Relaxed);
                 CURRENT.set(key.0);
@@ -258,7 +258,7 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn exit_at(&self, key: Key, now: u64) {
-        if let Some(slot) = self.table.get(key) {
+        if let Some(slot) = self.table.open_span(key) {
             exit_slot(key, slot, slot.poll_started.load(Relaxed), now);
         }
     }
@@ -267,7 +267,7 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn clone_span(&self, key: Key) {
-        if let Some(slot) = self.table.get(key) {
+        if let Some(slot) = self.table.open_span(key) {
             slot.refs.fetch_add(1, Relaxed);
         }
     }
@@ -277,7 +277,7 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn release(&'static self, key: Key) -> bool {
-        match self.table.get(key) {
+        match self.table.open_span(key) {
             Some(slot) if slot.refs.fetch_sub(1, AcqRel) == 1 => {
                 self.complete(key);
                 true
@@ -291,7 +291,7 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn complete(&'static self, key: Key) {
-        if let Some(slot) = self.table.get(key) {
+        if let Some(slot) = self.table.open_span(key) {
             // tracing's `Instrumented` enters the span once more to drop the
             // future; that enter/exit is not a poll.
             slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);

@@ -347,6 +347,20 @@ impl Table {
         (slot.generation.load(Acquire) == key.generation()).then_some(slot)
     }
 
+    /// The slot of `key`'s task while tracing holds its span open: the
+    /// span's id *is* the key, and the slot is freed only once the span
+    /// closes, so no generation check is needed.
+    ///
+    /// Why it matters: the check read the slot before the poll wrote it, and
+    /// that read waited for the line from whichever core touched the task
+    /// last (its spawner, or its waker). Waker events, which may outlive the
+    /// task, still go through [`Self::get`].
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(crate) fn open_span(&self, key: Key) -> Option<&Slot> {
+        self.slot(key.index())
+    }
+
     /// Whether `slot` still holds `key`'s task after reading it (a scan's
     /// check that the task did not finish and hand its slot to another while
     /// it was read).
