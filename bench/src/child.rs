@@ -30,6 +30,24 @@ struct Measured {
     rss_kib: u64,
 }
 
+/// Sets tokio's four task hooks (the ones the lean mode uses) to closures
+/// that do nothing but keep their argument from being optimised away.
+fn empty_hooks(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+    builder
+        .on_task_spawn(|meta| {
+            std::hint::black_box(meta);
+        })
+        .on_before_task_poll(|meta| {
+            std::hint::black_box(meta);
+        })
+        .on_after_task_poll(|meta| {
+            std::hint::black_box(meta);
+        })
+        .on_task_terminate(|meta| {
+            std::hint::black_box(meta);
+        })
+}
+
 /// Runs `workload` under `variant` on a multi-thread runtime, as
 /// `#[tokio::main]` would build it, and prints the result line. Fails when
 /// this binary cannot run `variant` or the runtime cannot be built.
@@ -51,6 +69,7 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
     builder.enable_all();
     let runtime = match variant {
         Variant::Lean => taskscope_agent::build_runtime(&mut builder),
+        Variant::Hooks => empty_hooks(&mut builder).build(),
         _ => builder.build(),
     }
     .map_err(|e| format!("build the tokio runtime: {e}"))?;

@@ -21,6 +21,10 @@ pub enum Variant {
     PlainLean,
     /// `taskscope_agent::build_runtime` on the same builder (taskscope-bench-lean).
     Lean,
+    /// tokio's four task hooks set to empty closures on the same builder, no
+    /// agent (taskscope-bench-lean): what any hook-based recorder pays before
+    /// it records anything.
+    Hooks,
 }
 
 impl Variant {
@@ -32,13 +36,14 @@ impl Variant {
             Variant::Console => "console",
             Variant::PlainLean => "plain-lean",
             Variant::Lean => "lean",
+            Variant::Hooks => "hooks",
         }
     }
 
     /// Runs in `taskscope-bench-lean` (tokio without `tracing`) rather than
     /// in `taskscope-bench`.
     pub fn is_lean(self) -> bool {
-        matches!(self, Variant::PlainLean | Variant::Lean)
+        matches!(self, Variant::PlainLean | Variant::Lean | Variant::Hooks)
     }
 
     /// What this variant's ratios are against: the same program with the same
@@ -116,6 +121,7 @@ mod tests {
     #[test]
     fn lean_is_compared_with_plain_lean_and_the_rest_with_plain() {
         assert_eq!(Variant::Lean.baseline(), Variant::PlainLean);
+        assert_eq!(Variant::Hooks.baseline(), Variant::PlainLean);
         assert_eq!(Variant::Agent.baseline(), Variant::Plain);
         assert_eq!(Variant::Console.baseline(), Variant::Plain);
         assert!(Variant::Plain.is_baseline() && Variant::PlainLean.is_baseline());

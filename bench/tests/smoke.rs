@@ -1,6 +1,6 @@
 //! The bench runs end to end at a hundredth of its size: children start, the
 //! result lines parse, the report prints a line per workload, and the lean
-//! variants come out against plain-lean (or skipped, with the reason, when
+//! variants (`lean`, and `hooks`, the empty-hooks floor) come out against plain-lean (or skipped, with the reason, when
 //! taskscope-bench-lean was not built). Nothing here looks at the numbers;
 //! timings never go into tests.
 
@@ -44,7 +44,7 @@ fn quick_run_reports_every_workload() {
 /// `plain-lean`, never with `plain`.
 fn check_lean(stdout: &str, lean: &Path) {
     for workload in ["spawn", "channel", "idle"] {
-        for variant in ["plain-lean", "lean"] {
+        for variant in ["plain-lean", "lean", "hooks"] {
             let row = format!("{workload:<8} {variant:<10} ");
             assert!(
                 stdout.lines().any(|l| l.starts_with(&row)),
@@ -64,11 +64,17 @@ fn check_lean(stdout: &str, lean: &Path) {
                     && line.contains(" vs plain-lean"),
                 "{line}"
             );
-        } else {
             assert!(
-                line.contains("; lean skipped (no taskscope-bench-lean at"),
+                line.contains("; hooks ") && !line.contains("; hooks skipped"),
                 "{line}"
             );
+        } else {
+            for variant in ["lean", "hooks"] {
+                assert!(
+                    line.contains(&format!("; {variant} skipped (no taskscope-bench-lean at")),
+                    "{line}"
+                );
+            }
         }
     }
 }
