@@ -198,8 +198,7 @@ impl Recorder {
         if !self.records_poll(key, slot) {
             return false;
         }
-        slot.poll_started.store(now, Release);
-        slot.running.store(1, Release);
+        start_poll(slot, now);
         true
     }
 
@@ -209,7 +208,7 @@ impl Recorder {
     /// marked it (see [`FLAGGED`]).
     #[inline]
     pub(crate) fn records_poll(&self, key: Key, slot: &Slot) -> bool {
-        if FLAGGED.load(Relaxed) & 1 != 0
+        if !no_dump_flags()
             && (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0)
             && self.dump_poll(slot)
         {
@@ -346,10 +345,37 @@ impl Recorder {
 /// [`Recorder::exit_at`]; the hooks hold the slot and the start already).
 #[inline]
 pub(crate) fn exit_slot(key: Key, slot: &Slot, started: u64, now: u64) {
-    if UNRECORDED.get() == key.0 {
+    if unrecorded(key) {
         UNRECORDED.set(0);
         return;
     }
+    end_poll(slot, started, now);
+}
+
+/// True while no dump may have left flags on any slot: a poll that starts
+/// then is the program's, with nothing of its slot to read (see [`FLAGGED`]).
+#[inline(always)]
+pub(crate) fn no_dump_flags() -> bool {
+    FLAGGED.load(Relaxed) & 1 == 0
+}
+
+/// Whether the poll of `key`'s task that this thread is in is a dump's, not
+/// recorded (see [`Recorder::records_poll`]).
+#[inline(always)]
+pub(crate) fn unrecorded(key: Key) -> bool {
+    UNRECORDED.get() == key.0
+}
+
+/// Writes the start of a recorded poll at `now` into `slot`.
+#[inline(always)]
+pub(crate) fn start_poll(slot: &Slot, now: u64) {
+    slot.poll_started.store(now, Release);
+    slot.running.store(1, Release);
+}
+
+/// Writes the end at `now` of a recorded poll that started at `started`.
+#[inline(always)]
+pub(crate) fn end_poll(slot: &Slot, started: u64, now: u64) {
     slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
     slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
     slot.poll_ended.store(now, Release);

@@ -59,6 +59,14 @@ pub(crate) fn now() -> u64 {
     CLOCK.now()
 }
 
+/// [`now`] while the ticker runs; `None` while it sleeps, where [`now`]
+/// would read the counter and wake it. For fast paths that hand the rare
+/// case to a slower one, so that they call nothing.
+#[inline]
+pub(crate) fn ticking() -> Option<u64> {
+    CLOCK.ticking()
+}
+
 impl Coarse {
     const fn new() -> Coarse {
         Coarse { now: AtomicU64::new(0), read: AtomicBool::new(false), ticker: OnceLock::new() }
@@ -81,14 +89,22 @@ impl Coarse {
 
     #[inline]
     fn now(&self) -> u64 {
+        match self.ticking() {
+            Some(now) => now,
+            None => self.wake(),
+        }
+    }
+
+    #[inline]
+    fn ticking(&self) -> Option<u64> {
         let now = self.now.load(Relaxed);
         if now == 0 {
-            return self.wake();
+            return None;
         }
         if !self.read.load(Relaxed) {
             self.read.store(true, Relaxed);
         }
-        now
+        Some(now)
     }
 
     /// A reading while the ticker sleeps: the counter itself, and the ticker woken.
