@@ -47,9 +47,10 @@ pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static 
     clock::coarse::start();
     crate::prefetch::init();
     let tag = NEXT_TAG.fetch_add(1, Relaxed).min(TAGS - 1);
+    let runtime = &RUNTIMES[tag];
     builder
         .on_task_spawn(move |meta| spawn(recorder, meta, tag))
-        .on_before_task_poll(move |meta| before_poll(recorder, meta, tag))
+        .on_before_task_poll(move |meta| before_poll(recorder, meta, tag, runtime))
         .on_after_task_poll(move |meta| after_poll(recorder, meta))
         .on_task_terminate(move |meta| terminate(recorder, meta));
 }
@@ -120,11 +121,11 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
 // registers (callgrind: before the split, about a quarter of the two
 // closures' instructions on the channel workload went to that).
 #[inline(always)]
-fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
+fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize, runtime: &'static AtomicU64) {
     let id = id_u64(meta.id());
     if let Some(live) = recent(id) {
         if let Some(now) = clock::coarse::ticking() {
-            if RUNTIMES[tag].load(Relaxed) != 0 && no_dump_flags() {
+            if runtime.load(Relaxed) != 0 && no_dump_flags() {
                 start_poll(live.slot, now);
                 POLLING.set(Polling { id, live: Some(live), started: now });
                 return;
@@ -152,7 +153,8 @@ fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
     let polling = POLLING.get();
     if let (Some(live), true) = (polling.live, polling.id == id) {
-        if let Some(now) = clock::coarse::ticking() {
+        // The poll's start read the clock and noted it as read.
+        if let Some(now) = clock::coarse::ticking_noted() {
             if !unrecorded(live.key) && FINISHED.get() != live.key.0 {
                 POLLING.set(Polling::NONE);
                 end_poll(live.slot, polling.started, now);

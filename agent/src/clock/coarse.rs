@@ -67,6 +67,17 @@ pub(crate) fn ticking() -> Option<u64> {
     CLOCK.ticking()
 }
 
+/// [`ticking`] for a reading that follows one this thread took moments ago
+/// (a poll's end after its start): that one already told the ticker that
+/// the clock is read, so this one writes nothing.
+#[inline]
+pub(crate) fn ticking_noted() -> Option<u64> {
+    match CLOCK.now.load(Relaxed) {
+        0 => None,
+        now => Some(now),
+    }
+}
+
 impl Coarse {
     const fn new() -> Coarse {
         Coarse { now: AtomicU64::new(0), read: AtomicBool::new(false), ticker: OnceLock::new() }
