@@ -127,7 +127,7 @@ fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize, run
         if let Some(now) = clock::coarse::ticking() {
             if runtime.load(Relaxed) != 0 && no_dump_flags() {
                 start_poll(live.slot, now);
-                POLLING.set(Polling { id, live: Some(live), started: now });
+                POLLING.set(id);
                 return;
             }
         }
@@ -145,20 +145,21 @@ fn before_poll_slow(recorder: &'static Recorder, id: u64, tag: usize) {
     let Some(live) = find(recorder, id) else { return };
     let now = clock::coarse::now();
     recorder.enter_at(live.key, live.slot, now);
-    POLLING.set(Polling { id, live: Some(live), started: now });
+    POLLING.set(id);
 }
 
 #[inline(always)]
 fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
-    let polling = POLLING.get();
-    if let (Some(live), true) = (polling.live, polling.id == id) {
-        // The poll's start read the clock and noted it as read.
-        if let Some(now) = clock::coarse::ticking_noted() {
-            if !unrecorded(live.key) && FINISHED.get() != live.key.0 {
-                POLLING.set(Polling::NONE);
-                end_poll(live.slot, polling.started, now);
-                return;
+    if POLLING.get() == id {
+        if let Some(live) = recent(id) {
+            // The poll's start read the clock and noted it as read.
+            if let Some(now) = clock::coarse::ticking_noted() {
+                if !unrecorded(live.key) && FINISHED.get() != live.key.0 {
+                    POLLING.set(0);
+                    end_poll(live.slot, live.slot.poll_started.load(Relaxed), now);
+                    return;
+                }
             }
         }
     }
@@ -170,19 +171,13 @@ fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
 /// asleep.
 #[inline(never)]
 fn after_poll_slow(recorder: &'static Recorder, id: u64) {
-    let polling = POLLING.get();
     let now = clock::coarse::now();
-    // A poll nested in this one (a runtime blocked on inside
-    // `block_in_place`) may have replaced the entry.
-    let (live, started) = match polling.live {
-        Some(live) if polling.id == id => (live, polling.started),
-        _ => match find(recorder, id) {
-            Some(live) => (live, live.slot.poll_started.load(Relaxed)),
-            None => return,
-        },
-    };
-    POLLING.set(Polling::NONE);
-    exit_slot(live.key, live.slot, started, now);
+    // Not in this thread's cache any more if a task spawned during the poll
+    // took its place; a poll nested in this one (a runtime blocked on inside
+    // `block_in_place`) may have replaced `POLLING`.
+    let Some(live) = find(recorder, id) else { return };
+    POLLING.set(0);
+    exit_slot(live.key, live.slot, live.slot.poll_started.load(Relaxed), now);
     if FINISHED.get() == live.key.0 {
         FINISHED.set(0);
         recorder.table.finish(live.key, live.slot, now);
@@ -191,23 +186,19 @@ fn after_poll_slow(recorder: &'static Recorder, id: u64) {
 
 fn terminate(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
-    let polling = POLLING.get();
-    let key = match polling.live {
-        // Completed inside its poll (nearly always): tokio calls the
-        // after-poll hook next. Announcing the completion there keeps the
-        // slot from being recycled while that hook still writes to it, and
-        // shares its clock read.
-        Some(live) if polling.id == id => {
+    // Completed inside its poll (nearly always): tokio calls the after-poll
+    // hook next. Announcing the completion there keeps the slot from being
+    // recycled while that hook still writes to it, and shares its clock read.
+    if POLLING.get() == id {
+        if let Some(live) = find(recorder, id) {
             forget_later(live.entry);
             FINISHED.set(live.key.0);
             return;
         }
-        // No entry: spawned on the agent's thread, or while the table was full.
-        _ => match IDS.remove(id) {
-            Some(key) => key,
-            None => return,
-        },
-    };
+    }
+    // Outside a poll (aborted, or dropped with its runtime); no entry when
+    // spawned on the agent's thread or while the table was full.
+    let Some(key) = IDS.remove(id) else { return };
     recorder.complete_at(key, clock::coarse::now());
 }
 
@@ -261,22 +252,9 @@ struct Live {
     entry: &'static ids::Entry,
 }
 
-/// The poll this thread is in.
-#[derive(Clone, Copy)]
-struct Polling {
-    /// Task id; 0 between polls.
-    id: u64,
-    live: Option<Live>,
-    /// When it started (clock ticks).
-    started: u64,
-}
-
-impl Polling {
-    const NONE: Polling = Polling { id: 0, live: None, started: 0 };
-}
-
 thread_local! {
-    static POLLING: Cell<Polling> = const { Cell::new(Polling::NONE) };
+    /// Id of the task whose poll this thread is in; 0 between polls.
+    static POLLING: Cell<u64> = const { Cell::new(0) };
     /// Key of the task that completed in the poll this thread is in.
     static FINISHED: Cell<u64> = const { Cell::new(0) };
     /// Tasks this thread spawned or polled lately, by `id % CACHE`. The slot
