@@ -19,6 +19,51 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::plan::{Variant, Workload};
 
+#[cfg(feature = "full")]
+mod noop {
+    //! The `noop` control: the agent's full mode subscribes to tokio's
+    //! `runtime.spawn` spans and `tokio::task::waker` events only; this
+    //! subscriber asks for the same callsites and does nothing with them, so
+    //! tokio builds the same spans, enters them around every poll and emits
+    //! the same events as under the agent.
+
+    use tracing_core::span::{Attributes, Id, Record};
+    use tracing_core::subscriber::{Interest, Subscriber};
+    use tracing_core::{Event, LevelFilter, Metadata};
+
+    pub struct TaskCallsites;
+
+    fn wanted(meta: &Metadata<'_>) -> bool {
+        (meta.is_span() && meta.name() == "runtime.spawn" && meta.target().starts_with("tokio::task"))
+            || (meta.is_event() && meta.target() == "tokio::task::waker")
+    }
+
+    impl Subscriber for TaskCallsites {
+        fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+            if wanted(meta) {
+                Interest::always()
+            } else {
+                Interest::never()
+            }
+        }
+        fn enabled(&self, meta: &Metadata<'_>) -> bool {
+            wanted(meta)
+        }
+        fn max_level_hint(&self) -> Option<LevelFilter> {
+            Some(LevelFilter::TRACE)
+        }
+        // Nothing is kept per span, so one id serves them all.
+        fn new_span(&self, _attrs: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _span: &Id, _values: &Record<'_>) {}
+        fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+        fn event(&self, _event: &Event<'_>) {}
+        fn enter(&self, _span: &Id) {}
+        fn exit(&self, _span: &Id) {}
+    }
+}
+
 /// What a workload measured.
 struct Measured {
     elapsed: Duration,
@@ -79,6 +124,13 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
             Variant::Agent => taskscope_agent::init(),
             #[cfg(feature = "full")]
             Variant::Console => console_subscriber::init(),
+            #[cfg(feature = "full")]
+            Variant::Noop => {
+                let dispatch = tracing_core::Dispatch::new(noop::TaskCallsites);
+                if tracing_core::dispatcher::set_global_default(dispatch).is_err() {
+                    eprintln!("noop: a subscriber was already installed");
+                }
+            }
             // Plain and plain-lean install nothing; lean did at build time.
             _ => {}
         }

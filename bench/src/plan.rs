@@ -17,6 +17,10 @@ pub enum Variant {
     Agent,
     /// `console_subscriber::init()` (console-subscriber 0.5, default settings).
     Console,
+    /// A bare tracing subscriber interested in the callsites the agent's full
+    /// mode uses (tokio's task spans and waker events) that records nothing:
+    /// what any `tracing`-based recorder pays before it records anything.
+    Noop,
     /// Tokio without its `tracing` feature, no agent (taskscope-bench-lean).
     PlainLean,
     /// `taskscope_agent::build_runtime` on the same builder (taskscope-bench-lean).
@@ -34,6 +38,7 @@ impl Variant {
             Variant::Plain => "plain",
             Variant::Agent => "agent",
             Variant::Console => "console",
+            Variant::Noop => "noop",
             Variant::PlainLean => "plain-lean",
             Variant::Lean => "lean",
             Variant::Hooks => "hooks",
@@ -124,6 +129,7 @@ mod tests {
         assert_eq!(Variant::Hooks.baseline(), Variant::PlainLean);
         assert_eq!(Variant::Agent.baseline(), Variant::Plain);
         assert_eq!(Variant::Console.baseline(), Variant::Plain);
+        assert_eq!(Variant::Noop.baseline(), Variant::Plain);
         assert!(Variant::Plain.is_baseline() && Variant::PlainLean.is_baseline());
         assert!(!Variant::Lean.is_baseline());
     }

@@ -26,10 +26,11 @@ fn quick_run_reports_every_workload() {
         "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     for line in ["spawn: agent x", "channel: agent x", "idle: agent "] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(line)),
-            "no line starting {line:?} in\n{stdout}\nstderr:\n{stderr}"
-        );
+        let found = stdout
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("no line starting {line:?} in\n{stdout}\nstderr:\n{stderr}"));
+        assert!(found.contains("; noop "), "no noop control in {found:?}");
     }
     check_lean(&stdout, &lean);
     for console in ["; console x", "; console skipped (>cap)"] {
