@@ -64,17 +64,14 @@ fn start_point() -> &'static Start {
 /// with the counter taken at their middle. A thread preempted inside one
 /// try leaves that try's readings far apart.
 fn paired_reading() -> (Instant, u64) {
-    let mut best: Option<(u64, Instant, u64)> = None;
-    for _ in 0..3 {
+    let pair = || {
         let before = read_counter();
         let instant = Instant::now();
-        let after = read_counter();
-        let width = after.saturating_sub(before);
-        if best.is_none_or(|(w, _, _)| width < w) {
-            best = Some((width, instant, before + width / 2));
-        }
-    }
-    let (_, instant, counter) = best.unwrap_or_else(|| (0, Instant::now(), read_counter()));
+        let width = read_counter().saturating_sub(before);
+        (width, instant, before + width / 2)
+    };
+    let first = pair();
+    let (_, instant, counter) = (0..2).map(|_| pair()).fold(first, |best, next| if next.0 < best.0 { next } else { best });
     (instant, counter)
 }
 

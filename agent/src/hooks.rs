@@ -50,7 +50,7 @@ pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static 
     let runtime = &RUNTIMES[tag];
     builder
         .on_task_spawn(move |meta| spawn(recorder, meta, tag))
-        .on_before_task_poll(move |meta| before_poll(recorder, meta, tag, runtime))
+        .on_before_task_poll(move |meta| before_poll(recorder, meta, runtime))
         .on_after_task_poll(move |meta| after_poll(recorder, meta))
         .on_task_terminate(move |meta| terminate(recorder, meta));
 }
@@ -78,11 +78,12 @@ pub(crate) fn before_dump(handle: &tokio::runtime::Handle) {
     }
 }
 
-/// Learns which runtime a hooked builder built, from inside its first poll.
+/// Learns which runtime a hooked builder built (its entry of [`RUNTIMES`]),
+/// from inside its first poll.
 #[cold]
-fn learn_runtime(tag: usize) {
+fn learn_runtime(runtime: &AtomicU64) {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        RUNTIMES[tag].store(hash_u64(handle.id()), Release);
+        runtime.store(hash_u64(handle.id()), Release);
     }
 }
 
@@ -121,7 +122,7 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
 // registers (callgrind: before the split, about a quarter of the two
 // closures' instructions on the channel workload went to that).
 #[inline(always)]
-fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize, runtime: &'static AtomicU64) {
+fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, runtime: &'static AtomicU64) {
     let id = id_u64(meta.id());
     if let Some(live) = recent(id) {
         if let Some(now) = clock::coarse::ticking() {
@@ -132,15 +133,15 @@ fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize, run
             }
         }
     }
-    before_poll_slow(recorder, id, tag);
+    before_poll_slow(recorder, id, runtime);
 }
 
 /// [`before_poll`] in every case: the runtime not learnt yet, the task not
 /// in this thread's cache, the clock asleep, a dump about.
 #[inline(never)]
-fn before_poll_slow(recorder: &'static Recorder, id: u64, tag: usize) {
-    if RUNTIMES[tag].load(Relaxed) == 0 {
-        learn_runtime(tag);
+fn before_poll_slow(recorder: &'static Recorder, id: u64, runtime: &'static AtomicU64) {
+    if runtime.load(Relaxed) == 0 {
+        learn_runtime(runtime);
     }
     let Some(live) = find(recorder, id) else { return };
     let now = clock::coarse::now();
@@ -157,7 +158,7 @@ fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
             if let Some(now) = clock::coarse::ticking_noted() {
                 if !unrecorded(live.key) && FINISHED.get() != live.key.0 {
                     POLLING.set(0);
-                    end_poll(live.slot, live.slot.poll_started.load(Relaxed), now);
+                    end_poll(live.slot, now);
                     return;
                 }
             }
@@ -177,7 +178,7 @@ fn after_poll_slow(recorder: &'static Recorder, id: u64) {
     // `block_in_place`) may have replaced `POLLING`.
     let Some(live) = find(recorder, id) else { return };
     POLLING.set(0);
-    exit_slot(live.key, live.slot, live.slot.poll_started.load(Relaxed), now);
+    exit_slot(live.key, live.slot, now);
     if FINISHED.get() == live.key.0 {
         FINISHED.set(0);
         recorder.table.finish(live.key, live.slot, now);

@@ -207,7 +207,7 @@ impl Recorder {
     /// its [`exit_slot`]. Reads nothing of the slot unless a dump may have
     /// marked it (see [`FLAGGED`]).
     #[inline]
-    pub(crate) fn records_poll(&self, key: Key, slot: &Slot) -> bool {
+    fn records_poll(&self, key: Key, slot: &Slot) -> bool {
         if !no_dump_flags()
             && (slot.dump_flags.load(Relaxed) != 0 || DUMPING.load(Relaxed) != 0)
             && self.dump_poll(slot)
@@ -258,7 +258,7 @@ impl Recorder {
     #[inline]
     pub(crate) fn exit_at(&self, key: Key, now: u64) {
         if let Some(slot) = self.table.open_span(key) {
-            exit_slot(key, slot, slot.poll_started.load(Relaxed), now);
+            exit_slot(key, slot, now);
         }
     }
 
@@ -340,16 +340,15 @@ impl Recorder {
     }
 }
 
-/// A poll of `key`'s task, whose slot `slot` is, that started at `started`
-/// (what [`Recorder::enter_at`] stored in the slot) ends at `now` (see
-/// [`Recorder::exit_at`]; the hooks hold the slot and the start already).
+/// A poll of `key`'s task, whose slot `slot` is, ends at `now` (see
+/// [`Recorder::exit_at`]; the hooks hold the slot already).
 #[inline]
-pub(crate) fn exit_slot(key: Key, slot: &Slot, started: u64, now: u64) {
+pub(crate) fn exit_slot(key: Key, slot: &Slot, now: u64) {
     if unrecorded(key) {
         UNRECORDED.set(0);
         return;
     }
-    end_poll(slot, started, now);
+    end_poll(slot, now);
 }
 
 /// True while no dump may have left flags on any slot: a poll that starts
@@ -373,9 +372,12 @@ pub(crate) fn start_poll(slot: &Slot, now: u64) {
     slot.running.store(1, Release);
 }
 
-/// Writes the end at `now` of a recorded poll that started at `started`.
+/// Writes the end at `now` of a recorded poll, whose start [`start_poll`]
+/// wrote into the slot (only the polling thread writes it, so the load
+/// finds its own store).
 #[inline(always)]
-pub(crate) fn end_poll(slot: &Slot, started: u64, now: u64) {
+pub(crate) fn end_poll(slot: &Slot, now: u64) {
+    let started = slot.poll_started.load(Relaxed);
     slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
     slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
     slot.poll_ended.store(now, Release);
