@@ -31,6 +31,15 @@ pub(crate) fn is_waker_event(meta: &Metadata<'_>) -> bool {
     meta.is_event() && meta.target() == "tokio::task::waker"
 }
 
+/// Whether `meta` is a callsite the full mode records: tokio's
+/// `runtime.spawn` spans and `tokio::task::waker` events. Every other
+/// callsite is disabled. Public (as `subscriber::is_task_callsite`) for
+/// filters that must let exactly these through, and for measuring what
+/// merely asking for them costs.
+pub fn is_task_callsite(meta: &Metadata<'_>) -> bool {
+    is_spawn_span(meta) || is_waker_event(meta)
+}
+
 /// A fixed buffer for formatting short `Display` values without allocating.
 struct StackStr {
     buf: [u8; 96],

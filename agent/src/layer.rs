@@ -29,7 +29,7 @@ use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::fields::{is_spawn_span, is_waker_event, WakerFields};
+use crate::fields::{is_task_callsite, WakerFields};
 use crate::recorder::Recorder;
 use crate::slots::Key;
 
@@ -51,17 +51,13 @@ where
     TaskLayer { recorder }.with_filter(OnlyTasks(PhantomData))
 }
 
-fn wanted(meta: &Metadata<'_>) -> bool {
-    is_spawn_span(meta) || is_waker_event(meta)
-}
-
 impl<S> Filter<S> for OnlyTasks<S> {
     fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
-        wanted(meta)
+        is_task_callsite(meta)
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if wanted(meta) {
+        if is_task_callsite(meta) {
             Interest::always()
         } else {
             Interest::never()

@@ -15,7 +15,8 @@ use tracing_core::span::{Attributes, Current, Id, Record};
 use tracing_core::subscriber::{Interest, Subscriber};
 use tracing_core::{Event, LevelFilter, Metadata};
 
-use crate::fields::{is_spawn_span, is_waker_event, WakerFields};
+pub use crate::fields::is_task_callsite;
+use crate::fields::WakerFields;
 use crate::recorder::Recorder;
 use crate::slots::Key;
 
@@ -36,7 +37,7 @@ impl TaskSubscriber {
 
 impl Subscriber for TaskSubscriber {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if is_spawn_span(meta) || is_waker_event(meta) {
+        if is_task_callsite(meta) {
             Interest::always()
         } else {
             Interest::never()
@@ -44,7 +45,7 @@ impl Subscriber for TaskSubscriber {
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        is_spawn_span(meta) || is_waker_event(meta)
+        is_task_callsite(meta)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {

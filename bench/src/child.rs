@@ -27,27 +27,23 @@ mod noop {
     //! tokio builds the same spans, enters them around every poll and emits
     //! the same events as under the agent.
 
+    use taskscope_agent::subscriber::is_task_callsite;
     use tracing_core::span::{Attributes, Id, Record};
     use tracing_core::subscriber::{Interest, Subscriber};
     use tracing_core::{Event, LevelFilter, Metadata};
 
     pub struct TaskCallsites;
 
-    fn wanted(meta: &Metadata<'_>) -> bool {
-        (meta.is_span() && meta.name() == "runtime.spawn" && meta.target().starts_with("tokio::task"))
-            || (meta.is_event() && meta.target() == "tokio::task::waker")
-    }
-
     impl Subscriber for TaskCallsites {
         fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-            if wanted(meta) {
+            if is_task_callsite(meta) {
                 Interest::always()
             } else {
                 Interest::never()
             }
         }
         fn enabled(&self, meta: &Metadata<'_>) -> bool {
-            wanted(meta)
+            is_task_callsite(meta)
         }
         fn max_level_hint(&self) -> Option<LevelFilter> {
             Some(LevelFilter::TRACE)

@@ -1,7 +1,8 @@
 //! The bench runs end to end at a hundredth of its size: children start, the
-//! result lines parse, the report prints a line per workload, and the lean
-//! variants (`lean`, and `hooks`, the empty-hooks floor) come out against plain-lean (or skipped, with the reason, when
-//! taskscope-bench-lean was not built). Nothing here looks at the numbers;
+//! result lines parse, the report prints a line per workload with the `noop`
+//! control beside `agent`, and the lean variants (`lean`, and `hooks`, the
+//! empty-hooks floor) come out against plain-lean (or skipped, with the
+//! reason, when taskscope-bench-lean was not built). Nothing here looks at the numbers;
 //! timings never go into tests.
 
 use std::path::Path;
