@@ -41,30 +41,46 @@ pub fn is_task_callsite(meta: &Metadata<'_>) -> bool {
 }
 
 /// A fixed buffer for formatting short `Display` values without allocating.
+/// Only whole `&str`s are appended, so its bytes are always UTF-8.
 struct StackStr {
     buf: [u8; 96],
     len: usize,
-    overflow: bool,
 }
 
 impl StackStr {
-    fn new() -> Self {
-        StackStr { buf: [0; 96], len: 0, overflow: false }
+    const fn new() -> Self {
+        StackStr { buf: [0; 96], len: 0 }
     }
+
     fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+        // Whole `&str`s only (see `write_str`); the check is a cold fallback
+        // that never fails.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
 
 impl fmt::Write for StackStr {
+    #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let end = self.len + s.len();
-        if end > self.buf.len() {
-            self.overflow = true;
-            return Err(fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        let Some(room) = self.buf.get_mut(self.len..end) else { return Err(fmt::Error) };
+        room.copy_from_slice(s.as_bytes());
         self.len = end;
+        Ok(())
+    }
+}
+
+/// Turns the `Display` of tokio's `kind` field (`task`, `local`,
+/// `blocking`, `block_on`: one `write_str` of a `&'static str`) into its
+/// code, without copying it anywhere first.
+struct KindSink(u32);
+
+impl fmt::Write for KindSink {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !s.is_empty() {
+            self.0 = kind_code(s);
+        }
         Ok(())
     }
 }
@@ -77,13 +93,13 @@ pub(crate) struct SpawnFields {
     pub file: u32,
     pub line: u32,
     pub col: u32,
-    /// Set only for named tasks; long names are allocated.
-    pub name: Option<String>,
+    /// Set only for named tasks whose name does not fit `name_buf`.
+    name: Option<String>,
     name_buf: StackStr,
 }
 
 impl SpawnFields {
-    pub(crate) fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         SpawnFields { task_id: 0, kind: 0, file: 0, line: 0, col: 0, name: None, name_buf: StackStr::new() }
     }
 
@@ -116,18 +132,20 @@ impl Visit for SpawnFields {
         }
     }
 
+    // tokio records `kind` and `task.name` with `%`, so they arrive here as
+    // `Display` values: formatted straight into where they are kept (this
+    // runs on the spawning thread, once per task).
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         match field.name() {
             "kind" => {
-                let mut s = StackStr::new();
-                let _ = write!(s, "{value:?}");
-                self.kind = kind_code(s.as_str());
+                let mut sink = KindSink(self.kind);
+                let _ = write!(sink, "{value:?}");
+                self.kind = sink.0;
             }
             "task.name" => {
-                let mut s = StackStr::new();
-                if write!(s, "{value:?}").is_ok() {
-                    self.name_buf = s;
-                } else {
+                self.name_buf.len = 0;
+                if write!(self.name_buf, "{value:?}").is_err() {
+                    self.name_buf.len = 0;
                     self.name = Some(format!("{value:?}"));
                 }
             }

@@ -45,7 +45,6 @@ static NEXT_TAG: AtomicUsize = AtomicUsize::new(0);
 /// Installs the recording hooks on `builder`, feeding `recorder`.
 pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static Recorder) {
     clock::coarse::start();
-    crate::prefetch::init();
     let tag = NEXT_TAG.fetch_add(1, Relaxed).min(TAGS - 1);
     let runtime = &RUNTIMES[tag];
     builder
@@ -103,7 +102,7 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
         recorder.dropped.fetch_add(1, Relaxed);
         return;
     };
-    recorder.table.open_hooked(slot);
+    recorder.table.open(slot);
     let location = meta.spawned_at();
     slot.task_id.store(id, Relaxed);
     slot.kind.store(HOOKED | ((tag as u32) << TAG_SHIFT), Relaxed);

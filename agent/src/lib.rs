@@ -266,6 +266,9 @@ impl Builder {
     fn recorder(&self) -> &'static Recorder {
         RECORDER.get_or_init(|| {
             clock::start();
+            // Every mode takes slots through the same free lists, which ask
+            // for the next slot's lines early: find out how, once.
+            prefetch::init();
             let _ = files::FILES.set(files::Files::new());
             let recorder = leak_recorder(self.config.retention());
             // The state owner will read names: from now on freed ones wait

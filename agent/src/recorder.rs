@@ -276,8 +276,11 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn release(&'static self, key: Key) -> bool {
+        // The only reference cannot be cloned by anyone else meanwhile, so
+        // the common case (tokio's own span, never cloned) needs no
+        // read-modify-write.
         match self.table.open_span(key) {
-            Some(slot) if slot.refs.fetch_sub(1, AcqRel) == 1 => {
+            Some(slot) if slot.refs.load(Acquire) == 1 || slot.refs.fetch_sub(1, AcqRel) == 1 => {
                 self.complete(key);
                 true
             }

@@ -124,22 +124,10 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 128);
 unsafe impl crate::pages::Zeroable for Slot {}
 
 impl Slot {
-    /// Resets the counters for a new task.
-    fn reset(&self) {
-        self.clear_polls();
-        self.clear_spawn();
-        for field in [&self.task_id, &self.spawned_at, &self.line_col] {
-            field.store(0, Relaxed);
-        }
-        self.file.store(0, Relaxed);
-        self.kind.store(0, Relaxed);
-        // The name went when the slot was freed (see `Table::release`).
-    }
-
     /// Zeroes the first line's counters, on the thread that frees the slot
     /// (its line 1 is that thread's: it just recorded the completion), so
     /// that a hooked spawn, most likely on another core, writes only what it
-    /// knows (see [`Table::open_hooked`]).
+    /// knows (see [`Table::open`]).
     fn clear_polls(&self) {
         for counter in [&self.completed_at, &self.polls, &self.busy, &self.poll_started, &self.poll_ended] {
             counter.store(0, Relaxed);
@@ -149,8 +137,8 @@ impl Slot {
         self.running.store(0, Relaxed);
     }
 
-    /// Zeroes the second line's counters (for a hooked task, which has no
-    /// use for the rest of [`Self::reset`]).
+    /// Zeroes the second line's counters, on the spawning thread (see
+    /// [`Table::open`]).
     fn clear_spawn(&self) {
         for counter in [&self.wakes, &self.waker_clones, &self.waker_drops, &self.self_wakes] {
             counter.store(0, Relaxed);
@@ -245,21 +233,15 @@ impl Table {
         local::give_back(self, key);
     }
 
-    /// Makes a reserved slot LIVE for a hooked task, whose spawn hook then
-    /// writes kind, location, id and spawn time. The first line's counters
-    /// are zero already: fresh slots are, and [`Self::release`] clears them.
+    /// Makes a reserved slot LIVE; the spawn then writes kind, location, id,
+    /// name and spawn time. The first line's counters are zero already: fresh
+    /// slots are, and [`Self::release`] clears them.
     /// Why: that line is usually another core's (the one that finished the
     /// slot's previous task), and every store to it waits in the spawning
     /// core's store buffer until the line arrives; `perf` showed tokio's own
     /// stores right after the spawn hook stalling behind them.
-    pub(crate) fn open_hooked(&self, slot: &Slot) {
-        slot.clear_spawn();
-        slot.phase.store(LIVE, Release);
-    }
-
-    /// Resets a reserved slot and makes it LIVE.
     pub(crate) fn open(&self, slot: &Slot) {
-        slot.reset();
+        slot.clear_spawn();
         slot.phase.store(LIVE, Release);
     }
 
@@ -479,7 +461,7 @@ mod tests {
         // No retention: a finished task's slot is freed at once and reused next.
         let table = table(0);
         let (old, slot) = table.reserve().unwrap();
-        table.open_hooked(slot);
+        table.open(slot);
         for counter in [&slot.polls, &slot.busy, &slot.poll_started, &slot.poll_ended, &slot.wakes] {
             counter.store(7, Relaxed);
         }
@@ -489,7 +471,7 @@ mod tests {
         let (new, again) = table.reserve().unwrap();
         assert!(std::ptr::eq(slot, again), "the freed slot is the next one handed out");
         assert_ne!(new, old, "with the next generation");
-        table.open_hooked(again);
+        table.open(again);
         for counter in [&again.polls, &again.busy, &again.poll_started, &again.poll_ended, &again.completed_at, &again.wakes] {
             assert_eq!(counter.load(Relaxed), 0);
         }
