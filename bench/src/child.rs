@@ -20,14 +20,18 @@ use tokio::sync::{mpsc, oneshot};
 use crate::plan::{Variant, Workload};
 
 #[cfg(feature = "full")]
-mod noop {
-    //! The `noop` control: the agent's full mode subscribes to tokio's
-    //! `runtime.spawn` spans and `tokio::task::waker` events only; this
-    //! subscriber asks for the same callsites and does nothing with them, so
-    //! tokio builds the same spans, enters them around every poll and emits
-    //! the same events as under the agent.
+mod controls {
+    //! The `noop` and `fields` controls: the agent's full mode subscribes to
+    //! tokio's `runtime.spawn` spans and `tokio::task::waker` events only;
+    //! these subscribers ask for the same callsites, so tokio builds the same
+    //! spans, enters them around every poll and emits the same events as
+    //! under the agent. `noop` does nothing with them; `fields` reads their
+    //! fields and keeps nothing, which is the part of the full mode's cost
+    //! that no recorder of task names and wakers can avoid (tracing hands
+    //! field values over only through a visitor, one dynamic call each).
 
     use taskscope_agent::subscriber::is_task_callsite;
+    use tracing_core::field::{Field, Visit};
     use tracing_core::span::{Attributes, Id, Record};
     use tracing_core::subscriber::{Interest, Subscriber};
     use tracing_core::{Event, LevelFilter, Metadata};
@@ -57,6 +61,71 @@ mod noop {
         fn event(&self, _event: &Event<'_>) {}
         fn enter(&self, _span: &Id) {}
         fn exit(&self, _span: &Id) {}
+    }
+
+    /// The `fields` control: [`TaskCallsites`], except that it reads every
+    /// field tokio hands it (formatting `%` values as any recorder of names
+    /// must) into a visitor that keeps nothing.
+    pub struct ReadFields;
+
+    /// Folds what it is shown into one number, so that reading is not
+    /// optimised away.
+    #[derive(Default)]
+    struct Fold(u64);
+
+    impl std::fmt::Write for Fold {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 = self.0.wrapping_add(s.len() as u64);
+            Ok(())
+        }
+    }
+
+    impl Visit for Fold {
+        fn record_u64(&mut self, _field: &Field, value: u64) {
+            self.0 ^= value;
+        }
+        fn record_str(&mut self, _field: &Field, value: &str) {
+            self.0 ^= value.len() as u64;
+        }
+        fn record_debug(&mut self, _field: &Field, value: &dyn std::fmt::Debug) {
+            use std::fmt::Write as _;
+            let _ = write!(self, "{value:?}");
+        }
+    }
+
+    impl Subscriber for ReadFields {
+        fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+            TaskCallsites.register_callsite(meta)
+        }
+        fn enabled(&self, meta: &Metadata<'_>) -> bool {
+            is_task_callsite(meta)
+        }
+        fn max_level_hint(&self) -> Option<LevelFilter> {
+            Some(LevelFilter::TRACE)
+        }
+        fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+            let mut fold = Fold::default();
+            attrs.record(&mut fold);
+            std::hint::black_box(fold.0);
+            Id::from_u64(1)
+        }
+        fn record(&self, _span: &Id, _values: &Record<'_>) {}
+        fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fold = Fold::default();
+            event.record(&mut fold);
+            std::hint::black_box(fold.0);
+        }
+        fn enter(&self, _span: &Id) {}
+        fn exit(&self, _span: &Id) {}
+    }
+}
+
+/// Installs a control's subscriber for the whole process.
+#[cfg(feature = "full")]
+fn install(dispatch: tracing_core::Dispatch) {
+    if tracing_core::dispatcher::set_global_default(dispatch).is_err() {
+        eprintln!("a subscriber was already installed");
     }
 }
 
@@ -121,12 +190,9 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
             #[cfg(feature = "full")]
             Variant::Console => console_subscriber::init(),
             #[cfg(feature = "full")]
-            Variant::Noop => {
-                let dispatch = tracing_core::Dispatch::new(noop::TaskCallsites);
-                if tracing_core::dispatcher::set_global_default(dispatch).is_err() {
-                    eprintln!("noop: a subscriber was already installed");
-                }
-            }
+            Variant::Noop => install(tracing_core::Dispatch::new(controls::TaskCallsites)),
+            #[cfg(feature = "full")]
+            Variant::Fields => install(tracing_core::Dispatch::new(controls::ReadFields)),
             // Plain and plain-lean install nothing; lean did at build time.
             _ => {}
         }

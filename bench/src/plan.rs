@@ -21,6 +21,10 @@ pub enum Variant {
     /// mode uses (tokio's task spans and waker events) that records nothing:
     /// what any `tracing`-based recorder pays before it records anything.
     Noop,
+    /// `noop` that also reads every field it is given (a spawn span's
+    /// attributes, formatting the `%` ones; a waker event's op and task id)
+    /// and keeps none: the least a recorder of task names and wakers pays.
+    Fields,
     /// Tokio without its `tracing` feature, no agent (taskscope-bench-lean).
     PlainLean,
     /// `taskscope_agent::build_runtime` on the same builder (taskscope-bench-lean).
@@ -39,6 +43,7 @@ impl Variant {
             Variant::Agent => "agent",
             Variant::Console => "console",
             Variant::Noop => "noop",
+            Variant::Fields => "fields",
             Variant::PlainLean => "plain-lean",
             Variant::Lean => "lean",
             Variant::Hooks => "hooks",
@@ -130,6 +135,7 @@ mod tests {
         assert_eq!(Variant::Agent.baseline(), Variant::Plain);
         assert_eq!(Variant::Console.baseline(), Variant::Plain);
         assert_eq!(Variant::Noop.baseline(), Variant::Plain);
+        assert_eq!(Variant::Fields.baseline(), Variant::Plain);
         assert!(Variant::Plain.is_baseline() && Variant::PlainLean.is_baseline());
         assert!(!Variant::Lean.is_baseline());
     }

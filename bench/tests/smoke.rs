@@ -1,6 +1,6 @@
 //! The bench runs end to end at a hundredth of its size: children start, the
 //! result lines parse, the report prints a line per workload with the `noop`
-//! control beside `agent`, and the lean variants (`lean`, and `hooks`, the
+//! and `fields` controls beside `agent`, and the lean variants (`lean`, and `hooks`, the
 //! empty-hooks floor) come out against plain-lean (or skipped, with the
 //! reason, when taskscope-bench-lean was not built). Nothing here looks at the numbers;
 //! timings never go into tests.
@@ -32,6 +32,7 @@ fn quick_run_reports_every_workload() {
             .find(|l| l.starts_with(line))
             .unwrap_or_else(|| panic!("no line starting {line:?} in\n{stdout}\nstderr:\n{stderr}"));
         assert!(found.contains("; noop "), "no noop control in {found:?}");
+        assert!(found.contains("; fields "), "no fields control in {found:?}");
     }
     check_lean(&stdout, &lean);
     for console in ["; console x", "; console skipped (>cap)"] {
