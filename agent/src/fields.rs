@@ -16,6 +16,7 @@
 use std::fmt::{self, Write as _};
 
 use tracing_core::field::{Field, Visit};
+use tracing_core::subscriber::Interest;
 use tracing_core::Metadata;
 
 use crate::files::FILES;
@@ -38,6 +39,17 @@ pub(crate) fn is_waker_event(meta: &Metadata<'_>) -> bool {
 /// merely asking for them costs.
 pub fn is_task_callsite(meta: &Metadata<'_>) -> bool {
     is_spawn_span(meta) || is_waker_event(meta)
+}
+
+/// The interest to register for `meta`: always for the callsites of
+/// [`is_task_callsite`], never for the rest. Public (as
+/// `subscriber::task_interest`) like it.
+pub fn task_interest(meta: &Metadata<'_>) -> Interest {
+    if is_task_callsite(meta) {
+        Interest::always()
+    } else {
+        Interest::never()
+    }
 }
 
 /// A fixed buffer for formatting short `Display` values without allocating.

@@ -29,7 +29,7 @@ use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::fields::{is_task_callsite, WakerFields};
+use crate::fields::{is_task_callsite, task_interest, WakerFields};
 use crate::recorder::Recorder;
 use crate::slots::Key;
 
@@ -57,11 +57,7 @@ impl<S> Filter<S> for OnlyTasks<S> {
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if is_task_callsite(meta) {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
+        task_interest(meta)
     }
 }
 

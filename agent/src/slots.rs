@@ -209,7 +209,8 @@ impl Table {
         }
     }
 
-    /// A fresh slot for a new task, reset, in phase LIVE. `None` when the table is full.
+    /// A slot for a new task, opened (see [`Self::open`]): counters zero, phase
+    /// LIVE, spawn fields for the caller to write. `None` when the table is full.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn alloc(&'static self) -> Option<(Key, &'static Slot)> {
         let (key, slot) = self.reserve()?;

@@ -15,7 +15,7 @@ use tracing_core::span::{Attributes, Current, Id, Record};
 use tracing_core::subscriber::{Interest, Subscriber};
 use tracing_core::{Event, LevelFilter, Metadata};
 
-pub use crate::fields::is_task_callsite;
+pub use crate::fields::{is_task_callsite, task_interest};
 use crate::fields::WakerFields;
 use crate::recorder::Recorder;
 use crate::slots::Key;
@@ -37,11 +37,7 @@ impl TaskSubscriber {
 
 impl Subscriber for TaskSubscriber {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if is_task_callsite(meta) {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
+        task_interest(meta)
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
