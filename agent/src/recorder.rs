@@ -309,38 +309,48 @@ impl Recorder {
         }
     }
 
-    /// A waker of the task was cloned, dropped or used.
+    /// A waker of the task was cloned, dropped or used: one atomic add,
+    /// since waking by value counts as a wake and a drop at once (see
+    /// [`Slot::wakes_by_val`]).
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn waker(&self, key: Key, op: WakeOp) {
         let Some(slot) = self.table.get(key) else { return };
-        match op {
-            WakeOp::Clone => {
-                slot.waker_clones.fetch_add(1, Relaxed);
-            }
-            WakeOp::Drop => {
-                slot.waker_drops.fetch_add(1, Relaxed);
-            }
-            WakeOp::Wake | WakeOp::WakeByRef => {
-                if op == WakeOp::Wake {
-                    // Waking by value consumes the waker; tokio emits no drop for it.
-                    slot.waker_drops.fetch_add(1, Relaxed);
-                }
-                if slot.dump_flags.load(Relaxed) & TRACED != 0 {
-                    // The dump waking the task it traced: not a wake of the program's.
-                    slot.dump_flags.store(REPOLL, Release);
-                    return;
-                }
-                // No clock read here: "woken since its latest poll started"
-                // is a flag that the poll's start clears.
-                slot.wakes.fetch_add(1, Relaxed);
-                slot.woken.store(1, Release);
-                if CURRENT.get() == key.0 {
-                    slot.self_wakes.fetch_add(1, Relaxed);
-                }
+        let counter = match op {
+            WakeOp::Clone => &slot.waker_clones,
+            WakeOp::Drop => &slot.dropped_unused,
+            WakeOp::Wake | WakeOp::WakeByRef if !no_dump_flags() && dump_wake(slot, op) => return,
+            WakeOp::Wake => &slot.wakes_by_val,
+            WakeOp::WakeByRef => &slot.wakes_by_ref,
+        };
+        counter.fetch_add(1, Relaxed);
+        if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
+            // No clock read here: "woken since its latest poll started" is a
+            // flag that the poll's start clears.
+            slot.woken.store(1, Release);
+            if CURRENT.get() == key.0 {
+                // Inside the task's own poll: only this thread writes the count.
+                let own = slot.self_wakes.load(Relaxed);
+                slot.self_wakes.store(own.saturating_add(1), Relaxed);
             }
         }
     }
+}
+
+/// Whether a wake of the task in `slot` is a dump's, which wakes each task
+/// it traced: not a wake of the program's, so only the waker it consumes
+/// (by value) is counted.
+#[cfg(feature = "tracing")]
+#[cold]
+fn dump_wake(slot: &Slot, op: WakeOp) -> bool {
+    if slot.dump_flags.load(Relaxed) & TRACED == 0 {
+        return false;
+    }
+    if op == WakeOp::Wake {
+        slot.dropped_unused.fetch_add(1, Relaxed);
+    }
+    slot.dump_flags.store(REPOLL, Release);
+    true
 }
 
 /// A poll of `key`'s task, whose slot `slot` is, ends at `now` (see

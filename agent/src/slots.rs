@@ -107,12 +107,21 @@ pub(crate) struct Slot {
     // Second line: spawn, and wakes (full mode).
     pub task_id: AtomicU64,
     pub spawned_at: AtomicU64,
-    pub wakes: AtomicU64,
+    /// Wakes by reference.
+    pub wakes_by_ref: AtomicU64,
+    /// Wakes by value: each wakes the task and consumes a waker, so one
+    /// counter (one atomic add per event) serves both [`Slot::wakes`] and
+    /// [`Slot::waker_drops`].
+    pub wakes_by_val: AtomicU64,
     pub waker_clones: AtomicU64,
-    pub waker_drops: AtomicU64,
-    pub self_wakes: AtomicU64,
+    /// Wakers dropped without waking (see [`Slot::waker_drops`]).
+    pub dropped_unused: AtomicU64,
     /// Span references held by tokio (and anyone who cloned the span).
     pub refs: AtomicU32,
+    /// Wakes from inside the task's own poll. Only the polling thread writes
+    /// it, and tokio orders a task's polls, so it is a plain load and store;
+    /// it stops at `u32::MAX`.
+    pub self_wakes: AtomicU32,
     /// Task name, only for named tasks (boxed so unnamed tasks pay 8 bytes).
     pub name: AtomicPtr<Box<str>>,
 }
@@ -140,10 +149,21 @@ impl Slot {
     /// Zeroes the second line's counters, on the spawning thread (see
     /// [`Table::open`]).
     fn clear_spawn(&self) {
-        for counter in [&self.wakes, &self.waker_clones, &self.waker_drops, &self.self_wakes] {
+        for counter in [&self.wakes_by_ref, &self.wakes_by_val, &self.waker_clones, &self.dropped_unused] {
             counter.store(0, Relaxed);
         }
         self.refs.store(1, Relaxed);
+        self.self_wakes.store(0, Relaxed);
+    }
+
+    /// Wakes, by reference and by value.
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wakes_by_ref.load(Acquire).wrapping_add(self.wakes_by_val.load(Acquire))
+    }
+
+    /// Wakers dropped, including those consumed by waking by value.
+    pub(crate) fn waker_drops(&self) -> u64 {
+        self.dropped_unused.load(Acquire).wrapping_add(self.wakes_by_val.load(Acquire))
     }
 
     /// Sets the name (spawn time only, before the key is published).
@@ -463,7 +483,7 @@ mod tests {
         let table = table(0);
         let (old, slot) = table.reserve().unwrap();
         table.open(slot);
-        for counter in [&slot.polls, &slot.busy, &slot.poll_started, &slot.poll_ended, &slot.wakes] {
+        for counter in [&slot.polls, &slot.busy, &slot.poll_started, &slot.poll_ended, &slot.wakes_by_ref] {
             counter.store(7, Relaxed);
         }
         slot.running.store(1, Relaxed);
@@ -473,7 +493,7 @@ mod tests {
         assert!(std::ptr::eq(slot, again), "the freed slot is the next one handed out");
         assert_ne!(new, old, "with the next generation");
         table.open(again);
-        for counter in [&again.polls, &again.busy, &again.poll_started, &again.poll_ended, &again.completed_at, &again.wakes] {
+        for counter in [&again.polls, &again.busy, &again.poll_started, &again.poll_ended, &again.completed_at, &again.wakes_by_ref] {
             assert_eq!(counter.load(Relaxed), 0);
         }
         assert_eq!((again.running.load(Relaxed), again.dump_flags.load(Relaxed)), (0, 0));

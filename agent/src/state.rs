@@ -425,7 +425,7 @@ fn verdict(slot: &Slot) -> (proto::TaskState, bool) {
     } else {
         proto::TaskState::Idle
     };
-    let live_wakers = raw(&slot.waker_clones) as i64 - raw(&slot.waker_drops) as i64;
+    let live_wakers = raw(&slot.waker_clones) as i64 - slot.waker_drops() as i64;
     // Hooks see no wakers: a hooked task is never called leaked.
     let wakers_seen = slot.kind.load(Relaxed) & HOOKED == 0;
     (state, wakers_seen && state == proto::TaskState::Idle && live_wakers <= 0)
@@ -439,8 +439,8 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
     let completed = raw(&slot.completed_at);
     let polls = raw(&slot.polls);
     let clones = raw(&slot.waker_clones);
-    let drops = raw(&slot.waker_drops);
-    let wakes = raw(&slot.wakes);
+    let drops = slot.waker_drops();
+    let wakes = slot.wakes();
     let live_wakers = clones as i64 - drops as i64;
     let (state, leaked) = verdict(slot);
     let fingerprint = [polls, wakes, clones, drops, completed, poll_started, poll_ended, state as u64]
@@ -463,7 +463,7 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
         waker_clones: clones,
         waker_drops: drops,
         live_wakers,
-        self_wakes: raw(&slot.self_wakes),
+        self_wakes: u64::from(slot.self_wakes.load(Acquire)),
         runtime: 0,
     };
     (task, fingerprint)

@@ -42,7 +42,20 @@ fn run_traced(recorder: &'static Recorder, body: impl std::future::Future<Output
 fn states_leaks_and_wakers_are_derived_from_real_tasks() {
     let (recorder, mut owner) = setup(Config::default());
     let (tx, mut rx) = mpsc::channel::<()>(1);
+    let (tx2, mut rx2) = mpsc::channel::<()>(1);
+    let tx2_in = tx2.clone();
     let _rt = run_traced(recorder, async move {
+        tokio::task::Builder::new()
+            .name("twice")
+            .spawn(async move {
+                // Woken once by value (the channel's waker, used up by the
+                // send below), then parked on the channel again.
+                rx2.recv().await;
+                rx2.recv().await;
+            })
+            .expect("spawn");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tx2_in.send(()).await.expect("twice is alive");
         tokio::task::Builder::new().name("forever").spawn(pending::<()>()).expect("spawn");
         tokio::task::Builder::new()
             .name("receiver")
@@ -81,6 +94,13 @@ fn states_leaks_and_wakers_are_derived_from_real_tasks() {
     assert!(!receiver.leaked, "the channel holds its waker: {receiver:?}");
     assert_eq!(receiver.live_wakers, 1);
 
+    let twice = by_name(&scan, "twice");
+    assert_eq!(twice.state, proto::TaskState::Idle as i32);
+    assert!(!twice.leaked, "{twice:?}");
+    assert_eq!((twice.wakes, twice.polls), (1, 2), "{twice:?}");
+    assert_eq!(twice.live_wakers, 1, "the first waker was used up by its wake: {twice:?}");
+    assert_eq!(twice.waker_clones, twice.waker_drops + 1, "{twice:?}");
+
     let short = by_name(&scan, "short");
     assert_eq!(short.state, proto::TaskState::Done as i32);
     assert!(short.completed_at_ns >= short.spawned_at_ns);
@@ -94,7 +114,7 @@ fn states_leaks_and_wakers_are_derived_from_real_tasks() {
     assert!(counts.leaked >= 1 && counts.idle >= 2 && counts.done >= 2, "{counts:?}");
     assert!(counts.spawned_total >= 5, "4 tasks and the block_on future: {counts:?}");
     assert_eq!(counts.completed_total, counts.spawned_total - counts.running - counts.scheduled - counts.idle);
-    drop(tx);
+    drop((tx, tx2));
 }
 
 #[cfg(feature = "tracing")]
