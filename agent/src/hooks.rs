@@ -16,9 +16,9 @@
 //! come from task dumps as in the full mode.
 //!
 //! Hooks hand back tokio's task id, not a key of ours, so each task's slot is
-//! found through [`ids`]: a lock-free table that spawn and termination write,
+//! found through `ids`: a lock-free table that spawn and termination write,
 //! behind a per-thread cache that answers the polls of tasks a thread has seen.
-//! Times come from [`crate::clock::coarse`], a clock with 10 ms ticks: two
+//! Times come from `clock::coarse`, a clock with 10 ms ticks: two
 //! counter reads per poll were most of what this mode cost.
 
 use std::cell::Cell;

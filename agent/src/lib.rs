@@ -17,14 +17,22 @@
 //! - **full** (cargo feature `tracing`, on by default; turns on tokio's
 //!   `tracing` feature): [`init`] or [`layer()`]. Wakes, live wakers and the
 //!   leak verdict ("idle and nothing can wake it").
-//! - **lean** ([`build_runtime`] or [`hooks`]): tokio's runtime hooks, no
+//! - **lean** ([`main`], [`build_runtime`] or [`hooks()`]): tokio's runtime hooks, no
 //!   tokio `tracing` feature needed, cheap enough to leave on in a service.
 //!   States, parked times, polls, spawn locations and stacks; no wakes, names
 //!   or leak verdict. See [`hooks`](mod@hooks).
 //!
 //! ```no_run
-//! // Lean mode: build the runtime through the agent (works with or without
-//! // the `tracing` feature).
+//! // Lean mode, one line: `#[tokio::main]` with the runtime built through
+//! // the agent (works with or without the `tracing` feature).
+//! #[taskscope_agent::main]
+//! async fn main() {
+//!     // ... the program ...
+//! }
+//! ```
+//!
+//! ```no_run
+//! // The same for a program that builds its runtime itself.
 //! fn main() -> std::io::Result<()> {
 //!     let runtime = taskscope_agent::build_runtime(
 //!         tokio::runtime::Builder::new_multi_thread().enable_all(),
@@ -37,18 +45,18 @@
 //! ```
 //!
 //! Architecture, from the hot path outwards:
-//! - [`subscriber`] / [`layer`] / [`hooks`](mod@hooks): called by tokio on
-//!   spawn, poll and wake. They only touch the task's own slot in [`slots`]
+//! - [`subscriber`] / [`layer`](mod@layer) / [`hooks`](mod@hooks): called by tokio on
+//!   spawn, poll and wake. They only touch the task's own slot in `slots`
 //!   (atomics; no lock, no allocation; the hooks find the slot by task id
 //!   through a lock-free table written at spawn and termination). The thread
 //!   a task finishes on counts it and keeps it for a bounded time and count,
 //!   in memory of its own, then recycles its slot.
-//! - [`state`]: the one reader of the task table. It sums the threads'
+//! - `state`: the one reader of the task table. It sums the threads'
 //!   counts, picks the completed tasks to show, and answers snapshots and
 //!   watches.
-//! - [`dump`] and [`symbols`]: tokio task dumps, taken without ever cancelling
+//! - `dump` and `symbols`: tokio task dumps, taken without ever cancelling
 //!   one midway, symbolised on the agent's thread with a cache.
-//! - [`server`] and [`endpoint`]: the gRPC service and the socket it listens on.
+//! - `server` and `endpoint`: the gRPC service and the socket it listens on.
 
 #[cfg(not(tokio_unstable))]
 compile_error!(
@@ -80,6 +88,17 @@ use std::sync::{Arc, OnceLock};
 
 pub use config::Config;
 pub use dump::register_runtime;
+/// `#[tokio::main]` for the lean mode: put `#[taskscope_agent::main]` in its
+/// place (same `flavor` and `worker_threads` arguments) and the runtime is
+/// built through [`build_runtime`]. One line, like [`init`], for the mode
+/// that can be left on.
+pub use taskscope_agent_macros::main;
+
+/// What [`main`]'s expansion names: the tokio the agent was built with.
+#[doc(hidden)]
+pub mod __private {
+    pub use tokio;
+}
 
 use recorder::{Mode, Recorder};
 
@@ -98,7 +117,7 @@ static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// program runs on, uninspected. Calling it again does nothing.
 ///
 /// If the program already installs a tracing subscriber, use [`layer()`] instead.
-/// When the runtime was built with [`build_runtime`] or [`hooks`] (lean mode),
+/// When the runtime was built with [`build_runtime`] or [`hooks()`] (lean mode),
 /// or without the `tracing` feature, no subscriber is installed: `init` then
 /// only registers the runtime and starts serving.
 pub fn init() {
@@ -125,7 +144,7 @@ pub fn hooks(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Buil
 
 /// A [`tracing_subscriber::Layer`] that records tasks, for programs that
 /// install their own subscriber; starts the agent like [`init`] does, except
-/// for installing a subscriber. See [`layer`](crate::layer) for an example.
+/// for installing a subscriber. See [the module](mod@layer) for an example.
 #[cfg(feature = "tracing")]
 pub fn layer<S>() -> layer::TaskscopeLayer<S>
 where

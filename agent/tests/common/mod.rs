@@ -99,3 +99,33 @@ pub fn functions_of(chunks: &[proto::DumpChunk], task: &proto::DumpedTask) -> Ve
         .map(|f| f.function.clone())
         .collect()
 }
+
+/// What [`own_agent`] returns: the agent's info, and the parked task's
+/// record and stack's function names.
+pub type Seen = (proto::ProcessInfo, proto::Task, Vec<String>);
+
+/// Parks until `rx` fires: a frame the tests of `#[taskscope_agent::main]`
+/// look for in the dump.
+pub async fn parked_under_main_attr(rx: tokio::sync::oneshot::Receiver<()>) {
+    let _ = rx.await;
+}
+
+/// What a program under `#[taskscope_agent::main]` sees of its own agent:
+/// spawns a parked task, asks the agent over the real socket in `dir` for its
+/// info and a dump, and returns the info, the task's record and the dump's
+/// function names for it.
+pub async fn own_agent(dir: PathBuf) -> Seen {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let parked = tokio::spawn(parked_under_main_attr(rx));
+    let parked_id: u64 = parked.id().to_string().parse().expect("numeric id");
+    let mut client = connect(socket_in(&dir)).await;
+    let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let chunks = dump(&mut client, 10_000).await;
+    assert_eq!(main_status(&chunks).status, proto::DumpStatus::Ok as i32, "{:?}", main_status(&chunks));
+    let task = task_in(&chunks, parked_id).expect("the parked task is in the dump");
+    let record = task.task.clone().expect("lifecycle record");
+    let functions = functions_of(&chunks, task);
+    drop(tx);
+    (info, record, functions)
+}
