@@ -316,15 +316,15 @@ impl Recorder {
     #[inline]
     pub(crate) fn waker(&self, key: Key, op: WakeOp) {
         let Some(slot) = self.table.get(key) else { return };
-        let counter = match op {
-            WakeOp::Clone => &slot.waker_clones,
-            WakeOp::Drop => &slot.dropped_unused,
+        let (counter, wakes) = match op {
+            WakeOp::Clone => (&slot.waker_clones, false),
+            WakeOp::Drop => (&slot.dropped_unused, false),
             WakeOp::Wake | WakeOp::WakeByRef if !no_dump_flags() && dump_wake(slot, op) => return,
-            WakeOp::Wake => &slot.wakes_by_val,
-            WakeOp::WakeByRef => &slot.wakes_by_ref,
+            WakeOp::Wake => (&slot.wakes_by_val, true),
+            WakeOp::WakeByRef => (&slot.wakes_by_ref, true),
         };
         counter.fetch_add(1, Relaxed);
-        if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
+        if wakes {
             // No clock read here: "woken since its latest poll started" is a
             // flag that the poll's start clears.
             slot.woken.store(1, Release);
