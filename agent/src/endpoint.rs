@@ -10,8 +10,10 @@
 //! and loopback-only by default (see [`crate::config`]).
 //!
 //! The socket is named `<pid>.sock` so tools find it from the PID alone. A
-//! file of that name can only be left over from a dead process that had our
-//! PID, so it is replaced. The file is removed at exit (`atexit`); after a
+//! file of that name is left over from a dead process that had our PID, and
+//! is replaced, unless something still listens on it: then it belongs to a
+//! program in another PID namespace sharing the directory, and we do not
+//! listen on a Unix socket at all rather than cut that program off. The file is removed at exit (`atexit`); after a
 //! `kill -9` it stays behind, and tools treat a socket nobody answers on as
 //! stale.
 //!
@@ -44,6 +46,8 @@ pub(crate) enum EndpointError {
     DirNotOurs { path: PathBuf, owner: u32, ours: u32 },
     #[error("not using the socket directory {}: other users can write to it (mode {mode:o}); run `chmod 700 {}`", path.display(), path.display())]
     DirOpen { path: PathBuf, mode: u32 },
+    #[error("not listening on {}: another live agent serves it (a process with the same PID in another PID namespace?); give this program a TASKSCOPE_DIR of its own", path.display())]
+    Taken { path: PathBuf },
     #[error("cannot replace the stale socket {}: {source}", path.display())]
     RemoveStale { path: PathBuf, source: io::Error },
     #[error("cannot listen on {}: {source}", path.display())]
@@ -103,6 +107,9 @@ fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
     prepare_dir(dir)?;
     sweep_dead(dir);
     let path = dir.join(format!("{}.sock", std::process::id()));
+    if taskscope_proto::discovery::in_use(&path) {
+        return Err(EndpointError::Taken { path });
+    }
     match fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -120,14 +127,16 @@ fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
 /// Removes the sockets in `dir` of processes that no longer run: a program
 /// killed with SIGKILL leaves its socket behind, and `taskscope ps` is not
 /// the only way to find one. A PID that is running again (reused) keeps its
-/// file; the CLI tells that case apart when it connects.
+/// file; the CLI tells that case apart when it connects. A socket something
+/// still listens on stays too, whatever its PID: its program may live in
+/// another PID namespace sharing the directory.
 fn sweep_dead(dir: &Path) {
-    use taskscope_proto::discovery::{liveness, pid_of_socket, Liveness};
+    use taskscope_proto::discovery::{in_use, liveness, pid_of_socket, Liveness};
     let Ok(entries) = fs::read_dir(dir) else { return };
     let ours = std::process::id();
     for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
         let Some(pid) = pid_of_socket(&path) else { continue };
-        if pid != ours && liveness(pid) == Liveness::Dead {
+        if pid != ours && liveness(pid) == Liveness::Dead && !in_use(&path) {
             let _ = fs::remove_file(&path);
         }
     }

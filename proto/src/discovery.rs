@@ -35,6 +35,41 @@ pub fn pid_of_socket(path: &Path) -> Option<u32> {
     name.strip_suffix(".sock")?.parse().ok()
 }
 
+/// Whether a process listens on the Unix socket at `path` right now.
+///
+/// A PID alone cannot tell a stale socket from a live one: a program in
+/// another PID namespace (a container sharing the directory) has a PID that
+/// does not exist here, or that a different process here has. So whoever
+/// removes or replaces a socket file first connects to it, without blocking
+/// (a listener whose queue is full counts as in use): only a refused
+/// connection, or no file, means nobody serves it. Anything unexpected
+/// counts as in use, since removing a live socket cuts its program off.
+pub fn in_use(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return true;
+    }
+    for (slot, byte) in addr.sun_path.iter_mut().zip(bytes) {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: creating a socket has no preconditions; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return true;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid, NUL-terminated sockaddr_un of `len` bytes.
+    let rc = unsafe { libc::connect(fd, std::ptr::addr_of!(addr).cast(), len) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    rc == 0 || !matches!(errno, Some(libc::ECONNREFUSED | libc::ENOENT | libc::ENOTDIR))
+}
+
 /// The effective user id of this process.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -108,6 +143,20 @@ mod tests {
         }
         assert_eq!(liveness(pid), Liveness::Dead);
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_socket_is_in_use_only_while_something_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.sock");
+        assert!(!in_use(&path), "no file");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(in_use(&path), "listening");
+        drop(listener);
+        assert!(path.exists());
+        assert!(!in_use(&path), "the file of a closed listener is stale");
+        std::fs::write(dir.path().join("2.sock"), b"").unwrap();
+        assert!(!in_use(&dir.path().join("2.sock")), "a plain file serves nothing");
     }
 
     #[test]

@@ -142,6 +142,31 @@ async fn sockets_of_dead_processes_are_swept_at_start() {
     let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
 }
 
+/// A program in another PID namespace sharing the directory: its PID does
+/// not exist here, or is ours, but it listens.
+#[tokio::test]
+async fn live_sockets_are_left_alone_whatever_their_pid() {
+    let dir = private_dir("namespaces");
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let dead = child.id();
+    child.wait().expect("reap");
+    let theirs = dir.join(format!("{dead}.sock"));
+    let _listening = std::os::unix::net::UnixListener::bind(&theirs).expect("bind");
+    let same_pid = socket_in(&dir);
+    let other = std::os::unix::net::UnixListener::bind(&same_pid).expect("bind");
+    let inode = fs::metadata(&same_pid).expect("stat").ino();
+
+    let config = config(&dir);
+    let served = tokio::time::timeout(Duration::from_secs(5), serve_routes(&config, Routes::new(InspectorServer::new(StandIn)))).await;
+    assert!(served.is_ok(), "serve should give up instead of taking a live socket");
+    assert!(matches!(listen_unix(&dir), Err(EndpointError::Taken { .. })));
+    assert!(theirs.exists(), "a listening socket of a PID absent here stays");
+    assert_eq!(fs::metadata(&same_pid).expect("stat").ino(), inode, "the live socket with our PID is not replaced");
+    assert!(std::os::unix::net::UnixStream::connect(&same_pid).is_ok(), "and still reaches its listener");
+    drop(other);
+    let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+}
+
 #[tokio::test]
 async fn directory_writable_by_others_is_refused() {
     let dir = private_dir("open");
