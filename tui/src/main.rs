@@ -5,7 +5,9 @@
 //! module with an `Args` struct and an `async fn run(Args)`, so adding one is
 //! one variant plus one match arm. Every failure reaches [`main`] as an
 //! `anyhow::Error` and is printed as a single `taskscope: <message>` line with
-//! exit status 1 (clap's own usage errors exit with 2).
+//! exit status 1. Usage errors are one line too (clap's message and the
+//! usage it names), with exit status 2; `--help` and `--version` print as
+//! usual.
 
 mod attach;
 mod client;
@@ -56,7 +58,10 @@ impl Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     let command = cli.command.unwrap_or(Command::Ps(ps::Args::default()));
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -73,6 +78,44 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a clap error: help and version as clap does, anything else as one
+/// `taskscope: ` line.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("taskscope: {}", one_line(&err.render().to_string()));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// clap's multi-line error text as one line: its message (without the
+/// `error: ` prefix; a list under it joined on), any tip, then the usage.
+fn one_line(text: &str) -> String {
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| p.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut line = match paragraphs.first() {
+        Some(first) => first.strip_prefix("error: ").unwrap_or(first).trim_end_matches(':').to_string(),
+        None => "invalid arguments".to_string(),
+    };
+    for p in paragraphs.iter().skip(1) {
+        if let Some(tip) = p.strip_prefix("tip: ") {
+            line = format!("{line}; {tip}");
+        } else if let Some(usage) = p.strip_prefix("Usage: ") {
+            line = format!("{line} (usage: {usage})");
+        }
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +124,29 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        for args in [
+            &["taskscope", "stack"][..],
+            &["taskscope", "stack", "1", "--bogus"],
+            &["taskscope", "stack", "-1"],
+            &["taskscope", "bogus"],
+            &["taskscope", "stack", "1", "--timeout", "0s"],
+            &["taskscope", "attach", "1", "--interval", "7000000000000000000s"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err("bad arguments");
+            let line = one_line(&err.render().to_string());
+            assert!(!line.contains('\n') && !line.starts_with("error"), "{args:?}: {line}");
+            assert!(line.contains("(usage: taskscope") || line.contains("invalid value"), "{args:?}: {line}");
+        }
+        let err = Cli::try_parse_from(["taskscope", "stack"]).expect_err("no target");
+        assert_eq!(
+            one_line(&err.render().to_string()),
+            "the following required arguments were not provided: <PID|ADDR> (usage: taskscope stack <PID|ADDR>)"
+        );
+        let err = Cli::try_parse_from(["taskscope", "stack", "1", "--timeout", "0s"]).expect_err("zero");
+        assert!(one_line(&err.render().to_string()).contains("must be more than 0"));
     }
 }

@@ -25,7 +25,7 @@ pub struct Args {
     json: bool,
 
     /// How long to wait for each agent (they are asked concurrently).
-    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = crate::duration::parse_wait)]
     timeout: Duration,
 }
 

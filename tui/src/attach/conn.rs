@@ -104,7 +104,7 @@ async fn follow(
     // The agent sends a batch every interval, empty or not: silence for much
     // longer means the link is dead even if no error says so (a half-open
     // TCP connection, a suspended process).
-    let stall = interval * 3 + STALL_GRACE;
+    let stall = interval.saturating_mul(3).saturating_add(STALL_GRACE);
     loop {
         tokio::select! {
             msg = tokio::time::timeout(stall, stream.message()) => match msg {

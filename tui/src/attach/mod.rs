@@ -36,16 +36,16 @@ pub struct Args {
     pub target: String,
 
     /// Show tasks parked at least this long in the warning colour.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::duration::parse_age)]
     pub warn_after: Duration,
 
     /// Show tasks parked at least this long in the leak colour (tasks the
     /// agent proves leaked are marked whatever their age).
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = crate::duration::parse_age)]
     pub leak_after: Duration,
 
     /// How often the agent sends changes.
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = crate::duration::parse_wait)]
     pub interval: Duration,
 
     /// Keep finished tasks after the agent drops them (at most 10,000; `d` toggles).

@@ -1,6 +1,8 @@
 //! The terminal while the UI runs: raw mode and the alternate screen, undone
 //! by a `Drop` guard on every way out, and by a panic hook before the panic
-//! message prints (so it is readable, on a usable terminal).
+//! message prints (so it is readable, on a usable terminal). The hook then
+//! ends the process: a panic in one of the UI's tasks would otherwise leave
+//! the others drawing on a terminal no longer in raw mode.
 
 use std::io::{self, Stdout};
 use std::sync::Once;
@@ -51,7 +53,8 @@ pub fn restore() {
     let _ = disable_raw_mode();
 }
 
-/// Restores the terminal before the default panic output, once per process.
+/// Restores the terminal before the default panic output and then exits
+/// with status 101 (Rust's panic status), once per process.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -59,6 +62,7 @@ fn install_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             restore();
             previous(info);
+            std::process::exit(101);
         }));
     });
 }

@@ -96,7 +96,7 @@ pub async fn connect_with(target: &Target, timeouts: Timeouts) -> Result<Connect
     // The outer limit covers name resolution and the HTTP/2 handshake too.
     // tonic's own connect timeout is a backstop set a little later, so that
     // the outer one fires first and the message names the limit.
-    let backstop = timeouts.connect + Duration::from_secs(1);
+    let backstop = timeouts.connect.saturating_add(Duration::from_secs(1));
     let channel = match tokio::time::timeout(timeouts.connect, open_channel(target, backstop)).await {
         Err(_) => return Err(timeout(timeouts.connect)),
         Ok(Err(e)) => return Err(diagnose::connect_failed(target, &e)),

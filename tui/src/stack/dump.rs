@@ -58,7 +58,7 @@ impl Dump {
 /// limit, so a wedged agent is reported instead of waited on.
 pub async fn fetch(conn: &mut Connected, timeout: Duration) -> anyhow::Result<Dump> {
     let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX).max(1);
-    let limit = timeout + conn.timeouts.request;
+    let limit = timeout.saturating_add(conn.timeouts.request);
     let who = conn.describe();
     let mut client = conn.client.clone();
     let exchange = async move {

@@ -44,7 +44,7 @@ pub struct Args {
     full: bool,
 
     /// Keep only idle tasks parked at least this long (e.g. `5s`, `2m`).
-    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_age)]
     min_idle: Option<Duration>,
 
     /// Keep only tasks whose stack (any frame's function or file), name or
@@ -53,7 +53,7 @@ pub struct Args {
     pattern: Option<String>,
 
     /// How long the program's runtimes may take to produce their stacks.
-    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_wait)]
     timeout: Duration,
 }
 
