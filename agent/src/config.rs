@@ -72,7 +72,7 @@ impl Config {
         let mut config = Config::default();
         let get = |var: &EnvVar| lookup(var.name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         if let Some(v) = get(&env::TCP) {
-            let any = get(&env::TCP_ANY).is_some_and(|v| is_true(&v));
+            let any = get(&env::TCP_ANY).and_then(|v| flag(&env::TCP_ANY, &v)).unwrap_or(false);
             match parse_tcp(&v, any) {
                 Ok(addr) => config.tcp = addr,
                 Err(why) => warn(&env::TCP, &v, &why),
@@ -97,11 +97,11 @@ impl Config {
                 Err(e) => warn(&env::DUMP_TIMEOUT, &v, &e.to_string()),
             }
         }
-        if let Some(v) = get(&env::MT_DUMPS) {
-            config.mt_dumps = is_true(&v);
+        if let Some(on) = get(&env::MT_DUMPS).and_then(|v| flag(&env::MT_DUMPS, &v)) {
+            config.mt_dumps = on;
         }
-        if let Some(v) = get(&env::DISABLE) {
-            config.disabled = is_true(&v);
+        if let Some(on) = get(&env::DISABLE).and_then(|v| flag(&env::DISABLE, &v)) {
+            config.disabled = on;
         }
         config
     }
@@ -111,9 +111,26 @@ fn is_true(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
+fn is_false(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off")
+}
+
+/// An on/off variable's value; anything but `1`/`true`/`yes`/`on` or
+/// `0`/`false`/`no`/`off` is reported and ignored (a typo must not silently
+/// mean off, as `TASKSCOPE_DISABLE=2` would).
+fn flag(var: &EnvVar, v: &str) -> Option<bool> {
+    if is_true(v) {
+        Some(true)
+    } else if is_false(v) {
+        Some(false)
+    } else {
+        warn(var, v, "expected 1 or 0 (or true/false, yes/no, on/off)");
+        None
+    }
+}
+
 fn parse_tcp(v: &str, allow_any: bool) -> Result<Option<SocketAddr>, String> {
-    let lower = v.to_ascii_lowercase();
-    if matches!(lower.as_str(), "0" | "false" | "no" | "off") {
+    if is_false(v) {
         return Ok(None);
     }
     if is_true(v) {
@@ -167,6 +184,17 @@ mod tests {
         assert_eq!(c.retain_done, d.retain_done);
         assert_eq!(c.retain_for, d.retain_for);
         assert_eq!(c.dump_timeout, d.dump_timeout);
+    }
+
+    #[test]
+    fn flags_take_only_on_and_off_words() {
+        assert!(with(&[("TASKSCOPE_DISABLE", "yes")]).disabled);
+        assert!(!with(&[("TASKSCOPE_DISABLE", "off")]).disabled);
+        // A typo is reported and leaves the default, as any bad value does.
+        assert!(!with(&[("TASKSCOPE_DISABLE", "2")]).disabled);
+        assert!(!with(&[("TASKSCOPE_MT_DUMPS", "enable")]).mt_dumps);
+        assert!(with(&[("TASKSCOPE_MT_DUMPS", "ON")]).mt_dumps);
+        assert_eq!(with(&[("TASKSCOPE_TCP", "0.0.0.0:7000"), ("TASKSCOPE_TCP_ANY", "y")]).tcp, None);
     }
 
     #[test]

@@ -36,6 +36,9 @@ use tonic::transport::Server;
 
 use crate::state::StateHandle;
 use crate::Config;
+use limit::{Counted, Limit, MAX_CONNECTIONS};
+
+mod limit;
 
 /// Why the agent could not listen somewhere.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,11 @@ pub(crate) async fn serve(config: Arc<Config>, state: StateHandle) {
 
 /// [`serve`] for any gRPC routes (tests serve a stand-in inspector).
 async fn serve_routes(config: &Config, routes: Routes) {
+    serve_limited(config, routes, Limit::new(MAX_CONNECTIONS)).await;
+}
+
+/// [`serve_routes`] with the connection cap given (tests use a small one).
+async fn serve_limited(config: &Config, routes: Routes, limit: Limit) {
     let unix = async {
         let (listener, path) = match listen_unix(&config.socket_dir) {
             Ok(listening) => listening,
@@ -75,7 +83,7 @@ async fn serve_routes(config: &Config, routes: Routes) {
         };
         let served = Server::builder()
             .add_routes(routes.clone())
-            .serve_with_incoming(same_user(listener))
+            .serve_with_incoming(same_user(listener, limit.clone()))
             .await;
         if let Err(e) = served {
             log(&format!("the server on {} stopped: {e}", path.display()));
@@ -88,7 +96,7 @@ async fn serve_routes(config: &Config, routes: Routes) {
             Ok(listener) => listener,
             Err(source) => return log(&EndpointError::BindTcp { addr, source }),
         };
-        let served = Server::builder().add_routes(routes.clone()).serve_with_incoming(tcp_incoming(listener)).await;
+        let served = Server::builder().add_routes(routes.clone()).serve_with_incoming(tcp_incoming(listener, limit.clone())).await;
         if let Err(e) = served {
             log(&format!("the server on TCP {addr} stopped: {e}"));
         }
@@ -160,45 +168,57 @@ fn prepare_dir(dir: &Path) -> Result<(), EndpointError> {
     Ok(())
 }
 
-/// Connections from our own user; others are closed unanswered. Accept
-/// errors (e.g. out of file descriptors) pause accepting briefly instead of
-/// spinning. The first refusal and the first error are logged, not each one:
-/// another user must not be able to flood the program's stderr.
-fn same_user(listener: UnixListener) -> impl Stream<Item = Result<UnixStream, io::Error>> {
+/// Connections from our own user, within the [`limit`] cap; others are
+/// closed unanswered. Accept errors (e.g. out of file descriptors) pause
+/// accepting briefly instead of spinning. The first refusal and the first
+/// error are logged, not each one: another user must not be able to flood
+/// the program's stderr.
+fn same_user(listener: UnixListener, limit: Limit) -> impl Stream<Item = Result<Counted<UnixStream>, io::Error>> {
     static REFUSAL_LOGGED: AtomicBool = AtomicBool::new(false);
     let ours = taskscope_proto::discovery::effective_uid();
-    futures::stream::unfold(listener, move |listener| async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    accept_failed(&e).await;
-                    continue;
+    futures::stream::unfold(listener, move |listener| {
+        let limit = limit.clone();
+        async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        accept_failed(&e).await;
+                        continue;
+                    }
+                };
+                match stream.peer_cred() {
+                    Ok(peer) if peer.uid() == ours => match limit.admit(stream) {
+                        Some(counted) => return Some((Ok(counted), listener)),
+                        None => continue,
+                    },
+                    Ok(peer) if !REFUSAL_LOGGED.swap(true, Ordering::Relaxed) => {
+                        log(&format!("refused a connection from uid {} (only uid {ours} may inspect this process)", peer.uid()));
+                    }
+                    Err(e) if !REFUSAL_LOGGED.swap(true, Ordering::Relaxed) => {
+                        log(&format!("refused a connection whose user could not be checked: {e}"));
+                    }
+                    _ => {}
                 }
-            };
-            match stream.peer_cred() {
-                Ok(peer) if peer.uid() == ours => return Some((Ok(stream), listener)),
-                Ok(peer) if !REFUSAL_LOGGED.swap(true, Ordering::Relaxed) => {
-                    log(&format!("refused a connection from uid {} (only uid {ours} may inspect this process)", peer.uid()));
-                }
-                Err(e) if !REFUSAL_LOGGED.swap(true, Ordering::Relaxed) => {
-                    log(&format!("refused a connection whose user could not be checked: {e}"));
-                }
-                _ => {}
             }
         }
     })
 }
 
-fn tcp_incoming(listener: TcpListener) -> impl Stream<Item = Result<TcpStream, io::Error>> {
-    futures::stream::unfold(listener, |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some((Ok(stream), listener));
+fn tcp_incoming(listener: TcpListener, limit: Limit) -> impl Stream<Item = Result<Counted<TcpStream>, io::Error>> {
+    futures::stream::unfold(listener, move |listener| {
+        let limit = limit.clone();
+        async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        if let Some(counted) = limit.admit(stream) {
+                            return Some((Ok(counted), listener));
+                        }
+                    }
+                    Err(e) => accept_failed(&e).await,
                 }
-                Err(e) => accept_failed(&e).await,
             }
         }
     })

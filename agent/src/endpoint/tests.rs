@@ -168,6 +168,44 @@ async fn live_sockets_are_left_alone_whatever_their_pid() {
 }
 
 #[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once() {
+    use std::io::Read;
+    let dir = private_dir("cap");
+    let config = config(&dir);
+    let server = tokio::spawn(async move {
+        serve_limited(&config, Routes::new(InspectorServer::new(StandIn)), Limit::new(2)).await
+    });
+    let socket = socket_in(&dir);
+    assert_eq!(pid_over(&socket).await, 4242);
+    // Clients that connect and say nothing. An admitted one hears the
+    // server's HTTP/2 settings; one past the cap reads end-of-file. (The
+    // connection `pid_over` used may still hold a permit for a moment.)
+    let mut held = Vec::new();
+    let (mut admitted, mut closed) = (0, 0);
+    for _ in 0..4 {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("the kernel accepts the connection");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let (stream, read) = tokio::task::spawn_blocking(move || {
+            let read = stream.read(&mut [0u8; 64]).map_err(|e| e.kind());
+            (stream, read)
+        })
+        .await
+        .expect("join");
+        match read {
+            Ok(0) => closed += 1,
+            Ok(_) => admitted += 1,
+            Err(e) => panic!("neither served nor closed: {e:?}"),
+        }
+        held.push(stream);
+    }
+    assert!((1..=2).contains(&admitted) && closed >= 2, "admitted {admitted}, closed {closed}");
+    drop(held);
+    assert_eq!(pid_over(&socket).await, 4242, "permits come back when connections close");
+    server.abort();
+    let _ = fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+}
+
+#[tokio::test]
 async fn directory_writable_by_others_is_refused() {
     let dir = private_dir("open");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
