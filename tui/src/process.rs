@@ -14,7 +14,7 @@ pub use taskscope_proto::discovery::{liveness, Liveness};
 pub fn name(pid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     let comm = comm.trim_end_matches('\n');
-    (!comm.is_empty()).then(|| comm.to_string())
+    (!comm.is_empty()).then(|| crate::output::shown(comm).into_owned())
 }
 
 /// The user owning the process, when known.

@@ -140,7 +140,7 @@ pub fn render(rows: &[Row]) -> String {
     for r in rows {
         cells.push([
             r.pid.to_string(),
-            r.name.clone(),
+            crate::output::shown(&r.name).into_owned(),
             num(r.live),
             num(r.idle),
             num(r.leaked),

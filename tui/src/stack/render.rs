@@ -23,6 +23,7 @@ use super::filter::Filter;
 use super::frames::{self, Line, Paths};
 use super::group::{self, Group};
 use crate::duration::format_ns;
+use crate::output::shown;
 
 /// How to render.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,7 +81,7 @@ pub fn header(info: &ProcessInfo, dump: &Dump) -> String {
     let dropped = dump.header.dropped_events;
     let mut line = format!(
         "{} (pid {}), tokio {}: {} running, {} scheduled, {} idle, {} leaked, {} done; {} dropped events",
-        info.process_name, info.pid, info.tokio_version, c.running, c.scheduled, c.idle, c.leaked, c.done, dropped,
+        shown(&info.process_name), info.pid, shown(&info.tokio_version), c.running, c.scheduled, c.idle, c.leaked, c.done, dropped,
     );
     if dropped > 0 {
         line.push_str(" (some task records may be missing)");
@@ -97,7 +98,8 @@ pub fn warnings(dump: &Dump, timeout: Duration) -> Vec<String> {
         .runtimes
         .iter()
         .filter_map(|rt| {
-            let detail = if rt.detail.is_empty() { String::new() } else { format!(" ({})", rt.detail) };
+            let runtime = shown(&rt.runtime);
+            let detail = if rt.detail.is_empty() { String::new() } else { format!(" ({})", shown(&rt.detail)) };
             let problem = match DumpStatus::try_from(rt.status) {
                 Ok(DumpStatus::Ok) => return None,
                 Ok(DumpStatus::TimedOut) => {
@@ -109,16 +111,16 @@ pub fn warnings(dump: &Dump, timeout: Duration) -> Vec<String> {
                         _ => rt.detail.as_str(),
                     };
                     format!(
-                        "runtime {} did not answer within {}: {why}",
-                        rt.runtime,
-                        crate::duration::format(timeout)
+                        "runtime {runtime} did not answer within {}: {}",
+                        crate::duration::format(timeout),
+                        shown(why)
                     )
                 }
                 Ok(DumpStatus::Unsupported) => {
-                    format!("task dumps are not supported for runtime {}{detail}", rt.runtime)
+                    format!("task dumps are not supported for runtime {runtime}{detail}")
                 }
-                Ok(DumpStatus::Failed) => format!("dump of runtime {} failed{detail}", rt.runtime),
-                _ => format!("runtime {} sent an unknown dump status {}{detail}", rt.runtime, rt.status),
+                Ok(DumpStatus::Failed) => format!("dump of runtime {runtime} failed{detail}"),
+                _ => format!("runtime {runtime} sent an unknown dump status {}{detail}", rt.status),
             };
             Some(format!("warning: no stacks: {problem}; {suffix} by spawn location only"))
         })
@@ -147,11 +149,11 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
     let mut out = format!(
         "{count} {} [{tags}]{parked}  spawned at {}\n",
         if count == 1 { "task" } else { "tasks" },
-        g.location.as_deref().unwrap_or("<unknown>")
+        shown(g.location.as_deref().unwrap_or("<unknown>"))
     );
     if !g.names.is_empty() {
         const SHOWN: usize = 5;
-        let mut names = g.names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+        let mut names = g.names.iter().take(SHOWN).map(|n| shown(n)).collect::<Vec<_>>().join(", ");
         if g.names.len() > SHOWN {
             names.push_str(&format!(" (+{} more)", g.names.len() - SHOWN));
         }
@@ -172,8 +174,9 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths) -> String {
     if task.leaked {
         tags.push_str(", leaked");
     }
-    let name = if task.name.is_empty() { String::new() } else { format!(" name={}", task.name) };
+    let name = if task.name.is_empty() { String::new() } else { format!(" name={}", shown(&task.name)) };
     let location = dump::location(task).unwrap_or_else(|| "<unknown>".to_string());
+    let location = shown(&location);
     let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);
     if state != TaskState::Done {
         out.push_str(&stack_lines(dump.stack_of(dumped), dump, paths));
@@ -199,9 +202,9 @@ pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, paths: &Paths) -> String 
                 }
                 Line::Frame(frame) => {
                     let function = if frame.function.is_empty() { "<unknown>" } else { &frame.function };
-                    out.push_str(&format!("    {function}\n"));
+                    out.push_str(&format!("    {}\n", shown(function)));
                     if let Some(pos) = paths.position(frame) {
-                        out.push_str(&format!("        {pos}\n"));
+                        out.push_str(&format!("        {}\n", shown(&pos)));
                     }
                 }
             }

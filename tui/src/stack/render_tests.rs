@@ -213,3 +213,19 @@ fn json_report_parses_and_has_the_documented_fields() {
     assert_eq!(worker["parked_ns"], (5 * 60 + 12) * SEC);
     assert_eq!(worker["leaked"], true);
 }
+
+#[test]
+fn the_programs_text_is_escaped_in_both_views() {
+    let mut dump = leak_dump();
+    let evil = "\x1b[2J\x1b[31mred\nfake: taskscope: error";
+    for t in dump.tasks.iter_mut().filter_map(|d| d.task.as_mut()).filter(|t| t.id == 42) {
+        t.name = evil.into();
+    }
+    let info = ProcessInfo { process_name: "evil\r\x1b]0;title\x07".into(), ..info() };
+    for all in [false, true] {
+        let out = report(&info, &dump, &Filter::default(), View { all, ..view() });
+        assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\x07'), "{out}");
+        assert!(!out.lines().any(|l| l.starts_with("fake:")), "{out}");
+        assert!(out.contains("\\u{1b}[2J\\u{1b}[31mred\\nfake: taskscope: error"), "{out}");
+    }
+}
