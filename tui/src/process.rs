@@ -27,6 +27,35 @@ pub fn file_uid(path: &Path) -> Option<u32> {
     std::fs::symlink_metadata(path).ok().map(|m| m.uid())
 }
 
+/// The process a thread id belongs to (`Tgid` in `/proc/<id>/status`):
+/// itself for a process, another PID for a thread, `None` when unknown.
+pub fn thread_group(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether the process is stopped (`SIGSTOP`, `SIGTSTP`, or held by a
+/// debugger): it cannot answer until resumed.
+pub fn is_stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the `(comm)` field, which may itself contain `)`.
+    matches!(stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()), Some("T" | "t"))
+}
+
+/// Whether one of the process's threads is the agent's (named
+/// `taskscope-agent`): it has an agent even if its socket is not where we
+/// look.
+pub fn has_agent_thread(pid: u32) -> bool {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.filter_map(Result::ok).any(|t| {
+        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|comm| comm.trim_end() == "taskscope-agent")
+    })
+}
+
 /// `process 1234 (name)`, or `process 1234` when the name is unknown.
 pub fn describe(pid: u32, name: Option<&str>) -> String {
     match name {
@@ -45,6 +74,35 @@ mod tests {
         assert_eq!(liveness(me), Liveness::Alive);
         assert!(name(me).is_some());
         assert_eq!(uid(me), Some(taskscope_proto::discovery::effective_uid()));
+    }
+
+    #[test]
+    fn threads_and_stops_are_seen() {
+        let me = std::process::id();
+        assert_eq!(thread_group(me), Some(me));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let live_tid = rx.recv().unwrap();
+        assert_ne!(live_tid, me);
+        assert_eq!(thread_group(live_tid), Some(me));
+        drop(done_tx);
+        t.join().unwrap();
+        assert!(!is_stopped(me));
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        let stopped = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            is_stopped(pid)
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(stopped);
+        assert!(!has_agent_thread(me));
     }
 
     #[test]

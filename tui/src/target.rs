@@ -147,6 +147,9 @@ impl fmt::Display for Target {
 
 /// `host:port` or `[v6]:port`; the error is the reason only.
 fn parse_host_port(s: &str) -> Result<Target, String> {
+    if s.starts_with('[') && s.ends_with(']') {
+        return Err(format!("missing port: write `{s}:6669`"));
+    }
     let Some((host, port)) = s.rsplit_once(':') else {
         return Err("missing port: a TCP address is `host:port`".to_string());
     };
@@ -240,6 +243,8 @@ mod tests {
             ("localhost:0", "not a TCP port"),
             ("::1:6669", "brackets"),
             ("[::1:6669", "unclosed"),
+            ("[::1]", "missing port"),
+            ("http://[::1]", "missing port"),
             ("[nope]:6669", "not an IPv6"),
             ("http://localhost", "missing port"),
             ("http://h:1/path", "no path"),

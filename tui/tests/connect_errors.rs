@@ -22,6 +22,77 @@ fn usage_errors_exit_2() {
     assert_eq!(run.code, 2, "{run:?}");
     let run = taskscope(dir.path(), &["stack", "1", "--min-idle", "soon"]);
     assert_eq!(run.code, 2, "{run:?}");
+    for args in [&["stack"][..], &["stack", "1", "--bogus"], &["stack", "1", "--timeout", "0s"], &["bogus"]] {
+        let run = taskscope(dir.path(), args);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stderr.starts_with("taskscope: ") && run.stderr.lines().count() == 1, "{run:?}");
+    }
+}
+
+#[test]
+fn a_path_that_is_not_a_socket() {
+    let dir = temp_dir();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "x").unwrap();
+    let run = taskscope(dir.path(), &["stack", file.to_str().unwrap()]);
+    assert_one_line_error(&run, &format!("{} is not a socket", file.display()));
+}
+
+#[test]
+fn a_thread_id_names_its_process() {
+    let dir = temp_dir();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        let _ = stop_rx.recv();
+    });
+    let tid = rx.recv().unwrap();
+    let pid = std::process::id();
+    let run = taskscope(dir.path(), &["stack", &tid.to_string()]);
+    drop(stop_tx);
+    thread.join().unwrap();
+    assert_one_line_error(&run, &format!("{tid} is a thread of process {pid} ("));
+    assert!(run.stderr.contains(&format!("use its PID, {pid}")), "{run:?}");
+}
+
+#[test]
+fn an_agent_whose_socket_is_elsewhere_is_told_apart_from_none() {
+    // This test process stands in for a program whose agent listens in
+    // another directory: it has the agent's thread, and no socket in `dir`.
+    let dir = temp_dir();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let agent = std::thread::Builder::new()
+        .name("taskscope-agent".into())
+        .spawn(move || {
+            ready_tx.send(()).unwrap();
+            let _ = stop_rx.recv();
+        })
+        .unwrap();
+    ready_rx.recv().unwrap();
+    let pid = std::process::id();
+    let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
+    drop(stop_tx);
+    agent.join().unwrap();
+    assert_one_line_error(&run, &format!("process {pid} ("));
+    assert!(run.stderr.contains("has a taskscope agent but no socket at"), "{run:?}");
+    assert!(run.stderr.contains("TASKSCOPE_DIR"), "{run:?}");
+}
+
+#[test]
+fn a_stopped_process_is_named_as_the_reason_for_silence() {
+    let dir = temp_dir();
+    let sleeper = Sleeper::start();
+    let pid = sleeper.pid();
+    let _silent = serve_silent(&socket_in(dir.path(), pid));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let run = taskscope(dir.path(), &["stack", &pid.to_string(), "--timeout", "1s"]);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert_one_line_error(&run, &format!("(the process is stopped: resume it with `kill -CONT {pid}`)"));
 }
 
 #[test]

@@ -45,7 +45,29 @@ fn missing_pid_socket(pid: u32, socket: &Path) -> ConnectError {
         Liveness::Dead => ConnectError::NotRunning { pid },
         Liveness::AliveOtherUser => other_user(who, owner),
         Liveness::Alive if owner.is_some_and(|uid| uid != our_uid()) => other_user(who, owner),
-        Liveness::Alive => ConnectError::NoAgent { who, socket: socket.to_path_buf() },
+        Liveness::Alive => match process::thread_group(pid) {
+            Some(group) if group != pid => ConnectError::Thread {
+                tid: pid,
+                pid: group,
+                who: process::describe(group, process::name(group).as_deref()),
+            },
+            _ if process::has_agent_thread(pid) => ConnectError::AgentElsewhere { who, socket: socket.to_path_buf() },
+            _ => ConnectError::NoAgent { who, socket: socket.to_path_buf() },
+        },
+    }
+}
+
+/// No answer within `after`; says so when the process is stopped, which
+/// explains it.
+pub fn timed_out(target: &Target, after: String) -> ConnectError {
+    ConnectError::Timeout { who: who(target), hint: stopped_hint(target.pid()), after }
+}
+
+/// `" (it is stopped: ...)"` when process `pid` is stopped, else empty.
+pub fn stopped_hint(pid: Option<u32>) -> String {
+    match pid.filter(|&pid| process::is_stopped(pid)) {
+        Some(pid) => format!(" (the process is stopped: resume it with `kill -CONT {pid}`)"),
+        None => String::new(),
     }
 }
 
@@ -72,7 +94,7 @@ pub fn connect_failed(target: &Target, err: &(dyn StdError + 'static)) -> Connec
         },
         io::ErrorKind::PermissionDenied => permission_denied(target, io_err),
         // Normally the caller's own limit fires first (see `connect_with`).
-        io::ErrorKind::TimedOut => ConnectError::Timeout { who: who(target), after: "the time allowed".into() },
+        io::ErrorKind::TimedOut => timed_out(target, "the time allowed".into()),
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe
@@ -118,6 +140,7 @@ fn refused(target: &Target) -> ConnectError {
             },
             _ => ConnectError::NotAnswering { who: who(target), socket: socket.clone() },
         },
+        Target::Unix { path } if !is_socket(path) => ConnectError::NotASocket { path: path.clone() },
         Target::Unix { path } => {
             let hint = match target.pid().map(|pid| (pid, process::liveness(pid))) {
                 Some((pid, Liveness::Dead)) => {
@@ -137,6 +160,13 @@ fn refused(target: &Target) -> ConnectError {
             ),
         },
     }
+}
+
+/// Whether `path` is a socket file (a missing path counts as one: the
+/// caller reports that case itself).
+fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).map_or(true, |m| m.file_type().is_socket())
 }
 
 /// Removes a stale socket; a socket already gone counts as removed.

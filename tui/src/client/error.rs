@@ -18,6 +18,32 @@ pub enum ConnectError {
         pid: u32,
     },
 
+    /// The PID is a thread's, not a process's.
+    #[error("{tid} is a thread of {who}, not a process: use its PID, {pid}")]
+    Thread {
+        /// The thread id given.
+        tid: u32,
+        /// The process it belongs to.
+        pid: u32,
+        /// `process 1234 (name)`.
+        who: String,
+    },
+
+    /// The process has an agent (its thread runs), but its socket is not
+    /// where this `taskscope` looks.
+    #[error(
+        "{who} has a taskscope agent but no socket at {}: it runs with another \
+         TASKSCOPE_DIR (or XDG_RUNTIME_DIR) than this shell, or its agent could not listen \
+         (see the program's stderr); run taskscope with the same environment, or name the socket",
+        socket.display()
+    )]
+    AgentElsewhere {
+        /// `process 1234 (name)`.
+        who: String,
+        /// Where its socket would be.
+        socket: PathBuf,
+    },
+
     /// The process runs, but never created a socket.
     #[error(
         "{who} is running but has no taskscope agent: add `taskscope_agent::init()` at the start \
@@ -76,6 +102,13 @@ pub enum ConnectError {
         hint: String,
     },
 
+    /// An explicit socket path names a file of another kind.
+    #[error("{} is not a socket (an agent's socket is `<pid>.sock` in the socket directory)", path.display())]
+    NotASocket {
+        /// The path given.
+        path: PathBuf,
+    },
+
     /// Nothing listens at the address.
     #[error("connection refused by {address}{hint}")]
     Refused {
@@ -95,10 +128,12 @@ pub enum ConnectError {
     },
 
     /// Connecting or the first request took longer than allowed.
-    #[error("no answer from {who} within {after}")]
+    #[error("no answer from {who} within {after}{hint}")]
     Timeout {
         /// `process 1234 (name)` or the address.
         who: String,
+        /// Extra explanation (the process is stopped), starting with a separator, or empty.
+        hint: String,
         /// The limit, formatted (`5s`).
         after: String,
     },

@@ -14,6 +14,7 @@
 
 mod diagnose;
 mod error;
+pub use diagnose::stopped_hint;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,7 +69,7 @@ impl Connected {
     pub fn describe(&self) -> String {
         match self.info.pid {
             0 => self.target.address(),
-            pid => crate::process::describe(pid, Some(&self.info.process_name)),
+            pid => crate::process::describe(pid, Some(&crate::output::shown(&self.info.process_name))),
         }
     }
 }
@@ -88,10 +89,7 @@ pub async fn connect_with(target: &Target, timeouts: Timeouts) -> Result<Connect
             return Err(diagnose::missing_socket(target, socket));
         }
     }
-    let timeout = |limit: Duration| ConnectError::Timeout {
-        who: diagnose::who(target),
-        after: crate::duration::format(limit),
-    };
+    let timeout = |limit: Duration| diagnose::timed_out(target, crate::duration::format(limit));
 
     // The outer limit covers name resolution and the HTTP/2 handshake too.
     // tonic's own connect timeout is a backstop set a little later, so that

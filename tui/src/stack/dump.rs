@@ -69,16 +69,24 @@ pub async fn fetch(conn: &mut Connected, timeout: Duration) -> anyhow::Result<Du
         }
         Ok::<_, tonic::Status>(chunks)
     };
+    let pid = Some(conn.info.pid).filter(|&pid| pid != 0);
     let chunks = match tokio::time::timeout(limit, exchange).await {
         Err(_) => anyhow::bail!(
-            "no answer from {who} within {} (dump timeout {} plus {} for the transfer)",
+            "no answer from {who} within {} (dump timeout {} plus {} for the transfer){}",
             crate::duration::format(limit),
             crate::duration::format(timeout),
             crate::duration::format(conn.timeouts.request),
+            crate::client::stopped_hint(pid),
         ),
-        Ok(Err(status)) => {
-            anyhow::bail!("{who}: dump failed: {:?}: {}", status.code(), status.message())
+        Ok(Err(_)) if pid.is_some_and(|pid| crate::process::liveness(pid) == crate::process::Liveness::Dead) => {
+            anyhow::bail!("{who} exited during the dump")
         }
+        Ok(Err(status)) => match status.code() {
+            tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled => {
+                anyhow::bail!("{who}: the connection closed during the dump ({})", status.message())
+            }
+            code => anyhow::bail!("{who}: dump failed: {code:?}: {}", status.message()),
+        },
         Ok(Ok(chunks)) => chunks,
     };
     Dump::from_chunks(chunks).map_err(anyhow::Error::msg).with_context(|| format!("{who}: bad dump"))
