@@ -108,6 +108,15 @@ pub fn state_word(state: TaskState) -> &'static str {
     }
 }
 
+/// How long a running task has been inside its current poll (a task that
+/// blocks its worker shows here). `None` unless running.
+pub fn polling_ns(task: &Task, now_ns: u64) -> Option<u64> {
+    if state(task) != TaskState::Running || task.last_poll_started_ns == 0 {
+        return None;
+    }
+    Some(now_ns.saturating_sub(task.last_poll_started_ns))
+}
+
 /// How long an idle task has been parked: since its last poll ended, or
 /// since it was spawned if it was never polled. `None` unless idle.
 pub fn parked_ns(task: &Task, now_ns: u64) -> Option<u64> {

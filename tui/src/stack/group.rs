@@ -31,6 +31,9 @@ pub struct Group<'a> {
     pub leaked: usize,
     /// Shortest and longest parked time of its idle tasks, if it has any.
     pub parked: Option<(u64, u64)>,
+    /// Shortest and longest time its running tasks have been inside their
+    /// current poll, if it has any.
+    pub polling: Option<(u64, u64)>,
     /// Distinct task names, sorted; unnamed tasks add nothing.
     pub names: Vec<&'a str>,
 }
@@ -85,10 +88,14 @@ fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, 
         .map(|&s| (s, tasks.iter().filter(|t| dump::state(t) == s).count()))
         .filter(|&(_, n)| n > 0)
         .collect();
-    let parked = tasks.iter().filter_map(|t| dump::parked_ns(t, now)).fold(None, |acc, p| match acc {
-        None => Some((p, p)),
-        Some((lo, hi)) => Some((lo.min(p), hi.max(p))),
-    });
+    let span = |times: &mut dyn Iterator<Item = u64>| {
+        times.fold(None, |acc: Option<(u64, u64)>, p| match acc {
+            None => Some((p, p)),
+            Some((lo, hi)) => Some((lo.min(p), hi.max(p))),
+        })
+    };
+    let parked = span(&mut tasks.iter().filter_map(|t| dump::parked_ns(t, now)));
+    let polling = span(&mut tasks.iter().filter_map(|t| dump::polling_ns(t, now)));
     let names: BTreeSet<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| !n.is_empty()).collect();
     Group {
         stack_id,
@@ -96,6 +103,7 @@ fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, 
         leaked: tasks.iter().filter(|t| t.leaked).count(),
         states,
         parked,
+        polling,
         names: names.into_iter().collect(),
         tasks,
     }

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! { "process": {...}, "now_ns": N, "counts": {...}, "runtimes": [{name, status, detail, elapsed_ns}],
-//!   "groups": [{count, states, leaked, parked_min_ns, parked_max_ns, location, names, task_ids, stack}] }
+//!   "groups": [{count, states, leaked, parked_min_ns, parked_max_ns, polling_min_ns, polling_max_ns,
+//!               location, names, task_ids, stack}] }
 //! ```
 //!
 //! With `--all`, `"tasks": [...]` replaces `"groups"`.
@@ -73,6 +74,8 @@ struct JsonGroup<'a> {
     leaked: usize,
     parked_min_ns: Option<u64>,
     parked_max_ns: Option<u64>,
+    polling_min_ns: Option<u64>,
+    polling_max_ns: Option<u64>,
     location: Option<String>,
     names: &'a [&'a str],
     task_ids: Vec<u64>,
@@ -87,6 +90,7 @@ struct JsonTask<'a> {
     state: &'static str,
     leaked: bool,
     parked_ns: Option<u64>,
+    polling_ns: Option<u64>,
     location: Option<String>,
     spawned_at_ns: u64,
     last_poll_ended_ns: u64,
@@ -183,6 +187,8 @@ fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump) -> JsonGroup<'a> {
         leaked: g.leaked,
         parked_min_ns: g.parked.map(|p| p.0),
         parked_max_ns: g.parked.map(|p| p.1),
+        polling_min_ns: g.polling.map(|p| p.0),
+        polling_max_ns: g.polling.map(|p| p.1),
         location: g.location.clone(),
         names: &g.names,
         task_ids: g.tasks.iter().map(|t| t.id).collect(),
@@ -199,6 +205,7 @@ fn json_task<'a>(dumped: &'a DumpedTask, info: &'a ProcessInfo, dump: &'a Dump) 
         state: dump::state_word(dump::state(t)),
         leaked: t.leaked,
         parked_ns: dump::parked_ns(t, dump.now_ns()),
+        polling_ns: dump::polling_ns(t, dump.now_ns()),
         location: dump::location(t),
         spawned_at_ns: t.spawned_at_ns,
         last_poll_ended_ns: t.last_poll_ended_ns,

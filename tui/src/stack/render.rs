@@ -141,13 +141,14 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
         _ if count == 1 => tags.push_str(", leaked"),
         n => tags.push_str(&format!(", {n} leaked")),
     }
-    let parked = match g.parked {
+    let span = |word: &str, times: Option<(u64, u64)>| match times {
         None => String::new(),
-        Some((lo, hi)) if format_ns(lo) == format_ns(hi) => format!(" parked {}", format_ns(hi)),
-        Some((lo, hi)) => format!(" parked {}..{}", format_ns(lo), format_ns(hi)),
+        Some((lo, hi)) if format_ns(lo) == format_ns(hi) => format!(" {word} {}", format_ns(hi)),
+        Some((lo, hi)) => format!(" {word} {}..{}", format_ns(lo), format_ns(hi)),
     };
+    let times = span("polling", g.polling) + &span("parked", g.parked);
     let mut out = format!(
-        "{count} {} [{tags}]{parked}  spawned at {}\n",
+        "{count} {} [{tags}]{times}  spawned at {}\n",
         if count == 1 { "task" } else { "tasks" },
         shown(g.location.as_deref().unwrap_or("<unknown>"))
     );
@@ -163,13 +164,14 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
     out
 }
 
-/// A task of the `--all` view: `task 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:10:5`.
+/// A task of the `--all` view: `task 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:10:5`
+/// (a running task's time is how long it has been inside its current poll).
 pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths) -> String {
     let Some(task) = &dumped.task else { return String::new() };
     let state = dump::state(task);
     let mut tags = dump::state_word(state).to_string();
-    if let Some(parked) = dump::parked_ns(task, dump.now_ns()) {
-        tags.push_str(&format!(" {}", format_ns(parked)));
+    if let Some(time) = dump::parked_ns(task, dump.now_ns()).or_else(|| dump::polling_ns(task, dump.now_ns())) {
+        tags.push_str(&format!(" {}", format_ns(time)));
     }
     if task.leaked {
         tags.push_str(", leaked");

@@ -229,3 +229,16 @@ fn the_programs_text_is_escaped_in_both_views() {
         assert!(out.contains("\\u{1b}[2J\\u{1b}[31mred\\nfake: taskscope: error"), "{out}");
     }
 }
+
+#[test]
+fn a_running_task_shows_how_long_it_has_been_in_its_poll() {
+    let mut dump = leak_dump();
+    let now = dump.now_ns();
+    for t in dump.tasks.iter_mut().filter_map(|d| d.task.as_mut()).filter(|t| t.id == 1) {
+        t.last_poll_started_ns = now - 30 * SEC;
+    }
+    let grouped = report(&info(), &dump, &Filter::default(), view());
+    assert!(grouped.contains("1 task [running] polling 30s  spawned at src/main.rs"), "{grouped}");
+    let all = report(&info(), &dump, &Filter::default(), View { all: true, ..view() });
+    assert!(all.contains("task 1 [running 30s] spawned at src/main.rs"), "{all}");
+}
