@@ -208,3 +208,15 @@ fn lean_mode_shows_wakers_as_unknown() {
     assert!(detail.contains("not observed (lean mode: runtime hooks)"), "{detail}");
     assert!(!detail.contains("live wakers"), "{detail}");
 }
+
+#[test]
+fn a_window_too_small_says_so_instead_of_overlapping() {
+    let app = app(30);
+    for (w, h) in [(120, 4), (30, 40), (10, 2)] {
+        let screen = text(&draw(&app, w, h));
+        assert!(screen.contains("window too sm") || w < 14, "{w}x{h}:\n{screen}");
+        assert_eq!(screen.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{w}x{h}:\n{screen}");
+    }
+    let fits = text(&draw(&app, 40, 7));
+    assert!(!fits.contains("too small"), "{fits}");
+}

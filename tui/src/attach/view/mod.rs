@@ -17,8 +17,16 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::app::{App, View};
 
+/// The smallest window the screens fit in: header, tabs, three rows of
+/// body and the footer; and room for the columns that identify a task.
+const MIN_HEIGHT: u16 = 7;
+const MIN_WIDTH: u16 = 40;
+
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.height < MIN_HEIGHT || area.width < MIN_WIDTH {
+            return too_small(area, buf);
+        }
         let [head, tabs, body, foot] = area.layout(&Layout::vertical([
             Constraint::Length(2),
             Constraint::Length(1),
@@ -42,6 +50,21 @@ impl Widget for &App {
             help::render(self, body, buf);
         }
     }
+}
+
+/// A window too small for any screen: says so (as much of it as fits)
+/// rather than drawing the screens over one another.
+fn too_small(area: Rect, buf: &mut Buffer) {
+    let text = format!(
+        "window too small ({}x{}): taskscope needs {MIN_WIDTH}x{MIN_HEIGHT}; q quits",
+        area.width, area.height
+    );
+    let [_, mid, _] = area.layout(&Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+    ]));
+    Paragraph::new(Line::from(text)).render(mid, buf);
 }
 
 /// Before the first complete snapshot: say what we are waiting for.
