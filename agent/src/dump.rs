@@ -269,10 +269,14 @@ async fn symbolize_all(traces: &[RawTrace]) -> Result<Vec<Option<Stack>>, String
             pending.extend(backtraces.iter().cloned());
         }
     }
+    let before = crate::symbols::resolutions();
     let mut resolved = tokio::task::spawn_blocking(move || crate::symbols::symbolize(&pending))
         .await
         .map_err(|e| format!("symbolising the dump failed: {e}"))?
         .into_iter();
+    if crate::symbols::resolutions() != before {
+        tokio::spawn(crate::symbols::release_when_idle());
+    }
     let stacks = traces
         .iter()
         .map(|trace| {
