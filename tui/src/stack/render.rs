@@ -160,7 +160,9 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
         }
         out.push_str(&format!("  {}: {names}\n", if g.names.len() == 1 { "name" } else { "names" }));
     }
-    out.push_str(&stack_lines(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0), dump, paths));
+    let stack = dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0);
+    let parked = g.states.iter().any(|&(state, _)| state == TaskState::Idle);
+    out.push_str(&stack_or_why_not(stack, parked, dump, paths));
     out
 }
 
@@ -181,9 +183,27 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths) -> String {
     let location = shown(&location);
     let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);
     if state != TaskState::Done {
-        out.push_str(&stack_lines(dump.stack_of(dumped), dump, paths));
+        out.push_str(&stack_or_why_not(dump.stack_of(dumped), state == TaskState::Idle, dump, paths));
     }
     out
+}
+
+/// [`stack_lines`], or the line saying why there is no stack: `parked`
+/// tells whether the tasks it stands for were idle (the only ones a dump
+/// traces).
+fn stack_or_why_not(stack: Option<&Stack>, parked: bool, dump: &Dump, paths: &Paths) -> String {
+    match stack.filter(|s| !s.backtraces.is_empty()) {
+        Some(stack) => stack_lines(Some(stack), dump, paths),
+        None if !parked && all_dumped(dump) => {
+            "    (no stack captured: not parked; a task dump traces only tasks that wait)\n".to_string()
+        }
+        None => no_stack(dump).to_string(),
+    }
+}
+
+/// Whether every runtime produced its stacks.
+fn all_dumped(dump: &Dump) -> bool {
+    !dump.header.runtimes.is_empty() && dump.header.runtimes.iter().all(|r| r.status == DumpStatus::Ok as i32)
 }
 
 /// The backtraces of a stack, indented under their group or task.
@@ -220,8 +240,7 @@ pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, paths: &Paths) -> String 
 /// resources: a hand-written future or `std::future::pending()` leaves no
 /// trace), or it was spawned after the dump.
 fn no_stack(dump: &Dump) -> &'static str {
-    let dumped = dump.header.runtimes.iter().all(|r| r.status == DumpStatus::Ok as i32);
-    if dumped && !dump.header.runtimes.is_empty() {
+    if all_dumped(dump) {
         "    (no stack captured: it awaits nothing a task dump can trace, e.g. `std::future::pending()`)\n"
     } else {
         "    (no stack captured)\n"
