@@ -69,7 +69,7 @@ pub async fn fetch(conn: &mut Connected, timeout: Duration) -> anyhow::Result<Du
         }
         Ok::<_, tonic::Status>(chunks)
     };
-    let pid = Some(conn.info.pid).filter(|&pid| pid != 0);
+    let pid = conn.target.pid();
     let chunks = match tokio::time::timeout(limit, exchange).await {
         Err(_) => anyhow::bail!(
             "no answer from {who} within {} (dump timeout {} plus {} for the transfer){}",
@@ -78,11 +78,11 @@ pub async fn fetch(conn: &mut Connected, timeout: Duration) -> anyhow::Result<Du
             crate::duration::format(conn.timeouts.request),
             crate::client::stopped_hint(pid),
         ),
-        Ok(Err(_)) if pid.is_some_and(|pid| crate::process::liveness(pid) == crate::process::Liveness::Dead) => {
-            anyhow::bail!("{who} exited during the dump")
-        }
         Ok(Err(status)) => match status.code() {
             tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled => {
+                if pid.is_some_and(|pid| crate::process::liveness(pid) == crate::process::Liveness::Dead) {
+                    anyhow::bail!("{who} exited during the dump")
+                }
                 anyhow::bail!("{who}: the connection closed during the dump ({})", status.message())
             }
             code => anyhow::bail!("{who}: dump failed: {code:?}: {}", status.message()),
