@@ -115,7 +115,7 @@ fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
     prepare_dir(dir)?;
     sweep_dead(dir);
     let path = dir.join(format!("{}.sock", std::process::id()));
-    if taskscope_proto::discovery::in_use(&path) {
+    if taken(&path) {
         return Err(EndpointError::Taken { path });
     }
     match fs::remove_file(&path) {
@@ -130,6 +130,20 @@ fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
     }
     remove_at_exit(&path);
     Ok((listener, path))
+}
+
+/// Whether something listens on `path` for good. A listener closed a moment
+/// ago can still accept for a few milliseconds: a child forked meanwhile
+/// holds a copy of its descriptor until it execs. So "in use" must hold
+/// over 100 ms; only a path that exists is probed at all.
+fn taken(path: &Path) -> bool {
+    use taskscope_proto::discovery::in_use;
+    (0..5).all(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        in_use(path)
+    })
 }
 
 /// Removes the sockets in `dir` of processes that no longer run: a program
