@@ -313,7 +313,7 @@ impl Builder {
         }
         dump::MT_DUMPS.store(self.config.mt_dumps, std::sync::atomic::Ordering::Relaxed);
         let config = Arc::new(self.config);
-        let spawned = std::thread::Builder::new().name("taskscope-agent".into()).spawn(move || {
+        let spawned = std::thread::Builder::new().name(taskscope_proto::discovery::AGENT_THREAD.into()).spawn(move || {
             recorder::mark_agent_thread();
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,

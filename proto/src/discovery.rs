@@ -70,6 +70,10 @@ pub fn in_use(path: &Path) -> bool {
     rc == 0 || !matches!(errno, Some(libc::ECONNREFUSED | libc::ENOENT | libc::ENOTDIR))
 }
 
+/// The name of the agent's thread: a process that has one runs an agent,
+/// wherever its socket is.
+pub const AGENT_THREAD: &str = "taskscope-agent";
+
 /// The effective user id of this process.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -111,11 +115,15 @@ pub fn liveness(pid: u32) -> Liveness {
 /// True when `/proc` shows the process as a zombie: it has exited and only
 /// waits for its parent to collect it.
 fn is_zombie(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
+    state(pid) == Some('Z')
+}
+
+/// The process's state letter from `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`,
+/// ...), when readable.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the `(comm)` part, which may itself contain spaces or `)`.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("Z")
+    stat.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
 }
 
 #[cfg(test)]

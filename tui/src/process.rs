@@ -37,22 +37,18 @@ pub fn thread_group(pid: u32) -> Option<u32> {
 /// Whether the process is stopped (`SIGSTOP`, `SIGTSTP`, or held by a
 /// debugger): it cannot answer until resumed.
 pub fn is_stopped(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state follows the `(comm)` field, which may itself contain `)`.
-    matches!(stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()), Some("T" | "t"))
+    matches!(taskscope_proto::discovery::state(pid), Some('T' | 't'))
 }
 
 /// Whether one of the process's threads is the agent's (named
-/// `taskscope-agent`): it has an agent even if its socket is not where we
-/// look.
+/// [`AGENT_THREAD`](taskscope_proto::discovery::AGENT_THREAD)): it has an
+/// agent even if its socket is not where we look.
 pub fn has_agent_thread(pid: u32) -> bool {
     let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
     threads.filter_map(Result::ok).any(|t| {
-        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|comm| comm.trim_end() == "taskscope-agent")
+        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|comm| comm.trim_end() == taskscope_proto::discovery::AGENT_THREAD)
     })
 }
 

@@ -65,7 +65,7 @@ fn an_agent_whose_socket_is_elsewhere_is_told_apart_from_none() {
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let agent = std::thread::Builder::new()
-        .name("taskscope-agent".into())
+        .name(taskscope_proto::discovery::AGENT_THREAD.into())
         .spawn(move || {
             ready_tx.send(()).unwrap();
             let _ = stop_rx.recv();

@@ -85,6 +85,14 @@ async fn pid_over(path: &Path) -> u32 {
     }
 }
 
+/// The PID of a process that has exited and been reaped: free here.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("reap");
+    pid
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).map(|m| m.mode() & 0o7777).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -123,10 +131,7 @@ async fn stale_socket_of_our_pid_is_replaced() {
 #[tokio::test]
 async fn sockets_of_dead_processes_are_swept_at_start() {
     let dir = private_dir("sweep");
-    // A process that has exited and been reaped: its PID is free.
-    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
-    let dead = child.id();
-    child.wait().expect("reap");
+    let dead = dead_pid();
     let dead_socket = dir.join(format!("{dead}.sock"));
     leave_socket(&dead_socket);
     // One of a process that runs (this test's own parent).
@@ -147,9 +152,7 @@ async fn sockets_of_dead_processes_are_swept_at_start() {
 #[tokio::test]
 async fn live_sockets_are_left_alone_whatever_their_pid() {
     let dir = private_dir("namespaces");
-    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
-    let dead = child.id();
-    child.wait().expect("reap");
+    let dead = dead_pid();
     let theirs = dir.join(format!("{dead}.sock"));
     let _listening = std::os::unix::net::UnixListener::bind(&theirs).expect("bind");
     let same_pid = socket_in(&dir);
