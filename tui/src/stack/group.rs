@@ -88,14 +88,8 @@ fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, 
         .map(|&s| (s, tasks.iter().filter(|t| dump::state(t) == s).count()))
         .filter(|&(_, n)| n > 0)
         .collect();
-    let span = |times: &mut dyn Iterator<Item = u64>| {
-        times.fold(None, |acc: Option<(u64, u64)>, p| match acc {
-            None => Some((p, p)),
-            Some((lo, hi)) => Some((lo.min(p), hi.max(p))),
-        })
-    };
-    let parked = span(&mut tasks.iter().filter_map(|t| dump::parked_ns(t, now)));
-    let polling = span(&mut tasks.iter().filter_map(|t| dump::polling_ns(t, now)));
+    let parked = span(tasks.iter().filter_map(|t| dump::parked_ns(t, now)));
+    let polling = span(tasks.iter().filter_map(|t| dump::polling_ns(t, now)));
     let names: BTreeSet<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| !n.is_empty()).collect();
     Group {
         stack_id,
@@ -107,6 +101,14 @@ fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, 
         names: names.into_iter().collect(),
         tasks,
     }
+}
+
+/// The shortest and longest of `times`, if there are any.
+fn span(times: impl Iterator<Item = u64>) -> Option<(u64, u64)> {
+    times.fold(None, |acc, t| match acc {
+        None => Some((t, t)),
+        Some((lo, hi)) => Some((lo.min(t), hi.max(t))),
+    })
 }
 
 #[cfg(test)]
