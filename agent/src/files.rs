@@ -8,7 +8,7 @@
 //! touching the shared table.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The process-wide file table (set once by the recorder).
 pub(crate) static FILES: std::sync::OnceLock<Files> = std::sync::OnceLock::new();
@@ -22,7 +22,43 @@ pub(crate) struct Files {
 struct FileTable {
     ids: HashMap<String, u32>,
     /// Index = id - 1.
-    list: Vec<std::sync::Arc<str>>,
+    list: FileList,
+}
+
+/// The interned files, index = id - 1, as the state owner reads them.
+#[derive(Default, Clone)]
+pub(crate) struct FileList {
+    names: Vec<Arc<str>>,
+    /// Whether each file is in tokio's own runtime (see [`in_tokio_runtime`]).
+    runtime: Vec<bool>,
+}
+
+impl FileList {
+    /// The file with id `id`, if any (0 is "unknown").
+    pub(crate) fn name(&self, id: u32) -> Option<&Arc<str>> {
+        (id as usize).checked_sub(1).and_then(|i| self.names.get(i))
+    }
+
+    /// True when file `id` is a source of tokio's runtime.
+    pub(crate) fn in_runtime(&self, id: u32) -> bool {
+        (id as usize).checked_sub(1).and_then(|i| self.runtime.get(i)).copied().unwrap_or(false)
+    }
+}
+
+/// True when `file` is a source in tokio's `src/runtime/`
+/// (`.../tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs`, or
+/// `.../tokio/src/runtime/...` for a git or vendored tokio). Tasks spawned
+/// there are the runtime's own: a multi-thread runtime runs each worker
+/// thread as a blocking task spawned in `worker.rs`, for its whole life.
+/// `tokio::fs` and other APIs that spawn on the program's behalf spawn
+/// outside `src/runtime/`, so their tasks stay the program's.
+pub(crate) fn in_tokio_runtime(file: &str) -> bool {
+    let Some((root, _)) = file.split_once("/src/runtime/") else {
+        return false;
+    };
+    let package = root.rsplit('/').next().unwrap_or(root);
+    package == "tokio"
+        || package.strip_prefix("tokio-").is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 const CACHE: usize = 32;
@@ -56,14 +92,15 @@ impl Files {
         if let Some(id) = t.ids.get(file) {
             return *id;
         }
-        t.list.push(file.into());
-        let id = t.list.len() as u32;
+        t.list.names.push(file.into());
+        t.list.runtime.push(in_tokio_runtime(file));
+        let id = t.list.names.len() as u32;
         t.ids.insert(file.to_owned(), id);
         id
     }
 
-    /// All files, index = id - 1 (cheap clones).
-    pub(crate) fn all(&self) -> Vec<std::sync::Arc<str>> {
+    /// All files (cheap clones).
+    pub(crate) fn all(&self) -> FileList {
         self.table.lock().unwrap_or_else(|e| e.into_inner()).list.clone()
     }
 }
@@ -79,6 +116,34 @@ mod tests {
         let owned = String::from("src/main.rs");
         assert_eq!(files.intern(&owned), a, "same text, other address: same id");
         assert_ne!(files.intern("src/lib.rs"), a);
-        assert_eq!(&*files.all()[a as usize - 1], "src/main.rs");
+        assert_eq!(files.all().name(a).map(|f| &**f), Some("src/main.rs"));
+        assert_eq!(files.all().name(0), None, "0 is unknown");
+    }
+
+    #[test]
+    fn tokio_runtime_files() {
+        for runtime in [
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs",
+            "/home/me/.cargo/git/checkouts/tokio-abc/1234567/tokio/src/runtime/blocking/pool.rs",
+            "vendor/tokio/src/runtime/scheduler/multi_thread/worker.rs",
+        ] {
+            assert!(in_tokio_runtime(runtime), "{runtime}");
+        }
+        for program in [
+            "src/main.rs",
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/fs/mod.rs",
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-util-0.7.16/src/runtime/x.rs",
+            "/work/app/src/runtime/pool.rs",
+            "/work/tokio-app/src/runtime/pool.rs",
+        ] {
+            assert!(!in_tokio_runtime(program), "{program}");
+        }
+        let files = Files::new();
+        let worker = files.intern("/x/tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs");
+        let main = files.intern("src/main.rs");
+        let list = files.all();
+        assert!(list.in_runtime(worker));
+        assert!(!list.in_runtime(main));
+        assert!(!list.in_runtime(0));
     }
 }

@@ -11,7 +11,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::*;
-use std::sync::Arc;
 use std::time::Duration;
 
 use taskscope_proto as proto;
@@ -19,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::clock;
-use crate::files::FILES;
+use crate::files::{FileList, FILES};
 use crate::recorder::Recorder;
 use crate::slots::{kind_name, Key, LocKey, Slot, DONE, HOOKED};
 
@@ -198,7 +197,11 @@ impl StateOwner {
                 // Counts only: no per-task record is built (no name or path copies).
                 self.count_completions();
                 let now_ns = clock::now_ns();
-                let counts = self.tally(self.slots().map(|(_, slot)| verdict(slot)));
+                let files = FILES.get().map(|f| f.all()).unwrap_or_default();
+                let counts = self.tally(self.slots().map(|(_, slot)| {
+                    let (state, leaked) = verdict(slot);
+                    (state, leaked, files.in_runtime(slot.file.load(Relaxed)))
+                }));
                 let _ = reply.send(Summary { now_ns, counts, dropped_events: self.dropped() });
             }
             Command::Watch(interval, reply) => {
@@ -278,14 +281,20 @@ impl StateOwner {
 
     fn counts(&self, tasks: &[(proto::Task, u64)]) -> proto::TaskCounts {
         self.tally(tasks.iter().map(|(t, _)| {
-            (proto::TaskState::try_from(t.state).unwrap_or(proto::TaskState::Done), t.leaked)
+            let state = proto::TaskState::try_from(t.state).unwrap_or(proto::TaskState::Done);
+            (state, t.leaked, t.runtime_internal)
         }))
     }
 
-    /// Counts by state from `(state, leaked)` verdicts, plus the lifetime totals.
-    fn tally(&self, verdicts: impl Iterator<Item = (proto::TaskState, bool)>) -> proto::TaskCounts {
+    /// Counts by state from `(state, leaked, runtime_internal)` verdicts, plus
+    /// the lifetime totals. The runtime's own live tasks are counted apart.
+    fn tally(&self, verdicts: impl Iterator<Item = (proto::TaskState, bool, bool)>) -> proto::TaskCounts {
         let mut c = proto::TaskCounts { completed_total: self.completed_total, ..Default::default() };
-        for (state, leaked) in verdicts {
+        for (state, leaked, internal) in verdicts {
+            if internal && state != proto::TaskState::Done {
+                c.runtime_internal += 1;
+                continue;
+            }
             match state {
                 proto::TaskState::Running => c.running += 1,
                 proto::TaskState::Scheduled => c.scheduled += 1,
@@ -294,11 +303,11 @@ impl StateOwner {
             }
             c.leaked += leaked as u64;
         }
-        c.spawned_total = self.completed_total + c.running + c.scheduled + c.idle;
+        c.spawned_total = self.completed_total + c.running + c.scheduled + c.idle + c.runtime_internal;
         c
     }
 
-    fn location_totals(&self, files: &[Arc<str>], scan: &Scan) -> Vec<(LocKey, proto::LocationTotals)> {
+    fn location_totals(&self, files: &FileList, scan: &Scan) -> Vec<(LocKey, proto::LocationTotals)> {
         let keys: FastSet<LocKey> = self.completed.keys().chain(scan.live_by_loc.keys()).copied().collect();
         keys.into_iter()
             .map(|k| {
@@ -404,8 +413,8 @@ fn loc_key(slot: &Slot) -> LocKey {
     (slot.file.load(Relaxed), slot.line_col.load(Relaxed))
 }
 
-fn location(files: &[Arc<str>], file: u32, line_col: u64) -> proto::Location {
-    let file = (file as usize).checked_sub(1).and_then(|i| files.get(i)).map(|f| f.to_string());
+fn location(files: &FileList, file: u32, line_col: u64) -> proto::Location {
+    let file = files.name(file).map(|f| f.to_string());
     proto::Location {
         file: file.unwrap_or_default(),
         line: (line_col >> 32) as u32,
@@ -426,13 +435,16 @@ fn verdict(slot: &Slot) -> (proto::TaskState, bool) {
         proto::TaskState::Idle
     };
     let live_wakers = raw(&slot.waker_clones) as i64 - slot.waker_drops() as i64;
-    // Hooks see no wakers: a hooked task is never called leaked.
-    let wakers_seen = slot.kind.load(Relaxed) & HOOKED == 0;
+    // Hooks see no wakers: a hooked task is never called leaked. Nor is a
+    // `block_on` future (the thread blocking on it polls it with a waker of its
+    // own, which tokio does not report) or a blocking task (never parked).
+    let kind = slot.kind.load(Relaxed);
+    let wakers_seen = kind & HOOKED == 0 && matches!(kind_name(kind), "task" | "local");
     (state, wakers_seen && state == proto::TaskState::Idle && live_wakers <= 0)
 }
 
 /// Reads a slot into a protocol record, with a fingerprint of what can change.
-fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
+fn task_of(slot: &Slot, files: &FileList) -> (proto::Task, u64) {
     let raw = |c: &std::sync::atomic::AtomicU64| c.load(Acquire);
     let poll_started = raw(&slot.poll_started);
     let poll_ended = raw(&slot.poll_ended);
@@ -451,6 +463,7 @@ fn task_of(slot: &Slot, files: &[Arc<str>]) -> (proto::Task, u64) {
         name: slot.name(),
         kind: kind_name(slot.kind.load(Relaxed)).to_owned(),
         location: Some(location(files, slot.file.load(Relaxed), slot.line_col.load(Relaxed))),
+        runtime_internal: files.in_runtime(slot.file.load(Relaxed)),
         state: state as i32,
         leaked,
         spawned_at_ns: clock::to_ns(raw(&slot.spawned_at)),

@@ -113,8 +113,63 @@ fn states_leaks_and_wakers_are_derived_from_real_tasks() {
     let counts = owner.counts(&scan.tasks);
     assert!(counts.leaked >= 1 && counts.idle >= 2 && counts.done >= 2, "{counts:?}");
     assert!(counts.spawned_total >= 5, "4 tasks and the block_on future: {counts:?}");
-    assert_eq!(counts.completed_total, counts.spawned_total - counts.running - counts.scheduled - counts.idle);
+    assert_eq!(
+        counts.completed_total,
+        counts.spawned_total - counts.running - counts.scheduled - counts.idle - counts.runtime_internal
+    );
     drop((tx, tx2));
+}
+
+/// A multi-thread runtime built under the subscriber runs its workers as
+/// blocking tasks spawned in tokio's `src/runtime/`: they are marked as the
+/// runtime's own and counted apart. A `block_on` future is polled with the
+/// blocking thread's waker, which tokio reports nothing of, so it is never
+/// called leaked however long it waits.
+#[cfg(feature = "tracing")]
+#[test]
+fn runtime_workers_are_apart_and_block_on_is_never_leaked() {
+    let (recorder, mut owner) = setup(Config::default());
+    let dispatch = tracing_core::Dispatch::new(TaskSubscriber::new(recorder));
+    let rt = tracing_core::dispatcher::with_default(&dispatch, || {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    });
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let blocker = std::thread::spawn({
+        let (dispatch, handle) = (dispatch.clone(), rt.handle().clone());
+        move || {
+            tracing_core::dispatcher::with_default(&dispatch, || {
+                handle.block_on(async {
+                    let _ = released.await;
+                })
+            })
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let scan = loop {
+        let scan = owner.scan();
+        let parked = scan.tasks.iter().any(|(t, _)| t.kind == "block_on" && t.state == proto::TaskState::Idle as i32);
+        if parked || std::time::Instant::now() > deadline {
+            break scan;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let block_on = scan.tasks.iter().map(|(t, _)| t).find(|t| t.kind == "block_on").expect("the block_on future");
+    assert_eq!(block_on.state, proto::TaskState::Idle as i32, "{block_on:?}");
+    assert!(!block_on.leaked, "its waker is not a task's: {block_on:?}");
+    assert!(!block_on.runtime_internal);
+    let workers: Vec<&proto::Task> = scan.tasks.iter().map(|(t, _)| t).filter(|t| t.runtime_internal).collect();
+    assert_eq!(workers.len(), 2, "one per worker thread: {:?}", scan.tasks);
+    for w in &workers {
+        assert_eq!(w.kind, "blocking");
+        assert!(w.location.as_ref().is_some_and(|l| l.file.contains("/src/runtime/")), "{w:?}");
+    }
+    let counts = owner.counts(&scan.tasks);
+    assert_eq!(counts.runtime_internal, 2, "{counts:?}");
+    assert_eq!(counts.running + counts.scheduled + counts.idle, 1, "the block_on future alone: {counts:?}");
+    assert_eq!(counts.leaked, 0, "{counts:?}");
+    let _ = release.send(());
+    blocker.join().expect("block_on returns");
+    drop(rt);
 }
 
 #[cfg(feature = "tracing")]

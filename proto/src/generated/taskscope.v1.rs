@@ -94,6 +94,10 @@ pub struct TaskCounts {
     /// Tasks completed since the agent started.
     #[prost(uint64, tag = "7")]
     pub completed_total: u64,
+    /// Live tasks that tokio's runtime spawned for itself (`Task.runtime_internal`,
+    /// e.g. worker threads); they are not in `running`, `scheduled` or `idle`.
+    #[prost(uint64, tag = "8")]
+    pub runtime_internal: u64,
 }
 /// A place in the program's source code.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -128,7 +132,9 @@ pub struct Task {
     #[prost(enumeration = "TaskState", tag = "5")]
     pub state: i32,
     /// True when the task is idle and has no live waker: nothing can wake it,
-    /// so it will never run again. Only in "tracing" mode (never set in "hooks").
+    /// so it will never run again. Only in "tracing" mode (never set in "hooks"),
+    /// and only for kinds "task" and "local": a "block_on" future is polled with
+    /// a waker of the thread that blocks on it, which tokio does not report.
     #[prost(bool, tag = "6")]
     pub leaked: bool,
     /// When it was spawned (agent clock).
@@ -167,6 +173,12 @@ pub struct Task {
     /// Index into `ProcessInfo.runtimes` of the runtime that owns it, when known.
     #[prost(uint32, tag = "19")]
     pub runtime: u32,
+    /// Spawned by tokio's runtime for itself, not by the program: a multi-thread
+    /// runtime's worker threads run as blocking tasks spawned in tokio's
+    /// `src/runtime/`, and run for the runtime's whole life. Not in the state
+    /// counts of `TaskCounts` (see `TaskCounts.runtime_internal`).
+    #[prost(bool, tag = "20")]
+    pub runtime_internal: bool,
 }
 /// Parameters of a `Watch` stream.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]

@@ -46,6 +46,11 @@ impl Dump {
         self.header.now_ns
     }
 
+    /// How many of its tasks tokio's runtime spawned for itself.
+    pub fn runtime_tasks(&self) -> usize {
+        self.tasks.iter().filter(|t| t.task.as_ref().is_some_and(|r| r.runtime_internal)).count()
+    }
+
     /// The stack of a task, if one was captured.
     pub fn stack_of(&self, task: &DumpedTask) -> Option<&Stack> {
         self.stacks.get(&task.stack_id).filter(|_| task.stack_id != 0)

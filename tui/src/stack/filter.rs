@@ -1,4 +1,8 @@
-//! Which tasks a `stack` report keeps: `--min-idle` and `--match`.
+//! Which tasks a `stack` report keeps: `--min-idle` and `--match`, and
+//! whether tasks of tokio's runtime itself (a multi-thread runtime's worker
+//! threads, which run as blocking tasks for its whole life) are shown: only
+//! with `--full`, since they are no more the program's tasks than runtime
+//! frames are its code.
 //!
 //! `--match` is the keyword check PouchContainer's tests run over goroutine
 //! dumps ("is a `logsContainer` stack still there?"): a plain substring,
@@ -18,6 +22,8 @@ pub struct Filter {
     pub min_idle: Option<Duration>,
     /// Keep only tasks whose stack, name or spawn location contains this.
     pub pattern: Option<String>,
+    /// Keep the tasks tokio's runtime spawned for itself (`--full`).
+    pub runtime_tasks: bool,
 }
 
 impl Filter {
@@ -41,6 +47,9 @@ impl Filter {
     /// Whether `task` (with its stack, if captured) passes every filter.
     pub fn keep(&self, task: &DumpedTask, stack: Option<&Stack>, now_ns: u64) -> bool {
         let Some(record) = &task.task else { return false };
+        if record.runtime_internal && !self.runtime_tasks {
+            return false;
+        }
         if let Some(min) = self.min_idle {
             let min_ns = u64::try_from(min.as_nanos()).unwrap_or(u64::MAX);
             match dump::parked_ns(record, now_ns) {
@@ -104,8 +113,18 @@ mod tests {
     }
 
     #[test]
+    fn runtime_tasks_only_when_asked() {
+        let mut worker = task(TaskState::Running, 0, "", "tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs");
+        if let Some(t) = worker.task.as_mut() {
+            t.runtime_internal = true;
+        }
+        assert!(!Filter::default().keep(&worker, None, 10 * SEC));
+        assert!(Filter { runtime_tasks: true, ..Filter::default() }.keep(&worker, None, 10 * SEC));
+    }
+
+    #[test]
     fn min_idle_keeps_long_parked_idle_tasks_only() {
-        let f = Filter { min_idle: Some(Duration::from_secs(5)), pattern: None };
+        let f = Filter { min_idle: Some(Duration::from_secs(5)), ..Filter::default() };
         let now = 100 * SEC;
         assert!(f.keep(&task(TaskState::Idle, now - 5 * SEC, "", "a.rs"), None, now));
         assert!(!f.keep(&task(TaskState::Idle, now - 4 * SEC, "", "a.rs"), None, now));
@@ -115,7 +134,7 @@ mod tests {
 
     #[test]
     fn match_looks_at_frames_name_and_location() {
-        let f = |p: &str| Filter { min_idle: None, pattern: Some(p.into()) };
+        let f = |p: &str| Filter { pattern: Some(p.into()), ..Filter::default() };
         let t = task(TaskState::Idle, 1, "worker-3", "src/pool.rs");
         let s = stack("app::Server::logs_container::{{closure}}");
         assert!(f("logs_container").keep(&t, Some(&s), 2));

@@ -36,6 +36,9 @@ pub struct Group<'a> {
     pub polling: Option<(u64, u64)>,
     /// Distinct task names, sorted; unnamed tasks add nothing.
     pub names: Vec<&'a str>,
+    /// The tasks' kind when they share one other than "task" (`blocking`,
+    /// `block_on`, `local`).
+    pub kind: Option<&'a str>,
 }
 
 impl Group<'_> {
@@ -91,7 +94,11 @@ fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, 
     let parked = span(tasks.iter().filter_map(|t| dump::parked_ns(t, now)));
     let polling = span(tasks.iter().filter_map(|t| dump::polling_ns(t, now)));
     let names: BTreeSet<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| !n.is_empty()).collect();
+    let kind = tasks.first().map(|t| t.kind.as_str()).filter(|k| {
+        !k.is_empty() && *k != "task" && tasks.iter().all(|t| t.kind == *k)
+    });
     Group {
+        kind,
         stack_id,
         location,
         leaked: tasks.iter().filter(|t| t.leaked).count(),
@@ -208,7 +215,7 @@ pub(crate) mod tests {
         let dump = dump_of(tasks, &[1], 10 * SEC);
         let all = select(&dump, &Filter::default());
         assert_eq!(all.iter().map(|t| t.task.as_ref().unwrap().id).collect::<Vec<_>>(), vec![4, 9]);
-        let idle = select(&dump, &Filter { min_idle: Some(std::time::Duration::from_secs(1)), pattern: None });
+        let idle = select(&dump, &Filter { min_idle: Some(std::time::Duration::from_secs(1)), ..Filter::default() });
         assert_eq!(idle.len(), 1);
     }
 }

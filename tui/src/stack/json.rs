@@ -8,10 +8,12 @@
 //! ```text
 //! { "process": {...}, "now_ns": N, "counts": {...}, "runtimes": [{name, status, detail, elapsed_ns}],
 //!   "groups": [{count, states, leaked, parked_min_ns, parked_max_ns, polling_min_ns, polling_max_ns,
-//!               location, names, task_ids, stack}] }
+//!               location, kind, names, task_ids, stack}] }
 //! ```
 //!
-//! With `--all`, `"tasks": [...]` replaces `"groups"`.
+//! With `--all`, `"tasks": [...]` replaces `"groups"`. Tasks of tokio's
+//! runtime itself (`runtime_internal`, its worker threads) are left out unless
+//! `--full`; `counts.runtime_internal` says how many there are.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +58,9 @@ struct Counts {
     spawned_total: u64,
     completed_total: u64,
     dropped_events: u64,
+    /// Live tasks of tokio's runtime itself, not in the counts above (their
+    /// records are in the report only with `--full`).
+    runtime_internal: u64,
 }
 
 #[derive(Serialize)]
@@ -77,6 +82,8 @@ struct JsonGroup<'a> {
     polling_min_ns: Option<u64>,
     polling_max_ns: Option<u64>,
     location: Option<String>,
+    /// Shared kind other than "task" (`blocking`, `block_on`, `local`).
+    kind: Option<&'a str>,
     names: &'a [&'a str],
     task_ids: Vec<u64>,
     stack: Option<Vec<Vec<JsonFrame<'a>>>>,
@@ -98,6 +105,7 @@ struct JsonTask<'a> {
     busy_ns: u64,
     wakes: u64,
     live_wakers: i64,
+    runtime_internal: bool,
     runtime: Option<&'a str>,
     stack: Option<Vec<Vec<JsonFrame<'a>>>>,
 }
@@ -133,6 +141,7 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, all: bool) -> se
             spawned_total: c.spawned_total,
             completed_total: c.completed_total,
             dropped_events: dump.header.dropped_events,
+            runtime_internal: c.runtime_internal,
         },
         runtimes: dump
             .header
@@ -190,6 +199,7 @@ fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump) -> JsonGroup<'a> {
         polling_min_ns: g.polling.map(|p| p.0),
         polling_max_ns: g.polling.map(|p| p.1),
         location: g.location.clone(),
+        kind: g.kind,
         names: &g.names,
         task_ids: g.tasks.iter().map(|t| t.id).collect(),
         stack: frames(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0)),
@@ -213,6 +223,7 @@ fn json_task<'a>(dumped: &'a DumpedTask, info: &'a ProcessInfo, dump: &'a Dump) 
         busy_ns: t.busy_ns,
         wakes: t.wakes,
         live_wakers: t.live_wakers,
+        runtime_internal: t.runtime_internal,
         runtime: info.runtimes.get(t.runtime as usize).map(|r| r.name.as_str()),
         stack: frames(dump.stack_of(dumped)),
     })

@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Show runtime-internal frames instead of collapsing them.
+    /// Show runtime-internal frames instead of collapsing them, and the
+    /// tasks tokio's runtime spawned for itself (its worker threads).
     #[arg(long)]
     full: bool,
 
@@ -62,7 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let target = Target::parse(&args.target)?;
     let mut conn = client::connect(&target).await?;
     let dump = dump::fetch(&mut conn, args.timeout).await?;
-    let filter = Filter { min_idle: args.min_idle, pattern: args.pattern };
+    let filter = Filter { min_idle: args.min_idle, pattern: args.pattern, runtime_tasks: args.full };
     let text = if args.json {
         // The JSON carries the runtime statuses; still tell a human on stderr.
         for warning in render::warnings(&dump, args.timeout) {

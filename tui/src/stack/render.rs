@@ -55,6 +55,19 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
         out.push_str(&warning);
         out.push('\n');
     }
+    let internal = dump.runtime_tasks();
+    match internal {
+        0 => {}
+        n if filter.runtime_tasks => out.push_str(&format!(
+            "note: {n} {} tokio's runtime's own (its worker threads), not counted above\n",
+            if n == 1 { "task is" } else { "tasks are" }
+        )),
+        n => out.push_str(&format!(
+            "note: {n} {} of tokio's runtime (its worker threads) not shown; --full shows {}\n",
+            if n == 1 { "task" } else { "tasks" },
+            if n == 1 { "it" } else { "them" }
+        )),
+    }
     let paths = Paths::new(dump, view.full);
     let blocks: Vec<String> = if view.all {
         group::select(dump, filter).into_iter().map(|t| task_block(t, dump, &paths)).collect()
@@ -63,7 +76,8 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
     };
     if filter.is_active() {
         let shown = group::select(dump, filter).len();
-        out.push_str(&format!("showing {shown} of {} tasks ({})\n", dump.tasks.len(), filter.describe()));
+        let total = dump.tasks.len() - if filter.runtime_tasks { 0 } else { internal };
+        out.push_str(&format!("showing {shown} of {total} tasks ({})\n", filter.describe()));
     }
     if blocks.is_empty() {
         out.push_str(if filter.is_active() { "\nno task matches\n" } else { "\nno tasks\n" });
@@ -147,8 +161,9 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
         Some((lo, hi)) => format!(" {word} {}..{}", format_ns(lo), format_ns(hi)),
     };
     let times = span("polling", g.polling) + &span("parked", g.parked);
+    let kind = g.kind.map(|k| format!("{} ", shown(k))).unwrap_or_default();
     let mut out = format!(
-        "{count} {} [{tags}]{times}  spawned at {}\n",
+        "{count} {kind}{} [{tags}]{times}  spawned at {}\n",
         if count == 1 { "task" } else { "tasks" },
         shown(g.location.as_deref().unwrap_or("<unknown>"))
     );
@@ -178,7 +193,10 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths) -> String {
     if task.leaked {
         tags.push_str(", leaked");
     }
-    let name = if task.name.is_empty() { String::new() } else { format!(" name={}", shown(&task.name)) };
+    let mut name = if task.name.is_empty() { String::new() } else { format!(" name={}", shown(&task.name)) };
+    if !task.kind.is_empty() && task.kind != "task" {
+        name.push_str(&format!(" kind={}", shown(&task.kind)));
+    }
     let location = dump::location(task).unwrap_or_else(|| "<unknown>".to_string());
     let location = shown(&location);
     let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);

@@ -105,11 +105,11 @@ fn all_lists_each_task() {
 
 #[test]
 fn filters_say_what_is_shown() {
-    let filter = Filter { min_idle: Some(Duration::from_secs(300)), pattern: None };
+    let filter = Filter { min_idle: Some(Duration::from_secs(300)), ..Filter::default() };
     let out = report(&info(), &leak_dump(), &filter, view());
     assert!(out.contains("showing 1 of 1002 tasks (--min-idle 5m)\n"), "{out}");
     assert!(out.contains("1 task [idle, leaked] parked 5m12s"), "{out}");
-    let nothing = Filter { min_idle: None, pattern: Some("no-such-thing".into()) };
+    let nothing = Filter { pattern: Some("no-such-thing".into()), ..Filter::default() };
     assert!(report(&info(), &leak_dump(), &nothing, view()).ends_with("\nno task matches\n"));
 }
 
@@ -243,4 +243,52 @@ fn a_running_task_shows_how_long_it_has_been_in_its_poll() {
     assert!(!grouped.contains("e.g. `std::future::pending()`"), "only parked tasks get the pending() hint: {grouped}");
     let all = report(&info(), &dump, &Filter::default(), View { all: true, ..view() });
     assert!(all.contains("task 1 [running 30s] spawned at src/main.rs"), "{all}");
+}
+
+/// The leak dump plus two worker threads of tokio's runtime and a
+/// `block_on` future.
+fn dump_with_runtime_tasks() -> Dump {
+    let mut dump = leak_dump();
+    const WORKER: &str = "/h/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs";
+    for id in [2, 3] {
+        let mut worker = dumped(id, TaskState::Running, false, 0, WORKER, 0);
+        if let Some(t) = worker.task.as_mut() {
+            t.kind = "blocking".into();
+            t.runtime_internal = true;
+            t.last_poll_started_ns = dump.now_ns() - 7 * SEC;
+        }
+        dump.tasks.push(worker);
+    }
+    let mut block_on = dumped(4, TaskState::Idle, false, dump.now_ns() - 3 * SEC, "src/lib.rs", 0);
+    if let Some(t) = block_on.task.as_mut() {
+        t.kind = "block_on".into();
+    }
+    dump.tasks.push(block_on);
+    dump
+}
+
+#[test]
+fn runtime_tasks_are_hidden_unless_full() {
+    let dump = dump_with_runtime_tasks();
+    let out = report(&info(), &dump, &Filter::default(), view());
+    assert!(out.contains("\nnote: 2 tasks of tokio's runtime (its worker threads) not shown; --full shows them\n"), "{out}");
+    assert!(!out.contains("worker.rs"), "{out}");
+    assert!(out.contains("\n1 block_on task [idle] parked 3s  spawned at src/lib.rs:25:5\n"), "{out}");
+    let filter = Filter { pattern: Some("main.rs".into()), ..Filter::default() };
+    assert!(report(&info(), &dump, &filter, view()).contains("showing 2 of 1003 tasks (--match \"main.rs\")\n"));
+
+    let full = Filter { runtime_tasks: true, ..Filter::default() };
+    let out = report(&info(), &dump, &full, View { all: true, full: true, ..view() });
+    assert!(out.contains("\nnote: 2 tasks are tokio's runtime's own (its worker threads), not counted above\n"), "{out}");
+    assert!(out.contains("\ntask 2 [running 7s] kind=blocking spawned at /h/.cargo/"), "{out}");
+    assert!(out.contains("\ntask 4 [idle 3s] kind=block_on spawned at src/lib.rs:25:5\n"), "{out}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
+    let tasks = json["tasks"].as_array().expect("tasks");
+    assert!(tasks.iter().all(|t| t["runtime_internal"] == false), "hidden without --full");
+    assert_eq!(tasks.len(), 1003);
+    let json: serde_json::Value =
+        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &full, true).expect("json")).expect("parses");
+    assert_eq!(json["tasks"].as_array().map(|t| t.iter().filter(|t| t["runtime_internal"] == true).count()), Some(2));
 }

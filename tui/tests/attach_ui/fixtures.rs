@@ -129,6 +129,7 @@ fn counts(tasks: &[proto::Task], leaks: u64, now_leaked: u64) -> proto::TaskCoun
         leaked: now_leaked,
         spawned_total: 300 + leaks,
         completed_total: 290,
+        runtime_internal: 0,
     }
 }
 

@@ -37,6 +37,25 @@ fn snapshot_then_deltas_build_the_table() {
 }
 
 #[test]
+fn tasks_of_tokios_runtime_are_not_listed() {
+    let mut s = fed(30);
+    let before = s.task_count();
+    let worker_loc = ("/x/tokio-1.54.1/src/runtime/scheduler/multi_thread/worker.rs", 515, 13);
+    let mut worker = running(task(900, "", worker_loc, SEC), 2 * SEC, 1);
+    worker.kind = "blocking".into();
+    worker.runtime_internal = true;
+    s.apply(proto::WatchUpdate {
+        now_ns: s.now_ns + SEC,
+        complete: true,
+        tasks: vec![worker, idle(task(901, "mine", ("src/main.rs", 1, 1), SEC), 2 * SEC, 1, 1)],
+        ..Default::default()
+    });
+    assert!(s.task(900).is_none(), "a worker thread of the runtime is not a task of the program");
+    assert!(s.task(901).is_some());
+    assert_eq!(s.task_count(), before + 1);
+}
+
+#[test]
 fn parked_time_age_and_severity_are_derived_from_the_agent_clock() {
     let s = fed(30);
     let now = s.now_ns;

@@ -119,7 +119,9 @@ impl State {
         if update.now_ns > 0 {
             self.now_ns = update.now_ns;
         }
-        for task in &update.tasks {
+        // tokio's own worker threads (blocking tasks of the runtime) are not
+        // the program's tasks; the agent leaves them out of the counts too.
+        for task in update.tasks.iter().filter(|t| !t.runtime_internal) {
             let mut row = TaskRow::from_proto(task, &mut self.interner);
             row.group = match self.tasks.get(&task.id) {
                 Some(old) => old.group,
