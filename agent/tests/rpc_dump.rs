@@ -78,6 +78,17 @@ fn info_and_dumps_over_the_socket() {
         assert!(status.detail.contains("did not answer within 300ms"), "{}", status.detail);
         assert!(chunks.iter().flat_map(|c| &c.tasks).any(|t| t.task.as_ref().is_some_and(|t| t.id == sleeper_id)));
         assert!(chunks.iter().all(|c| c.stacks.is_empty()));
+        // The records are read after the wait, so the blocking task's time in
+        // its poll covers the timeout the dump waited out.
+        let now_ns = common::header(&chunks).now_ns;
+        let blocker = chunks
+            .iter()
+            .flat_map(|c| &c.tasks)
+            .filter_map(|t| t.task.as_ref())
+            .find(|t| t.state == proto::TaskState::Running as i32 && t.location.as_ref().is_some_and(|l| l.file.ends_with("rpc_dump.rs")))
+            .expect("the blocking task is running");
+        let polling = now_ns.saturating_sub(blocker.last_poll_started_ns);
+        assert!(polling >= 300_000_000, "in its poll for {polling} ns as of the answer: {blocker:?}");
         // GetInfo does not touch the program's runtime, so it still answers.
         client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers while blocked");
 

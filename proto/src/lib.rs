@@ -19,4 +19,5 @@ pub mod v1 {
 pub use v1::*;
 
 pub mod discovery;
+pub mod duration;
 pub mod env;

@@ -6,7 +6,7 @@
 //! into this test from their source files. They depend on nothing else of the
 //! crate but `duration` (the shared formatting), included the same way.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 #[path = "../src/duration.rs"]
 mod duration;

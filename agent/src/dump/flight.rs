@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use taskscope_proto::duration;
 use taskscope_proto as proto;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -99,28 +100,18 @@ pub(super) async fn answer(rt: &Arc<Registered>, timeout: Duration) -> Result<Ar
             let mut detail = format!(
                 "runtime `{}` did not answer within {}: a task is probably blocking a worker thread",
                 rt.name,
-                human(timeout)
+                duration::format(timeout)
             );
             let stalled = flight.stalled.lock().unwrap_or_else(PoisonError::into_inner).clone();
             let waiting_for = flight.started.elapsed();
             if let Some(why) = stalled {
                 detail.push_str(&format!(" ({why})"));
             } else if waiting_for > timeout + Duration::from_millis(100) {
-                detail.push_str(&format!(" (a dump requested {} ago is still waiting)", human(waiting_for)));
+                detail.push_str(&format!(" (a dump requested {} ago is still waiting)", duration::format(waiting_for)));
             }
             Err(failed(proto::DumpStatus::TimedOut, &detail))
         }
     }
-}
-
-/// A duration to the millisecond (to the second from ten seconds on).
-pub(super) fn human(d: Duration) -> String {
-    let rounded = if d >= Duration::from_secs(10) {
-        Duration::from_secs(d.as_secs())
-    } else {
-        Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    };
-    humantime::format_duration(rounded).to_string()
 }
 
 /// The dump in flight for `rt`, or a new one started in a task of the

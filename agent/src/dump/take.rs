@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use taskscope_proto::duration;
 use tokio::runtime::{Dump, Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 
-use super::flight::{human, Progress};
+use super::flight::Progress;
 use super::{parse_ips, RawDump, RawTrace};
 
 /// Dumps the runtime behind `handle`. Never cancels the dump itself: the
@@ -135,7 +136,7 @@ async fn wait_until_responsive(handle: &Handle, progress: &Progress) -> bool {
         };
         progress.stalled(Some(format!(
             "worker {worker} has been inside one poll for at least {}; the dump waits for it to return",
-            human(stuck_for)
+            duration::format(stuck_for)
         )));
         if progress.unwanted() {
             return false;

@@ -256,10 +256,13 @@ pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, paths: &Paths) -> String 
 /// The line in place of a missing stack. When every runtime was dumped, the
 /// task awaits nothing tokio's task dump can trace (tokio traces its own
 /// resources: a hand-written future or `std::future::pending()` leaves no
-/// trace), or it was spawned after the dump.
+/// trace, and in tokio 1.54 neither does the readiness wait of
+/// `TcpListener::accept` and other `async_io` users), or it was spawned
+/// after the dump.
 fn no_stack(dump: &Dump) -> &'static str {
     if all_dumped(dump) {
-        "    (no stack captured: it awaits nothing a task dump can trace, e.g. `std::future::pending()`)\n"
+        "    (no stack captured: it awaits nothing a task dump can trace, e.g. `std::future::pending()`, \
+         a hand-written future, or `TcpListener::accept`)\n"
     } else {
         "    (no stack captured)\n"
     }
