@@ -87,6 +87,7 @@ impl Inspector for InspectorService {
             counts: Some(summary.counts),
             dropped_events: summary.dropped_events,
             cmdline: process.cmdline.clone(),
+            pid_namespace: process.pid_namespace,
         }))
     }
 

@@ -112,6 +112,19 @@ pub fn liveness(pid: u32) -> Liveness {
     }
 }
 
+/// The inode of the PID namespace of `pid` (`None`: this process), from
+/// the `/proc/<pid>/ns/pid` link (`pid:[4026531836]`), when readable.
+/// Two processes see each other's PIDs as the same numbers only when this is
+/// the same for both.
+pub fn pid_namespace(pid: Option<u32>) -> Option<u64> {
+    let link = match pid {
+        Some(pid) => format!("/proc/{pid}/ns/pid"),
+        None => "/proc/self/ns/pid".to_string(),
+    };
+    let target = std::fs::read_link(link).ok()?;
+    target.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+}
+
 /// True when `/proc` shows the process as a zombie: it has exited and only
 /// waits for its parent to collect it.
 fn is_zombie(pid: u32) -> bool {
@@ -129,6 +142,16 @@ pub fn state(pid: u32) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid_namespace_is_shared_with_a_child() {
+        let own = pid_namespace(None).expect("/proc/self/ns/pid is readable");
+        assert!(own > 0);
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        assert_eq!(pid_namespace(Some(child.id())), Some(own));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     #[test]
     fn reaped_child_is_dead() {

@@ -40,6 +40,10 @@ impl Default for Args {
 pub struct Row {
     /// Process id.
     pub pid: u32,
+    /// The agent runs in another PID namespace than this tool (a container
+    /// sharing the socket directory): `pid` is its number there, and this
+    /// namespace's process with that number is another one.
+    pub other_pid_namespace: bool,
     /// Process name, from the agent or else from `/proc`.
     pub name: String,
     /// Socket path.
@@ -105,8 +109,10 @@ fn row(pid: u32, socket: &Path, result: Result<client::Connected, ConnectError>)
     match result {
         Ok(conn) => {
             let counts = conn.info.counts.unwrap_or_default();
+            let theirs = conn.info.pid_namespace;
             Row {
                 pid,
+                other_pid_namespace: theirs != 0 && discovery::pid_namespace(None).is_some_and(|ours| ours != theirs),
                 name: conn.info.process_name,
                 address,
                 live: Some(counts.running + counts.scheduled + counts.idle),
@@ -118,6 +124,7 @@ fn row(pid: u32, socket: &Path, result: Result<client::Connected, ConnectError>)
         }
         Err(err) => Row {
             pid,
+            other_pid_namespace: false,
             name: crate::process::name(pid).unwrap_or_else(|| "?".to_string()),
             address,
             live: None,
@@ -139,7 +146,7 @@ pub fn render(rows: &[Row]) -> String {
     .map(String::from)];
     for r in rows {
         cells.push([
-            r.pid.to_string(),
+            if r.other_pid_namespace { format!("{}*", r.pid) } else { r.pid.to_string() },
             crate::output::shown(&r.name).into_owned(),
             num(r.live),
             num(r.idle),
@@ -175,6 +182,12 @@ pub fn render(rows: &[Row]) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     }
+    if rows.iter().any(|r| r.other_pid_namespace) {
+        out.push_str(
+            "* in another PID namespace (e.g. a container sharing the socket directory): its PID there, \
+             not this namespace's process of that number; `taskscope stack` reaches it by that PID all the same\n",
+        );
+    }
     out
 }
 
@@ -187,6 +200,7 @@ mod tests {
         let rows = vec![
             Row {
                 pid: 1234,
+                other_pid_namespace: false,
                 name: "done_signal".into(),
                 address: "/run/t/1234.sock".into(),
                 live: Some(1003),
@@ -197,6 +211,7 @@ mod tests {
             },
             Row {
                 pid: 77,
+                other_pid_namespace: false,
                 name: "web".into(),
                 address: "/run/t/77.sock".into(),
                 live: None,
@@ -212,6 +227,24 @@ mod tests {
   77  web             -     -       -       -  /run/t/77.sock  error: no answer from process 77 (web) within 2s
 ";
         assert_eq!(render(&rows), expected);
+    }
+
+    #[test]
+    fn pids_of_other_namespaces_are_starred() {
+        let row = Row {
+            pid: 1,
+            other_pid_namespace: true,
+            name: "svc".into(),
+            address: "/run/t/1.sock".into(),
+            live: Some(3),
+            idle: Some(2),
+            leaked: Some(0),
+            uptime_ns: Some(2_000_000_000),
+            error: None,
+        };
+        let out = render(&[row]);
+        assert!(out.contains("\n 1*  svc"), "{out}");
+        assert!(out.ends_with("`taskscope stack` reaches it by that PID all the same\n"), "{out}");
     }
 
     #[test]

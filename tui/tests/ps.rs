@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use taskscope_proto::ProcessInfo;
 
 #[test]
 fn empty_directory_lists_nothing_and_says_where_it_looked() {
@@ -82,4 +83,38 @@ fn json_listing_parses() {
     assert_eq!(rows[0]["name"], "fakeprog");
     assert_eq!(rows[0]["leaked"], 20);
     assert_eq!(rows[0]["error"], serde_json::Value::Null);
+}
+
+#[test]
+fn an_agent_of_another_pid_namespace_is_starred() {
+    let dir = temp_dir();
+    let ours = taskscope_proto::discovery::pid_namespace(None).expect("/proc/self/ns/pid is readable");
+    let me = std::process::id();
+    let other = Sleeper::start();
+    let _here = serve_agent(
+        &socket_in(dir.path(), me),
+        FakeAgent { info: ProcessInfo { pid_namespace: ours, ..info(1) }, dump: DumpAnswer::Chunks(vec![]) },
+    );
+    let _container = serve_agent(
+        &socket_in(dir.path(), other.pid()),
+        FakeAgent {
+            info: ProcessInfo { pid_namespace: ours + 1, process_name: "incontainer".into(), ..info(1) },
+            dump: DumpAnswer::Chunks(vec![]),
+        },
+    );
+    let run = taskscope(dir.path(), &["ps"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let line = |name: &str| run.stdout.lines().find(|l| l.contains(name)).map(str::to_owned);
+    let starred = line("incontainer").expect("listed");
+    assert!(starred.trim_start().starts_with(&format!("{}*", other.pid())), "{run:?}");
+    let plain = line("fakeprog").expect("listed");
+    assert!(plain.trim_start().starts_with(&format!("{me} ")), "{run:?}");
+    assert!(run.stdout.contains("\n* in another PID namespace"), "{run:?}");
+
+    let run = taskscope(dir.path(), &["ps", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let rows = rows.as_array().expect("array");
+    let flag = |pid: u32| rows.iter().find(|r| r["pid"] == pid).map(|r| r["other_pid_namespace"].clone());
+    assert_eq!(flag(other.pid()), Some(serde_json::Value::Bool(true)));
+    assert_eq!(flag(me), Some(serde_json::Value::Bool(false)));
 }

@@ -1,5 +1,5 @@
 //! Facts about the inspected process for `GetInfo`: its name, command line,
-//! uptime, and the tokio version it was built with.
+//! PID namespace, uptime, and the tokio version it was built with.
 //!
 //! Read from `/proc/self` where available (it sees the real executable and
 //! argv even after the program rewrote its own arguments), else from the
@@ -17,6 +17,8 @@ pub(super) struct Facts {
     pub name: String,
     /// argv, argv\[0\] first.
     pub cmdline: Vec<String>,
+    /// Inode of its PID namespace; 0 when unknown.
+    pub pid_namespace: u64,
 }
 
 /// Read once, on first use.
@@ -24,7 +26,8 @@ pub(super) fn facts() -> &'static Facts {
     static FACTS: OnceLock<Facts> = OnceLock::new();
     FACTS.get_or_init(|| {
         let cmdline = cmdline();
-        Facts { name: name(&cmdline), cmdline }
+        let pid_namespace = taskscope_proto::discovery::pid_namespace(None).unwrap_or(0);
+        Facts { name: name(&cmdline), cmdline, pid_namespace }
     })
 }
 

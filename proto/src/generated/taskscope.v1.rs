@@ -56,6 +56,12 @@ pub struct ProcessInfo {
     /// Full command line, argv\[0\] first.
     #[prost(string, repeated, tag = "14")]
     pub cmdline: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Inode of the process's PID namespace (`/proc/self/ns/pid`), 0 when
+    /// unknown. A tool in another namespace (the host, looking at a container
+    /// that shares the socket directory) sees `pid` as the process's own number
+    /// there, not one it can look up in its `/proc`.
+    #[prost(uint64, tag = "15")]
+    pub pid_namespace: u64,
 }
 /// One tokio runtime known to the agent.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
