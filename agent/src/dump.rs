@@ -247,8 +247,8 @@ async fn take_dump(_rt: &Registered, _progress: &flight::Progress) -> Option<Res
 /// blocking thread (the first lookups parse debuginfo, which takes a while).
 async fn stacks_of(rt: &Registered, answer: &Answer) -> Result<HashMap<u64, Stack>, proto::RuntimeDump> {
     let failed = |detail: &str| {
-        // A dump the agent declined to take is "unsupported" here, not a failure.
-        let status = if detail.starts_with(REFUSED) { proto::DumpStatus::Unsupported } else { proto::DumpStatus::Failed };
+        // A dump the agent declined to take is "disabled", not a failure.
+        let status = if detail.starts_with(REFUSED) { proto::DumpStatus::Disabled } else { proto::DumpStatus::Failed };
         runtime_dump(rt, status, detail, answer.elapsed)
     };
     let raw = answer.outcome.as_ref().map_err(|why| failed(why))?;

@@ -461,7 +461,11 @@ fn task_of(slot: &Slot, files: &FileList) -> (proto::Task, u64) {
     let task = proto::Task {
         id: raw(&slot.task_id),
         name: slot.name(),
-        kind: kind_name(slot.kind.load(Relaxed)).to_owned(),
+        // Hooks are not told the kind: say nothing rather than "task".
+        kind: match slot.kind.load(Relaxed) {
+            kind if kind & HOOKED != 0 => String::new(),
+            kind => kind_name(kind).to_owned(),
+        },
         location: Some(location(files, slot.file.load(Relaxed), slot.line_col.load(Relaxed))),
         runtime_internal: files.in_runtime(slot.file.load(Relaxed)),
         state: state as i32,

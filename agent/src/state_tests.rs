@@ -268,7 +268,7 @@ fn hooks_record_states_parked_times_and_completions() {
     assert_eq!(forever.state, proto::TaskState::Idle as i32);
     assert!(!forever.leaked, "hooks see no wakers, so they never call a task leaked: {forever:?}");
     assert_eq!(forever.polls, 1);
-    assert_eq!(forever.kind, "task");
+    assert_eq!(forever.kind, "", "hooks are not told the kind");
     assert!(forever.last_poll_ended_ns > 0 && forever.last_poll_ended_ns >= forever.spawned_at_ns);
     assert!(forever.location.as_ref().is_some_and(|l| l.file.ends_with("state_tests.rs") && l.line > 0));
     assert_eq!(by_id(&scan, id(&receiver)).state, proto::TaskState::Idle as i32);

@@ -134,7 +134,9 @@ fn json_report() {
     assert_eq!(v["groups"][0]["leaked"], 10);
     assert_eq!(v["groups"][0]["parked_max_ns"], 12 * SEC);
     assert_eq!(v["groups"][0]["location"], format!("{SITE}:25:5"));
-    assert_eq!(v["groups"][0]["stack"][0][0]["function"], "done_signal::wait_for_done::{{closure}}");
+    // Leaf first, as the text report prints it.
+    assert_eq!(v["groups"][0]["stack"][0][0]["function"], "tokio::runtime::task::trace::trace_leaf");
+    assert_eq!(v["groups"][0]["stack"][0][2]["function"], "done_signal::wait_for_done::{{closure}}");
 
     let run = taskscope(dir.path(), &["stack", &pid, "--json", "--all"]);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");

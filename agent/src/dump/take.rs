@@ -179,8 +179,9 @@ pub(super) fn allowed(name: &str, opted_in: bool, workers: usize, alive: usize) 
     };
     Err(format!(
         "{}runtime `{name}` is a multi-thread runtime and {why}; tokio 1.54's \
-         multi-thread task dump can leave a worker stuck for good (tokio-rs/tokio#8370), so it is \
-         off unless {}=1",
+         multi-thread task dump can leave a worker stuck for good (tokio-rs/tokio#8370), so the \
+         agent takes it only if the program was started with {}=1 (for a debugging session, \
+         on a program you will restart); a current-thread runtime is always dumped",
         super::REFUSED,
         taskscope_proto::env::MT_DUMPS.name
     ))

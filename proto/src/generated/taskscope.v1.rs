@@ -128,7 +128,8 @@ pub struct Task {
     /// Name given with `tokio::task::Builder::name`, empty when unnamed.
     #[prost(string, tag = "2")]
     pub name: ::prost::alloc::string::String,
-    /// What spawned it: "task", "local", "blocking", "block_on".
+    /// What spawned it: "task", "local", "blocking", "block_on"; empty in
+    /// "hooks" mode, whose hooks are not told.
     #[prost(string, tag = "3")]
     pub kind: ::prost::alloc::string::String,
     /// Where it was spawned.
@@ -400,6 +401,10 @@ pub enum DumpStatus {
     TimedOut = 3,
     /// The dump failed for another reason, given in `detail`.
     Failed = 4,
+    /// The agent can dump this runtime but declined to (see `detail`, which says
+    /// how to turn it on): tokio 1.54's multi-thread dump can wedge a worker, so
+    /// runtimes with several workers are dumped only when the program opted in.
+    Disabled = 5,
 }
 impl DumpStatus {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -413,6 +418,7 @@ impl DumpStatus {
             Self::Unsupported => "DUMP_STATUS_UNSUPPORTED",
             Self::TimedOut => "DUMP_STATUS_TIMED_OUT",
             Self::Failed => "DUMP_STATUS_FAILED",
+            Self::Disabled => "DUMP_STATUS_DISABLED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -423,6 +429,7 @@ impl DumpStatus {
             "DUMP_STATUS_UNSUPPORTED" => Some(Self::Unsupported),
             "DUMP_STATUS_TIMED_OUT" => Some(Self::TimedOut),
             "DUMP_STATUS_FAILED" => Some(Self::Failed),
+            "DUMP_STATUS_DISABLED" => Some(Self::Disabled),
             _ => None,
         }
     }

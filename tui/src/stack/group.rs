@@ -36,8 +36,8 @@ pub struct Group<'a> {
     pub polling: Option<(u64, u64)>,
     /// Distinct task names, sorted; unnamed tasks add nothing.
     pub names: Vec<&'a str>,
-    /// The tasks' kind when they share one other than "task" (`blocking`,
-    /// `block_on`, `local`).
+    /// The tasks' kind (`task`, `local`, `blocking`, `block_on`) when they
+    /// share one; `None` when they differ or it is unknown (the lean mode).
     pub kind: Option<&'a str>,
 }
 
@@ -94,9 +94,7 @@ fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, 
     let parked = span(tasks.iter().filter_map(|t| dump::parked_ns(t, now)));
     let polling = span(tasks.iter().filter_map(|t| dump::polling_ns(t, now)));
     let names: BTreeSet<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| !n.is_empty()).collect();
-    let kind = tasks.first().map(|t| t.kind.as_str()).filter(|k| {
-        !k.is_empty() && *k != "task" && tasks.iter().all(|t| t.kind == *k)
-    });
+    let kind = tasks.first().map(|t| t.kind.as_str()).filter(|k| !k.is_empty() && tasks.iter().all(|t| t.kind == *k));
     Group {
         kind,
         stack_id,

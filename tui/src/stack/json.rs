@@ -1,7 +1,8 @@
 //! `taskscope stack --json`: the report as data for scripts and CI checks.
 //!
 //! Same selection and grouping as the text report, nothing trimmed: every
-//! frame is present with its `internal` flag, times are raw nanoseconds on
+//! frame is present with its `internal` flag, leaf first as in the text
+//! report (where the task waits, then its callers), times are raw nanoseconds on
 //! the agent clock (`now_ns` included so they can be related), and states
 //! are the words the text report uses. Shape:
 //!
@@ -66,7 +67,7 @@ struct Counts {
 #[derive(Serialize)]
 struct Runtime<'a> {
     name: &'a str,
-    /// `ok`, `unsupported`, `timed_out`, `failed` or `unknown`.
+    /// `ok`, `unsupported`, `disabled`, `timed_out`, `failed` or `unknown`.
     status: &'static str,
     detail: &'a str,
     elapsed_ns: u64,
@@ -82,7 +83,8 @@ struct JsonGroup<'a> {
     polling_min_ns: Option<u64>,
     polling_max_ns: Option<u64>,
     location: Option<String>,
-    /// Shared kind other than "task" (`blocking`, `block_on`, `local`).
+    /// The tasks' shared kind (`task`, `local`, `blocking`, `block_on`);
+    /// null when they differ or it is unknown (the lean mode).
     kind: Option<&'a str>,
     names: &'a [&'a str],
     task_ids: Vec<u64>,
@@ -93,7 +95,8 @@ struct JsonGroup<'a> {
 struct JsonTask<'a> {
     id: u64,
     name: &'a str,
-    kind: &'a str,
+    /// Null when unknown (the lean mode).
+    kind: Option<&'a str>,
     state: &'static str,
     leaked: bool,
     parked_ns: Option<u64>,
@@ -103,8 +106,10 @@ struct JsonTask<'a> {
     last_poll_ended_ns: u64,
     polls: u64,
     busy_ns: u64,
-    wakes: u64,
-    live_wakers: i64,
+    /// Null in the lean mode, which sees no wakers.
+    wakes: Option<u64>,
+    /// Null in the lean mode, which sees no wakers.
+    live_wakers: Option<i64>,
     runtime_internal: bool,
     runtime: Option<&'a str>,
     stack: Option<Vec<Vec<JsonFrame<'a>>>>,
@@ -164,6 +169,7 @@ fn status_word(status: i32) -> &'static str {
     match DumpStatus::try_from(status) {
         Ok(DumpStatus::Ok) => "ok",
         Ok(DumpStatus::Unsupported) => "unsupported",
+        Ok(DumpStatus::Disabled) => "disabled",
         Ok(DumpStatus::TimedOut) => "timed_out",
         Ok(DumpStatus::Failed) => "failed",
         _ => "unknown",
@@ -180,9 +186,10 @@ struct JsonFrame<'a> {
     internal: bool,
 }
 
-/// Backtraces, root first as the agent sent them, each a list of frames.
+/// Backtraces, each a list of frames leaf first (the innermost frame, where
+/// the task waits, then its callers), as the text report prints them.
 fn frames(stack: Option<&Stack>) -> Option<Vec<Vec<JsonFrame<'_>>>> {
-    stack.map(|s| s.backtraces.iter().map(|b| b.frames.iter().map(json_frame).collect()).collect())
+    stack.map(|s| s.backtraces.iter().map(|b| b.frames.iter().rev().map(json_frame).collect()).collect())
 }
 
 fn json_frame(f: &Frame) -> JsonFrame<'_> {
@@ -208,10 +215,11 @@ fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump) -> JsonGroup<'a> {
 
 fn json_task<'a>(dumped: &'a DumpedTask, info: &'a ProcessInfo, dump: &'a Dump) -> Option<JsonTask<'a>> {
     let t = dumped.task.as_ref()?;
+    let wakers_seen = info.mode != "hooks";
     Some(JsonTask {
         id: t.id,
         name: &t.name,
-        kind: &t.kind,
+        kind: Some(t.kind.as_str()).filter(|k| !k.is_empty()),
         state: dump::state_word(dump::state(t)),
         leaked: t.leaked,
         parked_ns: dump::parked_ns(t, dump.now_ns()),
@@ -221,8 +229,8 @@ fn json_task<'a>(dumped: &'a DumpedTask, info: &'a ProcessInfo, dump: &'a Dump) 
         last_poll_ended_ns: t.last_poll_ended_ns,
         polls: t.polls,
         busy_ns: t.busy_ns,
-        wakes: t.wakes,
-        live_wakers: t.live_wakers,
+        wakes: Some(t.wakes).filter(|_| wakers_seen),
+        live_wakers: Some(t.live_wakers).filter(|_| wakers_seen),
         runtime_internal: t.runtime_internal,
         runtime: info.runtimes.get(t.runtime as usize).map(|r| r.name.as_str()),
         stack: frames(dump.stack_of(dumped)),

@@ -133,6 +133,10 @@ pub fn warnings(dump: &Dump, timeout: Duration) -> Vec<String> {
                 Ok(DumpStatus::Unsupported) => {
                     format!("task dumps are not supported for runtime {runtime}{detail}")
                 }
+                Ok(DumpStatus::Disabled) => {
+                    let why = rt.detail.strip_prefix("not dumped: ").unwrap_or(&rt.detail);
+                    format!("dumps of runtime {runtime} are off: {}", shown(why))
+                }
                 Ok(DumpStatus::Failed) => format!("dump of runtime {runtime} failed{detail}"),
                 _ => format!("runtime {runtime} sent an unknown dump status {}{detail}", rt.status),
             };
@@ -161,7 +165,8 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
         Some((lo, hi)) => format!(" {word} {}..{}", format_ns(lo), format_ns(hi)),
     };
     let times = span("polling", g.polling) + &span("parked", g.parked);
-    let kind = g.kind.map(|k| format!("{} ", shown(k))).unwrap_or_default();
+    // Only the unusual kinds are worth a word: "1 block_on task".
+    let kind = g.kind.filter(|k| *k != "task").map(|k| format!("{} ", shown(k))).unwrap_or_default();
     let mut out = format!(
         "{count} {kind}{} [{tags}]{times}  spawned at {}\n",
         if count == 1 { "task" } else { "tasks" },

@@ -197,8 +197,10 @@ fn json_report_parses_and_has_the_documented_fields() {
     assert_eq!(g["location"], "examples/src/bin/done_signal.rs:25:5");
     assert_eq!(g["parked_min_ns"], 2 * SEC + 100_000_000);
     assert_eq!(g["task_ids"].as_array().unwrap().len(), 1000);
-    assert_eq!(g["stack"][0][0]["function"], "done_signal::waiter::{{closure}}");
-    assert_eq!(g["stack"][0][3]["internal"], true);
+    // Leaf first, as the text report prints it.
+    assert_eq!(g["stack"][0][0]["function"], "tokio::runtime::task::trace::trace_leaf");
+    assert_eq!(g["stack"][0][0]["internal"], true);
+    assert_eq!(g["stack"][0][3]["function"], "done_signal::waiter::{{closure}}");
     assert!(v.get("tasks").is_none());
 
     let all = crate::stack::json::report(&info(), &dump, &Filter::default(), true).unwrap();
@@ -291,4 +293,53 @@ fn runtime_tasks_are_hidden_unless_full() {
     let json: serde_json::Value =
         serde_json::from_str(&crate::stack::json::report(&info(), &dump, &full, true).expect("json")).expect("parses");
     assert_eq!(json["tasks"].as_array().map(|t| t.iter().filter(|t| t["runtime_internal"] == true).count()), Some(2));
+}
+
+#[test]
+fn disabled_dumps_say_they_are_off_and_how_to_turn_them_on() {
+    let mut dump = leak_dump();
+    dump.header.runtimes[0] = RuntimeDump {
+        runtime: "main".into(),
+        status: DumpStatus::Disabled as i32,
+        detail: "not dumped: runtime `main` is a multi-thread runtime and it has 2 workers; ... started with TASKSCOPE_MT_DUMPS=1".into(),
+        elapsed_ns: 0,
+    };
+    assert_eq!(
+        warnings(&dump, Duration::from_secs(5)),
+        vec![
+            "warning: no stacks: dumps of runtime main are off: runtime `main` is a multi-thread runtime and it has 2 \
+             workers; ... started with TASKSCOPE_MT_DUMPS=1; tasks are shown by spawn location only"
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), false).expect("json"))
+            .expect("parses");
+    assert_eq!(json["runtimes"][0]["status"], "disabled");
+}
+
+#[test]
+fn lean_mode_json_leaves_what_it_cannot_see_null() {
+    let mut dump = leak_dump();
+    for t in dump.tasks.iter_mut().filter_map(|t| t.task.as_mut()) {
+        t.kind = String::new();
+        t.leaked = false;
+    }
+    let lean = ProcessInfo { mode: "hooks".into(), ..info() };
+    let json: serde_json::Value =
+        serde_json::from_str(&crate::stack::json::report(&lean, &dump, &Filter::default(), true).expect("json"))
+            .expect("parses");
+    let task = &json["tasks"][0];
+    assert_eq!(task["kind"], serde_json::Value::Null, "{task}");
+    assert_eq!(task["wakes"], serde_json::Value::Null, "{task}");
+    assert_eq!(task["live_wakers"], serde_json::Value::Null, "{task}");
+    let full: serde_json::Value =
+        serde_json::from_str(&crate::stack::json::report(&info(), &leak_dump(), &Filter::default(), true).expect("json"))
+            .expect("parses");
+    assert_eq!(full["tasks"][0]["live_wakers"], 0, "the full mode counts wakers");
+    let grouped: serde_json::Value =
+        serde_json::from_str(&crate::stack::json::report(&lean, &dump, &Filter::default(), false).expect("json"))
+            .expect("parses");
+    assert_eq!(grouped["groups"][0]["kind"], serde_json::Value::Null);
+    let out = report(&lean, &dump, &Filter::default(), View { all: true, ..view() });
+    assert!(out.contains("\ntask 42 [idle 5m12s] name=worker spawned at"), "no kind word when unknown: {out}");
 }

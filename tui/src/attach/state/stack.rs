@@ -76,6 +76,7 @@ impl DumpOutcome {
             .map(|r| {
                 let (what, hint) = match r.status() {
                     proto::DumpStatus::Unsupported => ("dumps unsupported", ""),
+                    proto::DumpStatus::Disabled => ("dumps off", ""),
                     proto::DumpStatus::TimedOut => ("dump timed out", " (is a task blocking a worker thread?)"),
                     proto::DumpStatus::Failed => ("dump failed", ""),
                     proto::DumpStatus::Ok | proto::DumpStatus::Unspecified => ("no dump", ""),

@@ -74,7 +74,8 @@ fn task_lines(app: &App, id: u64) -> Vec<Line<'static>> {
             },
             style::value(),
         ),
-        Span::styled(format!("  {} spawned at ", t.kind), style::label()),
+        // The lean mode does not know kinds: it sends none.
+        Span::styled(format!("  {} spawned at ", if t.kind.is_empty() { "task" } else { &t.kind }), style::label()),
         Span::styled(t.location.to_string(), style::own_frame()),
     ]);
     let mut lines = vec![
