@@ -47,8 +47,8 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
         );
     } else if info.mode == "hooks" {
         out.push_str(
-            "note: lean mode (runtime hooks): parked times and stacks, but no wakers, so no task \
-             is called leaked; long-parked tasks are the suspects\n",
+            "note: lean mode (runtime hooks): no wakers are seen, so no task is called leaked; \
+             long-parked tasks are the suspects\n",
         );
     }
     for warning in warnings(dump, view.timeout) {
