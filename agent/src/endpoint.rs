@@ -13,9 +13,9 @@
 //! file of that name is left over from a dead process that had our PID, and
 //! is replaced, unless something still listens on it: then it belongs to a
 //! program in another PID namespace sharing the directory, and we do not
-//! listen on a Unix socket at all rather than cut that program off. The file is removed at exit (`atexit`); after a
-//! `kill -9` it stays behind, and tools treat a socket nobody answers on as
-//! stale.
+//! listen on a Unix socket at all rather than cut that program off. The
+//! file is removed at a normal exit (`atexit`); a process killed by a signal
+//! leaves it behind, and tools treat a socket nobody answers on as stale.
 //!
 //! Nothing here may take the host program down: every failure is one line on
 //! stderr and the program runs on uninspected.
