@@ -27,8 +27,9 @@ pub struct Config {
     pub retain_for: Duration,
     /// Dump timeout when a request names none.
     pub dump_timeout: Duration,
-    /// Dump multi-thread runtimes with several workers (see `TASKSCOPE_MT_DUMPS`).
-    pub mt_dumps: bool,
+    /// Take tokio's own task dump (see `TASKSCOPE_TOKIO_DUMPS`): `None` lets
+    /// the agent decide from the tokio it was built with.
+    pub tokio_dumps: Option<bool>,
     /// `init()` does nothing.
     pub disabled: bool,
 }
@@ -47,7 +48,7 @@ impl Default for Config {
             retain_done: 256,
             retain_for: Duration::from_secs(10),
             dump_timeout: Duration::from_secs(5),
-            mt_dumps: false,
+            tokio_dumps: None,
             disabled: false,
         }
     }
@@ -97,8 +98,8 @@ impl Config {
                 Err(e) => warn(&env::DUMP_TIMEOUT, &v, &e.to_string()),
             }
         }
-        if let Some(on) = get(&env::MT_DUMPS).and_then(|v| flag(&env::MT_DUMPS, &v)) {
-            config.mt_dumps = on;
+        if let Some(on) = get(&env::TOKIO_DUMPS).and_then(|v| flag(&env::TOKIO_DUMPS, &v)) {
+            config.tokio_dumps = Some(on);
         }
         if let Some(on) = get(&env::DISABLE).and_then(|v| flag(&env::DISABLE, &v)) {
             config.disabled = on;
@@ -192,8 +193,9 @@ mod tests {
         assert!(!with(&[("TASKSCOPE_DISABLE", "off")]).disabled);
         // A typo is reported and leaves the default, as any bad value does.
         assert!(!with(&[("TASKSCOPE_DISABLE", "2")]).disabled);
-        assert!(!with(&[("TASKSCOPE_MT_DUMPS", "enable")]).mt_dumps);
-        assert!(with(&[("TASKSCOPE_MT_DUMPS", "ON")]).mt_dumps);
+        assert_eq!(with(&[("TASKSCOPE_TOKIO_DUMPS", "enable")]).tokio_dumps, None);
+        assert_eq!(with(&[("TASKSCOPE_TOKIO_DUMPS", "ON")]).tokio_dumps, Some(true));
+        assert_eq!(with(&[("TASKSCOPE_TOKIO_DUMPS", "0")]).tokio_dumps, Some(false));
         assert_eq!(with(&[("TASKSCOPE_TCP", "0.0.0.0:7000"), ("TASKSCOPE_TCP_ANY", "y")]).tcp, None);
     }
 

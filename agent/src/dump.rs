@@ -1,33 +1,36 @@
-//! The runtimes the agent can dump, and task dumps taken without ever
-//! cancelling one midway.
+//! The runtimes the agent can dump, and how a `Dump` request gets its stacks.
 //!
-//! A tokio task dump (`Handle::dump`) pauses a runtime's workers and re-polls
-//! every idle task in a tracing mode that records a backtrace at each leaf
-//! future. Three properties of tokio's implementation shape this module:
+//! Stacks come from two places:
 //!
-//! - A multi-thread dump that is dropped before it completes can leave the
-//!   runtime's "trace requested" flag set, after which every later dump spins
-//!   forever. So a dump is never dropped: it runs to completion in a task of
-//!   the agent's own runtime, concurrent requests share the dump in flight
-//!   (single flight per runtime), and a request's timeout only bounds its
-//!   wait for the shared answer.
+//! - the safe capture ([`crate::capture`]): every wrapped future traces
+//!   itself inside its own next poll. Always taken; it cannot harm anything.
+//! - tokio's own task dump (`Handle::dump`), which traces every task of a
+//!   runtime, wrapped or not, but on tokio 1.54.1 harms the program it dumps
+//!   on both flavours. [`policy`] decides where it is taken: by default only
+//!   with a tokio that carries the fixes in `patches/tokio`. Where it was
+//!   opted into on a tokio without them, [`harm`] watches each dump and
+//!   refuses every later one once a dump has harmed the runtime.
+//!
+//! tokio's dump is taken first, then the safe capture of the wrapped futures
+//! it did not trace (the future a runtime blocks on, and every wrapped task
+//! of a runtime that was not dumped). Two more properties of tokio's dump
+//! shape this module:
+//!
 //! - A current-thread dump only works from a task running *on* that runtime,
 //!   so the agent spawns a short-lived task there (from the agent thread, so
 //!   it is not recorded as a program task) and leaves it out of the result.
+//!   A panic of that task is a panic inside the dump (tokio-rs/tokio#8391),
+//!   reported as such.
 //! - A runtime whose worker is blocked never answers. The request reports
-//!   `DUMP_STATUS_TIMED_OUT`, and later requests join the stuck dump and time
-//!   out too instead of piling up new ones.
-//! - Worse, in tokio 1.54 a multi-thread dump taken while one worker is
-//!   blocked for over 250ms can wedge or panic another worker
-//!   (tokio-rs/tokio#8370). So a multi-thread runtime is only asked for a dump
-//!   once no worker is stuck in a poll (`take`); until then the dump waits,
-//!   and it is withdrawn when no request waits for it any more (`flight`).
-//!   A task that starts blocking during the dump itself remains a risk.
+//!   `DUMP_STATUS_TIMED_OUT`, and later requests join the dump in flight and
+//!   time out too instead of piling up new ones ([`flight`]); a multi-thread
+//!   runtime is only asked for a dump once no worker is stuck in a poll and
+//!   few tasks are queued (`take`).
 //!
-//! Raw instruction pointers are read from the dump and symbolised by
-//! [`crate::symbols`] on a blocking thread of the agent's runtime, with a
-//! cache, instead of tokio's `resolve_backtraces` (which resolves every frame
-//! of every task again on each dump).
+//! Raw instruction pointers are symbolised by [`crate::symbols`] on a
+//! blocking thread of the agent's runtime, with a cache, instead of tokio's
+//! `resolve_backtraces` (which resolves every frame of every task again on
+//! each dump).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -37,28 +40,62 @@ use taskscope_proto as proto;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 mod flight;
+mod harm;
+pub(crate) mod policy;
 #[cfg(all(tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod take;
 #[cfg(test)]
 mod tests;
 
-/// How the reason for a dump the agent declines to take begins.
-pub(crate) const REFUSED: &str = "not dumped: ";
+/// Why a runtime has no stacks from tokio's dump.
+#[derive(Debug, Clone)]
+pub(crate) struct DumpError {
+    pub status: proto::DumpStatus,
+    pub detail: String,
+}
 
-/// `TASKSCOPE_MT_DUMPS`: dump multi-thread runtimes at the user's risk (see `take`).
-pub(crate) static MT_DUMPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+impl DumpError {
+    pub(crate) fn failed(detail: impl Into<String>) -> Self {
+        DumpError { status: proto::DumpStatus::Failed, detail: detail.into() }
+    }
+}
 
 /// A task's async stack: one backtrace per leaf future it awaits, each
 /// outermost frame first. Tasks parked at the same place share one.
 pub(crate) type Stack = Arc<Vec<Vec<proto::Frame>>>;
 
-/// The result of dumping every registered runtime.
+/// The stacks of one `Dump` request.
 #[derive(Debug, Default)]
 pub(crate) struct Capture {
-    /// How it went, one entry per registered runtime, in registration order.
+    /// How tokio's dump went, one entry per registered runtime, in
+    /// registration order.
     pub runtimes: Vec<proto::RuntimeDump>,
     /// Stacks by tokio task id; tasks without a stack are absent.
     pub traces: HashMap<u64, Stack>,
+    /// Where each task's stack came from, for the tasks either source saw
+    /// (see [`source_of`] for the others).
+    pub sources: HashMap<u64, proto::StackSource>,
+    /// How the safe capture went.
+    pub safe: proto::SafeCapture,
+}
+
+impl Capture {
+    /// Whether tokio's dump of some runtime succeeded.
+    pub(crate) fn tokio_dumped(&self) -> bool {
+        self.runtimes.iter().any(|rt| rt.status == proto::DumpStatus::Ok as i32)
+    }
+}
+
+/// Where task `id`'s stack came from, or why it has none, given a capture's
+/// `sources` and whether tokio's dump of some runtime succeeded.
+pub(crate) fn source_of(sources: &HashMap<u64, proto::StackSource>, tokio_dumped: bool, id: u64) -> proto::StackSource {
+    match sources.get(&id) {
+        Some(source) => *source,
+        // Neither wrapped nor traced by tokio: if a runtime was dumped, the
+        // task was, and had nothing tokio can trace (or was not parked).
+        None if tokio_dumped => proto::StackSource::TokioDump,
+        None => proto::StackSource::NotWrapped,
+    }
 }
 
 /// Registers a runtime so that task dumps include its tasks.
@@ -99,6 +136,7 @@ pub fn register_runtime(name: impl Into<String>, handle: &Handle) {
         name: name.into(),
         handle: handle.clone(),
         flight: flight::Slot::default(),
+        harm: harm::Harm::default(),
     }));
 }
 
@@ -111,15 +149,25 @@ pub(crate) fn registered_count() -> usize {
 pub(crate) fn runtimes() -> Vec<proto::RuntimeInfo> {
     registered()
         .iter()
-        .map(|rt| proto::RuntimeInfo {
-            name: rt.name.clone(),
-            flavor: match rt.handle.runtime_flavor() {
-                RuntimeFlavor::CurrentThread => "current_thread",
-                RuntimeFlavor::MultiThread => "multi_thread",
-                _ => "unknown",
+        .map(|rt| {
+            let harmed = rt.harm.get();
+            let (tokio_dumps, tokio_dumps_reason) = match rt.policy() {
+                Ok(why) => (true, why),
+                Err(why) => (false, why),
+            };
+            proto::RuntimeInfo {
+                name: rt.name.clone(),
+                flavor: match rt.handle.runtime_flavor() {
+                    RuntimeFlavor::CurrentThread => "current_thread",
+                    RuntimeFlavor::MultiThread => "multi_thread",
+                    _ => "unknown",
+                }
+                .to_owned(),
+                workers: u32::try_from(rt.handle.metrics().num_workers()).unwrap_or(u32::MAX),
+                tokio_dumps,
+                tokio_dumps_reason,
+                harmed: harmed.unwrap_or_default(),
             }
-            .to_owned(),
-            workers: u32::try_from(rt.handle.metrics().num_workers()).unwrap_or(u32::MAX),
         })
         .collect()
 }
@@ -148,21 +196,33 @@ fn platform_support() -> Result<(), String> {
     Ok(())
 }
 
-/// Dumps every registered runtime concurrently. `timeout` bounds the wait
-/// for each runtime's answer (not the symbolising that follows); a runtime
-/// that does not answer in time is reported as timed out.
+/// The stacks for a `Dump` request: tokio's dump of every runtime where
+/// [`policy`] allows it, then the safe capture of the wrapped futures it did
+/// not trace. `timeout` bounds the wait for the runtimes' answers (not the
+/// symbolising that follows); a runtime that does not answer in time is
+/// reported as timed out.
 pub(crate) async fn capture(timeout: Duration) -> Capture {
     capture_of(registered(), timeout).await
 }
 
 async fn capture_of(runtimes: Vec<Arc<Registered>>, timeout: Duration) -> Capture {
-    if let Err(why) = platform_support() {
-        let runtimes =
-            runtimes.iter().map(|rt| runtime_dump(rt, proto::DumpStatus::Unsupported, &why, Duration::ZERO)).collect();
-        return Capture { runtimes, traces: HashMap::new() };
-    }
-    let answers = futures::future::join_all(runtimes.iter().map(|rt| flight::answer(rt, timeout))).await;
+    let started = std::time::Instant::now();
     let mut capture = Capture::default();
+    if let Err(why) = platform_support() {
+        capture.runtimes =
+            runtimes.iter().map(|rt| runtime_dump(rt, proto::DumpStatus::Unsupported, &why, Duration::ZERO)).collect();
+        return capture;
+    }
+    let answers = futures::future::join_all(runtimes.iter().map(|rt| async move {
+        match rt.policy() {
+            Ok(_) => flight::answer(rt, timeout).await,
+            Err(why) => {
+                let status = if rt.harm.get().is_some() { proto::DumpStatus::Harmed } else { proto::DumpStatus::Disabled };
+                Err(runtime_dump(rt, status, &why, Duration::ZERO))
+            }
+        }
+    }))
+    .await;
     for (rt, answer) in runtimes.iter().zip(answers) {
         let dumped = match answer {
             Ok(answer) => stacks_of(rt, &answer).await.map(|tasks| (answer, tasks)),
@@ -171,10 +231,36 @@ async fn capture_of(runtimes: Vec<Arc<Registered>>, timeout: Duration) -> Captur
         match dumped {
             Ok((answer, tasks)) => {
                 capture.runtimes.push(runtime_dump(rt, proto::DumpStatus::Ok, "", answer.elapsed));
+                capture.sources.extend(tasks.keys().map(|&id| (id, proto::StackSource::TokioDump)));
                 capture.traces.extend(tasks);
             }
             Err(failed) => capture.runtimes.push(failed),
         }
+    }
+    // The wrapped futures tokio's dump did not trace; at least a moment for
+    // them even when a blocked runtime used up the timeout.
+    let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(250));
+    let traced = std::mem::take(&mut capture.sources);
+    let safe = crate::capture::collect(left, |id| !traced.contains_key(&id)).await;
+    capture.sources = traced;
+    capture.safe = safe.summary;
+    for id in safe.unanswered {
+        capture.sources.insert(id, proto::StackSource::NotPolled);
+    }
+    let answered: Vec<(u64, Vec<Vec<usize>>)> = safe.answers.into_iter().collect();
+    let raw = RawDump::of(answered.iter().map(|(id, leaves)| (*id, leaves)));
+    match symbolize_all(&raw.traces).await {
+        Ok(stacks) => {
+            for &(task, index) in &raw.tasks {
+                if let Some(Some(stack)) = stacks.get(index) {
+                    capture.traces.insert(task, Arc::clone(stack));
+                }
+            }
+        }
+        Err(why) => capture.safe.detail = why,
+    }
+    for (id, _) in answered {
+        capture.sources.insert(id, proto::StackSource::Captured);
     }
     capture
 }
@@ -185,6 +271,19 @@ struct Registered {
     handle: Handle,
     /// The dump in flight, if any.
     flight: flight::Slot,
+    /// What a dump did to it, once one harmed it.
+    harm: harm::Harm,
+}
+
+impl Registered {
+    /// Whether tokio's dump of this runtime is taken (see [`policy`]).
+    fn policy(&self) -> Result<String, String> {
+        policy::decide(&self.name, self.current_thread(), self.harm.get().as_deref())
+    }
+
+    fn current_thread(&self) -> bool {
+        self.handle.runtime_flavor() == RuntimeFlavor::CurrentThread
+    }
 }
 
 /// What one runtime answered.
@@ -192,7 +291,7 @@ struct Answer {
     /// How long the runtime took to produce the dump.
     elapsed: Duration,
     /// Distinct traces and which task has which; `Err` explains a failure.
-    outcome: Result<RawDump, String>,
+    outcome: Result<RawDump, DumpError>,
     /// The symbolised form of `outcome`, computed once for all requests.
     stacks: tokio::sync::OnceCell<Result<Vec<Option<Stack>>, String>>,
 }
@@ -204,6 +303,26 @@ pub(crate) struct RawDump {
     pub traces: Vec<RawTrace>,
     /// `(task id, index into traces)`.
     pub tasks: Vec<(u64, usize)>,
+}
+
+impl RawDump {
+    /// Each task's backtraces (leaf first), identical ones stored once;
+    /// tasks whose backtraces are all empty have no stack.
+    pub(crate) fn of<'a>(tasks: impl Iterator<Item = (u64, &'a Vec<Vec<usize>>)>) -> RawDump {
+        let mut raw = RawDump::default();
+        let mut seen: HashMap<&'a Vec<Vec<usize>>, usize> = HashMap::new();
+        for (id, ips) in tasks {
+            if ips.iter().all(Vec::is_empty) {
+                continue;
+            }
+            let index = *seen.entry(ips).or_insert_with(|| {
+                raw.traces.push(RawTrace::Ips(ips.clone()));
+                raw.traces.len() - 1
+            });
+            raw.tasks.push((id, index));
+        }
+        raw
+    }
 }
 
 /// One task's trace before symbolising.
@@ -234,25 +353,25 @@ fn runtime_dump(rt: &Registered, status: proto::DumpStatus, detail: &str, elapse
 }
 
 #[cfg(all(tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-async fn take_dump(rt: &Registered, progress: &flight::Progress) -> Option<Result<RawDump, String>> {
-    take::take(&rt.name, &rt.handle, progress).await
+async fn take_dump(rt: &Arc<Registered>, progress: &flight::Progress) -> Option<Result<RawDump, DumpError>> {
+    take::take(rt, progress).await
 }
 
 #[cfg(not(all(tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
-async fn take_dump(_rt: &Registered, _progress: &flight::Progress) -> Option<Result<RawDump, String>> {
-    Some(Err(platform_support().err().unwrap_or_default()))
+async fn take_dump(_rt: &Arc<Registered>, _progress: &flight::Progress) -> Option<Result<RawDump, DumpError>> {
+    Some(Err(DumpError { status: proto::DumpStatus::Unsupported, detail: platform_support().err().unwrap_or_default() }))
 }
 
 /// The stack of each task in `answer`, symbolised once per answer on a
 /// blocking thread (the first lookups parse debuginfo, which takes a while).
 async fn stacks_of(rt: &Registered, answer: &Answer) -> Result<HashMap<u64, Stack>, proto::RuntimeDump> {
-    let failed = |detail: &str| {
-        // A dump the agent declined to take is "disabled", not a failure.
-        let status = if detail.starts_with(REFUSED) { proto::DumpStatus::Disabled } else { proto::DumpStatus::Failed };
-        runtime_dump(rt, status, detail, answer.elapsed)
-    };
-    let raw = answer.outcome.as_ref().map_err(|why| failed(why))?;
-    let stacks = answer.stacks.get_or_init(|| symbolize_all(&raw.traces)).await.as_ref().map_err(|why| failed(why))?;
+    let raw = answer.outcome.as_ref().map_err(|e| runtime_dump(rt, e.status, &e.detail, answer.elapsed))?;
+    let stacks = answer
+        .stacks
+        .get_or_init(|| symbolize_all(&raw.traces))
+        .await
+        .as_ref()
+        .map_err(|why| runtime_dump(rt, proto::DumpStatus::Failed, why, answer.elapsed))?;
     let mut by_task = HashMap::with_capacity(raw.tasks.len());
     for &(task, index) in &raw.tasks {
         if let Some(Some(stack)) = stacks.get(index) {
@@ -263,6 +382,9 @@ async fn stacks_of(rt: &Registered, answer: &Answer) -> Result<HashMap<u64, Stac
 }
 
 async fn symbolize_all(traces: &[RawTrace]) -> Result<Vec<Option<Stack>>, String> {
+    if traces.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut pending: Vec<Vec<usize>> = Vec::new();
     for trace in traces {
         if let RawTrace::Ips(backtraces) = trace {

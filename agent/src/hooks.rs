@@ -202,6 +202,15 @@ fn terminate(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     recorder.complete_at(key, clock::coarse::now());
 }
 
+/// The key of the hooked task this thread is polling, if any.
+pub(crate) fn current_key() -> Option<Key> {
+    let id = POLLING.get();
+    if id == 0 {
+        return None;
+    }
+    find(crate::recorder_if_started()?, id).map(|live| live.key)
+}
+
 /// The numeric value of a task id. `tokio::task::Id` shows it only through
 /// `Display` and `Hash`; its derived `Hash` writes exactly that `u64`, so a
 /// hasher that keeps the last `u64` written reads it without formatting.

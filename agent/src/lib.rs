@@ -64,6 +64,7 @@ compile_error!(
      .cargo/config.toml: [build] rustflags = [\"--cfg\", \"tokio_unstable\"]"
 );
 
+mod capture;
 mod clock;
 pub mod config;
 mod dump;
@@ -83,8 +84,12 @@ mod state;
 #[cfg(feature = "tracing")]
 pub mod subscriber;
 mod symbols;
+pub mod task;
 
 use std::sync::{Arc, OnceLock};
+
+pub use capture::Traced;
+pub use task::spawn;
 
 pub use config::Config;
 pub use dump::register_runtime;
@@ -94,10 +99,19 @@ pub use dump::register_runtime;
 /// that can be left on.
 pub use taskscope_agent_macros::main;
 
-/// What [`main`]'s expansion names: the tokio the agent was built with.
+/// What [`main`]'s expansion names: the tokio the agent was built with, and
+/// the wrapper of the future it blocks on.
 #[doc(hidden)]
 pub mod __private {
     pub use tokio;
+
+    /// The future `#[taskscope_agent::main]` runs: recorded by the agent as
+    /// a `block_on` task spawned at the attribute, its stack captured
+    /// safely. Call it after the runtime is built (the agent is started then).
+    #[track_caller]
+    pub fn main_future<F: std::future::Future>(future: F) -> crate::Traced<F> {
+        crate::Traced::block_on(future, std::panic::Location::caller())
+    }
 }
 
 use recorder::{Mode, Recorder};
@@ -198,10 +212,12 @@ impl Builder {
         self
     }
 
-    /// Also dump multi-thread runtimes with several workers, at the risk
-    /// described under `TASKSCOPE_MT_DUMPS`. Optional.
-    pub fn multi_thread_dumps(mut self, enabled: bool) -> Self {
-        self.config.mt_dumps = enabled;
+    /// Whether to take tokio's own task dump too (`TASKSCOPE_TOKIO_DUMPS`):
+    /// `true` on a tokio without taskscope's taskdump fixes is at the risk
+    /// described there; `false` turns it off on a fixed tokio. Optional:
+    /// by default it is on exactly with a fixed tokio.
+    pub fn tokio_dumps(mut self, enabled: bool) -> Self {
+        self.config.tokio_dumps = Some(enabled);
         self
     }
 
@@ -311,7 +327,7 @@ impl Builder {
                  `taskscope_agent::register_runtime(name, &handle)`"
             ),
         }
-        dump::MT_DUMPS.store(self.config.mt_dumps, std::sync::atomic::Ordering::Relaxed);
+        dump::policy::configure(self.config.tokio_dumps);
         let config = Arc::new(self.config);
         let spawned = std::thread::Builder::new().name(taskscope_proto::discovery::AGENT_THREAD.into()).spawn(move || {
             recorder::mark_agent_thread();

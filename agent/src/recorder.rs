@@ -44,7 +44,12 @@ pub(crate) struct Recorder {
 /// hooked task, about to be: see [`crate::hooks::before_dump`]).
 pub(crate) const TRACED: u8 = 1;
 /// `Slot::dump_flags`: woken by the dump; its next poll is the dump's re-poll.
-const REPOLL: u8 = 2;
+pub(crate) const REPOLL: u8 = 2;
+/// `Slot::dump_flags`: a wrapped future about to be traced inside its own
+/// next poll (a safe capture, [`crate::capture`]); the agent's wake that
+/// causes that poll is not the program's, nor is the poll, nor (once it has
+/// become [`REPOLL`]) the wake tokio defers for it and the re-poll after it.
+pub(crate) const CAPTURE: u8 = 4;
 
 /// How lifecycles reach the recorder: see [`mode`].
 static MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -222,6 +227,12 @@ impl Recorder {
     #[cold]
     fn dump_poll(&self, slot: &Slot) -> bool {
         let flags = slot.dump_flags.load(Acquire);
+        if flags & CAPTURE != 0 {
+            // The traced poll of a safe capture; its re-poll comes next.
+            slot.dump_flags.store(REPOLL, Release);
+            slot.woken.store(0, Relaxed);
+            return true;
+        }
         if flags & REPOLL != 0 {
             slot.dump_flags.fetch_and(!REPOLL, AcqRel);
             // Whatever woke the task before the dump is served by this poll.
@@ -343,14 +354,48 @@ impl Recorder {
 #[cfg(feature = "tracing")]
 #[cold]
 fn dump_wake(slot: &Slot, op: WakeOp) -> bool {
-    if slot.dump_flags.load(Relaxed) & TRACED == 0 {
+    let flags = slot.dump_flags.load(Relaxed);
+    if flags & (TRACED | CAPTURE | REPOLL) == 0 {
         return false;
     }
     if op == WakeOp::Wake {
         slot.dropped_unused.fetch_add(1, Relaxed);
     }
-    slot.dump_flags.store(REPOLL, Release);
+    // A dump's wake of a task it traced makes the next poll its re-poll; a
+    // capture's flags change at the polls themselves.
+    if flags & TRACED != 0 {
+        slot.dump_flags.store(REPOLL, Release);
+    }
     true
+}
+
+/// The key of the task this thread is polling, if the agent records it
+/// (through tokio's spans, or its hooks in the lean mode).
+pub(crate) fn current_key() -> Option<Key> {
+    if hooked() {
+        return crate::hooks::current_key();
+    }
+    match CURRENT.get() {
+        0 => None,
+        key => Some(Key(key)),
+    }
+}
+
+/// A wrapped future's clone of its task's waker (see [`crate::capture`]) is
+/// the agent's, not the program's: `held` true when it was just cloned,
+/// false just before it is dropped. In the full mode tokio reports that
+/// clone and that drop like any other, so the slot's balance is corrected
+/// by one to keep "no live waker" (the leak verdict) exact.
+pub(crate) fn agent_waker(key: Key, held: bool) {
+    let Some(slot) = crate::recorder_if_started().and_then(|r| r.table.get(key)) else { return };
+    if slot.kind.load(Relaxed) & HOOKED != 0 {
+        return;
+    }
+    if held {
+        slot.dropped_unused.fetch_add(1, Relaxed);
+    } else {
+        slot.dropped_unused.fetch_sub(1, Relaxed);
+    }
 }
 
 /// A poll of `key`'s task, whose slot `slot` is, ends at `now` (see
@@ -395,4 +440,39 @@ pub(crate) fn end_poll(slot: &Slot, now: u64) {
     slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
     slot.poll_ended.store(now, Release);
     slot.running.store(0, Release);
+}
+
+/// Marks `key`'s slot for a safe capture (see [`CAPTURE`]); the caller
+/// holds a [`Dumping`] so that polls read the mark.
+pub(crate) fn mark_capture(key: Key) {
+    if let Some(slot) = crate::recorder_if_started().and_then(|r| r.table.get(key)) {
+        slot.dump_flags.fetch_or(CAPTURE, AcqRel);
+    }
+}
+
+/// Takes back the mark of a capture that `key`'s task did not answer in
+/// time: its next poll is the program's again.
+pub(crate) fn unmark_capture(key: Key) {
+    if let Some(slot) = crate::recorder_if_started().and_then(|r| r.table.get(key)) {
+        slot.dump_flags.fetch_and(!CAPTURE, AcqRel);
+    }
+}
+
+/// A capture's traced poll of `key`'s task reached no tokio leaf, so no
+/// wake was deferred and no re-poll follows: its next poll is the program's.
+pub(crate) fn no_repoll(key: Key) {
+    if let Some(slot) = crate::recorder_if_started().and_then(|r| r.table.get(key)) {
+        slot.dump_flags.fetch_and(!REPOLL, AcqRel);
+    }
+}
+
+/// Names the task this thread is polling (the lean mode's hooks are told no
+/// names; a wrapped task carries its own to its first poll).
+pub(crate) fn name_current_task(name: &str) {
+    let Some(key) = current_key() else { return };
+    if let Some(slot) = crate::recorder_if_started().and_then(|r| r.table.get(key)) {
+        if slot.name.load(Acquire).is_null() {
+            slot.set_name(name);
+        }
+    }
 }

@@ -88,6 +88,8 @@ impl Inspector for InspectorService {
             dropped_events: summary.dropped_events,
             cmdline: process.cmdline.clone(),
             pid_namespace: process.pid_namespace,
+            wrapped_tasks: crate::capture::wrapped() as u64,
+            tokio_fixes: dump::policy::TOKIO_FIXES.to_owned(),
         }))
     }
 

@@ -27,8 +27,8 @@ fn info_and_dumps_over_the_socket() {
     let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let dir = socket_dir("rpc-dump");
     let sleeper_id: u64 = program.block_on(async {
-        // Two workers: multi-thread dumps are opt-in (see TASKSCOPE_MT_DUMPS).
-        taskscope_agent::Builder::from_env().socket_dir(&*dir).multi_thread_dumps(true).init();
+        // tokio's own dump (its mechanics are what this tests) is opt-in on tokio 1.54.
+        taskscope_agent::Builder::from_env().socket_dir(&*dir).tokio_dumps(true).init();
         tokio::spawn(waits_for_a_message());
         let sleeper = tokio::spawn(sleeps_in_rpc_dump_test());
         sleeper.id().to_string().parse().expect("numeric id")

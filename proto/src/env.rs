@@ -58,14 +58,17 @@ pub const DUMP_TIMEOUT: EnvVar = EnvVar {
     doc: "How long a dump waits for a runtime when the request names no timeout.",
 };
 
-/// Dump multi-thread runtimes anyway.
-pub const MT_DUMPS: EnvVar = EnvVar {
-    name: "TASKSCOPE_MT_DUMPS",
-    default: "off",
-    doc: "`1` captures stacks of multi-thread runtimes with several workers too. Off by default: \
-          tokio 1.54's multi-thread task dump can leave a worker stuck for good when repeated \
-          (tokio-rs/tokio#8370). Current-thread runtimes, and single-worker ones with at most 100 \
-          tasks, are always dumped.",
+/// Take tokio's own task dump.
+pub const TOKIO_DUMPS: EnvVar = EnvVar {
+    name: "TASKSCOPE_TOKIO_DUMPS",
+    default: "on with a fixed tokio, else off",
+    doc: "`1` also takes tokio's own task dump, which traces every task, wrapped or not, on a tokio \
+          without taskscope's taskdump fixes (`patches/tokio`), at the program's risk: there it can \
+          leave a multi-thread worker stuck for good (tokio-rs/tokio#8370) and lose or kill a \
+          current-thread task that wakes another during the dump (tokio-rs/tokio#8391); a \
+          current-thread runtime under `panic = \"abort\"` is never dumped that way. `0` turns it \
+          off on a fixed tokio too. Wrapped tasks (`taskscope_agent::spawn`, \
+          `#[taskscope_agent::main]`) are always captured safely, whatever this says.",
 };
 
 /// Turn the agent off.
@@ -76,7 +79,7 @@ pub const DISABLE: EnvVar = EnvVar {
 };
 
 /// Every variable, in the order the docs list them.
-pub const ALL: &[EnvVar] = &[DIR, TCP, TCP_ANY, RETAIN_DONE, RETAIN_FOR, DUMP_TIMEOUT, MT_DUMPS, DISABLE];
+pub const ALL: &[EnvVar] = &[DIR, TCP, TCP_ANY, RETAIN_DONE, RETAIN_FOR, DUMP_TIMEOUT, TOKIO_DUMPS, DISABLE];
 
 /// The table as Markdown, as it appears in the README.
 pub fn markdown_table() -> String {

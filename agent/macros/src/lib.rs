@@ -116,7 +116,7 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         // Naming the output lets `?` in the body infer its error type.
         let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output>> =
             ::core::pin::pin!(body);
-        runtime.block_on(body)
+        runtime.block_on(::taskscope_agent::__private::main_future(body))
     }})?;
     Ok(quote!(#function))
 }

@@ -40,6 +40,8 @@ struct Flight {
     answer: watch::Receiver<Option<Arc<Answer>>>,
     /// Why the dump is still waiting for the runtime, when it knows.
     stalled: Arc<Mutex<Option<String>>>,
+    /// When tokio was asked for the dump, once it was.
+    asked: Arc<Mutex<Option<Instant>>>,
 }
 
 /// The dump's side of a flight.
@@ -48,6 +50,7 @@ pub(super) struct Progress {
     generation: u64,
     sender: watch::Sender<Option<Arc<Answer>>>,
     stalled: Arc<Mutex<Option<String>>>,
+    asked: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Progress {
@@ -55,6 +58,11 @@ impl Progress {
     /// the requests that time out meanwhile.
     pub(super) fn stalled(&self, why: Option<String>) {
         *self.stalled.lock().unwrap_or_else(PoisonError::into_inner) = why;
+    }
+
+    /// Records that tokio is being asked for the dump now.
+    pub(super) fn asked(&self) {
+        *self.asked.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
     }
 
     /// True, and the flight is withdrawn, when no request waits for it any
@@ -103,6 +111,14 @@ pub(super) async fn answer(rt: &Arc<Registered>, timeout: Duration) -> Result<Ar
                 duration::format(timeout)
             );
             let stalled = flight.stalled.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let asked = *flight.asked.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(asked) = asked {
+                // tokio itself does not return: on a tokio without the
+                // fixes, that is a worker lost inside its dump.
+                if !rt.current_thread() && !super::policy::fixed(false) {
+                    super::harm::dump_did_not_return(rt, asked.elapsed());
+                }
+            }
             let waiting_for = flight.started.elapsed();
             if let Some(why) = stalled {
                 detail.push_str(&format!(" ({why})"));
@@ -131,11 +147,18 @@ fn join_or_start(rt: &Arc<Registered>) -> Result<Flight, String> {
     let (sender, receiver) = watch::channel(None);
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
     let stalled = Arc::new(Mutex::new(None));
-    let flight = Flight { generation, started: Instant::now(), answer: receiver, stalled: Arc::clone(&stalled) };
+    let asked = Arc::new(Mutex::new(None));
+    let flight = Flight {
+        generation,
+        started: Instant::now(),
+        answer: receiver,
+        stalled: Arc::clone(&stalled),
+        asked: Arc::clone(&asked),
+    };
     *slot = Some(flight.clone());
     drop(slot);
 
-    let progress = Progress { rt: Arc::clone(rt), generation, sender, stalled };
+    let progress = Progress { rt: Arc::clone(rt), generation, sender, stalled, asked };
     agent.spawn(async move {
         let started = Instant::now();
         // `None`: withdrawn before tokio was asked, nobody to answer.

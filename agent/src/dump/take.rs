@@ -1,12 +1,17 @@
 //! Asking one runtime for a tokio task dump and reducing it to instruction
-//! pointers (only built where tokio offers task dumps).
+//! pointers (only built where tokio offers task dumps). [`super::policy`]
+//! has already allowed it.
 //!
 //! A multi-thread runtime is only dumped once none of its workers is stuck
-//! in a poll (see [`wait_until_responsive`]). The dump is read on a blocking thread: formatting ten thousand traces, and
-//! in the rare fallback resolving them, must not stall the agent's runtime,
-//! which keeps answering `GetInfo` and `Watch` meanwhile.
+//! in a poll and few tasks are queued (see [`wait_until_responsive`]); on a
+//! tokio without the taskdump fixes its workers are then watched for a
+//! while ([`super::harm`]). The dump is read on a blocking thread:
+//! formatting ten thousand traces, and in the rare fallback resolving them,
+//! must not stall the agent's runtime, which keeps answering `GetInfo` and
+//! `Watch` meanwhile.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use taskscope_proto::duration;
@@ -14,13 +19,15 @@ use tokio::runtime::{Dump, Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 
 use super::flight::Progress;
-use super::{parse_ips, RawDump, RawTrace};
+use super::{parse_ips, DumpError, RawDump, RawTrace, Registered};
 
-/// Dumps the runtime behind `handle`. Never cancels the dump itself: the
-/// caller runs this to completion in a task of its own. `None` when the dump
-/// was withdrawn (nobody waited any more) before tokio was asked for it.
-pub(super) async fn take(name: &str, handle: &Handle, progress: &Progress) -> Option<Result<RawDump, String>> {
-    let shut_down = || format!("runtime `{name}` has shut down");
+/// Dumps the runtime `rt`. Never cancels the dump itself: the caller runs
+/// this to completion in a task of its own. `None` when the dump was
+/// withdrawn (nobody waited any more) before tokio was asked for it.
+pub(super) async fn take(rt: &Arc<Registered>, progress: &Progress) -> Option<Result<RawDump, DumpError>> {
+    let name = &rt.name;
+    let handle = &rt.handle;
+    let shut_down = || DumpError::failed(format!("runtime `{name}` has shut down"));
     let (dump, own_task) = match handle.runtime_flavor() {
         RuntimeFlavor::CurrentThread => {
             // While the dump polls tasks, those polls are not recorded as the program's.
@@ -29,20 +36,27 @@ pub(super) async fn take(name: &str, handle: &Handle, progress: &Progress) -> Op
             // The dump must be requested from a task on that very runtime.
             // A blocked runtime just never runs it; no harm is done meanwhile.
             let (tx, rx) = oneshot::channel();
-            handle.spawn(async move {
+            let helper = handle.spawn(async move {
                 let me = tokio::task::id();
                 let dump = Handle::current().dump().await;
                 let _ = tx.send((dump, me));
             });
             match rx.await {
                 Ok((dump, me)) => (dump, Some(me)),
-                Err(_) => return Some(Err(shut_down())),
+                Err(_) => {
+                    return Some(Err(match helper.await {
+                        Err(e) if e.is_panic() => rt.harm.set(format!(
+                            "a panic inside tokio's current-thread dump (tokio-rs/tokio#8391: a traced task \
+                             woke a task while the dump held the scheduler): {}; tasks of the runtime may \
+                             have been lost or killed",
+                            super::harm::panic_message(e)
+                        )),
+                        _ => shut_down(),
+                    }));
+                }
             }
         }
         _ => {
-            if let Err(why) = multi_thread_allowed(name, handle) {
-                return Some(Err(why));
-            }
             if has_shut_down(handle).await {
                 return Some(Err(shut_down()));
             }
@@ -51,11 +65,16 @@ pub(super) async fn take(name: &str, handle: &Handle, progress: &Progress) -> Op
             }
             let _dumping = crate::recorder::dumping();
             crate::hooks::before_dump(handle);
-            (handle.dump().await, None)
+            progress.asked();
+            let dump = handle.dump().await;
+            if !super::policy::fixed(false) {
+                tokio::spawn(super::harm::watch_workers(Arc::clone(rt)));
+            }
+            (dump, None)
         }
     };
     let reduced = tokio::task::spawn_blocking(move || reduce(&dump, own_task)).await;
-    Some(reduced.map_err(|e| format!("reading the dump of runtime `{name}` failed: {e}")))
+    Some(reduced.map_err(|e| DumpError::failed(format!("reading the dump of runtime `{name}` failed: {e}"))))
 }
 
 /// A task spawned on a runtime that has shut down is cancelled on the spot;
@@ -65,33 +84,34 @@ async fn has_shut_down(handle: &Handle) -> bool {
     matches!(tokio::time::timeout(Duration::from_millis(50), probe).await, Ok(Err(e)) if e.is_cancelled())
 }
 
-/// How often worker activity is sampled while waiting.
-/// Most tasks queued on the workers for a dump to start (tokio's limit is 256
-/// in all; the margin covers wake-ups that arrive while the dump starts).
+/// Most tasks queued on the workers for a dump to start. tokio 1.54's
+/// `steal_all` moves every queued task into one local queue whose
+/// `steal_into` refuses once it holds half of its 256 slots, so from about
+/// 129 queued tasks on it spins forever; the margin covers wake-ups that
+/// arrive while the dump starts.
 const MAX_QUEUED: usize = 64;
 
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often worker activity is sampled while waiting.
+pub(super) const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
-/// Waits until no worker of a multi-thread runtime is stuck inside one poll.
+/// Waits until no worker of a multi-thread runtime is stuck inside one poll
+/// and few tasks are queued on the workers.
 ///
-/// tokio 1.54's multi-thread dump makes the workers meet at a barrier that
-/// gives up after 250ms, and a give-up leaks an arrival (tokio-rs/tokio#8370):
-/// later dumps can then elect a leader that traces without exclusive access,
-/// wedging a worker for good or panicking it. A worker is stuck when, between
-/// two samples, it neither parked nor unparked nor finished a batch of polls
-/// (tokio publishes those counters at park time and every 61 polls). Dumping
-/// only runtimes with no stuck worker keeps that from happening, except for a
-/// task that starts blocking during the few milliseconds the dump takes.
+/// A blocked worker makes tokio 1.54's dump barrier time out, which leaks an
+/// arrival (tokio-rs/tokio#8370); so does, far more often, a worker that
+/// enters the trace alone because the "trace requested" flag outlived the
+/// previous dump, which no waiting here can prevent (see [`super::policy`]).
+/// A worker is stuck when, between two samples, it neither parked nor
+/// unparked nor finished a batch of polls (tokio publishes those counters at
+/// park time and every 61 polls).
 ///
-/// It also waits for the workers' run queues to be short. tokio's dump moves
-/// every queued task into one fixed-size queue of 256 (`steal_all`) and
-/// loops until the workers' queues are empty, so with more queued tasks than
-/// fit it spins forever, and the other worker waits for it forever: the
-/// program loses its workers and can no longer shut down. Measured here
-/// before this check: `done_signal` with 1000 parked tasks, whose previous
-/// dump had just woken them all, was left spinning in 3 of 4 runs of 8
-/// dumps in a row. (The same race remains for a burst of more than
-/// [`MAX_QUEUED`] wake-ups arriving during the few milliseconds of a dump.)
+/// Short run queues: with more than about 129 tasks queued, tokio 1.54's
+/// `steal_all` spins forever (see [`MAX_QUEUED`]), and the dump's own
+/// deferred wakes queue every task it traced, so the dump right after
+/// another finds them queued. Measured before this check: `done_signal` with
+/// 1000 parked tasks was left spinning in 3 of 4 runs of 8 dumps in a row.
+/// (A burst of wake-ups during the few milliseconds of a dump remains a risk
+/// on a tokio without the fixes.)
 ///
 /// Returns false when nobody waits for the dump any more.
 async fn wait_until_responsive(handle: &Handle, progress: &Progress) -> bool {
@@ -144,51 +164,6 @@ async fn wait_until_responsive(handle: &Handle, progress: &Progress) -> bool {
         previous = current;
     }
 }
-
-/// Whether the agent may ask tokio for a dump of this multi-thread runtime.
-///
-/// tokio 1.54's multi-thread dump is not safe to repeat: its workers meet at
-/// a barrier whose timed-out arrivals stay counted (tokio-rs/tokio#8370), and
-/// it re-wakes every traced task, after which a dump that finds more than 128
-/// tasks queued spins forever in `steal_all`. Either leaves a worker stuck for
-/// good and the program unable to shut down. Measured here on `done_signal`
-/// (2 workers): 8 dumps in a row left it unable to exit on SIGTERM in 4 of 4
-/// runs with 80 parked tasks, and 3 dumps in 3 of 5 runs with 300. So by
-/// default the agent dumps only current-thread runtimes and multi-thread
-/// runtimes with a single worker (no barrier partner) and at most
-/// [`SINGLE_WORKER_MAX_TASKS`] tasks (no overflowing re-wake);
-/// `TASKSCOPE_MT_DUMPS=1` lifts this at the user's risk.
-fn multi_thread_allowed(name: &str, handle: &Handle) -> Result<(), String> {
-    let metrics = handle.metrics();
-    let opted_in = super::MT_DUMPS.load(std::sync::atomic::Ordering::Relaxed);
-    allowed(name, opted_in, metrics.num_workers(), metrics.num_alive_tasks())
-}
-
-/// The rule of [`multi_thread_allowed`], on plain numbers.
-pub(super) fn allowed(name: &str, opted_in: bool, workers: usize, alive: usize) -> Result<(), String> {
-    if opted_in {
-        return Ok(());
-    }
-    if workers == 1 && alive <= SINGLE_WORKER_MAX_TASKS {
-        return Ok(());
-    }
-    let why = if workers > 1 {
-        format!("it has {workers} workers")
-    } else {
-        format!("it has {alive} tasks (more than {SINGLE_WORKER_MAX_TASKS})")
-    };
-    Err(format!(
-        "{}runtime `{name}` is a multi-thread runtime and {why}; tokio 1.54's \
-         multi-thread task dump can leave a worker stuck for good (tokio-rs/tokio#8370), so the \
-         agent takes it only if the program was started with {}=1 (for a debugging session, \
-         on a program you will restart); a current-thread runtime is always dumped",
-        super::REFUSED,
-        taskscope_proto::env::MT_DUMPS.name
-    ))
-}
-
-/// Most tasks of a single-worker multi-thread runtime the agent dumps.
-const SINGLE_WORKER_MAX_TASKS: usize = 100;
 
 /// Extracts each task's instruction pointers, storing identical traces once.
 fn reduce(dump: &Dump, skip: Option<tokio::task::Id>) -> RawDump {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use prost::Message;
 use taskscope_proto as proto;
 
-use crate::dump::{Capture, Stack};
+use crate::dump::{source_of, Capture, Stack};
 use crate::state::Snapshot;
 
 /// Most tasks per chunk.
@@ -28,6 +28,9 @@ pub(super) struct DumpChunks {
     header: Option<proto::DumpHeader>,
     tasks: std::iter::Peekable<std::vec::IntoIter<proto::Task>>,
     traces: HashMap<u64, Stack>,
+    /// Where stacks came from (see [`source_of`]).
+    sources: HashMap<u64, proto::StackSource>,
+    tokio_dumped: bool,
     /// Stacks already sent, by the address of their shared allocation.
     sent: HashMap<usize, u32>,
 }
@@ -36,11 +39,13 @@ impl DumpChunks {
     /// `task_ids` empty means every live task; otherwise exactly those tasks
     /// the snapshot knows, completed ones included.
     pub(super) fn new(snapshot: Snapshot, capture: Capture, task_ids: &[u64]) -> Self {
+        let tokio_dumped = capture.tokio_dumped();
         let header = proto::DumpHeader {
             now_ns: snapshot.now_ns,
             runtimes: capture.runtimes,
             counts: Some(snapshot.counts),
             dropped_events: snapshot.dropped_events,
+            safe_capture: Some(capture.safe.clone()),
         };
         let wanted: HashSet<u64> = task_ids.iter().copied().collect();
         let tasks: Vec<proto::Task> = snapshot
@@ -54,7 +59,14 @@ impl DumpChunks {
                 }
             })
             .collect();
-        DumpChunks { header: Some(header), tasks: tasks.into_iter().peekable(), traces: capture.traces, sent: HashMap::new() }
+        DumpChunks {
+            header: Some(header),
+            tasks: tasks.into_iter().peekable(),
+            traces: capture.traces,
+            sources: capture.sources,
+            tokio_dumped,
+            sent: HashMap::new(),
+        }
     }
 }
 
@@ -102,7 +114,8 @@ impl Iterator for DumpChunks {
                 chunk.stacks.push(stack);
             }
             bytes += size;
-            chunk.tasks.push(proto::DumpedTask { task: Some(task), stack_id });
+            let stack_source = source_of(&self.sources, self.tokio_dumped, task.id) as i32;
+            chunk.tasks.push(proto::DumpedTask { task: Some(task), stack_id, stack_source });
         }
         (!chunk.tasks.is_empty()).then_some(chunk)
     }

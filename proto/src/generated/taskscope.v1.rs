@@ -62,6 +62,17 @@ pub struct ProcessInfo {
     /// there, not one it can look up in its `/proc`.
     #[prost(uint64, tag = "15")]
     pub pid_namespace: u64,
+    /// Live futures the agent wraps (`taskscope_agent::spawn`, its task
+    /// `Builder`, the future `#\[taskscope_agent::main\]` runs), whose stacks it
+    /// captures safely inside their own polls (see `StackSource`).
+    #[prost(uint64, tag = "16")]
+    pub wrapped_tasks: u64,
+    /// The taskdump fixes the program's tokio announced at build time (a
+    /// comma-separated list, e.g. "steal-all,barrier-timeout,trace-flag,
+    /// current-thread-wake"), empty for a tokio without them. With all of them
+    /// tokio's own task dump is taken by default.
+    #[prost(string, tag = "17")]
+    pub tokio_fixes: ::prost::alloc::string::String,
 }
 /// One tokio runtime known to the agent.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -75,6 +86,19 @@ pub struct RuntimeInfo {
     /// Number of worker threads.
     #[prost(uint32, tag = "3")]
     pub workers: u32,
+    /// Whether a `Dump` also takes tokio's task dump of this runtime (which
+    /// traces every task, wrapped or not). Off by default on a tokio without
+    /// the taskdump fixes, where that dump can wedge, lose or kill tasks.
+    #[prost(bool, tag = "4")]
+    pub tokio_dumps: bool,
+    /// One line: why `tokio_dumps` is what it is, and how to change it.
+    #[prost(string, tag = "5")]
+    pub tokio_dumps_reason: ::prost::alloc::string::String,
+    /// Set when a dump of this runtime harmed it (a worker that has made no
+    /// progress since): the agent refuses every later tokio dump of it and the
+    /// program should be restarted. Empty while nothing happened.
+    #[prost(string, tag = "6")]
+    pub harmed: ::prost::alloc::string::String,
 }
 /// Task counts by state, plus lifetime totals.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -294,6 +318,27 @@ pub struct DumpHeader {
     /// Tasks not recorded so far (see `ProcessInfo.dropped_events`).
     #[prost(uint64, tag = "4")]
     pub dropped_events: u64,
+    /// How the safe capture of the wrapped futures went.
+    #[prost(message, optional, tag = "5")]
+    pub safe_capture: ::core::option::Option<SafeCapture>,
+}
+/// The safe capture: each future the agent wraps is woken and traced inside
+/// its own next poll (tokio's public `trace_with`), with no runtime pause and
+/// no scheduler lock, so it cannot wedge, lose or kill anything.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SafeCapture {
+    /// Wrapped futures asked for their stack.
+    #[prost(uint32, tag = "1")]
+    pub wanted: u32,
+    /// Of those, how many answered within the timeout.
+    #[prost(uint32, tag = "2")]
+    pub answered: u32,
+    /// From the request to the last answer (or the timeout), nanoseconds.
+    #[prost(uint64, tag = "3")]
+    pub elapsed_ns: u64,
+    /// Human-readable note when not every wrapped future answered.
+    #[prost(string, tag = "4")]
+    pub detail: ::prost::alloc::string::String,
 }
 /// An async stack: what a task is awaiting, as tokio's task dump sees it.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -345,6 +390,9 @@ pub struct DumpedTask {
     /// after the dump).
     #[prost(uint32, tag = "2")]
     pub stack_id: u32,
+    /// Where the stack came from, or why there is none.
+    #[prost(enumeration = "StackSource", tag = "3")]
+    pub stack_source: i32,
 }
 /// The lifecycle state the agent derives for a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -401,10 +449,16 @@ pub enum DumpStatus {
     TimedOut = 3,
     /// The dump failed for another reason, given in `detail`.
     Failed = 4,
-    /// The agent can dump this runtime but declined to (see `detail`, which says
-    /// how to turn it on): tokio 1.54's multi-thread dump can wedge a worker, so
-    /// runtimes with several workers are dumped only when the program opted in.
+    /// The agent declined to take tokio's task dump of this runtime (see
+    /// `detail`, which says why and how to turn it on): on a tokio without the
+    /// taskdump fixes that dump can wedge a worker or lose and kill tasks, so it
+    /// is taken only when the program opted in. Wrapped futures still have
+    /// their stacks, captured safely (`StackSource`).
     Disabled = 5,
+    /// tokio's dump harmed the runtime: a task panicked inside it
+    /// (tokio-rs/tokio#8391) or a worker has made no progress since it. Every
+    /// later tokio dump of the runtime is refused; `detail` says what happened.
+    Harmed = 6,
 }
 impl DumpStatus {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -419,6 +473,7 @@ impl DumpStatus {
             Self::TimedOut => "DUMP_STATUS_TIMED_OUT",
             Self::Failed => "DUMP_STATUS_FAILED",
             Self::Disabled => "DUMP_STATUS_DISABLED",
+            Self::Harmed => "DUMP_STATUS_HARMED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -430,6 +485,52 @@ impl DumpStatus {
             "DUMP_STATUS_TIMED_OUT" => Some(Self::TimedOut),
             "DUMP_STATUS_FAILED" => Some(Self::Failed),
             "DUMP_STATUS_DISABLED" => Some(Self::Disabled),
+            "DUMP_STATUS_HARMED" => Some(Self::Harmed),
+            _ => None,
+        }
+    }
+}
+/// Where a task's stack came from, or why it has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum StackSource {
+    /// Not set: an agent older than this field.
+    Unspecified = 0,
+    /// Captured safely inside the task's own poll (a wrapped future). A
+    /// `stack_id` of 0 then means it awaits nothing tokio can trace.
+    Captured = 1,
+    /// From tokio's task dump of its runtime. A `stack_id` of 0 then means it
+    /// awaits nothing tokio can trace, or it was not parked.
+    TokioDump = 2,
+    /// None: the task's future is not wrapped by the agent, and tokio's task
+    /// dump of its runtime was not taken (see `DumpHeader.runtimes` for why).
+    NotWrapped = 3,
+    /// None: the future is wrapped, but it was not polled before the timeout
+    /// (it is inside a long poll, or its runtime is blocked).
+    NotPolled = 4,
+}
+impl StackSource {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "STACK_SOURCE_UNSPECIFIED",
+            Self::Captured => "STACK_SOURCE_CAPTURED",
+            Self::TokioDump => "STACK_SOURCE_TOKIO_DUMP",
+            Self::NotWrapped => "STACK_SOURCE_NOT_WRAPPED",
+            Self::NotPolled => "STACK_SOURCE_NOT_POLLED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "STACK_SOURCE_UNSPECIFIED" => Some(Self::Unspecified),
+            "STACK_SOURCE_CAPTURED" => Some(Self::Captured),
+            "STACK_SOURCE_TOKIO_DUMP" => Some(Self::TokioDump),
+            "STACK_SOURCE_NOT_WRAPPED" => Some(Self::NotWrapped),
+            "STACK_SOURCE_NOT_POLLED" => Some(Self::NotPolled),
             _ => None,
         }
     }

@@ -97,6 +97,7 @@ pub fn info() -> proto::ProcessInfo {
             name: "main".into(),
             flavor: "multi_thread".into(),
             workers: 2,
+            ..Default::default()
         }],
         dumps_supported: true,
         now_ns: 100 * SEC,
@@ -272,6 +273,7 @@ pub fn dump_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
             }],
             counts: None,
             dropped_events: 0,
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -284,6 +286,7 @@ pub fn dump_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
                 task(*id, "", WORKER_LOC, 0)
             }),
             stack_id: if *id >= 1000 { 1 } else { 0 },
+            ..Default::default()
         })
         .collect();
     vec![

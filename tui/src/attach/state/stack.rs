@@ -79,6 +79,7 @@ impl DumpOutcome {
                     proto::DumpStatus::Disabled => ("dumps off", ""),
                     proto::DumpStatus::TimedOut => ("dump timed out", " (is a task blocking a worker thread?)"),
                     proto::DumpStatus::Failed => ("dump failed", ""),
+                    proto::DumpStatus::Harmed => ("dumps refused after harm", ""),
                     proto::DumpStatus::Ok | proto::DumpStatus::Unspecified => ("no dump", ""),
                 };
                 // The agent's own detail says more than our hint.

@@ -1,0 +1,177 @@
+//! Safe stacks: the futures the agent wraps trace themselves inside their
+//! own poll.
+//!
+//! Why: tokio's task dump (`Handle::dump`) stops a runtime and re-polls every
+//! task in tracing mode from inside the scheduler, and in tokio 1.54 that
+//! harms programs (see [`crate::dump`]): a multi-thread worker wedged for
+//! good, a current-thread task lost or killed by a panic. tokio also makes
+//! public what a dump is made of: `trace_with` runs a closure in tracing
+//! mode, in which every tokio leaf future (a channel, a timer, a lock, ...)
+//! that gets polled records a backtrace up to the nearest `Trace::root` and
+//! returns `Pending`. A [`Traced`] future does exactly that, once per
+//! request, in a poll the scheduler makes as it makes any other: no barrier,
+//! no scheduler lock, no poll from inside the scheduler. The leaves it cut
+//! short are polled again for real right after, woken by the wake tokio
+//! defers for each of them.
+//!
+//! A request ([`collect`]): every wrapped future that has parked is on the
+//! [`board`]. The agent marks each one's slot (so the polls it causes are
+//! not counted as the program's), names the request in its entry, moves
+//! [`EPOCH`] on and wakes it with the waker it parked with. Each future sees
+//! the new epoch at its next poll, finds itself asked, polls once traced and
+//! answers. The request waits until all have answered or its timeout ends;
+//! a future stuck in a long poll, or on a blocked runtime, just does not
+//! answer in time, and nothing waits for it afterwards.
+//!
+//! Cost while nothing is asked: one relaxed load of [`EPOCH`] per poll; a
+//! future's first `Pending` puts it on the board (an allocation, an
+//! uncontended lock, a waker clone), its end takes it off.
+//!
+//! Limits, all of them shared with tokio's own dump: only tokio's leaves are
+//! traced (a future parked on something else, e.g. `std::future::pending()`
+//! or a `futures` channel, answers with no stack); in the traced poll those
+//! leaves return `Pending` once, so code that polls a tokio future once and
+//! treats `Pending` as "not ready" (`now_or_never`, `futures::poll!`, a
+//! `biased` select with an always-ready branch) may see it not ready once;
+//! and code that runs a nested executor inside a poll (`futures::executor::
+//! block_on` of a tokio future) after a non-tokio future completed in that
+//! same traced poll waits for a wake deferred to the end of that poll.
+
+mod board;
+mod own;
+mod trace;
+mod traced;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use taskscope_proto as proto;
+use taskscope_proto::duration;
+
+pub use traced::Traced;
+
+/// The epoch of the latest request; a wrapped future that sees it change
+/// looks whether it is asked for its stack.
+pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// One request for the stacks of the wrapped futures.
+pub(crate) struct Request {
+    epoch: u64,
+    /// Futures asked that have not answered yet.
+    remaining: AtomicUsize,
+    /// Notified when the last one answers.
+    done: tokio::sync::Notify,
+}
+
+impl Request {
+    /// `entry`'s future answers with its leaves' backtraces.
+    pub(crate) fn answer(&self, entry: &board::Entry, leaves: Vec<Vec<usize>>) {
+        {
+            let mut shared = entry.shared();
+            if !shared.wanted.as_ref().is_some_and(|r| r.epoch == self.epoch) {
+                return;
+            }
+            shared.wanted = None;
+            shared.answer = Some((self.epoch, leaves));
+        }
+        if self.remaining.fetch_sub(1, AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+}
+
+/// What a request collected.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    /// By task id, the backtraces of each future that answered (leaf first;
+    /// empty when it reached no tokio leaf).
+    pub answers: HashMap<u64, Vec<Vec<usize>>>,
+    /// Task ids of the futures asked that did not answer in time.
+    pub unanswered: Vec<u64>,
+    /// The summary for the dump's header.
+    pub summary: proto::SafeCapture,
+}
+
+/// Live wrapped futures that have parked at least once.
+pub(crate) fn wrapped() -> usize {
+    board::BOARD.len()
+}
+
+/// Asks every wrapped future whose task id `wanted` accepts for its stack,
+/// and waits up to `timeout` for their answers. Requests run one at a time.
+pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> Collected {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    if !trace::SUPPORTED {
+        return Collected::default();
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let mut entries = board::BOARD.entries();
+    entries.retain(|entry| wanted(entry.task_id));
+    if entries.is_empty() {
+        return Collected::default();
+    }
+    // Polls read their slots' flags while this lives (see `crate::recorder`).
+    let _dumping = crate::recorder::dumping();
+    let epoch = EPOCH.load(Relaxed) + 1;
+    let request = Arc::new(Request { epoch, remaining: AtomicUsize::new(entries.len()), done: Default::default() });
+    for entry in &entries {
+        entry.shared().wanted = Some(Arc::clone(&request));
+        if let Some(key) = entry.key {
+            crate::recorder::mark_capture(key);
+        }
+    }
+    EPOCH.store(epoch, Release);
+    for entry in &entries {
+        // Cloned out of the lock: a waker may do anything, even poll.
+        let waker = entry.shared().waker.clone();
+        match waker {
+            Some(waker) => waker.wake(),
+            // Its future is ending: it will not answer.
+            None => request.answer(entry, Vec::new()),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    while request.remaining.load(Acquire) > 0 {
+        if tokio::time::timeout_at(deadline, request.done.notified()).await.is_err() {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut collected = Collected::default();
+    for entry in &entries {
+        let mut shared = entry.shared();
+        shared.wanted = None;
+        match shared.answer.take() {
+            Some((answered, leaves)) if answered == epoch => {
+                collected.answers.insert(entry.task_id, leaves);
+            }
+            _ => {
+                collected.unanswered.push(entry.task_id);
+                drop(shared);
+                if let Some(key) = entry.key {
+                    crate::recorder::unmark_capture(key);
+                }
+            }
+        }
+    }
+    let wanted = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+    let answered = u32::try_from(collected.answers.len()).unwrap_or(u32::MAX);
+    collected.summary = proto::SafeCapture {
+        wanted,
+        answered,
+        elapsed_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+        detail: if answered < wanted {
+            format!(
+                "{} of {wanted} wrapped tasks were not polled within {} (inside a long poll, or on a blocked runtime)",
+                wanted - answered,
+                duration::format(timeout)
+            )
+        } else {
+            String::new()
+        },
+    };
+    collected
+}

@@ -1,0 +1,168 @@
+//! The board: every wrapped future that has parked at least once, so that a
+//! request can find it, wake it and collect its answer.
+//!
+//! Why only parked ones: a future that completes in its first poll (most
+//! short tasks) never needs waking, so it never pays for a place here; one
+//! that parks pays once, at its first `Pending`, with an allocation, an
+//! uncontended lock and a clone of its waker, and once more when it ends.
+//!
+//! Sharded by task id so that workers registering and leaving at once rarely
+//! meet on a lock; a request copies the entries out and lets go of each
+//! shard before it wakes anyone.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use crate::slots::Key;
+
+/// Shards of the board.
+const SHARDS: usize = 16;
+
+/// One wrapped future's place on the board.
+pub(crate) struct Entry {
+    /// tokio's task id, or the agent's own for a future it records itself.
+    pub task_id: u64,
+    /// Its slot in the task table, when the agent records it through tokio
+    /// (spans or hooks): a request marks the slot so that the polls it causes
+    /// are not counted as the program's (see `crate::recorder`). `None` for
+    /// futures that record themselves, or when no slot was found.
+    pub key: Option<Key>,
+    shared: Mutex<Shared>,
+}
+
+/// What the wrapper and the agent both touch, rarely.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// The waker of the future's latest `Pending`, cloned once.
+    pub waker: Option<Waker>,
+    /// The request waiting for this future's stack, if any.
+    pub wanted: Option<Arc<super::Request>>,
+    /// Its latest answer: the request's epoch and one list of instruction
+    /// pointers per tokio leaf it reached, leaf first.
+    pub answer: Option<(u64, Vec<Vec<usize>>)>,
+}
+
+impl Entry {
+    /// Locks what the wrapper and the agent share. A panic while it was held
+    /// (there is no code that can panic under it) would not make it unusable.
+    pub(crate) fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct Shard {
+    entries: Vec<Option<Arc<Entry>>>,
+    free: Vec<usize>,
+}
+
+/// The process's board.
+pub(crate) struct Board {
+    shards: [Mutex<Shard>; SHARDS],
+    /// Entries on the board now.
+    len: AtomicUsize,
+}
+
+pub(crate) static BOARD: Board = Board {
+    shards: [const { Mutex::new(Shard { entries: Vec::new(), free: Vec::new() }) }; SHARDS],
+    len: AtomicUsize::new(0),
+};
+
+/// A future's registration: its entry and where it sits on the board. Leaves
+/// the board when dropped (when the wrapper is).
+pub(crate) struct Registration {
+    pub entry: Arc<Entry>,
+    shard: usize,
+    index: usize,
+    /// The registered waker's identity (data and vtable pointers), so that
+    /// each `Pending` checks it without taking the entry's lock.
+    waker_id: (usize, usize),
+}
+
+fn waker_id(waker: &Waker) -> (usize, usize) {
+    (waker.data() as usize, waker.vtable() as *const _ as usize)
+}
+
+impl Board {
+    fn shard(&self, index: usize) -> MutexGuard<'_, Shard> {
+        self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a future that just returned `Pending` with `waker` on the board.
+    pub(crate) fn register(&self, task_id: u64, key: Option<Key>, waker: &Waker) -> Registration {
+        let entry = Arc::new(Entry {
+            task_id,
+            key,
+            shared: Mutex::new(Shared { waker: Some(waker.clone()), ..Shared::default() }),
+        });
+        let shard = (task_id as usize) % SHARDS;
+        let mut guard = self.shard(shard);
+        let index = match guard.free.pop() {
+            Some(index) => {
+                guard.entries[index] = Some(Arc::clone(&entry));
+                index
+            }
+            None => {
+                guard.entries.push(Some(Arc::clone(&entry)));
+                guard.entries.len() - 1
+            }
+        };
+        drop(guard);
+        self.len.fetch_add(1, Relaxed);
+        Registration { entry, shard, index, waker_id: waker_id(waker) }
+    }
+
+    /// Every entry now on the board.
+    pub(crate) fn entries(&self) -> Vec<Arc<Entry>> {
+        let mut all = Vec::with_capacity(self.len());
+        for shard in 0..SHARDS {
+            all.extend(self.shard(shard).entries.iter().flatten().cloned());
+        }
+        all
+    }
+
+    /// How many futures are on the board.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+}
+
+impl Registration {
+    /// Whether `waker` is the one registered (cheap: two comparisons).
+    #[inline]
+    pub(crate) fn holds(&self, waker: &Waker) -> bool {
+        waker_id(waker) == self.waker_id
+    }
+
+    /// Replaces the registered waker (the future is polled with another one
+    /// than before) and returns the old one, for the caller to drop.
+    pub(crate) fn replace_waker(&mut self, waker: &Waker) -> Option<Waker> {
+        self.waker_id = waker_id(waker);
+        self.entry.shared().waker.replace(waker.clone())
+    }
+
+    /// Takes the registered waker out (the future is done with it).
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        self.entry.shared().waker.take()
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // The agent's clone of the waker goes now, while its task's slot is
+        // still the task's (see `crate::recorder::agent_waker`), rather than
+        // with the last reference to the entry, which a request may hold.
+        let waker = self.take_waker();
+        if let (Some(key), Some(_)) = (self.entry.key, &waker) {
+            crate::recorder::agent_waker(key, false);
+        }
+        drop(waker);
+        let mut guard = BOARD.shard(self.shard);
+        if guard.entries.get(self.index).is_some_and(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(e, &self.entry))) {
+            guard.entries[self.index] = None;
+            guard.free.push(self.index);
+            drop(guard);
+            BOARD.len.fetch_sub(1, Relaxed);
+        }
+    }
+}

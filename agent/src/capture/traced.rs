@@ -1,0 +1,144 @@
+//! [`Traced`]: the wrapper that lets a future be traced inside its own poll.
+//!
+//! The fast path, taken by every poll while no capture is asked for, is one
+//! relaxed load of a global and a comparison; a `Pending` checks that the
+//! future is on the board with the same waker (two comparisons). Everything
+//! else (the first park, a capture, a name to write, a future that records
+//! itself) is out of line.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::board::{Registration, BOARD};
+use super::own::Own;
+use super::{Request, EPOCH};
+
+pin_project_lite::pin_project! {
+    /// A future whose async stack the agent captures safely: when a
+    /// `taskscope stack` asks, the agent wakes it and it traces itself inside
+    /// its own next poll (tokio's public `trace_with`), with no runtime pause
+    /// and no scheduler lock, so the capture cannot wedge, lose or kill
+    /// anything. Made by [`crate::spawn`], [`crate::task::Builder`] and
+    /// [`crate::main`].
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Traced<F> {
+        #[pin]
+        future: F,
+        // The request epoch this future has seen.
+        seen: u64,
+        // Its place on the board, once it has parked.
+        registration: Option<Registration>,
+        // A name to write into its slot at its first poll (the lean mode's
+        // hooks are told no names).
+        name: Option<Box<str>>,
+        // Set for a future the agent records itself (a `block_on` future).
+        own: Option<Own>,
+    }
+}
+
+impl<F> Traced<F> {
+    /// Wraps the future of a tokio task.
+    pub(crate) fn task(future: F, name: Option<Box<str>>) -> Self {
+        Traced { future, seen: EPOCH.load(Relaxed), registration: None, name, own: None }
+    }
+
+    /// Wraps a future that a runtime blocks on, recorded by the agent itself
+    /// as a `block_on` task spawned at `location`.
+    pub(crate) fn block_on(future: F, location: &'static std::panic::Location<'static>) -> Self {
+        Traced { future, seen: EPOCH.load(Relaxed), registration: None, name: None, own: Own::start(location) }
+    }
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        if this.own.is_some() || this.name.is_some() || EPOCH.load(Relaxed) != *this.seen {
+            return poll_slow(this.future, this.seen, this.registration, this.name, this.own, cx);
+        }
+        let poll = this.future.as_mut().poll(cx);
+        if poll.is_pending() && !this.registration.as_ref().is_some_and(|r| r.holds(cx.waker())) {
+            park(this.registration, this.own.as_ref(), cx);
+        }
+        poll
+    }
+}
+
+/// Every poll but the plain one: see the module docs.
+#[cold]
+#[inline(never)]
+fn poll_slow<F: Future>(
+    mut future: Pin<&mut F>,
+    seen: &mut u64,
+    registration: &mut Option<Registration>,
+    name: &mut Option<Box<str>>,
+    own: &mut Option<Own>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    if let Some(name) = name.take() {
+        crate::recorder::name_current_task(&name);
+    }
+    let epoch = EPOCH.load(Acquire);
+    // Inside tokio's own dump the leaves are its to trace, not ours.
+    let request = if epoch != *seen && !super::trace::tokio_is_tracing() {
+        *seen = epoch;
+        registration.as_ref().and_then(|r| wanted(r, epoch))
+    } else {
+        None
+    };
+    let recorded = own.as_mut().is_some_and(|own| own.before_poll(request.is_some()));
+    let (poll, traced_a_leaf) = match (request, registration.as_ref()) {
+        (Some(request), Some(registration)) => {
+            let wake_self = own.as_ref().is_some_and(Own::wakes_itself);
+            super::trace::traced_poll(future.as_mut(), cx, &request, registration, wake_self)
+        }
+        _ => (future.as_mut().poll(cx), false),
+    };
+    if let Some(own) = own.as_mut() {
+        own.after_poll(recorded, traced_a_leaf);
+    }
+    if poll.is_pending() && !registration.as_ref().is_some_and(|r| r.holds(cx.waker())) {
+        park(registration, own.as_ref(), cx);
+    }
+    poll
+}
+
+/// The request waiting for this future's stack, if it is `epoch`'s.
+fn wanted(registration: &Registration, epoch: u64) -> Option<Arc<Request>> {
+    registration.entry.shared().wanted.as_ref().filter(|request| request.epoch == epoch).cloned()
+}
+
+/// The future returned `Pending`: puts it on the board, or updates the waker
+/// the board holds for it.
+#[cold]
+#[inline(never)]
+fn park(registration: &mut Option<Registration>, own: Option<&Own>, cx: &Context<'_>) {
+    match registration {
+        Some(registration) => {
+            // Polled with another waker than before. The clone of the new
+            // one and the drop of the old one leave the live-waker balance
+            // as it was.
+            drop(registration.replace_waker(cx.waker()));
+        }
+        None => {
+            let (task_id, key) = match own {
+                Some(own) => (own.task_id(), None),
+                None => match tokio::task::try_id() {
+                    Some(id) => (crate::hooks::id_u64(id), crate::recorder::current_key()),
+                    // Not polled as a tokio task: nothing to attach it to.
+                    None => return,
+                },
+            };
+            let placed = BOARD.register(task_id, key, cx.waker());
+            if let Some(key) = key {
+                crate::recorder::agent_waker(key, true);
+            }
+            *registration = Some(placed);
+        }
+    }
+}
