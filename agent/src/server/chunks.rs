@@ -149,7 +149,7 @@ mod tests {
         let mut tasks: Vec<_> = (1..=4501).map(|id| task(id, proto::TaskState::Idle)).collect();
         tasks.push(task(9999, proto::TaskState::Idle)); // no stack captured
         tasks.push(task(10_000, proto::TaskState::Done)); // not live
-        let capture = Capture { runtimes: vec![proto::RuntimeDump::default()], traces };
+        let capture = Capture { runtimes: vec![proto::RuntimeDump::default()], traces, ..Default::default() };
         let chunks: Vec<_> = DumpChunks::new(snapshot(tasks), capture, &[]).collect();
 
         assert!(chunks[0].header.as_ref().is_some_and(|h| h.now_ns == 7 && h.dropped_events == 3));
@@ -170,7 +170,7 @@ mod tests {
     fn chunks_stay_under_the_byte_budget() {
         let traces: HashMap<u64, Stack> = (1..=40).map(|id| (id, stack("app::big", 200_000))).collect();
         let tasks = (1..=40).map(|id| task(id, proto::TaskState::Idle)).collect();
-        let capture = Capture { runtimes: vec![], traces };
+        let capture = Capture { runtimes: vec![], traces, ..Default::default() };
         let chunks: Vec<_> = DumpChunks::new(snapshot(tasks), capture, &[]).collect();
         assert!(chunks.len() > 3);
         for chunk in &chunks {

@@ -100,9 +100,10 @@ pub fn functions_of(chunks: &[proto::DumpChunk], task: &proto::DumpedTask) -> Ve
         .collect()
 }
 
-/// What [`own_agent`] returns: the agent's info, and the parked task's
-/// record and stack's function names.
-pub type Seen = (proto::ProcessInfo, proto::Task, Vec<String>);
+/// What [`own_agent`] returns: the agent's info, the parked task's record
+/// and stack's function names, and the same for the future the runtime
+/// blocks on (the program's `main`).
+pub type Seen = (proto::ProcessInfo, (proto::Task, Vec<String>), (proto::Task, Vec<String>));
 
 /// Parks until `rx` fires: a frame the tests of `#[taskscope_agent::main]`
 /// look for in the dump.
@@ -111,21 +112,30 @@ pub async fn parked_under_main_attr(rx: tokio::sync::oneshot::Receiver<()>) {
 }
 
 /// What a program under `#[taskscope_agent::main]` sees of its own agent:
-/// spawns a parked task, asks the agent over the real socket in `dir` for its
-/// info and a dump, and returns the info, the task's record and the dump's
-/// function names for it.
+/// spawns a parked task with `taskscope_agent::spawn`, asks the agent over
+/// the real socket in `dir` for its info and a dump (while this very future,
+/// the one the runtime blocks on, waits for the answer), and returns the
+/// info and what the dump says of the task and of the `block_on` future.
+/// Both stacks must have been captured safely: no variable is set.
 pub async fn own_agent(dir: PathBuf) -> Seen {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let parked = tokio::spawn(parked_under_main_attr(rx));
+    let parked = taskscope_agent::spawn(parked_under_main_attr(rx));
     let parked_id: u64 = parked.id().to_string().parse().expect("numeric id");
     let mut client = connect(socket_in(&dir)).await;
     let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let chunks = dump(&mut client, 10_000).await;
-    assert_eq!(main_status(&chunks).status, proto::DumpStatus::Ok as i32, "{:?}", main_status(&chunks));
     let task = task_in(&chunks, parked_id).expect("the parked task is in the dump");
+    assert_eq!(task.stack_source(), proto::StackSource::Captured, "{task:?}");
     let record = task.task.clone().expect("lifecycle record");
     let functions = functions_of(&chunks, task);
+    let main = chunks
+        .iter()
+        .flat_map(|c| &c.tasks)
+        .find(|t| t.task.as_ref().is_some_and(|t| t.kind == "block_on"))
+        .expect("the future the runtime blocks on is listed");
+    assert_eq!(main.stack_source(), proto::StackSource::Captured, "{main:?}");
+    let main_seen = (main.task.clone().expect("lifecycle record"), functions_of(&chunks, main));
     drop(tx);
-    (info, record, functions)
+    (info, (record, functions), main_seen)
 }
