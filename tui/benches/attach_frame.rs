@@ -18,6 +18,10 @@
 
 #[path = "../src/duration.rs"]
 mod duration;
+#[path = "../src/output.rs"]
+mod output;
+#[path = "../src/provenance.rs"]
+mod provenance;
 
 #[path = "../tests/attach_ui/sources.rs"]
 mod attach;

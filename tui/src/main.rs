@@ -14,6 +14,7 @@ mod client;
 mod duration;
 mod output;
 mod process;
+mod provenance;
 mod ps;
 mod stack;
 mod target;

@@ -16,16 +16,31 @@ use std::io::Write;
 /// The most characters of one piece of the program's text a report shows.
 pub const MAX_SHOWN: usize = 300;
 
+/// The most characters of an explanation from the agent a report shows:
+/// its reasons (why tokio's dump is off, what harmed a runtime) run to a few
+/// hundred characters and end with what to do, so they are cut later.
+pub const MAX_EXPLAINED: usize = 2000;
+
+/// [`shown`] for the agent's explanations, which may quote the program's
+/// text (a runtime's name) but are longer: cut at [`MAX_EXPLAINED`].
+pub fn explained(text: &str) -> Cow<'_, str> {
+    shown_up_to(text, MAX_EXPLAINED)
+}
+
 /// `text` fit for one line of a terminal report: control characters
 /// (escape, newline, carriage return, ...) written as escapes (`\u{1b}`,
 /// `\n`), and anything past [`MAX_SHOWN`] characters cut, with `…`.
 pub fn shown(text: &str) -> Cow<'_, str> {
-    if text.len() <= MAX_SHOWN && !text.chars().any(char::is_control) {
+    shown_up_to(text, MAX_SHOWN)
+}
+
+fn shown_up_to(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max && !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
-        if i == MAX_SHOWN {
+        if i == max {
             out.push('…');
             break;
         }
@@ -62,5 +77,8 @@ mod tests {
         let cut = shown(&long);
         assert_eq!(cut.chars().count(), MAX_SHOWN + 1);
         assert!(cut.ends_with('…'));
+        let reason = "x".repeat(400);
+        assert_eq!(explained(&reason), reason, "the agent's reasons are longer");
+        assert_eq!(explained("a\nb"), "a\\nb");
     }
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use taskscope_proto::discovery;
 
 use crate::client::{self, ConnectError, Timeouts};
+use crate::provenance::{self, Harm};
 use crate::target::Target;
 
 /// Options of `taskscope ps`.
@@ -58,6 +59,8 @@ pub struct Row {
     pub uptime_ns: Option<u64>,
     /// Why the agent could not be queried.
     pub error: Option<String>,
+    /// Runtimes tokio's dump harmed (the program should be restarted).
+    pub harmed: Vec<Harm>,
 }
 
 /// Runs `taskscope ps`.
@@ -109,6 +112,7 @@ fn row(pid: u32, socket: &Path, result: Result<client::Connected, ConnectError>)
     match result {
         Ok(conn) => {
             let counts = conn.info.counts.unwrap_or_default();
+            let harmed = provenance::harmed(&conn.info);
             let theirs = conn.info.pid_namespace;
             Row {
                 pid,
@@ -120,6 +124,7 @@ fn row(pid: u32, socket: &Path, result: Result<client::Connected, ConnectError>)
                 leaked: Some(counts.leaked),
                 uptime_ns: Some(conn.info.uptime_ns),
                 error: None,
+                harmed,
             }
         }
         Err(err) => Row {
@@ -132,11 +137,14 @@ fn row(pid: u32, socket: &Path, result: Result<client::Connected, ConnectError>)
             leaked: None,
             uptime_ns: None,
             error: Some(err.to_string()),
+            harmed: Vec::new(),
         },
     }
 }
 
 /// The table: aligned columns, then the error (if any) at the end of its row.
+/// A PID is marked `*` when in another PID namespace and `!` when tokio's
+/// dump harmed one of its runtimes, each mark with its footnote.
 pub fn render(rows: &[Row]) -> String {
     let dash = || "-".to_string();
     let num = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
@@ -146,7 +154,12 @@ pub fn render(rows: &[Row]) -> String {
     .map(String::from)];
     for r in rows {
         cells.push([
-            if r.other_pid_namespace { format!("{}*", r.pid) } else { r.pid.to_string() },
+            format!(
+                "{}{}{}",
+                r.pid,
+                if r.other_pid_namespace { "*" } else { "" },
+                if r.harmed.is_empty() { "" } else { "!" }
+            ),
             crate::output::shown(&r.name).into_owned(),
             num(r.live),
             num(r.idle),
@@ -188,6 +201,10 @@ pub fn render(rows: &[Row]) -> String {
              not this namespace's process of that number; `taskscope stack` reaches it by that PID all the same\n",
         );
     }
+    if rows.iter().any(|r| !r.harmed.is_empty()) {
+        out.push_str(provenance::HARM_FOOTNOTE);
+        out.push('\n');
+    }
     out
 }
 
@@ -208,6 +225,7 @@ mod tests {
                 leaked: Some(1000),
                 uptime_ns: Some(312_000_000_000),
                 error: None,
+                harmed: Vec::new(),
             },
             Row {
                 pid: 77,
@@ -219,6 +237,7 @@ mod tests {
                 leaked: None,
                 uptime_ns: None,
                 error: Some("no answer from process 77 (web) within 2s".into()),
+                harmed: Vec::new(),
             },
         ];
         let expected = "\
@@ -241,10 +260,43 @@ mod tests {
             leaked: Some(0),
             uptime_ns: Some(2_000_000_000),
             error: None,
+            harmed: Vec::new(),
         };
         let out = render(&[row]);
         assert!(out.contains("\n 1*  svc"), "{out}");
         assert!(out.ends_with("`taskscope stack` reaches it by that PID all the same\n"), "{out}");
+    }
+
+    #[test]
+    fn a_process_whose_runtime_tokios_dump_harmed_is_marked() {
+        let row = |pid, harmed: Vec<Harm>| Row {
+            pid,
+            other_pid_namespace: pid == 9,
+            name: "svc".into(),
+            address: format!("/run/t/{pid}.sock"),
+            live: Some(3),
+            idle: Some(2),
+            leaked: Some(0),
+            uptime_ns: Some(2_000_000_000),
+            error: None,
+            harmed,
+        };
+        let harm = Harm { runtime: "main".into(), what: "worker 1 lost".into() };
+        let out = render(&[row(12, vec![]), row(7025, vec![harm.clone()]), row(9, vec![harm.clone()])]);
+        let expected = "\
+\x20 PID  NAME  LIVE  IDLE  LEAKED  UPTIME  ADDRESS
+   12  svc      3     2       0      2s  /run/t/12.sock
+7025!  svc      3     2       0      2s  /run/t/7025.sock
+  9*!  svc      3     2       0      2s  /run/t/9.sock
+";
+        assert!(out.starts_with(expected), "{out}");
+        assert!(out.ends_with(
+            "\n! tokio's dump harmed a runtime of this program: restart it (`taskscope stack <pid>` says what happened)\n"
+        ), "{out}");
+        let json = serde_json::to_value(row(7025, vec![harm])).expect("json");
+        assert_eq!(json["harmed"][0]["runtime"], "main");
+        assert_eq!(json["harmed"][0]["what"], "worker 1 lost");
+        assert!(!render(&[row(12, vec![])]).contains('!'));
     }
 
     #[test]

@@ -4,12 +4,18 @@
 //!
 //! The binary crate has no library target, so the UI modules are compiled
 //! into this test from their source files. They depend on nothing else of the
-//! crate but `duration` (the shared formatting), included the same way.
+//! crate but `duration` (the shared formatting), `output` (escaping the
+//! program's text) and `provenance` (the words for where a stack came
+//! from), included the same way.
 
 #![allow(dead_code, unused_imports)]
 
 #[path = "../src/duration.rs"]
 mod duration;
+#[path = "../src/output.rs"]
+mod output;
+#[path = "../src/provenance.rs"]
+mod provenance;
 
 #[path = "attach_ui/sources.rs"]
 mod attach;
@@ -22,5 +28,7 @@ mod fixtures;
 mod keys;
 #[path = "attach_ui/model.rs"]
 mod model;
+#[path = "attach_ui/stack_sources.rs"]
+mod stack_sources;
 #[path = "attach_ui/views.rs"]
 mod views;

@@ -358,6 +358,9 @@ impl App {
                 }
             }
             DataEvent::Dump { seq, result } => {
+                if let Ok(outcome) = &result {
+                    self.state.note_dump(outcome);
+                }
                 if let Some(d) = self.detail.as_mut().filter(|d| d.seq == seq) {
                     d.capture = match result {
                         Ok(outcome) => Capture::Ready(outcome),

@@ -14,7 +14,7 @@ use taskscope_proto as proto;
 use tokio::sync::mpsc;
 
 use super::event::{Command, DataEvent, LinkEvent};
-use super::state::DumpOutcome;
+use super::state::{DumpOutcome, DUMP_TIMEOUT};
 use crate::client::{self, Connected};
 use crate::process::{liveness, Liveness};
 use crate::target::Target;
@@ -27,7 +27,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 const STALL_GRACE: Duration = Duration::from_secs(5);
 
 /// A dump taking longer than this is reported as failed (the agent's own
-/// timeout, 5 s by default, normally answers first).
+/// timeout, [`DUMP_TIMEOUT`], normally answers first).
 const DUMP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs until the UI goes away (`events` closed). `first` is the connection
@@ -141,7 +141,7 @@ async fn dump(
         let mut stream = client
             .dump(proto::DumpRequest {
                 task_ids,
-                timeout_ms: 0,
+                timeout_ms: DUMP_TIMEOUT.as_millis() as u32,
             })
             .await
             .map_err(|s| format!("the agent refused the dump: {}", status_text(&s)))?

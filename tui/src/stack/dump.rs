@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use taskscope_proto::{DumpChunk, DumpHeader, DumpRequest, DumpedTask, Stack, Task, TaskState};
 
 use crate::client::Connected;
+use crate::provenance::{self, Standing};
 
 /// A complete dump.
 #[derive(Debug, Clone, Default)]
@@ -51,9 +52,23 @@ impl Dump {
         self.tasks.iter().filter(|t| t.task.as_ref().is_some_and(|r| r.runtime_internal)).count()
     }
 
-    /// The stack of a task, if one was captured.
+    /// The stack of a task, if one was captured (a stack without
+    /// backtraces counts as none).
     pub fn stack_of(&self, task: &DumpedTask) -> Option<&Stack> {
-        self.stacks.get(&task.stack_id).filter(|_| task.stack_id != 0)
+        self.stacks.get(&task.stack_id).filter(|s| task.stack_id != 0 && !s.backtraces.is_empty())
+    }
+
+    /// Where a task's stack came from, or why it has none.
+    pub fn standing(&self, task: &DumpedTask) -> Standing {
+        let parked = task.task.as_ref().is_some_and(|t| state(t) == TaskState::Idle);
+        let all_dumped = provenance::all_dumped(&self.header.runtimes);
+        provenance::standing(provenance::source(task.stack_source), self.stack_of(task).is_some(), parked, all_dumped)
+    }
+
+    /// The line saying where the stacks came from (see [`provenance::summary`]).
+    pub fn summary(&self, timeout: Duration) -> Option<provenance::Summary> {
+        let any_stack = self.tasks.iter().any(|t| self.stack_of(t).is_some());
+        provenance::summary(&self.header.runtimes, self.header.safe_capture.as_ref(), any_stack, timeout)
     }
 }
 
@@ -141,7 +156,7 @@ pub fn location(task: &Task) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use taskscope_proto::{DumpStatus, Location, RuntimeDump};
+    use taskscope_proto::{Backtrace, DumpStatus, Location, RuntimeDump};
 
     fn idle(last_poll_ended_ns: u64, spawned_at_ns: u64) -> Task {
         Task { state: TaskState::Idle as i32, last_poll_ended_ns, spawned_at_ns, ..Task::default() }
@@ -176,11 +191,14 @@ mod tests {
         let chunks = vec![
             DumpChunk { header: Some(header), ..Default::default() },
             DumpChunk {
-                stacks: vec![Stack { id: 1, backtraces: vec![] }],
-                tasks: vec![DumpedTask { task: Some(Task::default()), stack_id: 1 }],
+                stacks: vec![Stack { id: 1, backtraces: vec![Backtrace::default()] }],
+                tasks: vec![DumpedTask { task: Some(Task::default()), stack_id: 1, ..Default::default() }],
                 ..Default::default()
             },
-            DumpChunk { tasks: vec![DumpedTask { task: Some(Task::default()), stack_id: 0 }], ..Default::default() },
+            DumpChunk {
+                tasks: vec![DumpedTask { task: Some(Task::default()), stack_id: 0, ..Default::default() }],
+                ..Default::default()
+            },
         ];
         let dump = Dump::from_chunks(chunks).unwrap();
         assert_eq!(dump.now_ns(), 5);

@@ -90,6 +90,7 @@ mod tests {
                 ..Task::default()
             }),
             stack_id: 1,
+            ..DumpedTask::default()
         }
     }
 

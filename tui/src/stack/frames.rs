@@ -243,6 +243,7 @@ mod tests {
                     ..Task::default()
                 }),
                 stack_id: 1,
+                ..DumpedTask::default()
             }],
             ..Dump::default()
         };

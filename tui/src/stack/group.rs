@@ -7,19 +7,30 @@
 //! When no stacks were captured (dump timed out), every task has stack id 0
 //! and groups fall back to spawn location alone, which is still the
 //! lifecycle answer the user needs.
+//!
+//! Where the stack came from (the safe capture or tokio's dump) and why a
+//! task has none are part of the key too, so that the one source or reason
+//! a group's block states is true of every task in it: tasks at one spawn
+//! location that lack a stack for different reasons (one not parked, one
+//! not polled in time) are separate groups.
 
 use std::collections::{BTreeSet, HashMap};
 
-use taskscope_proto::{DumpedTask, Task, TaskState};
+use taskscope_proto::{DumpedTask, StackSource, Task, TaskState};
 
 use super::dump::{self, Dump};
 use super::filter::Filter;
+use crate::provenance::{self, Standing};
 
 /// One group of tasks.
 #[derive(Debug, Clone)]
 pub struct Group<'a> {
     /// Shared `Stack.id` (0 when none was captured).
     pub stack_id: u32,
+    /// Where the tasks' stack came from, as the agent said.
+    pub source: StackSource,
+    /// The stack's source, or why the tasks have none (true of each).
+    pub standing: Standing,
     /// Shared spawn location (`file:line:column`), if known.
     pub location: Option<String>,
     /// The tasks, by id.
@@ -62,16 +73,18 @@ pub fn select<'a>(dump: &'a Dump, filter: &Filter) -> Vec<&'a DumpedTask> {
 /// Groups the tasks of `dump` that pass `filter`, largest group first.
 pub fn group<'a>(dump: &'a Dump, filter: &Filter) -> Vec<Group<'a>> {
     let now = dump.now_ns();
-    let mut by_key: HashMap<(u32, Option<String>), Vec<&'a Task>> = HashMap::new();
+    type Key = (u32, Option<String>, StackSource, Standing);
+    let mut by_key: HashMap<Key, Vec<&'a Task>> = HashMap::new();
     for dumped in select(dump, filter) {
         let Some(task) = &dumped.task else { continue };
         // A stack id the agent never sent counts as no stack.
         let stack_id = if dump.stack_of(dumped).is_some() { dumped.stack_id } else { 0 };
-        by_key.entry((stack_id, dump::location(task))).or_default().push(task);
+        let source = provenance::source(dumped.stack_source);
+        by_key.entry((stack_id, dump::location(task), source, dump.standing(dumped))).or_default().push(task);
     }
     let mut groups: Vec<Group<'a>> = by_key
         .into_iter()
-        .map(|((stack_id, location), tasks)| summarize(stack_id, location, tasks, now))
+        .map(|(key, tasks)| summarize(key, tasks, now))
         .collect();
     groups.sort_by(|a, b| {
         b.count()
@@ -79,11 +92,17 @@ pub fn group<'a>(dump: &'a Dump, filter: &Filter) -> Vec<Group<'a>> {
             .then_with(|| b.parked.map(|p| p.1).cmp(&a.parked.map(|p| p.1)))
             .then_with(|| a.location.cmp(&b.location))
             .then_with(|| a.stack_id.cmp(&b.stack_id))
+            .then_with(|| a.standing.cmp(&b.standing))
+            .then_with(|| a.source.cmp(&b.source))
     });
     groups
 }
 
-fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, now: u64) -> Group<'a> {
+fn summarize<'a>(
+    (stack_id, location, source, standing): (u32, Option<String>, StackSource, Standing),
+    tasks: Vec<&'a Task>,
+    now: u64,
+) -> Group<'a> {
     const ORDER: [TaskState; 5] =
         [TaskState::Running, TaskState::Scheduled, TaskState::Idle, TaskState::Done, TaskState::Unspecified];
     let states = ORDER
@@ -98,6 +117,8 @@ fn summarize<'a>(stack_id: u32, location: Option<String>, tasks: Vec<&'a Task>, 
     Group {
         kind,
         stack_id,
+        source,
+        standing,
         location,
         leaked: tasks.iter().filter(|t| t.leaked).count(),
         states,
@@ -119,7 +140,7 @@ fn span(times: impl Iterator<Item = u64>) -> Option<(u64, u64)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use taskscope_proto::{DumpHeader, Location, Stack};
+    use taskscope_proto::{Backtrace, DumpHeader, Location, Stack};
 
     /// A dumped task for tests: `(id, state, leaked, last_poll_ended_ns, file, stack_id)`.
     pub fn dumped(id: u64, state: TaskState, leaked: bool, ended: u64, file: &str, stack_id: u32) -> DumpedTask {
@@ -134,13 +155,15 @@ pub(crate) mod tests {
                 ..Task::default()
             }),
             stack_id,
+            ..DumpedTask::default()
         }
     }
 
+    /// A dump of `tasks` at `now_ns` holding a one-frame stack for each of `stack_ids`.
     pub fn dump_of(tasks: Vec<DumpedTask>, stack_ids: &[u32], now_ns: u64) -> Dump {
         Dump {
             header: DumpHeader { now_ns, ..DumpHeader::default() },
-            stacks: stack_ids.iter().map(|&id| (id, Stack { id, backtraces: vec![] })).collect(),
+            stacks: stack_ids.iter().map(|&id| (id, Stack { id, backtraces: vec![Backtrace::default()] })).collect(),
             tasks,
         }
     }

@@ -7,10 +7,20 @@
 //! are the words the text report uses. Shape:
 //!
 //! ```text
-//! { "process": {...}, "now_ns": N, "counts": {...}, "runtimes": [{name, status, detail, elapsed_ns}],
+//! { "process": {...}, "now_ns": N, "counts": {...},
+//!   "runtimes": [{name, status, detail, elapsed_ns, harmed}],
+//!   "safe_capture": {wanted, answered, elapsed_ns, detail} | null,
 //!   "groups": [{count, states, leaked, parked_min_ns, parked_max_ns, polling_min_ns, polling_max_ns,
-//!               location, kind, names, task_ids, stack}] }
+//!               location, kind, names, task_ids, stack, stack_source, no_stack}] }
 //! ```
+//!
+//! `stack_source` is where the stack came from or why there is none, as the
+//! agent said it (`captured`, `tokio_dump`, `not_wrapped`, `not_polled`;
+//! null from an agent older than that field); `no_stack` is the reason the
+//! text report gives for a missing stack (`untraceable`, `not_parked`,
+//! `not_wrapped`, `not_polled`, `not_dumped`), null when there is a stack.
+//! `safe_capture` is null from an older agent; a runtime's `harmed` says
+//! what tokio's dump did to it, null while nothing did.
 //!
 //! With `--all`, `"tasks": [...]` replaces `"groups"`. Tasks of tokio's
 //! runtime itself (`runtime_internal`, its worker threads) are left out unless
@@ -24,6 +34,7 @@ use taskscope_proto::{DumpStatus, DumpedTask, Frame, ProcessInfo, Stack};
 use super::dump::{self, Dump};
 use super::filter::Filter;
 use super::group::{self, Group};
+use crate::provenance::{self, Standing};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -31,6 +42,7 @@ struct Report<'a> {
     now_ns: u64,
     counts: Counts,
     runtimes: Vec<Runtime<'a>>,
+    safe_capture: Option<SafeCapture<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     groups: Option<Vec<JsonGroup<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,6 +59,10 @@ struct Process<'a> {
     mode: &'a str,
     uptime_ns: u64,
     dumps_supported: bool,
+    /// Live futures the agent wraps (and so captures safely).
+    wrapped_tasks: u64,
+    /// The taskdump fixes of the program's tokio, empty for a stock tokio.
+    tokio_fixes: &'a str,
 }
 
 #[derive(Serialize)]
@@ -67,10 +83,20 @@ struct Counts {
 #[derive(Serialize)]
 struct Runtime<'a> {
     name: &'a str,
-    /// `ok`, `unsupported`, `disabled`, `timed_out`, `failed` or `unknown`.
+    /// `ok`, `unsupported`, `disabled`, `timed_out`, `failed`, `harmed` or `unknown`.
     status: &'static str,
     detail: &'a str,
     elapsed_ns: u64,
+    /// What tokio's dump did to the runtime; null while nothing happened.
+    harmed: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SafeCapture<'a> {
+    wanted: u32,
+    answered: u32,
+    elapsed_ns: u64,
+    detail: &'a str,
 }
 
 #[derive(Serialize)]
@@ -89,6 +115,8 @@ struct JsonGroup<'a> {
     names: &'a [&'a str],
     task_ids: Vec<u64>,
     stack: Option<Vec<Vec<JsonFrame<'a>>>>,
+    stack_source: Option<&'static str>,
+    no_stack: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -113,6 +141,8 @@ struct JsonTask<'a> {
     runtime_internal: bool,
     runtime: Option<&'a str>,
     stack: Option<Vec<Vec<JsonFrame<'a>>>>,
+    stack_source: Option<&'static str>,
+    no_stack: Option<&'static str>,
 }
 
 /// The JSON report (pretty-printed, newline-terminated).
@@ -125,6 +155,7 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, all: bool) -> se
     } else {
         (Some(grouped.iter().map(|g| json_group(g, dump)).collect()), None)
     };
+    let harms = provenance::harms(&info.runtimes, &dump.header.runtimes);
     let report = Report {
         process: Process {
             pid: info.pid,
@@ -135,6 +166,8 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, all: bool) -> se
             mode: &info.mode,
             uptime_ns: info.uptime_ns,
             dumps_supported: info.dumps_supported,
+            wrapped_tasks: info.wrapped_tasks,
+            tokio_fixes: &info.tokio_fixes,
         },
         now_ns: dump.now_ns(),
         counts: Counts {
@@ -157,8 +190,15 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, all: bool) -> se
                 status: status_word(rt.status),
                 detail: &rt.detail,
                 elapsed_ns: rt.elapsed_ns,
+                harmed: harms.iter().find(|h| h.runtime == rt.runtime).map(|h| h.what.clone()),
             })
             .collect(),
+        safe_capture: dump.header.safe_capture.as_ref().map(|s| SafeCapture {
+            wanted: s.wanted,
+            answered: s.answered,
+            elapsed_ns: s.elapsed_ns,
+            detail: &s.detail,
+        }),
         groups,
         tasks,
     };
@@ -172,7 +212,8 @@ fn status_word(status: i32) -> &'static str {
         Ok(DumpStatus::Disabled) => "disabled",
         Ok(DumpStatus::TimedOut) => "timed_out",
         Ok(DumpStatus::Failed) => "failed",
-        _ => "unknown",
+        Ok(DumpStatus::Harmed) => "harmed",
+        Ok(DumpStatus::Unspecified) | Err(_) => "unknown",
     }
 }
 
@@ -210,6 +251,16 @@ fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump) -> JsonGroup<'a> {
         names: &g.names,
         task_ids: g.tasks.iter().map(|t| t.id).collect(),
         stack: frames(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0)),
+        stack_source: provenance::source_word(g.source),
+        no_stack: no_stack(g.standing),
+    }
+}
+
+/// The reason word of a missing stack, `None` when there is a stack.
+fn no_stack(standing: Standing) -> Option<&'static str> {
+    match standing {
+        Standing::Stack(_) => None,
+        Standing::Missing(missing) => Some(missing.word()),
     }
 }
 
@@ -234,5 +285,7 @@ fn json_task<'a>(dumped: &'a DumpedTask, info: &'a ProcessInfo, dump: &'a Dump) 
         runtime_internal: t.runtime_internal,
         runtime: info.runtimes.get(t.runtime as usize).map(|r| r.name.as_str()),
         stack: frames(dump.stack_of(dumped)),
+        stack_source: provenance::source_word(provenance::source(dumped.stack_source)),
+        no_stack: no_stack(dump.standing(dumped)),
     })
 }

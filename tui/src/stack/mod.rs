@@ -22,8 +22,13 @@ use filter::Filter;
 /// Options of `taskscope stack`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Exit status: 0 when the agent answered, even if a runtime produced no stacks \
-(a `warning: no stacks: ...` line says why, and the tasks are still listed by \
+Stacks come from the agent's safe capture of the futures it wraps \
+(`taskscope_agent::spawn`, its task Builder, `#[taskscope_agent::main]`), always \
+taken, and from tokio's own task dump where the agent allows it; the `stacks:` \
+line says which, each stack names its source, and a task without one says why.
+
+Exit status: 0 when the agent answered, even if no stacks came (a \
+`warning: no stacks: ...` line says why, and the tasks are still listed by \
 spawn location: their lifecycle records are valid without stacks); 1 when the \
 agent could not be reached or the dump failed.")]
 pub struct Args {
@@ -66,7 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let filter = Filter { min_idle: args.min_idle, pattern: args.pattern, runtime_tasks: args.full };
     let text = if args.json {
         // The JSON carries the runtime statuses; still tell a human on stderr.
-        for warning in render::warnings(&dump, args.timeout) {
+        for warning in render::warnings(&conn.info, &dump, args.timeout) {
             eprintln!("taskscope: {warning}");
         }
         json::report(&conn.info, &dump, &filter, args.all).context("cannot encode the dump as JSON")?

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! done_signal (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 1002 idle, 1000 leaked, 0 done; 0 dropped events
+//! stacks: 1001 wrapped tasks captured safely; tokio's dump of runtime main is off: <the agent's reason>
 //!
 //! 1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5
+//!   stack (captured safely):
 //!     ... 3 runtime frames
 //!     tokio::sync::notify::Notified::poll
 //!         tokio-1.54.1/src/sync/notify.rs:1130:9
@@ -12,11 +14,17 @@
 //!         examples/src/bin/done_signal.rs:14:9
 //! ```
 //!
+//! The `stacks:` line says where the stacks came from (the agent's safe
+//! capture of the futures it wraps, tokio's dump of each runtime, or why
+//! that was not taken), once; each group or task then names its stack's
+//! source in a quiet `stack (...)` line, or says why it has none, in the
+//! words of [`crate::provenance`].
+//!
 //! Pure functions from the dump to a `String`, so every shape is unit-tested.
 
 use std::time::Duration;
 
-use taskscope_proto::{DumpStatus, DumpedTask, ProcessInfo, Stack, TaskState};
+use taskscope_proto::{DumpedTask, ProcessInfo, Stack, TaskState};
 
 use super::dump::{self, Dump};
 use super::filter::Filter;
@@ -24,6 +32,7 @@ use super::frames::{self, Line, Paths};
 use super::group::{self, Group};
 use crate::duration::format_ns;
 use crate::output::shown;
+use crate::provenance::{self, Missing, Standing};
 
 /// How to render.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,8 +60,8 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
              long-parked tasks are the suspects\n",
         );
     }
-    for warning in warnings(dump, view.timeout) {
-        out.push_str(&warning);
+    for line in header_lines(info, dump, view.timeout) {
+        out.push_str(&line);
         out.push('\n');
     }
     let internal = dump.runtime_tasks();
@@ -70,9 +79,9 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
     }
     let paths = Paths::new(dump, view.full);
     let blocks: Vec<String> = if view.all {
-        group::select(dump, filter).into_iter().map(|t| task_block(t, dump, &paths)).collect()
+        group::select(dump, filter).into_iter().map(|t| task_block(t, dump, &paths, view.timeout)).collect()
     } else {
-        group::group(dump, filter).iter().map(|g| group_block(g, dump, &paths)).collect()
+        group::group(dump, filter).iter().map(|g| group_block(g, dump, &paths, view.timeout)).collect()
     };
     if filter.is_active() {
         let shown = group::select(dump, filter).len();
@@ -103,50 +112,27 @@ pub fn header(info: &ProcessInfo, dump: &Dump) -> String {
     line
 }
 
-/// One `warning: no stacks: ...` line per runtime that produced no stacks.
-/// The report is still printed (and the exit status is 0): the lifecycle
-/// records are valid without stacks.
-pub fn warnings(dump: &Dump, timeout: Duration) -> Vec<String> {
-    let suffix = if dump.header.runtimes.len() > 1 { "its tasks are shown" } else { "tasks are shown" };
-    dump.header
-        .runtimes
-        .iter()
-        .filter_map(|rt| {
-            let runtime = shown(&rt.runtime);
-            let detail = if rt.detail.is_empty() { String::new() } else { format!(" ({})", shown(&rt.detail)) };
-            let problem = match DumpStatus::try_from(rt.status) {
-                Ok(DumpStatus::Ok) => return None,
-                Ok(DumpStatus::TimedOut) => {
-                    // The agent's detail usually restates the timeout before
-                    // its explanation; keep only the explanation.
-                    let why = match rt.detail.split_once(": ") {
-                        Some((lead, rest)) if lead.contains("did not answer") => rest,
-                        _ if rt.detail.is_empty() => "a task may be blocking a worker thread",
-                        _ => rt.detail.as_str(),
-                    };
-                    format!(
-                        "runtime {runtime} did not answer within {}: {}",
-                        crate::duration::format(timeout),
-                        shown(why)
-                    )
-                }
-                Ok(DumpStatus::Unsupported) => {
-                    format!("task dumps are not supported for runtime {runtime}{detail}")
-                }
-                Ok(DumpStatus::Disabled) => {
-                    let why = rt.detail.strip_prefix("not dumped: ").unwrap_or(&rt.detail);
-                    format!("dumps of runtime {runtime} are off: {}", shown(why))
-                }
-                Ok(DumpStatus::Failed) => format!("dump of runtime {runtime} failed{detail}"),
-                _ => format!("runtime {runtime} sent an unknown dump status {}{detail}", rt.status),
-            };
-            Some(format!("warning: no stacks: {problem}; {suffix} by spawn location only"))
-        })
-        .collect()
+/// The header's lines about stacks: a `warning:` line for each runtime
+/// tokio's dump harmed, then the line saying where the stacks came from
+/// (a `warning: no stacks: ...` line when there are none; see
+/// [`provenance::summary`]). The report is still printed, and the exit
+/// status is 0: the lifecycle records are valid without stacks.
+pub fn header_lines(info: &ProcessInfo, dump: &Dump, timeout: Duration) -> Vec<String> {
+    let mut lines: Vec<String> =
+        provenance::harms(&info.runtimes, &dump.header.runtimes).iter().map(|h| h.warning()).collect();
+    lines.extend(dump.summary(timeout).map(|s| s.line()));
+    lines
 }
 
-/// A group: its summary line, names, and stack.
-pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
+/// The [`header_lines`] that are warnings: what `--json` also tells a
+/// human on stderr.
+pub fn warnings(info: &ProcessInfo, dump: &Dump, timeout: Duration) -> Vec<String> {
+    header_lines(info, dump, timeout).into_iter().filter(|l| l.starts_with("warning: ")).collect()
+}
+
+/// A group: its summary line, names, and stack (or why it has none);
+/// `timeout` is the dump timeout asked for.
+pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths, timeout: Duration) -> String {
     let count = g.count();
     let mut tags = if let [(state, _)] = g.states.as_slice() {
         dump::state_word(*state).to_string()
@@ -181,14 +167,13 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths) -> String {
         out.push_str(&format!("  {}: {names}\n", if g.names.len() == 1 { "name" } else { "names" }));
     }
     let stack = dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0);
-    let parked = g.states.iter().any(|&(state, _)| state == TaskState::Idle);
-    out.push_str(&stack_or_why_not(stack, parked, dump, paths));
+    out.push_str(&stack_or_why_not(g.standing, stack, paths, timeout));
     out
 }
 
 /// A task of the `--all` view: `task 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:10:5`
 /// (a running task's time is how long it has been inside its current poll).
-pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths) -> String {
+pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths, timeout: Duration) -> String {
     let Some(task) = &dumped.task else { return String::new() };
     let state = dump::state(task);
     let mut tags = dump::state_word(state).to_string();
@@ -206,34 +191,28 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths) -> String {
     let location = shown(&location);
     let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);
     if state != TaskState::Done {
-        out.push_str(&stack_or_why_not(dump.stack_of(dumped), state == TaskState::Idle, dump, paths));
+        out.push_str(&stack_or_why_not(dump.standing(dumped), dump.stack_of(dumped), paths, timeout));
     }
     out
 }
 
-/// [`stack_lines`], or the line saying why there is no stack: `parked`
-/// tells whether the tasks it stands for were idle (the only ones a dump
-/// traces).
-fn stack_or_why_not(stack: Option<&Stack>, parked: bool, dump: &Dump, paths: &Paths) -> String {
-    match stack.filter(|s| !s.backtraces.is_empty()) {
-        Some(stack) => stack_lines(Some(stack), dump, paths),
-        None if !parked && all_dumped(dump) => {
-            "    (no stack captured: not parked; a task dump traces only tasks that wait)\n".to_string()
+/// The stack under a `stack (captured safely):` line naming its source,
+/// or the line saying why there is none (see [`provenance`]).
+fn stack_or_why_not(standing: Standing, stack: Option<&Stack>, paths: &Paths, timeout: Duration) -> String {
+    let missing = match (standing, stack.filter(|s| !s.backtraces.is_empty())) {
+        (Standing::Stack(origin), Some(stack)) => {
+            let mut out = origin.heading().map(|h| format!("  {h}:\n")).unwrap_or_default();
+            out.push_str(&stack_lines(stack, paths));
+            return out;
         }
-        None => no_stack(dump).to_string(),
-    }
-}
-
-/// Whether every runtime produced its stacks.
-fn all_dumped(dump: &Dump) -> bool {
-    !dump.header.runtimes.is_empty() && dump.header.runtimes.iter().all(|r| r.status == DumpStatus::Ok as i32)
+        (Standing::Missing(missing), _) => missing.text(Some(timeout)),
+        (Standing::Stack(_), None) => Missing::NotDumped.text(None),
+    };
+    format!("    ({missing})\n")
 }
 
 /// The backtraces of a stack, indented under their group or task.
-pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, paths: &Paths) -> String {
-    let Some(stack) = stack.filter(|s| !s.backtraces.is_empty()) else {
-        return no_stack(dump).to_string();
-    };
+pub fn stack_lines(stack: &Stack, paths: &Paths) -> String {
     let mut out = String::new();
     let n = stack.backtraces.len();
     for (i, bt) in stack.backtraces.iter().enumerate() {
@@ -256,21 +235,6 @@ pub fn stack_lines(stack: Option<&Stack>, dump: &Dump, paths: &Paths) -> String 
         }
     }
     out
-}
-
-/// The line in place of a missing stack. When every runtime was dumped, the
-/// task awaits nothing tokio's task dump can trace (tokio traces its own
-/// resources: a hand-written future or `std::future::pending()` leaves no
-/// trace, and in tokio 1.54 neither does the readiness wait of
-/// `TcpListener::accept` and other `async_io` users), or it was spawned
-/// after the dump.
-fn no_stack(dump: &Dump) -> &'static str {
-    if all_dumped(dump) {
-        "    (no stack captured: it awaits nothing a task dump can trace, e.g. `std::future::pending()`, \
-         a hand-written future, or `TcpListener::accept`)\n"
-    } else {
-        "    (no stack captured)\n"
-    }
 }
 
 #[cfg(test)]

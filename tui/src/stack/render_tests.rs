@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::stack::group::tests::{dump_of, dumped};
-use taskscope_proto::{Backtrace, DumpHeader, Frame, RuntimeDump, TaskCounts};
+use taskscope_proto::{Backtrace, DumpHeader, DumpStatus, Frame, RuntimeDump, TaskCounts};
 
 const SEC: u64 = 1_000_000_000;
 const FILE: &str = "examples/src/bin/done_signal.rs";
@@ -55,6 +55,8 @@ fn leak_dump() -> Dump {
         counts: Some(TaskCounts { running: 1, idle: 1001, leaked: 1001, ..Default::default() }),
         runtimes: vec![RuntimeDump { runtime: "main".into(), status: DumpStatus::Ok as i32, ..Default::default() }],
         dropped_events: 0,
+        // An agent older than the safe capture: no `SafeCapture`, no `StackSource`.
+        safe_capture: None,
     };
     dump
 }
@@ -129,25 +131,31 @@ fn timed_out_runtime_warns_and_still_groups_by_location() {
     dump.header.runtimes[0].detail =
         "runtime `main` did not answer within 2s: a task is probably blocking a worker thread".into();
     assert_eq!(
-        warnings(&dump, Duration::from_secs(2)),
+        warnings(&info(), &dump, Duration::from_secs(2)),
         vec!["warning: no stacks: runtime main did not answer within 2s: a task is probably blocking a worker thread; tasks are shown by spawn location only"]
     );
     assert!(out.contains("1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5\n    (no stack captured)\n"), "{out}");
 }
 
 #[test]
-fn other_statuses_warn_with_their_detail() {
+fn other_statuses_say_their_detail() {
     let mut dump = leak_dump();
     dump.header.runtimes = vec![
         RuntimeDump { runtime: "main".into(), status: DumpStatus::Unsupported as i32, detail: "not Linux".into(), elapsed_ns: 0 },
         RuntimeDump { runtime: "io".into(), status: DumpStatus::Failed as i32, detail: "boom".into(), elapsed_ns: 0 },
     ];
-    let w = warnings(&dump, Duration::from_secs(5));
+    // Some tasks still came with stacks: no warning, one line for both runtimes.
     assert_eq!(
-        w,
+        header_lines(&info(), &dump, Duration::from_secs(5)),
+        vec!["stacks: task dumps are not supported for runtime main (not Linux); dump of runtime io failed (boom)"]
+    );
+    assert!(warnings(&info(), &dump, Duration::from_secs(5)).is_empty());
+    dump.stacks.clear();
+    assert_eq!(
+        warnings(&info(), &dump, Duration::from_secs(5)),
         vec![
-            "warning: no stacks: task dumps are not supported for runtime main (not Linux); its tasks are shown by spawn location only",
-            "warning: no stacks: dump of runtime io failed (boom); its tasks are shown by spawn location only",
+            "warning: no stacks: task dumps are not supported for runtime main (not Linux); dump of runtime io \
+             failed (boom); its tasks are shown by spawn location only"
         ]
     );
 }
@@ -175,7 +183,7 @@ fn several_backtraces_are_numbered() {
             Backtrace { frames: vec![frame("app::b", "src/b.rs", 2, false)] },
         ],
     };
-    let out = stack_lines(Some(&stack), &leak_dump(), &Paths::new(&leak_dump(), false));
+    let out = stack_lines(&stack, &Paths::new(&leak_dump(), false));
     assert_eq!(
         out,
         "  awaiting 1 of 2:\n    app::a\n        src/a.rs:1:9\n  awaiting 2 of 2:\n    app::b\n        src/b.rs:2:9\n"
@@ -296,8 +304,9 @@ fn runtime_tasks_are_hidden_unless_full() {
 }
 
 #[test]
-fn disabled_dumps_say_they_are_off_and_how_to_turn_them_on() {
+fn an_older_agents_disabled_dump_reads_as_off_with_its_reason() {
     let mut dump = leak_dump();
+    dump.stacks.clear();
     dump.header.runtimes[0] = RuntimeDump {
         runtime: "main".into(),
         status: DumpStatus::Disabled as i32,
@@ -305,16 +314,21 @@ fn disabled_dumps_say_they_are_off_and_how_to_turn_them_on() {
         elapsed_ns: 0,
     };
     assert_eq!(
-        warnings(&dump, Duration::from_secs(5)),
+        warnings(&info(), &dump, Duration::from_secs(5)),
         vec![
-            "warning: no stacks: dumps of runtime main are off: runtime `main` is a multi-thread runtime and it has 2 \
+            "warning: no stacks: tokio's dump of runtime main is off: runtime `main` is a multi-thread runtime and it has 2 \
              workers; ... started with TASKSCOPE_MT_DUMPS=1; tasks are shown by spawn location only"
         ]
     );
+    let out = report(&info(), &dump, &Filter::default(), view());
+    assert!(out.contains("spawned at examples/src/bin/done_signal.rs:25:5\n    (no stack captured)\n"), "{out}");
     let json: serde_json::Value =
         serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), false).expect("json"))
             .expect("parses");
     assert_eq!(json["runtimes"][0]["status"], "disabled");
+    assert_eq!(json["safe_capture"], serde_json::Value::Null, "an older agent sends none");
+    assert_eq!(json["groups"][0]["stack_source"], serde_json::Value::Null, "an older agent does not say");
+    assert_eq!(json["groups"][0]["no_stack"], "not_dumped");
 }
 
 #[test]
@@ -343,3 +357,6 @@ fn lean_mode_json_leaves_what_it_cannot_see_null() {
     let out = report(&lean, &dump, &Filter::default(), View { all: true, ..view() });
     assert!(out.contains("\ntask 42 [idle 5m12s] name=worker spawned at"), "no kind word when unknown: {out}");
 }
+
+#[path = "render_sources_tests.rs"]
+mod sources;

@@ -97,8 +97,11 @@ pub fn info() -> proto::ProcessInfo {
             name: "main".into(),
             flavor: "multi_thread".into(),
             workers: 2,
-            ..Default::default()
+            tokio_dumps: false,
+            tokio_dumps_reason: TOKIO_DUMP_OFF.into(),
+            harmed: String::new(),
         }],
+        wrapped_tasks: 32,
         dumps_supported: true,
         now_ns: 100 * SEC,
         uptime_ns: 100 * SEC + 20 * MS,
@@ -215,9 +218,8 @@ pub fn app(seconds: u64) -> App {
     app
 }
 
-/// The dump an agent returns for `ids`: the leaked helpers share one stack
-/// through `to_done_channel`; others have none.
-pub fn dump_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
+/// The stack the leaked helpers share, through `to_done_channel`.
+fn leak_stack() -> proto::Stack {
     let frame = |function: &str, file: &str, line: u32, internal: bool| proto::Frame {
         function: function.to_string(),
         file: file.to_string(),
@@ -225,7 +227,7 @@ pub fn dump_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
         column: 0,
         internal,
     };
-    let leak_stack = proto::Stack {
+    proto::Stack {
         id: 1,
         backtraces: vec![proto::Backtrace {
             frames: vec![
@@ -261,61 +263,142 @@ pub fn dump_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
                 ),
             ],
         }],
-    };
+    }
+}
+
+/// The agent's reason for not taking tokio's dump on a stock tokio.
+pub const TOKIO_DUMP_OFF: &str = "tokio 1.54.1's task dump can leave a worker stuck for good (tokio-rs/tokio#8370), \
+                                  so runtime `main` gets stacks only for tasks spawned with taskscope_agent::spawn; \
+                                  for every task, build against the patched tokio (patches/tokio), or start the \
+                                  program with TASKSCOPE_TOKIO_DUMPS=1 for a debugging session";
+
+/// What harmed runtime `main` in the harmed fixtures.
+pub const HARM: &str = "worker 1 of runtime `main` has made no progress for 3s since tokio's dump of it: it was \
+                        lost to the dump (tokio-rs/tokio#8370) or a task blocks it";
+
+fn runtime_dump(status: proto::DumpStatus, detail: &str) -> proto::RuntimeDump {
+    proto::RuntimeDump {
+        runtime: "main".into(),
+        status: status as i32,
+        detail: detail.to_string(),
+        elapsed_ns: 4 * MS,
+    }
+}
+
+/// A dump of `ids` with `runtime`'s status and `safe` capture, where
+/// `source(id)` gives each task's stack id and source.
+fn chunks_of(
+    ids: &[u64],
+    runtime: proto::RuntimeDump,
+    safe: Option<proto::SafeCapture>,
+    source: impl Fn(u64) -> (u32, proto::StackSource),
+) -> Vec<proto::DumpChunk> {
     let header = proto::DumpChunk {
         header: Some(proto::DumpHeader {
             now_ns: 130 * SEC,
-            runtimes: vec![proto::RuntimeDump {
-                runtime: "main".into(),
-                status: proto::DumpStatus::Ok as i32,
-                detail: String::new(),
-                elapsed_ns: 4 * MS,
-            }],
+            runtimes: vec![runtime],
             counts: None,
             dropped_events: 0,
-            ..Default::default()
+            safe_capture: safe,
         }),
         ..Default::default()
     };
     let tasks = ids
         .iter()
-        .map(|id| proto::DumpedTask {
-            task: Some(if *id >= 1000 {
-                leak_task(id - 1000)
-            } else {
-                task(*id, "", WORKER_LOC, 0)
-            }),
-            stack_id: if *id >= 1000 { 1 } else { 0 },
-            ..Default::default()
+        .map(|&id| {
+            let (stack_id, source) = source(id);
+            proto::DumpedTask {
+                task: Some(match id {
+                    1000.. => leak_task(id - 1000),
+                    _ => steady_tasks(130 * SEC).into_iter().find(|t| t.id == id).unwrap_or_else(|| task(id, "", WORKER_LOC, 0)),
+                }),
+                stack_id,
+                stack_source: source as i32,
+            }
         })
         .collect();
     vec![
         header,
         proto::DumpChunk {
-            stacks: vec![leak_stack],
+            stacks: vec![leak_stack()],
             tasks,
             ..Default::default()
         },
     ]
 }
 
-/// A dump whose runtime did not answer in time.
-pub fn timed_out_dump() -> Vec<proto::DumpChunk> {
-    vec![proto::DumpChunk {
-        header: Some(proto::DumpHeader {
-            now_ns: 130 * SEC,
-            runtimes: vec![proto::RuntimeDump {
-                runtime: "main".into(),
-                status: proto::DumpStatus::TimedOut as i32,
-                detail: "runtime `main` did not answer within 5s: a task is probably blocking a worker thread \
-                         (a synchronous call inside async code); the lifecycle data is still current"
-                    .into(),
-                elapsed_ns: 5 * SEC,
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]
+/// What the agent sends by default on a stock tokio, where it declines
+/// tokio's dump: the leaked helpers (spawned with `taskscope_agent::spawn`)
+/// share one stack, captured safely; the accept loop is wrapped too but
+/// parked on nothing tokio can trace; worker 7 is wrapped but busy in a long
+/// poll; the other workers are plain `tokio::spawn` tasks. As at second 30
+/// of [`watch_stream`].
+pub fn dump_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
+    safe_dump(ids, runtime_dump(proto::DumpStatus::Disabled, TOKIO_DUMP_OFF))
+}
+
+fn safe_dump(ids: &[u64], runtime: proto::RuntimeDump) -> Vec<proto::DumpChunk> {
+    use proto::StackSource::*;
+    // The safe capture asks every wrapped future, whichever tasks the dump
+    // was for: the 30 helpers, the accept loop and worker 7, which is busy.
+    let safe = proto::SafeCapture {
+        wanted: 32,
+        answered: 31,
+        elapsed_ns: 5 * SEC,
+        detail: "1 of 32 wrapped tasks were not polled within 5s (inside a long poll, or on a blocked runtime)".into(),
+    };
+    chunks_of(ids, runtime, Some(safe), |id| match id {
+        1000.. => (1, Captured),
+        1 => (0, Captured),
+        7 => (0, NotPolled),
+        _ => (0, NotWrapped),
+    })
+}
+
+/// The same program on a patched tokio: tokio's dump of `main` taken, and
+/// it traced every task (the helpers share a stack, the others have none).
+pub fn tokio_dump_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
+    let safe = proto::SafeCapture::default();
+    chunks_of(ids, runtime_dump(proto::DumpStatus::Ok, ""), Some(safe), |id| {
+        (if id >= 1000 { 1 } else { 0 }, proto::StackSource::TokioDump)
+    })
+}
+
+/// What an agent older than `StackSource` sent: tokio's dump of `main`
+/// taken, no sources, no safe capture.
+pub fn older_agent_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
+    chunks_of(ids, runtime_dump(proto::DumpStatus::Ok, ""), None, |id| {
+        (if id >= 1000 { 1 } else { 0 }, proto::StackSource::Unspecified)
+    })
+}
+
+/// [`dump_chunks`] after tokio's dump harmed `main` (taken at the program's
+/// risk, `TASKSCOPE_TOKIO_DUMPS=1`): every later tokio dump is refused.
+pub fn harmed_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
+    let refusal = format!(
+        "tokio's dump of runtime `main` is refused for good: an earlier one harmed it ({HARM}); restart the program to dump it again"
+    );
+    safe_dump(ids, runtime_dump(proto::DumpStatus::Harmed, &refusal))
+}
+
+/// No stack from either source: tokio's dump declined, nothing wrapped.
+pub fn stackless_chunks(ids: &[u64]) -> Vec<proto::DumpChunk> {
+    let safe = proto::SafeCapture::default();
+    chunks_of(ids, runtime_dump(proto::DumpStatus::Disabled, TOKIO_DUMP_OFF), Some(safe), |_| {
+        (0, proto::StackSource::NotWrapped)
+    })
+}
+
+/// A dump of `ids` whose runtime did not answer in time, from an agent
+/// older than the safe capture: the records come without stacks.
+pub fn timed_out_dump(ids: &[u64]) -> Vec<proto::DumpChunk> {
+    let detail = "runtime `main` did not answer within 5s: a task is probably blocking a worker thread \
+                  (a synchronous call inside async code); the lifecycle data is still current";
+    let mut runtime = runtime_dump(proto::DumpStatus::TimedOut, detail);
+    runtime.elapsed_ns = 5 * SEC;
+    let mut chunks = chunks_of(ids, runtime, None, |_| (0, proto::StackSource::Unspecified));
+    chunks[1].stacks.clear();
+    chunks
 }
 
 /// Draws the app on a `TestBackend` of `width`×`height`.

@@ -8,6 +8,7 @@ use crate::attach::state::{
     Capture, Connection, DumpOutcome, Severity, SortColumn, State, TaskStack, TaskState, Thresholds,
 };
 use crate::fixtures::*;
+use crate::provenance::Origin;
 
 fn fed(seconds: u64) -> State {
     let mut s = State::new(Thresholds::default(), false);
@@ -346,26 +347,81 @@ fn connection_states_read_well() {
 
 #[test]
 fn dumps_are_reassembled_and_explained() {
-    let ok = DumpOutcome::from_chunks(dump_chunks(&[1001, 1002, 8]));
+    let ok = DumpOutcome::from_chunks(older_agent_chunks(&[1001, 1002, 8, 10]));
     assert_eq!(ok.failure(), None);
+    assert_eq!(ok.summary(), None, "an older agent whose runtime was dumped: nothing to say");
     match ok.stack_for(1001) {
-        TaskStack::Found(stack) => assert!(stack.backtraces[0]
-            .frames
-            .iter()
-            .any(|f| f.function.contains("to_done_channel"))),
+        TaskStack::Found(stack, origin) => {
+            assert!(stack.backtraces[0].frames.iter().any(|f| f.function.contains("to_done_channel")));
+            assert_eq!(origin, Origin::Unknown, "an older agent does not say");
+        }
         TaskStack::Missing(why) => panic!("no stack: {why}"),
     }
-    assert!(matches!(ok.stack_for(8), TaskStack::Missing(why) if why.contains("not parked on a tokio resource")));
+    assert!(matches!(ok.stack_for(8), TaskStack::Missing(why) if why.contains("not parked; a task dump traces only tasks that wait")));
+    assert!(matches!(ok.stack_for(10), TaskStack::Missing(why) if why.contains("`std::future::pending()`")));
+    assert!(matches!(ok.stack_for(99), TaskStack::Missing(why) if why.contains("not in the dump")));
     let shared = ok.shared();
     assert_eq!((shared[0].stack_id, shared[0].tasks), (1, 2));
-    assert_eq!((shared[1].stack_id, shared[1].tasks), (0, 1));
+    assert_eq!(shared.len(), 3, "one entry per reason for the tasks without a stack: {shared:?}");
 
-    let late = DumpOutcome::from_chunks(timed_out_dump());
+    let late = DumpOutcome::from_chunks(timed_out_dump(&[1001]));
     let why = late.failure().unwrap();
-    assert!(
-        why.contains("timed out") && why.contains("did not answer within 5s"),
-        "{why}"
+    assert_eq!(
+        why,
+        "no stacks: runtime main did not answer within 5s: a task is probably blocking a worker thread \
+         (a synchronous call inside async code); the lifecycle data is still current"
     );
     assert!(matches!(late.stack_for(1001), TaskStack::Missing(_)));
     let _ = Capture::Capturing;
+}
+
+#[test]
+fn tokios_dump_declined_is_no_failure_while_wrapped_tasks_answered() {
+    let off = DumpOutcome::from_chunks(dump_chunks(&[1001, 1, 7, 9]));
+    assert_eq!(off.failure(), None, "DISABLED with safe captures is not 'no stacks'");
+    let summary = off.summary().expect("a new agent says where stacks came from");
+    assert!(!summary.none);
+    assert_eq!(
+        summary.short(),
+        format!(
+            "stacks: 31 of 32 wrapped tasks captured safely (1 not polled within 5s); tokio's dump of runtime main is off: {TOKIO_DUMP_OFF}"
+        )
+    );
+    assert!(matches!(off.stack_for(1001), TaskStack::Found(_, Origin::Captured)));
+    let missing = |id| match off.stack_for(id) {
+        TaskStack::Missing(why) => why,
+        TaskStack::Found(..) => panic!("task {id} has a stack"),
+    };
+    assert!(missing(1).contains("it awaits nothing a task dump can trace"), "{}", missing(1));
+    assert_eq!(
+        missing(7),
+        "no stack captured: wrapped, but not polled within 5s: it is inside a long poll, or its runtime is blocked"
+    );
+    assert!(missing(9).starts_with("no stack captured: not wrapped, and tokio's dump of its runtime was not taken"), "{}", missing(9));
+
+    let tokio = DumpOutcome::from_chunks(tokio_dump_chunks(&[1001, 7]));
+    assert!(matches!(tokio.stack_for(1001), TaskStack::Found(_, Origin::TokioDump)));
+    assert!(matches!(tokio.stack_for(7), TaskStack::Missing(why) if why.contains("not parked")));
+
+    let nothing = DumpOutcome::from_chunks(stackless_chunks(&[9, 10]));
+    let why = nothing.failure().expect("no stack from either source");
+    assert!(why.starts_with("no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: "), "{why}");
+}
+
+#[test]
+fn harm_comes_from_get_info_and_from_dumps_and_a_reconnect_starts_over() {
+    let mut s = fed(5);
+    assert!(s.harms().is_empty());
+    s.note_dump(&DumpOutcome::from_chunks(harmed_chunks(&[1001])));
+    assert_eq!(s.harms().len(), 1);
+    assert_eq!(s.harms()[0].runtime, "main");
+    assert!(s.harms()[0].what.contains("refused for good"), "from the dump's detail: {:?}", s.harms());
+    let mut harmed = info();
+    harmed.runtimes[0].harmed = HARM.into();
+    s.set_info(harmed);
+    assert_eq!(s.harms()[0].what, HARM, "GetInfo's account is the plain one");
+    s.note_dump(&DumpOutcome::from_chunks(harmed_chunks(&[1001])));
+    assert_eq!(s.harms().len(), 1, "each runtime once");
+    s.set_info(info());
+    assert!(s.harms().is_empty(), "a restarted program behind the same socket");
 }

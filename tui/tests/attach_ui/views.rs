@@ -93,7 +93,7 @@ fn task_detail_with_stack() {
 #[test]
 fn task_detail_when_the_dump_times_out() {
     let mut app = app(30);
-    open_with_dump(&mut app, |_| timed_out_dump());
+    open_with_dump(&mut app, timed_out_dump);
     assert_snapshot!("task_detail_timed_out", screen(&app));
 }
 

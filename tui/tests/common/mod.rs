@@ -147,7 +147,16 @@ impl Inspector for FakeAgent {
     }
 }
 
-/// A plausible `ProcessInfo` for protocol version `version`.
+/// Why the agent does not take tokio's dump of a runtime on a stock tokio
+/// 1.54.1, as it words it (`RuntimeInfo.tokio_dumps_reason`, and the
+/// `detail` of a `DUMP_STATUS_DISABLED` runtime).
+pub const TOKIO_DUMP_OFF: &str = "tokio 1.54.1's task dump can leave a worker stuck for good (tokio-rs/tokio#8370), \
+                                  so runtime `main` gets stacks only for tasks spawned with taskscope_agent::spawn; \
+                                  for every task, build against the patched tokio (patches/tokio), or start the \
+                                  program with TASKSCOPE_TOKIO_DUMPS=1 for a debugging session";
+
+/// A plausible `ProcessInfo` for protocol version `version`: a program on a
+/// stock tokio, whose tokio dumps are off, with ten wrapped futures.
 pub fn info(version: u32) -> ProcessInfo {
     ProcessInfo {
         protocol_version: version,
@@ -156,7 +165,16 @@ pub fn info(version: u32) -> ProcessInfo {
         agent_version: "0.1.0".into(),
         tokio_version: "1.54.1".into(),
         mode: "tracing".into(),
-        runtimes: vec![RuntimeInfo { name: "main".into(), flavor: "multi_thread".into(), workers: 2 }],
+        runtimes: vec![RuntimeInfo {
+            name: "main".into(),
+            flavor: "multi_thread".into(),
+            workers: 2,
+            tokio_dumps: false,
+            tokio_dumps_reason: TOKIO_DUMP_OFF.into(),
+            harmed: String::new(),
+        }],
+        wrapped_tasks: 10,
+        tokio_fixes: String::new(),
         dumps_supported: true,
         now_ns: 10_000_000_000,
         uptime_ns: 312_000_000_000,

@@ -19,11 +19,13 @@ use std::sync::Arc;
 
 use taskscope_proto as proto;
 
+use crate::provenance::{self, Harm};
+
 pub use connection::Connection;
 pub use groups::{Group, Groups};
 pub use history::HISTORY_LEN;
 pub use order::{Filter, SortColumn};
-pub use stack::{first_own_frame, Capture, DumpOutcome, TaskStack};
+pub use stack::{first_own_frame, Capture, DumpOutcome, TaskStack, DUMP_TIMEOUT};
 pub use task::{location_string, Severity, TaskRow, TaskState, Thresholds};
 
 use order::TaskOrder;
@@ -55,6 +57,9 @@ pub struct State {
     pub thresholds: Thresholds,
     /// The link to the agent.
     pub connection: Connection,
+    /// Runtimes tokio's dump harmed, from `GetInfo` and from the dumps
+    /// taken since.
+    harms: Vec<Harm>,
     keep_done: bool,
     tasks: IdMap<TaskRow>,
     interner: Interner,
@@ -87,6 +92,7 @@ impl State {
             dropped_events: 0,
             thresholds,
             connection: Connection::Connecting { attempt: 1 },
+            harms: Vec::new(),
             keep_done,
             tasks: IdMap::default(),
             interner: Interner::default(),
@@ -100,10 +106,27 @@ impl State {
         }
     }
 
-    /// Records the answer to `GetInfo`.
+    /// Records the answer to `GetInfo` (after each connect: a restarted
+    /// program behind the same socket starts unharmed).
     pub fn set_info(&mut self, info: proto::ProcessInfo) {
         self.dropped_events = self.dropped_events.max(info.dropped_events);
+        self.harms = provenance::harmed(&info);
         self.process = Some(info);
+    }
+
+    /// Learns from a dump's answer whether tokio's dump harmed a runtime
+    /// (`GetInfo` is asked only at connect, and a dump can be the harm).
+    pub fn note_dump(&mut self, outcome: &DumpOutcome) {
+        for harm in provenance::harms(&[], &outcome.runtimes) {
+            if !self.harms.iter().any(|h| h.runtime == harm.runtime) {
+                self.harms.push(harm);
+            }
+        }
+    }
+
+    /// Runtimes tokio's dump harmed: the program should be restarted.
+    pub fn harms(&self) -> &[Harm] {
+        &self.harms
     }
 
     /// Applies one message of the `Watch` stream.

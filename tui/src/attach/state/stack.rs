@@ -1,8 +1,21 @@
 //! Async stacks fetched on demand with the `Dump` call, for the detail view.
+//!
+//! Stacks come from two sources (see [`crate::provenance`]): the agent's
+//! safe capture of the futures it wraps, always taken, and tokio's dump,
+//! which the agent may decline (`DUMP_STATUS_DISABLED`). So a runtime whose
+//! tokio dump was not taken still has stacks for its wrapped tasks: each
+//! task's own source says what it has, and only a dump with no stack from
+//! either source is a failure.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use taskscope_proto as proto;
+
+use crate::provenance::{self, Origin, Standing, Summary};
+
+/// The dump timeout `attach` asks for; the reasons it shows name it.
+pub const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a requested stack capture stands.
 #[derive(Debug, Clone)]
@@ -18,28 +31,46 @@ pub enum Capture {
 /// A `Dump` answer, reassembled from its chunks.
 #[derive(Debug, Clone, Default)]
 pub struct DumpOutcome {
-    /// Per-runtime status; empty if the agent sent no header.
+    /// Per-runtime status of tokio's dump; empty if the agent sent no header.
     pub runtimes: Vec<proto::RuntimeDump>,
+    /// How the safe capture went; `None` from an agent older than it.
+    pub safe: Option<proto::SafeCapture>,
     /// Distinct stacks by id.
     pub stacks: HashMap<u32, proto::Stack>,
-    /// Each dumped task's stack id (0: none).
-    pub stack_of: HashMap<u64, u32>,
+    /// Each dumped task's stack reference and source.
+    pub dumped: HashMap<u64, Dumped>,
     /// The lifecycle records that came with the dump, in the agent's order.
     pub tasks: Vec<proto::Task>,
+}
+
+/// What the dump said about one task's stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dumped {
+    /// `Stack.id`, 0 for none.
+    pub stack_id: u32,
+    /// Where it came from, or why there is none, as the agent said.
+    pub source: proto::StackSource,
+    /// Idle when its record was read.
+    pub parked: bool,
 }
 
 /// The stack of one task, or why there is none.
 #[derive(Debug)]
 pub enum TaskStack<'a> {
-    Found(&'a proto::Stack),
+    /// A stack, and where it came from.
+    Found(&'a proto::Stack, Origin),
+    /// Why there is none, as a sentence.
     Missing(String),
 }
 
-/// One distinct stack and how many of the dumped tasks share it.
+/// One distinct stack, or one reason for having none, and how many of the
+/// dumped tasks share it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shared {
     /// `Stack.id`; 0 for tasks without a stack.
     pub stack_id: u32,
+    /// The stack's source, or why these tasks have none.
+    pub standing: Standing,
     pub tasks: usize,
 }
 
@@ -50,11 +81,17 @@ impl DumpOutcome {
         for chunk in chunks {
             if let Some(header) = chunk.header {
                 out.runtimes = header.runtimes;
+                out.safe = header.safe_capture;
             }
             out.stacks.extend(chunk.stacks.into_iter().map(|s| (s.id, s)));
             for dumped in chunk.tasks {
                 if let Some(task) = dumped.task {
-                    out.stack_of.insert(task.id, dumped.stack_id);
+                    let entry = Dumped {
+                        stack_id: dumped.stack_id,
+                        source: provenance::source(dumped.stack_source),
+                        parked: task.state == proto::TaskState::Idle as i32,
+                    };
+                    out.dumped.insert(task.id, entry);
                     out.tasks.push(task);
                 }
             }
@@ -62,66 +99,59 @@ impl DumpOutcome {
         out
     }
 
-    /// Why no stacks could be captured, when no runtime produced any.
+    /// The stack a task refers to, if the agent sent it with a backtrace.
+    fn stack(&self, d: &Dumped) -> Option<&proto::Stack> {
+        self.stacks.get(&d.stack_id).filter(|s| d.stack_id != 0 && !s.backtraces.is_empty())
+    }
+
+    fn standing(&self, d: &Dumped) -> Standing {
+        provenance::standing(d.source, self.stack(d).is_some(), d.parked, provenance::all_dumped(&self.runtimes))
+    }
+
+    /// Where the stacks came from (see [`provenance::summary`]); `None` from
+    /// an older agent whose runtimes were all dumped.
+    pub fn summary(&self) -> Option<Summary> {
+        let any_stack = self.dumped.values().any(|d| self.stack(d).is_some());
+        provenance::summary(&self.runtimes, self.safe.as_ref(), any_stack, DUMP_TIMEOUT)
+    }
+
+    /// Why there is no stack at all, when neither source produced any (no
+    /// task has one, no runtime was dumped, no wrapped task answered); a
+    /// runtime whose tokio dump is off is no failure while wrapped tasks
+    /// answered.
     pub fn failure(&self) -> Option<String> {
-        if self.runtimes.is_empty() {
+        if self.runtimes.is_empty() && self.safe.is_none() {
             return Some("the agent sent no dump status".to_string());
         }
-        if self.runtimes.iter().any(|r| r.status() == proto::DumpStatus::Ok) {
-            return None;
-        }
-        let reasons: Vec<String> = self
-            .runtimes
-            .iter()
-            .map(|r| {
-                let (what, hint) = match r.status() {
-                    proto::DumpStatus::Unsupported => ("dumps unsupported", ""),
-                    proto::DumpStatus::Disabled => ("dumps off", ""),
-                    proto::DumpStatus::TimedOut => ("dump timed out", " (is a task blocking a worker thread?)"),
-                    proto::DumpStatus::Failed => ("dump failed", ""),
-                    proto::DumpStatus::Harmed => ("dumps refused after harm", ""),
-                    proto::DumpStatus::Ok | proto::DumpStatus::Unspecified => ("no dump", ""),
-                };
-                // The agent's own detail says more than our hint.
-                if r.detail.is_empty() {
-                    format!("runtime {}: {what}{hint}", r.runtime)
-                } else {
-                    format!("runtime {}: {what}: {}", r.runtime, r.detail)
-                }
-            })
-            .collect();
-        Some(reasons.join("; "))
+        self.summary().filter(|s| s.none).map(|s| s.short())
     }
 
     /// The stack of task `id`.
     pub fn stack_for(&self, id: u64) -> TaskStack<'_> {
-        if let Some(why) = self.failure() {
-            return TaskStack::Missing(why);
-        }
-        match self.stack_of.get(&id) {
-            None => TaskStack::Missing("the task was not in the dump (it has finished)".to_string()),
-            Some(0) => TaskStack::Missing(
-                "no stack captured: the task is not parked on a tokio resource, or it has just finished".to_string(),
-            ),
-            Some(sid) => match self.stacks.get(sid) {
-                Some(stack) => TaskStack::Found(stack),
-                None => TaskStack::Missing(format!("the dump referred to a missing stack {sid}")),
-            },
+        let Some(d) = self.dumped.get(&id) else {
+            return TaskStack::Missing("the task was not in the dump (it has finished)".to_string());
+        };
+        match (self.standing(d), self.stack(d)) {
+            (Standing::Stack(origin), Some(stack)) => TaskStack::Found(stack, origin),
+            (Standing::Missing(missing), _) => TaskStack::Missing(missing.text(Some(DUMP_TIMEOUT))),
+            (Standing::Stack(_), None) => TaskStack::Missing(provenance::Missing::NotDumped.text(None)),
         }
     }
 
-    /// The distinct stacks of the dumped tasks, most shared first (tasks
-    /// without a stack last).
+    /// The distinct stacks of the dumped tasks, most shared first, then the
+    /// tasks without a stack, one entry per reason.
     pub fn shared(&self) -> Vec<Shared> {
-        let mut counts: HashMap<u32, usize> = HashMap::new();
-        for sid in self.stack_of.values() {
-            *counts.entry(*sid).or_default() += 1;
+        let mut counts: HashMap<(u32, Standing), usize> = HashMap::new();
+        for d in self.dumped.values() {
+            let standing = self.standing(d);
+            let stack_id = if matches!(standing, Standing::Stack(_)) { d.stack_id } else { 0 };
+            *counts.entry((stack_id, standing)).or_default() += 1;
         }
         let mut out: Vec<Shared> = counts
             .into_iter()
-            .map(|(stack_id, tasks)| Shared { stack_id, tasks })
+            .map(|((stack_id, standing), tasks)| Shared { stack_id, standing, tasks })
             .collect();
-        out.sort_by_key(|s| (s.stack_id == 0, std::cmp::Reverse(s.tasks), s.stack_id));
+        out.sort_by_key(|s| (s.stack_id == 0, std::cmp::Reverse(s.tasks), s.stack_id, s.standing));
         out
     }
 }

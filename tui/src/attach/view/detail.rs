@@ -1,5 +1,7 @@
 //! The detail of a task or a group: lifecycle figures, then the async stack
-//! captured on demand.
+//! captured on demand, with where it came from (the agent's safe capture or
+//! tokio's dump) or why there is none, in the words `taskscope stack` uses
+//! ([`crate::provenance`]).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,7 +10,8 @@ use ratatui::widgets::{Block, Paragraph, Widget};
 use taskscope_proto as proto;
 
 use super::super::app::{App, Detail, Target};
-use super::super::state::{first_own_frame, Capture, Group, TaskRow, TaskStack};
+use super::super::state::{first_own_frame, Capture, Group, TaskRow, TaskStack, DUMP_TIMEOUT};
+use crate::provenance::Standing;
 use super::{fmt, style};
 
 /// At most this many distinct stacks are drawn for a group.
@@ -177,6 +180,7 @@ fn group_lines(app: &App, g: u32) -> Vec<Line<'static>> {
 fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
     // Explanations can be long; they wrap rather than run off the screen.
     let note = |text: String| wrap(&text, width.saturating_sub(5), "   ", warn());
+    let aside = |text: String| wrap(&text, width.saturating_sub(5), "   ", style::dim());
     let heading = |text: String| Line::styled(format!(" {text}"), style::value());
     let outcome = match &detail.capture {
         Capture::Capturing => {
@@ -192,50 +196,63 @@ fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
         }
         Capture::Ready(outcome) => outcome,
     };
+    // Where the stacks came from, once, above the tasks that have none:
+    // their reasons refer to it (a stack names its source itself).
+    let summary = |shown: bool| match outcome.summary() {
+        Some(s) if s.none => note(s.short()),
+        Some(s) if shown => aside(s.short()),
+        _ => Vec::new(),
+    };
     let full = detail.full_frames;
     match detail.target {
-        Target::Task(id) => {
-            let mut lines = vec![heading("async stack (task root first, awaited leaf last)".into())];
-            match outcome.stack_for(id) {
-                TaskStack::Found(stack) => lines.extend(frames(stack, full)),
-                TaskStack::Missing(why) => lines.extend(note(why)),
+        Target::Task(id) => match outcome.stack_for(id) {
+            TaskStack::Found(stack, origin) => {
+                let title = match origin.heading() {
+                    Some(what) => format!("async {what}, task root first, awaited leaf last"),
+                    None => "async stack (task root first, awaited leaf last)".to_string(),
+                };
+                let mut lines = vec![heading(title)];
+                lines.extend(frames(stack, full));
+                lines
             }
-            lines
-        }
-        Target::Group(_) => {
-            if let Some(why) = outcome.failure() {
-                let mut lines = vec![heading("async stacks".into())];
+            TaskStack::Missing(why) => {
+                let mut lines = vec![heading("async stack".into())];
+                lines.extend(summary(true));
                 lines.extend(note(why));
-                return lines;
+                lines
             }
+        },
+        Target::Group(_) => {
             let shared = outcome.shared();
             let total: usize = shared.iter().map(|s| s.tasks).sum();
             let mut lines = vec![heading(format!(
-                "async stacks of {} captured tasks: {} distinct",
+                "async stacks of {} dumped tasks: {} distinct",
                 fmt::count(total as u64),
                 shared.iter().filter(|s| s.stack_id != 0).count()
             ))];
+            lines.extend(summary(shared.iter().any(|s| matches!(s.standing, Standing::Missing(_)))));
             for sh in shared.iter().take(MAX_GROUP_STACKS) {
                 lines.push(Line::default());
-                if sh.stack_id == 0 {
-                    lines.push(Line::styled(
-                        format!(
-                            " ■ {} tasks without a stack (not parked on a tokio resource, or just finished)",
-                            fmt::count(sh.tasks as u64)
-                        ),
-                        style::dim(),
-                    ));
-                    continue;
-                }
-                let who = if sh.tasks == total {
-                    format!("all {} tasks share this stack", fmt::count(total as u64))
-                } else {
-                    format!(
-                        "{} of {} tasks share this stack",
-                        fmt::count(sh.tasks as u64),
-                        fmt::count(total as u64)
-                    )
+                let tasks = |n: usize| format!("{} task{}", fmt::count(n as u64), if n == 1 { "" } else { "s" });
+                let origin = match sh.standing {
+                    Standing::Stack(origin) => origin,
+                    Standing::Missing(missing) => {
+                        let text = format!("{}: {}", tasks(sh.tasks), missing.text(Some(DUMP_TIMEOUT)));
+                        for (i, part) in words(&text, width.saturating_sub(7)).into_iter().enumerate() {
+                            let bullet = if i == 0 { " ■ " } else { "   " };
+                            lines.push(Line::styled(format!("{bullet}{part}"), style::dim()));
+                        }
+                        continue;
+                    }
                 };
+                let mut who = if sh.tasks == total {
+                    format!("all {} share this stack", tasks(total))
+                } else {
+                    format!("{} of {} share this stack", fmt::count(sh.tasks as u64), fmt::count(total as u64))
+                };
+                if let Some(label) = origin.label() {
+                    who.push_str(&format!(" ({label})"));
+                }
                 lines.push(Line::styled(format!(" ■ {who}"), style::value()));
                 if let Some(stack) = outcome.stacks.get(&sh.stack_id) {
                     lines.extend(frames(stack, full));
@@ -255,20 +272,25 @@ fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
 /// `text` broken at spaces into lines of at most `width` characters (a
 /// longer word gets a line of its own), each starting with `indent`.
 fn wrap(text: &str, width: usize, indent: &str, style: ratatui::style::Style) -> Vec<Line<'static>> {
+    words(text, width).into_iter().map(|l| Line::styled(format!("{indent}{l}"), style)).collect()
+}
+
+/// `text` broken at spaces into pieces of at most `width` characters (a
+/// longer word gets a piece of its own).
+fn words(text: &str, width: usize) -> Vec<String> {
     let width = width.max(10);
     let mut lines = Vec::new();
     let mut current = String::new();
     for word in text.split(' ') {
         if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
-            lines.push(Line::styled(format!("{indent}{current}"), style));
-            current.clear();
+            lines.push(std::mem::take(&mut current));
         }
         if !current.is_empty() {
             current.push(' ');
         }
         current.push_str(word);
     }
-    lines.push(Line::styled(format!("{indent}{current}"), style));
+    lines.push(current);
     lines
 }
 

@@ -1,4 +1,6 @@
-//! The two header lines (process, link, counts) and the tab line.
+//! The two header lines (process, link, counts) and the tab line. A runtime
+//! tokio's dump harmed is the worst news there is about the program (it
+//! should be restarted), so it gets a red marker on the first line.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -29,6 +31,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             first.extend(pair("tokio", p.tokio_version.clone()));
             if p.mode != "tracing" && !p.mode.is_empty() {
                 first.extend(pair("mode", p.mode.clone()));
+            }
+            for harm in s.harms() {
+                first.push(Span::raw("  "));
+                first.push(Span::styled(format!(" {} ", harm.marker()), style::harmed()));
             }
         }
         None => first.push(Span::styled("(no process info yet)", style::dim())),

@@ -42,6 +42,11 @@ pub fn leaked_badge() -> Style {
         .add_modifier(Modifier::BOLD)
 }
 
+/// White on red too: tokio's dump harmed a runtime, restart the program.
+pub fn harmed() -> Style {
+    leaked_badge()
+}
+
 /// A row's colour from how long it has been parked.
 pub fn severity_style(severity: Severity) -> Style {
     match severity {
