@@ -241,10 +241,27 @@ pub(crate) fn trim(mut frames: Vec<Frame>) -> Vec<Frame> {
     if let Some(root) = frames.iter().rposition(|f| is_trace_root(&f.function)) {
         frames.drain(..=root);
     }
+    // A safe capture's root is the agent's own `poll_fn` around the task's
+    // future (see `crate::capture`): its frames come first, then the task's.
+    if let Some(own) = frames.iter().take(CAPTURE_FRAMES).rposition(is_capture_machinery) {
+        frames.drain(..=own);
+    }
     if let Some(leaf) = frames.iter().position(|f| is_trace_machinery(&f.function)) {
         frames.truncate(leaf);
     }
     frames
+}
+
+/// At most this many of a safe capture's outermost frames are its own.
+const CAPTURE_FRAMES: usize = 6;
+
+/// A frame of the safe capture's traced poll: the `poll_fn` it roots the
+/// trace at, and its closure (which line-tables-only debuginfo names only by
+/// its file).
+fn is_capture_machinery(frame: &Frame) -> bool {
+    frame.function.contains("taskscope_agent::capture::")
+        || (frame.file.ends_with("/capture/trace.rs")
+            && (frame.file.contains("/agent/src/") || frame.file.contains("/taskscope-agent-")))
 }
 
 fn is_trace_root(function: &str) -> bool {
@@ -455,6 +472,22 @@ mod tests {
             kept,
             ["app::serve::{{closure}}", "<tokio::time::sleep::Sleep as core::future::future::Future>::poll"]
         );
+    }
+
+    #[test]
+    fn trim_drops_the_safe_captures_own_poll_fn_as_release_builds_name_it() {
+        let at = |function: &str, file: &str| frame(Some(function), Some(file.to_owned()), Some(1), None);
+        let frames = vec![
+            at(
+                "poll<app::Ended, taskscope_agent::capture::trace::imp::traced_poll::{closure_env#2}<app::serve::{async_fn_env#0}>>",
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/future/poll_fn.rs",
+            ),
+            at("{closure#2}<app::serve::{async_fn_env#0}>", "/home/me/taskscope/agent/src/capture/trace.rs"),
+            at("{async_fn#0}", "/home/me/app/src/main.rs"),
+            at("app::capture::trace::helper", "/home/me/app/src/capture/trace.rs"),
+        ];
+        let kept: Vec<String> = trim(frames).into_iter().map(|f| f.file).collect();
+        assert_eq!(kept, ["/home/me/app/src/main.rs", "/home/me/app/src/capture/trace.rs"]);
     }
 
     #[test]

@@ -58,10 +58,11 @@ fn runtime_workers_are_marked_and_block_on_is_not_leaked() {
         let workers: Vec<_> = tasks.iter().filter(|t| t.runtime_internal).collect();
         assert_eq!(workers.len(), 2, "one per worker thread: {tasks:?}");
         assert!(workers.iter().all(|w| w.kind == "blocking"), "{workers:?}");
-        // Two workers and no opt-in: the agent declines the dump and says how to turn it on.
+        // No opt-in, tokio without the fixes: the agent declines tokio's
+        // dump and says why and how to turn it on.
         let second = header(&chunks).runtimes.iter().find(|r| r.runtime == "second").expect("runtime second");
         assert_eq!(second.status, proto::DumpStatus::Disabled as i32, "{second:?}");
-        assert!(second.detail.contains("2 workers") && second.detail.contains("TASKSCOPE_MT_DUMPS=1"), "{second:?}");
+        assert!(second.detail.contains("tokio-rs/tokio#8370") && second.detail.contains("TASKSCOPE_TOKIO_DUMPS=1"), "{second:?}");
         let counts = header(&chunks).counts.expect("counts");
         assert_eq!(counts.runtime_internal, 2, "{counts:?}");
         // The client's own connection tasks are in this process too.

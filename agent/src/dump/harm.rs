@@ -6,15 +6,17 @@
 //! at the workers' barrier after it (it returns, but a worker never comes
 //! back). The first shows as a dump that tokio was asked for and that has
 //! not returned within the request's timeout (`flight`); the second as a
-//! worker that, for [`WATCH_FOR`] after the dump, neither parks, unparks nor
-//! finishes a batch of polls ([`watch_workers`]). A current-thread dump can
+//! worker that, in the [`WATCH_FOR`] after the dump, is still for
+//! [`STILL_FOR`] or more: it neither parks, unparks nor finishes a batch of
+//! polls ([`watch_workers`]). A current-thread dump can
 //! panic inside the scheduler (tokio-rs/tokio#8391). Any of these marks the
 //! runtime as harmed: every later tokio dump of it is refused, and every
 //! surface says so, with the advice to restart the program. A worker that a
 //! task blocks for that long right after a dump is taken for a lost one too:
 //! refusing later dumps is the safe side of that doubt.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use taskscope_proto as proto;
@@ -24,6 +26,9 @@ use super::{DumpError, Registered};
 
 /// How long workers are watched after a dump.
 const WATCH_FOR: Duration = Duration::from_secs(3);
+/// How long a worker must have been still, at the end of the watch, to be
+/// taken for lost.
+const STILL_FOR: Duration = Duration::from_secs(2);
 
 /// The harm done to one runtime, once there is some.
 #[derive(Default)]
@@ -57,7 +62,9 @@ pub(super) fn panic_message(error: tokio::task::JoinError) -> String {
 }
 
 /// Watches the workers of `rt` for [`WATCH_FOR`] after a dump, and marks
-/// the runtime harmed if one of them never moved.
+/// the runtime harmed if one of them is still, at the end, for at least
+/// [`STILL_FOR`]: neither parked, nor parking, unparking or finishing a batch
+/// of polls (tokio publishes those counters at park time and every 61 polls).
 pub(super) async fn watch_workers(rt: Arc<Registered>) {
     let metrics = rt.handle.metrics();
     let sample = || -> Vec<(u64, u64)> {
@@ -66,26 +73,27 @@ pub(super) async fn watch_workers(rt: Arc<Registered>) {
             .collect()
     };
     let started = Instant::now();
-    let first = sample();
-    let mut moved: Vec<bool> = first.iter().map(|(parks, _)| parks % 2 == 1).collect();
+    let mut previous = sample();
+    let mut still_since = vec![started; previous.len()];
     while started.elapsed() < WATCH_FOR {
         tokio::time::sleep(super::take::SAMPLE_EVERY).await;
-        for (worker, now) in sample().iter().enumerate() {
+        let now = Instant::now();
+        let current = sample();
+        for (worker, (before, after)) in previous.iter().zip(&current).enumerate() {
             // An odd park/unpark count: parked, i.e. idle, not lost.
-            if Some(now) != first.get(worker) || now.0 % 2 == 1 {
-                moved[worker] = true;
+            if before != after || after.0 % 2 == 1 {
+                still_since[worker] = now;
             }
         }
-        if moved.iter().all(|&m| m) {
-            return;
-        }
+        previous = current;
     }
-    if let Some(worker) = moved.iter().position(|&m| !m) {
+    let now = Instant::now();
+    if let Some(worker) = still_since.iter().position(|since| now.duration_since(*since) >= STILL_FOR) {
         rt.harm.set(format!(
-            "worker {worker} of runtime `{}` has made no progress for {} since tokio's dump of it: it was \
-             lost to the dump (tokio-rs/tokio#8370) or a task blocks it",
+            "worker {worker} of runtime `{}` has made no progress for {} right after tokio's dump of it: \
+             it was lost to the dump (tokio-rs/tokio#8370) or a task blocks it",
             rt.name,
-            duration::format(WATCH_FOR)
+            duration::format(now.duration_since(still_since[worker]))
         ));
     }
 }
@@ -98,4 +106,71 @@ pub(super) fn dump_did_not_return(rt: &Registered, waited: Duration) {
         rt.name,
         duration::format(waited)
     ));
+}
+
+/// Current-thread dumps running now.
+static IN_DUMP: AtomicUsize = AtomicUsize::new(0);
+/// Panics of tokio#8391's kind seen while one ran.
+static DUMP_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// The panic tokio 1.54's current-thread dump causes: the scheduler's core
+/// borrowed again by a wake during a traced poll.
+fn is_8391(message: &str) -> bool {
+    message.contains("already borrowed") || message.contains("already mutably borrowed")
+}
+
+/// Counts, from now on, panics of tokio#8391's kind during current-thread
+/// dumps: the task that panics is caught by tokio and dies, and nothing
+/// else tells. Installs a panic hook that calls the program's own hook
+/// first, once, and only when such a dump is about to be taken on a tokio
+/// without the fixes.
+pub(super) fn count_dump_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            if IN_DUMP.load(Relaxed) > 0 {
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                if is_8391(&message) {
+                    DUMP_PANICS.fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    });
+}
+
+/// Panics of tokio#8391's kind so far (see [`count_dump_panics`]).
+pub(super) fn dump_panics() -> u64 {
+    DUMP_PANICS.load(Relaxed)
+}
+
+/// Marks a current-thread dump as running until dropped.
+pub(super) struct InDump(());
+
+pub(super) fn in_dump() -> InDump {
+    IN_DUMP.fetch_add(1, Relaxed);
+    InDump(())
+}
+
+impl Drop for InDump {
+    fn drop(&mut self) {
+        IN_DUMP.fetch_sub(1, Relaxed);
+    }
+}
+
+/// `panics` tasks panicked inside tokio's current-thread dump of `rt`.
+pub(super) fn tasks_panicked(rt: &Registered, panics: u64) -> DumpError {
+    rt.harm.set(format!(
+        "{panics} panic{} inside tokio's current-thread dump of runtime `{}` (\"already borrowed\", \
+         tokio-rs/tokio#8391: a traced task woke a task while the dump held the scheduler); the tasks \
+         that panicked were killed or lost",
+        if panics == 1 { "" } else { "s" },
+        rt.name
+    ))
 }

@@ -35,13 +35,23 @@ pub(super) async fn take(rt: &Arc<Registered>, progress: &Progress) -> Option<Re
             crate::hooks::before_dump(handle);
             // The dump must be requested from a task on that very runtime.
             // A blocked runtime just never runs it; no harm is done meanwhile.
+            if !super::policy::fixed(true) {
+                super::harm::count_dump_panics();
+            }
+            let panics = super::harm::dump_panics();
             let (tx, rx) = oneshot::channel();
             let helper = handle.spawn(async move {
                 let me = tokio::task::id();
-                let dump = Handle::current().dump().await;
+                let dump = {
+                    let _in_dump = super::harm::in_dump();
+                    Handle::current().dump().await
+                };
                 let _ = tx.send((dump, me));
             });
             match rx.await {
+                Ok(_) if super::harm::dump_panics() > panics => {
+                    return Some(Err(super::harm::tasks_panicked(rt, super::harm::dump_panics() - panics)));
+                }
                 Ok((dump, me)) => (dump, Some(me)),
                 Err(_) => {
                     return Some(Err(match helper.await {

@@ -171,3 +171,72 @@ fn a_shut_down_runtime_fails_fast() {
     assert_ne!(status.status, proto::DumpStatus::TimedOut as i32, "{status:?}");
     assert!(asked.elapsed() < Duration::from_secs(25), "{:#?}", capture.runtimes);
 }
+
+#[cfg(all(tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[test]
+fn a_panic_inside_a_current_thread_dump_harms_the_runtime_for_good() {
+    // The workspace builds against the tokio from crates.io, without the fixes.
+    assert!(!super::policy::fixed(true), "this test needs a tokio without the taskdump fixes");
+    opt_in();
+    let program = Builder::new_current_thread().enable_all().build().expect("runtime");
+    register_runtime("test-harmed", program.handle());
+    let polls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Arc::clone(&polls);
+    // Wakes itself in every poll: what tokio#8391's traced poll cannot take.
+    program.spawn(std::future::poll_fn(move |cx| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        cx.waker().wake_by_ref();
+        std::task::Poll::<()>::Pending
+    }));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = std::thread::spawn(move || {
+        program.block_on(async {
+            let _ = stopped.await;
+        });
+    });
+    let agent = agent();
+
+    let first = agent.block_on(capture("test-harmed", Duration::from_secs(30)));
+    let status = status_of(&first, "test-harmed");
+    assert_eq!(status.status, proto::DumpStatus::Harmed as i32, "{status:?}");
+    assert!(status.detail.contains("tokio-rs/tokio#8391") && status.detail.contains("already borrowed"), "{status:?}");
+    assert!(!status.detail.contains("shut down"), "{status:?}");
+
+    // Refused from now on, opt-in or not, and every surface says so.
+    let second = agent.block_on(capture("test-harmed", Duration::from_secs(30)));
+    let status = status_of(&second, "test-harmed");
+    assert_eq!(status.status, proto::DumpStatus::Harmed as i32, "{status:?}");
+    assert!(status.detail.contains("refused for good") && status.detail.contains("restart"), "{status:?}");
+    let info = runtimes().into_iter().find(|r| r.name == "test-harmed").expect("listed");
+    assert!(!info.tokio_dumps && info.harmed.contains("#8391"), "{info:?}");
+    let _ = stop.send(());
+    let _ = driver.join();
+}
+
+#[cfg(all(tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[test]
+fn a_worker_that_never_moves_after_a_dump_harms_the_runtime_for_good() {
+    assert!(!super::policy::fixed(false), "this test needs a tokio without the taskdump fixes");
+    opt_in();
+    let program = Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    register_runtime("test-lost-worker", program.handle());
+    program.spawn(parked_in_multi_thread_test());
+    std::thread::sleep(Duration::from_millis(50));
+    let agent = agent();
+    let first = agent.block_on(async {
+        let capture = capture("test-lost-worker", Duration::from_secs(30)).await;
+        // Right after the dump a worker stops moving, as a worker lost at
+        // tokio's barrier does (here: a task blocks it for longer than the
+        // agent watches).
+        program.spawn(async { std::thread::sleep(Duration::from_secs(5)) });
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        capture
+    });
+    assert_eq!(status_of(&first, "test-lost-worker").status, proto::DumpStatus::Ok as i32);
+    let info = runtimes().into_iter().find(|r| r.name == "test-lost-worker").expect("listed");
+    assert!(info.harmed.contains("has made no progress") && info.harmed.contains("tokio-rs/tokio#8370"), "{info:?}");
+    let second = agent.block_on(capture("test-lost-worker", Duration::from_secs(30)));
+    let status = status_of(&second, "test-lost-worker");
+    assert_eq!(status.status, proto::DumpStatus::Harmed as i32, "{status:?}");
+    program.shutdown_background();
+}
