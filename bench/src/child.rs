@@ -158,7 +158,7 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     let runtime = match variant {
-        Variant::Lean => taskscope_agent::build_runtime(&mut builder),
+        Variant::Lean | Variant::LeanWrapped => taskscope_agent::build_runtime(&mut builder),
         Variant::Hooks => empty_hooks(&mut builder).build(),
         _ => builder.build(),
     }
@@ -166,7 +166,7 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
     runtime.block_on(async move {
         match variant {
             #[cfg(feature = "full")]
-            Variant::Agent => taskscope_agent::init(),
+            Variant::Agent | Variant::AgentWrapped => taskscope_agent::init(),
             #[cfg(feature = "full")]
             Variant::Console => console_subscriber::init(),
             #[cfg(feature = "full")]
@@ -178,12 +178,13 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
         }
         let base_rss_kib = status_kib("VmRSS:");
         // The workload runs in a task, on the worker threads, as real code does.
-        let measured = tokio::spawn(async move {
+        let wrapped = variant.wraps();
+        let measured = spawn(wrapped, async move {
             match workload {
-                Workload::Spawn => spawn_many(count).await,
-                Workload::Channel => round_trips(count).await,
-                Workload::Idle => park_many(count).await,
-                Workload::Stack => hold_parked(count).await,
+                Workload::Spawn => spawn_many(wrapped, count).await,
+                Workload::Channel => round_trips(wrapped, count).await,
+                Workload::Idle => park_many(wrapped, count).await,
+                Workload::Stack => hold_parked(wrapped, count).await,
             }
         })
         .await
@@ -199,12 +200,25 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
     Ok(())
 }
 
+/// `tokio::spawn`, or `taskscope_agent::spawn` when `wrapped`.
+fn spawn<F>(wrapped: bool, future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if wrapped {
+        taskscope_agent::spawn(future)
+    } else {
+        tokio::spawn(future)
+    }
+}
+
 /// Spawns `count` short tasks, then awaits them all.
-async fn spawn_many(count: usize) -> Measured {
+async fn spawn_many(wrapped: bool, count: usize) -> Measured {
     let cpu = process_cpu();
     let start = Instant::now();
     let tasks: Vec<_> = (0..count)
-        .map(|i| tokio::spawn(async move { std::hint::black_box(i) }))
+        .map(|i| spawn(wrapped, async move { std::hint::black_box(i) }))
         .collect();
     for task in tasks {
         task.await.expect("short task");
@@ -218,10 +232,10 @@ async fn spawn_many(count: usize) -> Measured {
 
 /// `count` round trips between this task and an echo task over two bounded
 /// mpsc channels.
-async fn round_trips(count: usize) -> Measured {
+async fn round_trips(wrapped: bool, count: usize) -> Measured {
     let (to_echo, mut echo_inbox) = mpsc::channel::<usize>(1);
     let (to_caller, mut caller_inbox) = mpsc::channel::<usize>(1);
-    let echo = tokio::spawn(async move {
+    let echo = spawn(wrapped, async move {
         while let Some(n) = echo_inbox.recv().await {
             if to_caller.send(n).await.is_err() {
                 break;
@@ -248,9 +262,9 @@ async fn round_trips(count: usize) -> Measured {
 
 /// Spawns `count` tasks parked on a oneshot each, waits until all have parked
 /// and the agent had time to record them, then reads resident memory.
-async fn park_many(count: usize) -> Measured {
+async fn park_many(wrapped: bool, count: usize) -> Measured {
     let cpu = process_cpu();
-    let (senders, tasks, elapsed) = spawn_parked(count).await;
+    let (senders, tasks, elapsed) = spawn_parked(wrapped, count).await;
     let cpu = process_cpu() - cpu;
     // Let every task return Pending and any agent/console drain its queues.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -268,8 +282,8 @@ async fn park_many(count: usize) -> Measured {
 
 /// Holds `count` parked tasks and prints `ready`; the parent times
 /// `taskscope stack` against this process, then kills it.
-async fn hold_parked(count: usize) -> Measured {
-    let (_senders, _tasks, _) = spawn_parked(count).await;
+async fn hold_parked(wrapped: bool, count: usize) -> Measured {
+    let (_senders, _tasks, _) = spawn_parked(wrapped, count).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!("ready");
     // Parked on a channel that stays open (not on `pending()`, which the agent
@@ -286,7 +300,7 @@ type Parked = (
 
 /// Spawns `count` tasks that each park on a oneshot receiver, and returns once
 /// all of them have been polled, with the time that took.
-async fn spawn_parked(count: usize) -> Parked {
+async fn spawn_parked(wrapped: bool, count: usize) -> Parked {
     let polled = Arc::new(AtomicUsize::new(0));
     let mut senders = Vec::with_capacity(count);
     let mut tasks = Vec::with_capacity(count);
@@ -295,7 +309,7 @@ async fn spawn_parked(count: usize) -> Parked {
         let (tx, rx) = oneshot::channel::<()>();
         let polled = polled.clone();
         senders.push(tx);
-        tasks.push(tokio::spawn(async move {
+        tasks.push(spawn(wrapped, async move {
             polled.fetch_add(1, Ordering::Relaxed);
             let _ = rx.await;
         }));

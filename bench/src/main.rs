@@ -43,7 +43,7 @@ struct Args {
     workloads: Vec<Workload>,
 
     /// Variants to compare, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values = ["plain", "agent", "noop", "fields", "console", "plain-lean", "lean", "hooks"])]
+    #[arg(long, value_delimiter = ',', default_values = ["plain", "agent", "agent-wrapped", "noop", "fields", "console", "plain-lean", "lean", "lean-wrapped", "hooks"])]
     variants: Vec<Variant>,
 
     /// Workloads 100 times smaller: checks that the bench works, measures nothing.

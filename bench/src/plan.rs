@@ -33,6 +33,11 @@ pub enum Variant {
     /// agent (taskscope-bench-lean): what any hook-based recorder pays before
     /// it records anything.
     Hooks,
+    /// `lean` with every task spawned through `taskscope_agent::spawn`, so
+    /// wrapped for the safe capture, none asked for (taskscope-bench-lean).
+    LeanWrapped,
+    /// `agent` with every task spawned through `taskscope_agent::spawn`.
+    AgentWrapped,
 }
 
 impl Variant {
@@ -47,13 +52,20 @@ impl Variant {
             Variant::PlainLean => "plain-lean",
             Variant::Lean => "lean",
             Variant::Hooks => "hooks",
+            Variant::LeanWrapped => "lean-wrapped",
+            Variant::AgentWrapped => "agent-wrapped",
         }
     }
 
     /// Runs in `taskscope-bench-lean` (tokio without `tracing`) rather than
     /// in `taskscope-bench`.
     pub fn is_lean(self) -> bool {
-        matches!(self, Variant::PlainLean | Variant::Lean | Variant::Hooks)
+        matches!(self, Variant::PlainLean | Variant::Lean | Variant::Hooks | Variant::LeanWrapped)
+    }
+
+    /// Spawns its workload's tasks through `taskscope_agent::spawn`.
+    pub fn wraps(self) -> bool {
+        matches!(self, Variant::LeanWrapped | Variant::AgentWrapped)
     }
 
     /// What this variant's ratios are against: the same program with the same
@@ -81,7 +93,8 @@ pub enum Workload {
     Channel,
     /// Spawn 100k tasks parked on a oneshot; resident memory once parked.
     Idle,
-    /// Hold 10k parked tasks while the parent times `taskscope stack`.
+    /// Hold 10k parked tasks while the parent times `taskscope stack`
+    /// (wrapped ones under the `-wrapped` variants, captured safely).
     Stack,
 }
 
@@ -102,13 +115,14 @@ impl Workload {
     }
 
     /// The variants worth comparing on this workload: `stack` needs an agent,
-    /// so it runs under `agent` always and under `lean` when that is wanted.
+    /// so it runs under `agent` always and under the other agent variants
+    /// when they are wanted.
     pub fn variants(self, wanted: &[Variant]) -> Vec<Variant> {
         match self {
-            Workload::Stack if wanted.contains(&Variant::Lean) => {
-                vec![Variant::Agent, Variant::Lean]
+            Workload::Stack => {
+                let others = [Variant::Lean, Variant::AgentWrapped, Variant::LeanWrapped];
+                std::iter::once(Variant::Agent).chain(others.into_iter().filter(|v| wanted.contains(v))).collect()
             }
-            Workload::Stack => vec![Variant::Agent],
             _ => wanted.to_vec(),
         }
     }
@@ -136,6 +150,8 @@ mod tests {
         assert_eq!(Variant::Console.baseline(), Variant::Plain);
         assert_eq!(Variant::Noop.baseline(), Variant::Plain);
         assert_eq!(Variant::Fields.baseline(), Variant::Plain);
+        assert_eq!(Variant::LeanWrapped.baseline(), Variant::PlainLean);
+        assert_eq!(Variant::AgentWrapped.baseline(), Variant::Plain);
         assert!(Variant::Plain.is_baseline() && Variant::PlainLean.is_baseline());
         assert!(!Variant::Lean.is_baseline());
     }

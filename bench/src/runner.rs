@@ -289,9 +289,11 @@ impl Watched {
                 &count.to_string(),
             ])
             .env("TASKSCOPE_DIR", dir)
-            // The `stack` child runs a multi-thread runtime: its two timed
-            // dumps need the opt-in (the child is killed right after).
-            .env("TASKSCOPE_MT_DUMPS", "1")
+            // The `stack` child runs a multi-thread runtime. Unwrapped, its
+            // tasks have stacks only from tokio's own dump, opted into here
+            // (the child is killed right after); wrapped, the safe capture
+            // alone is timed.
+            .env("TASKSCOPE_TOKIO_DUMPS", if variant.wraps() { "0" } else { "1" })
             // console-subscriber: a free port, and its log layer quiet as by default.
             .env("TOKIO_CONSOLE_BIND", "127.0.0.1:0")
             .env_remove("RUST_LOG")
