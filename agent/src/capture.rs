@@ -70,7 +70,7 @@ impl Request {
     pub(crate) fn answer(&self, entry: &board::Entry, leaves: Vec<Vec<usize>>) {
         {
             let mut shared = entry.shared();
-            if !shared.wanted.as_ref().is_some_and(|r| r.epoch == self.epoch) {
+            if shared.wanted.as_ref().is_none_or(|r| r.epoch != self.epoch) {
                 return;
             }
             shared.wanted = None;

@@ -19,8 +19,26 @@
 //!   leak verdict ("idle and nothing can wake it").
 //! - **lean** ([`main`], [`build_runtime`] or [`hooks()`]): tokio's runtime hooks, no
 //!   tokio `tracing` feature needed, cheap enough to leave on in a service.
-//!   States, parked times, polls, spawn locations and stacks; no wakes, names
-//!   or leak verdict. See [`hooks`](mod@hooks).
+//!   States, parked times, polls, spawn locations and stacks; no wakes or
+//!   leak verdict, and names only for tasks spawned with [`task::Builder`].
+//!   See [`hooks`](mod@hooks).
+//!
+//! Stacks: tasks spawned with [`spawn`] or [`task::Builder`], and the future
+//! [`main`] runs, are [`Traced`]: their stacks are captured inside their own
+//! polls, on any runtime, with nothing that can harm the program. tokio's
+//! own task dump, which covers every task, is taken only where it is safe:
+//! by default only with a tokio carrying the taskdump fixes of
+//! `patches/tokio` (see the README).
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() {
+//! taskscope_agent::init();
+//! let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+//! taskscope_agent::spawn(async move {
+//!     let _ = rx.await; // `taskscope stack` names this line
+//! });
+//! # }
+//! ```
 //!
 //! ```no_run
 //! // Lean mode, one line: `#[tokio::main]` with the runtime built through
@@ -54,8 +72,9 @@
 //! - `state`: the one reader of the task table. It sums the threads'
 //!   counts, picks the completed tasks to show, and answers snapshots and
 //!   watches.
-//! - `dump` and `symbols`: tokio task dumps, taken without ever cancelling
-//!   one midway, symbolised on the agent's thread with a cache.
+//! - `capture`: the safe capture of the wrapped futures; `dump`: tokio's
+//!   own task dump where its policy allows it; `symbols`: both symbolised on
+//!   the agent's thread with a cache.
 //! - `server` and `endpoint`: the gRPC service and the socket it listens on.
 
 #[cfg(not(tokio_unstable))]

@@ -42,7 +42,6 @@ pub(crate) fn kind_name(code: u32) -> &'static str {
     KINDS.get((code & 0xff) as usize).copied().unwrap_or("task")
 }
 
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) fn kind_code(kind: &str) -> u32 {
     KINDS.iter().skip(1).position(|k| *k == kind).map_or(0, |p| p as u32 + 1)
 }
@@ -167,7 +166,6 @@ impl Slot {
     }
 
     /// Sets the name (spawn time only, before the key is published).
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn set_name(&self, name: &str) {
         let boxed = Box::into_raw(Box::new(Box::<str>::from(name)));
         let old = self.name.swap(boxed, AcqRel);
@@ -231,7 +229,6 @@ impl Table {
 
     /// A slot for a new task, opened (see [`Self::open`]): counters zero, phase
     /// LIVE, spawn fields for the caller to write. `None` when the table is full.
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn alloc(&'static self) -> Option<(Key, &'static Slot)> {
         let (key, slot) = self.reserve()?;
         self.open(slot);

@@ -1,6 +1,6 @@
 //! Spawning tasks whose stacks the agent captures safely.
 //!
-//! [`spawn`](crate::spawn) is `tokio::spawn` with the future wrapped in a
+//! [`spawn`] is `tokio::spawn` with the future wrapped in a
 //! [`Traced`]: when `taskscope stack` asks, the task traces itself inside its
 //! own next poll, on any runtime flavour, with no variable to set and
 //! nothing that can harm the program (see [`Traced`]). Tasks spawned with

@@ -1,13 +1,16 @@
-//! Single-flight dumps: at most one dump per runtime is in progress, every
-//! request arriving meanwhile shares its answer, and a request's timeout only
-//! bounds its own wait.
+//! Single-flight dumps: at most one tokio dump per runtime is in progress,
+//! every request arriving meanwhile shares its answer, and a request's
+//! timeout only bounds its own wait.
 //!
-//! Once tokio has been asked for a dump, the dump runs to completion in a
-//! task of the agent's runtime whatever happens to the requests (dropping it
-//! midway can wedge the runtime's later dumps). Before that point, while the
-//! dump still waits for the runtime to be safe to dump (see `take`), it is
-//! abandoned as soon as no request waits for it any more, so that a runtime
-//! blocked for an hour is not dumped an hour later for nobody.
+//! Once tokio has been asked for the dump, it runs to completion in a task
+//! of the agent's runtime whatever happens to the requests, so that a
+//! runtime that answers late is dumped once, not once per request. (Dropping
+//! tokio 1.54's dump future midway would make no difference to the runtime:
+//! the dump runs on its own thread; what wedges it is in `super::policy`.)
+//! Before that point, while the dump still waits for the runtime to be safe
+//! to dump (see `take`), it is abandoned as soon as no request waits for it
+//! any more, so that a runtime blocked for an hour is not dumped an hour
+//! later for nobody.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
