@@ -54,8 +54,7 @@ impl Origin {
 pub enum Missing {
     /// Traced (by either source), but parked on nothing tokio can trace.
     Untraceable,
-    /// tokio's dump was taken, but the task was not parked: the dump traces
-    /// only tasks that wait.
+    /// Not parked (running, or woken): only tasks that wait are traced.
     NotParked,
     /// Not wrapped, and tokio's dump of its runtime was not taken.
     NotWrapped,
@@ -85,7 +84,7 @@ impl Missing {
             Missing::Untraceable => "it awaits nothing a task dump can trace, e.g. `std::future::pending()`, \
                                      a hand-written future, or `TcpListener::accept`"
                 .to_string(),
-            Missing::NotParked => "not parked; a task dump traces only tasks that wait".to_string(),
+            Missing::NotParked => "not parked; only tasks that wait are traced".to_string(),
             Missing::NotWrapped => "not wrapped, and tokio's dump of its runtime was not taken (see above); \
                                     spawn it with `taskscope_agent::spawn` to capture its stack safely"
                 .to_string(),
@@ -141,6 +140,11 @@ pub fn standing(source: StackSource, has_stack: bool, parked: bool, all_dumped: 
     Standing::Missing(match source {
         StackSource::Captured => Missing::Untraceable,
         StackSource::TokioDump => after_dump,
+        // A running or woken task has no stack from either source (only
+        // waiting tasks are traced), and a wrapped one that has not parked
+        // yet is not known to the agent as wrapped: "not parked" is what is
+        // sure. The header says which tasks get stacks at all.
+        StackSource::NotWrapped if !parked => Missing::NotParked,
         StackSource::NotWrapped => Missing::NotWrapped,
         StackSource::NotPolled => Missing::NotPolled,
         StackSource::Unspecified if all_dumped => after_dump,
@@ -331,7 +335,7 @@ mod tests {
         assert_eq!(s(StackSource::Captured, false, false), Standing::Missing(Untraceable));
         assert_eq!(s(StackSource::TokioDump, false, true), Standing::Missing(Untraceable));
         assert_eq!(s(StackSource::TokioDump, false, false), Standing::Missing(NotParked));
-        assert_eq!(s(StackSource::NotWrapped, false, false), Standing::Missing(NotWrapped));
+        assert_eq!(s(StackSource::NotWrapped, false, false), Standing::Missing(NotParked), "running or woken");
         assert_eq!(s(StackSource::NotWrapped, false, true), Standing::Missing(NotWrapped));
         assert_eq!(s(StackSource::NotPolled, false, true), Standing::Missing(NotPolled));
         // An older agent: as before, by whether every runtime was dumped.

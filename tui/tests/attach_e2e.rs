@@ -80,6 +80,9 @@ impl Example {
         let mut cmd = Command::new(bin_dir().join(name));
         cmd.args(args)
             .env("TASKSCOPE_DIR", dir)
+            // The default on this tokio: its own task dump, which harms the
+            // program it dumps, is not taken; only the safe capture runs.
+            .env_remove("TASKSCOPE_TOKIO_DUMPS")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in env {
@@ -286,6 +289,12 @@ fn the_leak_is_the_top_group_its_stack_names_the_helper_and_q_restores_the_termi
     assert!(
         screen.contains("done_signal::to_done_channel"),
         "the example's own function: {screen}"
+    );
+    // A default `#[tokio::main]` program: the helpers, spawned with
+    // `taskscope_agent::spawn`, are captured safely, with no variable set.
+    assert!(
+        screen.contains("share this stack (captured safely)"),
+        "{screen}"
     );
     assert!(!screen.contains("capturing…"), "{screen}");
 

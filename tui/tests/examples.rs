@@ -66,6 +66,9 @@ impl Example {
         }
         let child = Command::new(bin_dir().join(name))
             .args(args)
+            // The default on this tokio: its own task dump, which harms the
+            // program it dumps, is not taken; only the safe capture runs.
+            .env_remove("TASKSCOPE_TOKIO_DUMPS")
             .envs(env.iter().copied())
             .env("TASKSCOPE_DIR", dir)
             .stdout(Stdio::null())
@@ -102,6 +105,21 @@ fn stack_until(dir: &std::path::Path, args: &[&str], ready: impl Fn(&str) -> boo
     }
 }
 
+/// The group starting at `header` in `stack`'s output: its lines up to the
+/// blank line after it.
+fn group_of(out: &str, header: &str) -> Vec<String> {
+    out.lines().skip_while(|l| *l != header).take_while(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+/// The line under the totals says the stacks were captured safely, and why
+/// tokio's dump was not taken (off by default on this tokio).
+fn assert_safe_capture_header(out: &str) {
+    let sources = out.lines().find(|l| l.starts_with("stacks: ")).unwrap_or_else(|| panic!("no stacks line: {out}"));
+    assert!(sources.contains(" wrapped tasks captured safely; "), "{sources}");
+    assert!(sources.contains("tokio's dump of runtime main is off: "), "{sources}");
+    assert!(!out.contains("warning: no stacks"), "{out}");
+}
+
 #[test]
 fn done_signal_shows_one_growing_group_of_parked_helpers() {
     let dir = temp_dir();
@@ -122,6 +140,12 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
     assert!(out.contains("done_signal::to_done_channel"), "the program's own frame: {out}");
     assert!(out.contains("runtime frame"), "internal frames collapsed: {out}");
     assert!(!header.contains("leaked"), "the root token holds their wakers: parked, not leaked: {header}");
+    // A default `#[tokio::main]` program with no variable set: tokio's dump
+    // is off, and the helpers, spawned with `taskscope_agent::spawn`, come
+    // with stacks captured safely.
+    assert_safe_capture_header(out);
+    let group = group_of(out, header);
+    assert_eq!(group.get(1).map(String::as_str), Some("  stack (captured safely):"), "{out}");
 
     // The helpers' group, from its header line to the blank line after it.
     let helper_block = |out: &str| -> Vec<String> {
@@ -135,8 +159,9 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
     assert!(!full.stdout.contains("runtime frame"), "{}", full.stdout);
     assert!(helper_block(&full.stdout).len() > helper_block(out).len(), "--full shows more frames: {}", full.stdout);
 
-    // Right after a dump, tokio may still be re-polling traced tasks, so a
-    // helper can show as scheduled for a moment; wait for all 50 to be idle.
+    // Right after a capture, the leaves a traced poll cut short are polled
+    // again for real, so a helper can show as scheduled for a moment; wait
+    // for all 50 to be idle.
     let idle_helpers = |out: &str| {
         out.lines()
             .filter(|l| l.starts_with("task ") && l.contains("[idle ") && l.ends_with(&format!("spawned at {location}")))
@@ -149,8 +174,14 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
     assert_eq!(json.code, 0, "{json:?}");
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(v["process"]["pid"].to_string(), pid);
-    assert_eq!(v["runtimes"][0]["status"], "ok");
+    // tokio's dump is not taken on this tokio unless the program opts in;
+    // the safe capture answered for every wrapped task.
+    assert_eq!(v["runtimes"][0]["status"], "disabled", "{}", v["runtimes"]);
+    let safe = &v["safe_capture"];
+    assert!(safe["wanted"].as_u64().is_some_and(|n| n >= 50), "{safe}");
+    assert_eq!(safe["answered"], safe["wanted"], "{safe}");
     let g = &v["groups"][0];
+    assert_eq!(g["stack_source"], "captured", "{g}");
     assert_eq!(g["count"], 50);
     assert_eq!(g["states"]["idle"], 50);
     assert_eq!(g["leaked"], 0);
@@ -191,6 +222,8 @@ fn done_signal_in_lean_mode_shows_the_same_group_without_leak_verdicts() {
     let header = out.lines().find(|l| l.starts_with("50 tasks [idle] parked ")).expect("group line");
     assert!(header.contains("spawned at examples/src/bin/done_signal.rs:"), "{header}");
     assert!(out.contains("done_signal::to_done_channel"), "the program's own frame: {out}");
+    assert_safe_capture_header(out);
+    assert_eq!(group_of(out, header).get(1).map(String::as_str), Some("  stack (captured safely):"), "{out}");
 
     // Taking stacks polls every task once more; those polls are not the
     // program's, so parked times keep growing across dumps.
@@ -220,7 +253,18 @@ fn orphan_receiver_shows_a_leaked_task_and_a_parked_receiver() {
     let leaked = out.lines().find(|l| l.contains("[idle, leaked]")).expect("leaked group");
     assert!(leaked.starts_with("1 task [idle, leaked] parked "), "{leaked}");
     assert!(leaked.contains("spawned at examples/src/bin/orphan_receiver.rs:"), "{leaked}");
-    assert!(out.contains("orphan_receiver::job_worker"), "{out}");
+    // Both wrapped: the worker's stack is captured safely; the task on
+    // `pending()` answers with none, and says why.
+    assert_safe_capture_header(out);
+    let leaked_group = group_of(out, leaked);
+    assert!(
+        leaked_group.get(1).is_some_and(|l| l.contains("(no stack captured: it awaits nothing a task dump can trace")),
+        "{out}"
+    );
+    let worker = out.lines().find(|l| l.starts_with("1 task [idle] parked ")).expect("the worker's group");
+    let worker = group_of(out, worker);
+    assert_eq!(worker.get(1).map(String::as_str), Some("  stack (captured safely):"), "{out}");
+    assert!(worker.iter().any(|l| l.contains("orphan_receiver::job_worker")), "{out}");
 
     let all = taskscope(dir.path(), &["stack", &pid, "--all"]);
     assert!(
@@ -235,7 +279,7 @@ fn orphan_receiver_shows_a_leaked_task_and_a_parked_receiver() {
 }
 
 #[test]
-fn blocked_runtime_still_gives_lifecycle_data() {
+fn a_blocked_worker_leaves_the_other_tasks_stacks_to_the_safe_capture() {
     let dir = temp_dir();
     let ex = Example::start(dir.path(), "blocker", &["--after", "100ms", "--for", "20s"]);
     let pid = ex.pid();
@@ -243,24 +287,85 @@ fn blocked_runtime_still_gives_lifecycle_data() {
     let start = Instant::now();
     let run = taskscope(dir.path(), &["stack", &pid, "--timeout", "1s"]);
     assert!(start.elapsed() < Duration::from_secs(8), "took {:?}", start.elapsed());
-    assert_eq!(run.code, 0, "lifecycle data is a valid answer: {run:?}");
-    let warning = run.stdout.lines().find(|l| l.starts_with("warning: no stacks: ")).unwrap_or_default();
-    assert!(warning.contains("runtime main did not answer within 1s"), "{}", run.stdout);
-    let running = run
-        .stdout
+    assert_eq!(run.code, 0, "a partial answer is a valid answer: {run:?}");
+    let out = &run.stdout;
+    assert!(!out.contains("warning: no stacks"), "{out}");
+    let sources = out.lines().find(|l| l.starts_with("stacks: ")).unwrap_or_else(|| panic!("no stacks line: {out}"));
+    assert!(
+        sources.starts_with("stacks: 1 of 2 wrapped tasks captured safely (1 not polled within 1s); tokio's dump of runtime main is off: "),
+        "{sources}"
+    );
+
+    // The blocking task: inside one poll since 100ms after start, so it
+    // cannot be asked for its stack.
+    let running = out
         .lines()
         .find(|l| l.starts_with("1 task [running]") && l.contains("examples/src/bin/blocker.rs:"))
-        .unwrap_or_else(|| panic!("no running group: {}", run.stdout));
-    // The blocking task has been inside its poll since 100ms after start;
-    // the records are read when the dump is asked for, 500ms after start.
+        .unwrap_or_else(|| panic!("no running group: {out}"));
+    // The records are read when the stack is asked for, 500ms after start.
     let polling = running.split(" polling ").nth(1).and_then(|rest| rest.split_whitespace().next());
     let seconds = polling.and_then(|t| match t.strip_suffix("ms") {
         Some(ms) => ms.parse::<f64>().ok().map(|ms| ms / 1000.0),
         None => t.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()),
     });
     assert!(seconds.is_some_and(|s| (0.3..20.0).contains(&s)), "{running}");
+    assert_eq!(
+        group_of(out, running).get(1).map(String::as_str),
+        Some("    (no stack captured: wrapped, but not polled within 1s: it is inside a long poll, or its runtime is blocked)"),
+        "{out}"
+    );
+
+    // The tick counter runs on the other worker, and answers.
+    let ticks = out
+        .lines()
+        .find(|l| l.starts_with("1 task [") && !l.starts_with("1 task [running]"))
+        .unwrap_or_else(|| panic!("no tick counter group: {out}"));
+    let ticks = group_of(out, ticks);
+    assert_eq!(ticks.get(1).map(String::as_str), Some("  stack (captured safely):"), "{out}");
+    assert!(ticks.iter().any(|l| l.contains("blocker::count_ticks")), "{out}");
+
     let ps = taskscope(dir.path(), &["ps"]);
-    assert!(ps.stdout.contains("blocker"), "GetInfo answers while the runtime is blocked: {ps:?}");
+    assert!(ps.stdout.contains("blocker"), "GetInfo answers while a worker is blocked: {ps:?}");
+}
+
+#[test]
+fn log_follow_shows_the_handlers_stacks_and_says_the_plain_spawned_loop_is_not_wrapped() {
+    let dir = temp_dir();
+    let ex = Example::start(dir.path(), "log_follow", &["--self-clients", "3"]);
+    let pid = ex.pid();
+    let is_handlers = |l: &str| l.starts_with("3 tasks [idle] parked ") && l.contains("spawned at examples/src/bin/log_follow.rs:");
+    let run = stack_until(dir.path(), &["stack", &pid], |out| {
+        out.lines().any(|l| is_handlers(l)) && out.contains("  name: logs handler")
+    });
+    assert_eq!(run.code, 0, "{run:?}");
+    let out = &run.stdout;
+    assert_safe_capture_header(out);
+    let handlers = out
+        .lines()
+        .find(|l| is_handlers(l) && group_of(out, l).get(1).is_some_and(|n| n == "  name: logs handler"))
+        .unwrap_or_else(|| panic!("no group of 3 handlers: {out}"));
+    let handlers = group_of(out, handlers);
+    assert_eq!(handlers.get(2).map(String::as_str), Some("  stack (captured safely):"), "{out}");
+    assert!(handlers.iter().any(|l| l.contains("log_follow::handle_connection")), "{out}");
+
+    // The accept loop, spawned with plain `tokio::spawn` on purpose.
+    let accept = out
+        .lines()
+        .find(|l| l.starts_with("1 task [idle]") && group_of(out, l).iter().any(|g| g.contains("not wrapped")))
+        .unwrap_or_else(|| panic!("no unwrapped group: {out}"));
+    assert!(accept.contains("spawned at examples/src/bin/log_follow.rs:"), "{accept}");
+    assert_eq!(
+        group_of(out, accept).get(1).map(String::as_str),
+        Some(
+            "    (no stack captured: not wrapped, and tokio's dump of its runtime was not taken (see above); \
+             spawn it with `taskscope_agent::spawn` to capture its stack safely)"
+        ),
+        "{out}"
+    );
+    let json = taskscope(dir.path(), &["stack", &pid, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    let groups = v["groups"].as_array().expect("groups");
+    assert_eq!(groups.iter().filter(|g| g["no_stack"] == "not_wrapped").count(), 1, "{v}");
 }
 
 #[test]

@@ -142,7 +142,7 @@ fn grouped_report() {
     )), "{}", run.stdout);
     assert!(run.stdout.contains(&format!("    done_signal::wait_for_done::{{{{closure}}}}\n        {SITE}:14:9\n")), "{}", run.stdout);
     assert!(run.stdout.contains(&format!(
-        "\n1 task [running]  spawned at {SITE}:40:5\n  name: worker\n    (no stack captured: not parked; a task dump traces only tasks that wait)\n"
+        "\n1 task [running]  spawned at {SITE}:40:5\n  name: worker\n    (no stack captured: not parked; only tasks that wait are traced)\n"
     )), "{}", run.stdout);
     assert_eq!(run.stderr, "");
 }

@@ -63,9 +63,6 @@ fn with_tokios_dump_off_the_header_says_so_once_and_each_group_its_source_or_rea
 done_signal (pid 4242), tokio 1.54.1: 1 running, 1 scheduled, 5 idle, 0 leaked, 0 done; 0 dropped events
 stacks: 4 of 5 wrapped tasks captured safely (1 not polled within 5s); tokio's dump of runtime main is off: {OFF}
 
-2 tasks [1 scheduled, 1 idle] parked 6s  spawned at src/plain.rs:25:5
-    (no stack captured: not wrapped, and tokio's dump of its runtime was not taken (see above); spawn it with `taskscope_agent::spawn` to capture its stack safely)
-
 2 tasks [idle] parked 3s..4s  spawned at examples/src/bin/done_signal.rs:25:5
   stack (captured safely):
     ... 2 runtime frames
@@ -73,13 +70,20 @@ stacks: 4 of 5 wrapped tasks captured safely (1 not polled within 5s); tokio's d
         tokio-1.54.1/src/sync/notify.rs:1130:9
     done_signal::waiter::{{{{closure}}}}
         examples/src/bin/done_signal.rs:14:9
-
-1 block_on task [idle] parked 9s  spawned at src/main.rs:25:5
-  stack (captured safely):
-    ... 2 runtime frames
 "
     );
     assert!(out.starts_with(&expected), "{out}");
+    assert!(out.contains(
+        "\n1 block_on task [idle] parked 9s  spawned at src/main.rs:25:5\n  stack (captured safely):\n    ... 2 runtime frames\n"
+    ), "{out}");
+    // Not wrapped: the idle task is told why; the scheduled one is not parked.
+    assert!(out.contains(
+        "\n1 task [idle] parked 6s  spawned at src/plain.rs:25:5\n    (no stack captured: not wrapped, and tokio's dump of its \
+         runtime was not taken (see above); spawn it with `taskscope_agent::spawn` to capture its stack safely)\n"
+    ), "{out}");
+    assert!(out.contains(
+        "\n1 task [scheduled]  spawned at src/plain.rs:25:5\n    (no stack captured: not parked; only tasks that wait are traced)\n"
+    ), "{out}");
     assert_eq!(out.matches(OFF).count(), 1, "the agent's long reason is shown once: {out}");
     assert!(out.contains(
         "\n1 task [idle] parked 5s  spawned at src/pending.rs:25:5\n    (no stack captured: it awaits nothing a task dump can trace, \
@@ -99,7 +103,8 @@ fn all_names_each_tasks_source_or_reason() {
     let out = report(&info(), &off_dump(), &Filter::default(), View { all: true, ..view() });
     assert!(out.contains("\ntask 10 [idle 3s] spawned at examples/src/bin/done_signal.rs:25:5\n  stack (captured safely):\n    ... 2 runtime frames\n"), "{out}");
     assert!(out.contains("\ntask 13 [running] spawned at src/busy.rs:25:5\n    (no stack captured: wrapped, but not polled within 5s"), "{out}");
-    assert!(out.contains("\ntask 21 [scheduled] spawned at src/plain.rs:25:5\n    (no stack captured: not wrapped, and tokio's dump"), "{out}");
+    assert!(out.contains("\ntask 20 [idle 6s] spawned at src/plain.rs:25:5\n    (no stack captured: not wrapped, and tokio's dump"), "{out}");
+    assert!(out.contains("\ntask 21 [scheduled] spawned at src/plain.rs:25:5\n    (no stack captured: not parked; only tasks that wait"), "{out}");
     assert!(out.contains("\ntask 18446744073709551615 [idle 9s] kind=block_on spawned at src/main.rs:25:5\n  stack (captured safely):\n"), "{out}");
 }
 
@@ -127,7 +132,7 @@ fn tokios_dump_labels_its_stacks_and_splits_groups_by_reason() {
         "\n1 task [idle] parked 1s  spawned at src/a.rs:25:5\n    (no stack captured: it awaits nothing a task dump can trace"
     ), "{out}");
     assert!(out.contains(
-        "\n1 task [running]  spawned at src/a.rs:25:5\n    (no stack captured: not parked; a task dump traces only tasks that wait)\n"
+        "\n1 task [running]  spawned at src/a.rs:25:5\n    (no stack captured: not parked; only tasks that wait are traced)\n"
     ), "{out}");
     let groups = crate::stack::group::group(&dump, &Filter::default());
     assert_eq!(groups.len(), 4, "the captured and the dumped idle tasks keep their own sources: {groups:?}");
@@ -145,7 +150,9 @@ fn no_stacks_at_all_is_a_warning_and_each_task_says_spawn_it_wrapped() {
     )), "{out}");
     assert_eq!(out.matches("(no stack captured: not wrapped, and tokio's dump of its runtime was not taken").count(), 1, "{out}");
     let all = report(&info(), &dump, &Filter::default(), View { all: true, ..view() });
-    assert_eq!(all.matches("(no stack captured: not wrapped, and tokio's dump of its runtime was not taken").count(), 2, "{all}");
+    // The idle one; the scheduled one is not parked (and its header line says the rest).
+    assert_eq!(all.matches("(no stack captured: not wrapped, and tokio's dump of its runtime was not taken").count(), 1, "{all}");
+    assert_eq!(all.matches("(no stack captured: not parked; only tasks that wait are traced)").count(), 1, "{all}");
     assert_eq!(warnings(&info(), &dump, view().timeout).len(), 1);
 }
 
@@ -206,7 +213,7 @@ fn json_says_each_source_and_reason_and_the_safe_capture() {
         (12, "captured", Some("untraceable")),
         (13, "not_polled", Some("not_polled")),
         (20, "not_wrapped", Some("not_wrapped")),
-        (21, "not_wrapped", Some("not_wrapped")),
+        (21, "not_wrapped", Some("not_parked")),
     ];
     for (id, source, no_stack) in expect {
         let t = by_id(id);
@@ -218,10 +225,15 @@ fn json_says_each_source_and_reason_and_the_safe_capture() {
 
     let grouped: serde_json::Value =
         serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), false).expect("json")).expect("parses");
-    let g = &grouped["groups"][1];
+    let g = &grouped["groups"][0];
     assert_eq!((g["count"].as_u64(), g["stack_source"].as_str(), g["no_stack"].as_str()), (Some(2), Some("captured"), None), "{g}");
-    let plain: Vec<&serde_json::Value> =
-        grouped["groups"].as_array().unwrap().iter().filter(|g| g["location"] == "src/plain.rs:25:5").collect();
-    assert_eq!(plain.len(), 1, "not wrapped, whatever their state: one reason, one group");
-    assert_eq!((plain[0]["stack_source"].as_str(), plain[0]["no_stack"].as_str()), (Some("not_wrapped"), Some("not_wrapped")));
+    let plain: Vec<(Option<&str>, Option<&str>)> = grouped["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["location"] == "src/plain.rs:25:5")
+        .map(|g| (g["stack_source"].as_str(), g["no_stack"].as_str()))
+        .collect();
+    assert_eq!(plain.len(), 2, "two reasons, two groups: {plain:?}");
+    assert!(plain.contains(&(Some("not_wrapped"), Some("not_wrapped"))) && plain.contains(&(Some("not_wrapped"), Some("not_parked"))), "{plain:?}");
 }

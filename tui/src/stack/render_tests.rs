@@ -83,7 +83,7 @@ done_signal (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 1001 idle, 1001 le
 ";
     assert!(out.starts_with(expected_head), "{out}");
     assert!(
-        out.contains("\n1 task [running]  spawned at src/main.rs:25:5\n    (no stack captured: not parked; a task dump traces only tasks that wait)\n"),
+        out.contains("\n1 task [running]  spawned at src/main.rs:25:5\n    (no stack captured: not parked; only tasks that wait are traced)\n"),
         "{out}"
     );
 }
@@ -249,7 +249,7 @@ fn a_running_task_shows_how_long_it_has_been_in_its_poll() {
     }
     let grouped = report(&info(), &dump, &Filter::default(), view());
     assert!(grouped.contains("1 task [running] polling 30s  spawned at src/main.rs"), "{grouped}");
-    assert!(grouped.contains("(no stack captured: not parked; a task dump traces only tasks that wait)"), "{grouped}");
+    assert!(grouped.contains("(no stack captured: not parked; only tasks that wait are traced)"), "{grouped}");
     assert!(!grouped.contains("e.g. `std::future::pending()`"), "only parked tasks get the pending() hint: {grouped}");
     let all = report(&info(), &dump, &Filter::default(), View { all: true, ..view() });
     assert!(all.contains("task 1 [running 30s] spawned at src/main.rs"), "{all}");

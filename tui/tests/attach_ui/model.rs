@@ -357,7 +357,7 @@ fn dumps_are_reassembled_and_explained() {
         }
         TaskStack::Missing(why) => panic!("no stack: {why}"),
     }
-    assert!(matches!(ok.stack_for(8), TaskStack::Missing(why) if why.contains("not parked; a task dump traces only tasks that wait")));
+    assert!(matches!(ok.stack_for(8), TaskStack::Missing(why) if why.contains("not parked; only tasks that wait are traced")));
     assert!(matches!(ok.stack_for(10), TaskStack::Missing(why) if why.contains("`std::future::pending()`")));
     assert!(matches!(ok.stack_for(99), TaskStack::Missing(why) if why.contains("not in the dump")));
     let shared = ok.shared();

@@ -111,7 +111,8 @@ fn a_group_lists_its_stacks_and_each_reason_for_none() {
     assert_eq!(task_ids.iter().copied().collect::<std::collections::BTreeSet<_>>(), [7, 8, 9, 10].into(), "the workers");
     app.handle_data(DataEvent::Dump { seq, result: Ok(DumpOutcome::from_chunks(dump_chunks(&task_ids))) });
     let shown = detail_text(&app);
-    assert!(shown.contains("■ 3 tasks: no stack captured: not wrapped, and tokio's dump"), "{shown}");
+    assert!(shown.contains("■ 2 tasks: no stack captured: not wrapped, and tokio's dump"), "{shown}");
+    assert!(shown.contains("■ 1 task: no stack captured: not parked; only tasks that wait are traced"), "{shown}");
     assert!(shown.contains("■ 1 task: no stack captured: wrapped, but not polled within 5s"), "{shown}");
     assert!(shown.contains("stacks: 31 of 32 wrapped tasks captured safely (1 not polled within 5s); tokio's dump of runtime main is off"), "{shown}");
     assert_snapshot!("group_detail_reasons", screen(&app));
