@@ -74,7 +74,7 @@ impl Request {
                 return;
             }
             shared.wanted = None;
-            shared.answer = Some((self.epoch, leaves));
+            shared.answer = Some(Box::new((self.epoch, leaves)));
         }
         if self.remaining.fetch_sub(1, AcqRel) == 1 {
             self.done.notify_one();
@@ -119,7 +119,7 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
     let request = Arc::new(Request { epoch, remaining: AtomicUsize::new(entries.len()), done: Default::default() });
     for entry in &entries {
         entry.shared().wanted = Some(Arc::clone(&request));
-        if let Some(key) = entry.key {
+        if let Some(key) = entry.key() {
             crate::recorder::mark_capture(key);
         }
     }
@@ -144,14 +144,14 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
     for entry in &entries {
         let mut shared = entry.shared();
         shared.wanted = None;
-        match shared.answer.take() {
+        match shared.answer.take().map(|answer| *answer) {
             Some((answered, leaves)) if answered == epoch => {
                 collected.answers.insert(entry.task_id, leaves);
             }
             _ => {
                 collected.unanswered.push(entry.task_id);
                 drop(shared);
-                if let Some(key) = entry.key {
+                if let Some(key) = entry.key() {
                     crate::recorder::unmark_capture(key);
                 }
             }

@@ -23,11 +23,9 @@ const SHARDS: usize = 16;
 pub(crate) struct Entry {
     /// tokio's task id, or the agent's own for a future it records itself.
     pub task_id: u64,
-    /// Its slot in the task table, when the agent records it through tokio
-    /// (spans or hooks): a request marks the slot so that the polls it causes
-    /// are not counted as the program's (see `crate::recorder`). `None` for
-    /// futures that record themselves, or when no slot was found.
-    pub key: Option<Key>,
+    /// Its slot's key in the task table (0: none), when the agent records it
+    /// through tokio (spans or hooks): see [`Entry::key`].
+    key: u64,
     shared: Mutex<Shared>,
 }
 
@@ -39,11 +37,20 @@ pub(crate) struct Shared {
     /// The request waiting for this future's stack, if any.
     pub wanted: Option<Arc<super::Request>>,
     /// Its latest answer: the request's epoch and one list of instruction
-    /// pointers per tokio leaf it reached, leaf first.
-    pub answer: Option<(u64, Vec<Vec<usize>>)>,
+    /// pointers per tokio leaf it reached, leaf first. Boxed: entries live as
+    /// long as their futures, answers only until the request reads them.
+    pub answer: Option<Box<(u64, Vec<Vec<usize>>)>>,
 }
 
 impl Entry {
+    /// Its slot in the task table: a request marks the slot so that the
+    /// polls it causes are not counted as the program's (see
+    /// `crate::recorder`). `None` for futures that record themselves, or when
+    /// no slot was found.
+    pub(crate) fn key(&self) -> Option<Key> {
+        (self.key != 0).then_some(Key(self.key))
+    }
+
     /// Locks what the wrapper and the agent share. A panic while it was held
     /// (there is no code that can panic under it) would not make it unusable.
     pub(crate) fn shared(&self) -> MutexGuard<'_, Shared> {
@@ -53,7 +60,7 @@ impl Entry {
 
 struct Shard {
     entries: Vec<Option<Arc<Entry>>>,
-    free: Vec<usize>,
+    free: Vec<u32>,
 }
 
 /// The process's board.
@@ -72,8 +79,8 @@ pub(crate) static BOARD: Board = Board {
 /// the board when dropped (when the wrapper is).
 pub(crate) struct Registration {
     pub entry: Arc<Entry>,
-    shard: usize,
-    index: usize,
+    shard: u32,
+    index: u32,
     /// The registered waker's identity (data and vtable pointers), so that
     /// each `Pending` checks it without taking the entry's lock.
     waker_id: (usize, usize),
@@ -92,24 +99,26 @@ impl Board {
     pub(crate) fn register(&self, task_id: u64, key: Option<Key>, waker: &Waker) -> Registration {
         let entry = Arc::new(Entry {
             task_id,
-            key,
+            key: key.map_or(0, |k| k.0),
             shared: Mutex::new(Shared { waker: Some(waker.clone()), ..Shared::default() }),
         });
         let shard = (task_id as usize) % SHARDS;
         let mut guard = self.shard(shard);
         let index = match guard.free.pop() {
             Some(index) => {
-                guard.entries[index] = Some(Arc::clone(&entry));
+                guard.entries[index as usize] = Some(Arc::clone(&entry));
                 index
             }
             None => {
                 guard.entries.push(Some(Arc::clone(&entry)));
-                guard.entries.len() - 1
+                // More than 4 billion parked futures in one shard: then the
+                // last index is shared, and only its first owner leaves.
+                u32::try_from(guard.entries.len() - 1).unwrap_or(u32::MAX)
             }
         };
         drop(guard);
         self.len.fetch_add(1, Relaxed);
-        Registration { entry, shard, index, waker_id: waker_id(waker) }
+        Registration { entry, shard: shard as u32, index, waker_id: waker_id(waker) }
     }
 
     /// Every entry now on the board.
@@ -153,16 +162,31 @@ impl Drop for Registration {
         // still the task's (see `crate::recorder::agent_waker`), rather than
         // with the last reference to the entry, which a request may hold.
         let waker = self.take_waker();
-        if let (Some(key), Some(_)) = (self.entry.key, &waker) {
+        if let (Some(key), Some(_)) = (self.entry.key(), &waker) {
             crate::recorder::agent_waker(key, false);
         }
         drop(waker);
-        let mut guard = BOARD.shard(self.shard);
-        if guard.entries.get(self.index).is_some_and(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(e, &self.entry))) {
-            guard.entries[self.index] = None;
+        let mut guard = BOARD.shard(self.shard as usize);
+        let index = self.index as usize;
+        if guard.entries.get(index).is_some_and(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(e, &self.entry))) {
+            guard.entries[index] = None;
             guard.free.push(self.index);
             drop(guard);
             BOARD.len.fetch_sub(1, Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every parked wrapped future holds one entry and one registration:
+    /// their size is the safe capture's memory per task (with the board's
+    /// pointer and the allocator's rounding).
+    #[test]
+    fn entries_and_registrations_stay_small() {
+        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<Option<Registration>>() <= 32, "{}", std::mem::size_of::<Option<Registration>>());
     }
 }

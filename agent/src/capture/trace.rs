@@ -57,7 +57,7 @@ mod imp {
         let reached_leaf = !leaves.is_empty();
         if !reached_leaf {
             // No tokio leaf, so no wake was deferred and no re-poll follows.
-            if let Some(key) = registration.entry.key {
+            if let Some(key) = registration.entry.key() {
                 crate::recorder::no_repoll(key);
             }
         }

@@ -31,24 +31,32 @@ pin_project_lite::pin_project! {
         seen: u64,
         // Its place on the board, once it has parked.
         registration: Option<Registration>,
-        // A name to write into its slot at its first poll (the lean mode's
-        // hooks are told no names).
-        name: Option<Box<str>>,
-        // Set for a future the agent records itself (a `block_on` future).
-        own: Option<Own>,
+        // What few futures need (boxed: every wrapped task carries this field).
+        extra: Option<Box<Extra>>,
     }
+}
+
+/// What only some wrapped futures need.
+struct Extra {
+    /// A name to write into its slot at its first poll (the lean mode's
+    /// hooks are told no names).
+    name: Option<Box<str>>,
+    /// Set for a future the agent records itself (a `block_on` future).
+    own: Option<Own>,
 }
 
 impl<F> Traced<F> {
     /// Wraps the future of a tokio task.
     pub(crate) fn task(future: F, name: Option<Box<str>>) -> Self {
-        Traced { future, seen: EPOCH.load(Relaxed), registration: None, name, own: None }
+        let extra = name.map(|name| Box::new(Extra { name: Some(name), own: None }));
+        Traced { future, seen: EPOCH.load(Relaxed), registration: None, extra }
     }
 
     /// Wraps a future that a runtime blocks on, recorded by the agent itself
     /// as a `block_on` task spawned at `location`.
     pub(crate) fn block_on(future: F, location: &'static std::panic::Location<'static>) -> Self {
-        Traced { future, seen: EPOCH.load(Relaxed), registration: None, name: None, own: Own::start(location) }
+        let extra = Own::start(location).map(|own| Box::new(Extra { name: None, own: Some(own) }));
+        Traced { future, seen: EPOCH.load(Relaxed), registration: None, extra }
     }
 }
 
@@ -58,12 +66,12 @@ impl<F: Future> Future for Traced<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        if this.own.is_some() || this.name.is_some() || EPOCH.load(Relaxed) != *this.seen {
-            return poll_slow(this.future, this.seen, this.registration, this.name, this.own, cx);
+        if this.extra.is_some() || EPOCH.load(Relaxed) != *this.seen {
+            return poll_slow(this.future, this.seen, this.registration, this.extra, cx);
         }
         let poll = this.future.as_mut().poll(cx);
         if poll.is_pending() && !this.registration.as_ref().is_some_and(|r| r.holds(cx.waker())) {
-            park(this.registration, this.own.as_ref(), cx);
+            park(this.registration, None, cx);
         }
         poll
     }
@@ -76,13 +84,17 @@ fn poll_slow<F: Future>(
     mut future: Pin<&mut F>,
     seen: &mut u64,
     registration: &mut Option<Registration>,
-    name: &mut Option<Box<str>>,
-    own: &mut Option<Own>,
+    extra: &mut Option<Box<Extra>>,
     cx: &mut Context<'_>,
 ) -> Poll<F::Output> {
-    if let Some(name) = name.take() {
+    if let Some(name) = extra.as_mut().and_then(|extra| extra.name.take()) {
         crate::recorder::name_current_task(&name);
     }
+    if extra.as_ref().is_some_and(|extra| extra.own.is_none()) {
+        // Named, and now it has its name: nothing else to carry.
+        *extra = None;
+    }
+    let own = extra.as_mut().and_then(|extra| extra.own.as_mut());
     let epoch = EPOCH.load(Acquire);
     // Inside tokio's own dump the leaves are its to trace, not ours.
     let request = if epoch != *seen && !super::trace::tokio_is_tracing() {
@@ -91,10 +103,11 @@ fn poll_slow<F: Future>(
     } else {
         None
     };
+    let mut own = own;
     let recorded = own.as_mut().is_some_and(|own| own.before_poll(request.is_some()));
     let (poll, traced_a_leaf) = match (request, registration.as_ref()) {
         (Some(request), Some(registration)) => {
-            let wake_self = own.as_ref().is_some_and(Own::wakes_itself);
+            let wake_self = own.as_deref().is_some_and(Own::wakes_itself);
             super::trace::traced_poll(future.as_mut(), cx, &request, registration, wake_self)
         }
         _ => (future.as_mut().poll(cx), false),
@@ -103,7 +116,7 @@ fn poll_slow<F: Future>(
         own.after_poll(recorded, traced_a_leaf);
     }
     if poll.is_pending() && !registration.as_ref().is_some_and(|r| r.holds(cx.waker())) {
-        park(registration, own.as_ref(), cx);
+        park(registration, own.as_deref(), cx);
     }
     poll
 }
@@ -140,5 +153,15 @@ fn park(registration: &mut Option<Registration>, own: Option<&Own>, cx: &Context
             }
             *registration = Some(placed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every wrapped task carries these fields, parked or not.
+    #[test]
+    fn the_wrapper_adds_little_to_a_task() {
+        let added = std::mem::size_of::<super::Traced<std::future::Pending<()>>>();
+        assert!(added <= 48, "{added}");
     }
 }
