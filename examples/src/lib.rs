@@ -2,8 +2,12 @@
 //! they wait to be stopped.
 //!
 //! The programs themselves are in `src/bin/`; each one's module docs tell the
-//! story of its leak and its fix. They all embed the agent with one line,
-//! `taskscope_agent::init();`, as the first line of their `#[tokio::main]`.
+//! story of its leak and its fix. They are default multi-thread
+//! `#[tokio::main]` programs that embed the agent with one line,
+//! `taskscope_agent::init();`, first in `main` (`done_signal --lean` shows the
+//! other line, `#[taskscope_agent::main]`), and spawn their tasks with
+//! `taskscope_agent::spawn` or `taskscope_agent::task::Builder` so that
+//! `taskscope stack` captures their stacks safely, with no variable to set.
 
 use std::time::Duration;
 

@@ -223,7 +223,7 @@ fn blocker_blocks_then_recovers() {
     );
     assert!(ex
         .start_line()
-        .contains("blocking the runtime's only worker for 300ms after 100ms"));
+        .contains("blocking one of the runtime's two workers for 300ms after 100ms"));
     ex.line_with("blocking call started");
     ex.line_with("blocking call ended");
     let status = ex.child.wait().expect("wait");

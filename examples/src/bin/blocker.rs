@@ -1,30 +1,35 @@
-//! # blocker: a task blocks the runtime's only worker
+//! # blocker: a task blocks a worker thread
 //!
 //! Not a leak but the case an inspector has to survive: a task calls a blocking
 //! function (`std::thread::sleep` standing in for a synchronous lock, file read
-//! or DNS lookup) on a worker thread. This runtime has one worker, so after
-//! `--after` (500ms) nothing else runs for `--for` (30s): the `count_ticks`
-//! task, woken every 100ms by a plain thread, stays scheduled but is never
-//! polled; the runtime's timers stop firing (the worker also drives them); and
-//! a task dump, which needs every worker to come back to the scheduler, cannot
-//! be taken.
+//! or DNS lookup) on a worker thread. After `--after` (500ms) `block_worker`
+//! holds one of the runtime's two workers for `--for` (30s). The other worker
+//! carries on: `count_ticks`, woken every 100ms by a plain thread, still runs,
+//! and so do the timers. What is lost is everything that needs *every* worker
+//! to come back to the scheduler: tokio's own task dump (off by default on
+//! tokio 1.54; with `TASKSCOPE_TOKIO_DUMPS=1` it times out) and the runtime's
+//! shutdown, which waits for the blocked worker.
 //!
-//! The agent serves from a thread of its own, so it keeps answering:
-//! `taskscope stack <pid>` reports that the dump timed out (rather than hanging)
-//! and still prints the lifecycle data, with `block_worker`'s task *running* for
-//! as long as it has been blocking and `count_ticks` *scheduled*.
+//! The agent serves from a thread of its own, so it keeps answering, and its
+//! safe capture needs no worker but the task's own: `taskscope stack <pid>
+//! --timeout 1s` shows `block_worker`'s task *running*, polling for as long as
+//! it has been blocking, with no stack (a task inside a poll cannot be asked
+//! for one; `not polled within 1s`), and `count_ticks` idle between ticks
+//! with its stack `captured safely` on the free worker. Both tasks are spawned
+//! with `taskscope_agent::spawn`.
 //!
 //! The fix (`--fixed`): the blocking call goes to `spawn_blocking`, so it runs
 //! on tokio's blocking pool and the worker stays free.
 //!
 //! ```text
 //! cargo run -p taskscope-examples --bin blocker -- --for 60s
-//! taskscope stack <pid>            # dump timed out; block_worker running
+//! taskscope stack <pid> --timeout 1s   # block_worker running, count_ticks captured
 //! ```
 //!
 //! Flags: `--after DUR` (default 500ms), `--for DUR` (default 30s), `--fixed`,
-//! `--exit-after DUR`. While the worker is blocked the runtime's timers do not
-//! fire, so `--exit-after` takes effect at the earliest when the block ends.
+//! `--exit-after DUR`. The runtime cannot shut down while a worker is
+//! blocked, so the program ends, after `--exit-after`, at the earliest when
+//! the block ends.
 
 use std::time::Duration;
 
@@ -32,7 +37,7 @@ use clap::Parser;
 use taskscope_examples::{parse_duration, Common};
 use tokio::sync::mpsc;
 
-/// A program whose only worker thread gets blocked.
+/// A program one of whose worker threads gets blocked.
 #[derive(Debug, Parser)]
 #[command(name = "blocker")]
 struct Args {
@@ -48,7 +53,9 @@ struct Args {
     common: Common,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+// Two workers on any machine (`#[tokio::main]` would start one per CPU, so
+// only one on a single-CPU machine): one to block, one that carries on.
+#[tokio::main(worker_threads = 2)]
 async fn main() {
     taskscope_agent::init();
     let args = Args::parse();
@@ -61,17 +68,18 @@ async fn main() {
         println!("blocker: pid {pid}, fixed: the {block_for} blocking call after {after} runs on the blocking pool");
     } else {
         println!(
-            "blocker: pid {pid}, blocking the runtime's only worker for {block_for} after {after} \
+            "blocker: pid {pid}, blocking one of the runtime's two workers for {block_for} after {after} \
              (run with --fixed for the fix)"
         );
     }
 
     let (ticks, inbox) = mpsc::channel(1);
     std::thread::spawn(move || tick_every_100ms(ticks));
-    tokio::spawn(count_ticks(inbox));
-    tokio::spawn(block_later(args.after, args.block_for, args.common.fixed));
-    // No SIGINT/SIGTERM handler here, unlike the other examples: the handler
-    // would wait for the blocked runtime, and the program could not be stopped.
+    taskscope_agent::spawn(count_ticks(inbox));
+    taskscope_agent::spawn(block_later(args.after, args.block_for, args.common.fixed));
+    // No SIGINT/SIGTERM handler here, unlike the other examples: returning
+    // from `main` shuts the runtime down, which waits for the blocked worker,
+    // so with a handler Ctrl-C would not stop the program until the block ends.
     match args.common.exit_after {
         Some(after) => tokio::time::sleep(after).await,
         None => std::future::pending().await,
@@ -90,8 +98,8 @@ fn tick_every_100ms(ticks: mpsc::Sender<()>) {
     }
 }
 
-/// Receives the ticks: woken every 100ms, so *scheduled* while the worker is
-/// blocked, since nobody can poll it.
+/// Receives the ticks: woken every 100ms and polled by whichever worker is
+/// free, so it keeps running while the other worker is blocked.
 async fn count_ticks(mut inbox: mpsc::Receiver<()>) {
     let mut ticks = 0u64;
     while inbox.recv().await.is_some() {

@@ -8,10 +8,17 @@
 //! the call that wanted it: one task parked per call, for good.
 //!
 //! `taskscope stack <pid>` shows them as one group of N idle tasks spawned at the
-//! same line of `to_done_channel`, parked in `token.cancelled()`, their parked
-//! time growing. They are reported *parked*, not leaked: the root token holds
-//! their wakers and cancelling it would still wake them. Only the count and the
-//! ages give them away, as `runtime.gopark` did in the Go profile.
+//! same line of `to_done_channel`, their stack (`captured safely`) running from
+//! the helper's closure in `done_signal::to_done_channel` down to
+//! `token.cancelled()`, their parked time growing. They are reported *parked*,
+//! not leaked: the root token holds their wakers and cancelling it would still
+//! wake them. Only the count and the ages give them away, as `runtime.gopark`
+//! did in the Go profile.
+//!
+//! The helpers and the task making the calls are spawned with
+//! `taskscope_agent::spawn`, which is `tokio::spawn` with the future wrapped so
+//! that it traces its own stack when asked: that is what makes their stacks
+//! show on this default multi-thread runtime, with no variable to set.
 //!
 //! The fix (`--fixed`) is the report's conclusion, "derive from the one passed
 //! in": each call derives a child token and cancels it with a drop guard when the
@@ -25,12 +32,15 @@
 //!
 //! Flags: `--calls N` (default 1000; 0 keeps calling forever), `--interval DUR`
 //! (pause between calls, default 10ms), `--fixed`, `--exit-after DUR`, and
-//! `--lean`: embed the agent in its lean mode (runtime hooks, built with
-//! `taskscope_agent::build_runtime`) instead of `init()`. After the last call
-//! the program stays up, idle, until it is stopped.
+//! `--lean`: embed the agent in its lean mode (runtime hooks,
+//! `#[taskscope_agent::main]`) instead of `#[tokio::main]` and `init()`. After
+//! the last call the program stays up, idle, until it is stopped.
 //!
-//! This is the one example that builds its runtime by hand, to show both ways
-//! of embedding the agent; the others use `#[tokio::main]` and `init()`.
+//! This is the one example that shows both ways of embedding the agent, one
+//! line each, on the same default multi-thread runtime: `main` parses the flags
+//! and runs one of two `async fn`s, one under `#[tokio::main]` that calls
+//! `init()`, one under `#[taskscope_agent::main]`. The others are plain
+//! `#[tokio::main]` programs with `init()`.
 
 use std::time::Duration;
 
@@ -59,23 +69,27 @@ struct Args {
     common: Common,
 }
 
-fn main() -> std::io::Result<()> {
+fn main() {
     let args = Args::parse();
-    // A current-thread runtime: tokio 1.54 can take its task dumps safely (see
-    // `TASKSCOPE_MT_DUMPS` in the README for multi-thread runtimes).
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all();
     if args.lean {
-        // Lean mode: one call instead of `builder.build()`, no `init()`.
-        taskscope_agent::build_runtime(&mut builder)?.block_on(run(args));
+        lean(args);
     } else {
-        // What `#[tokio::main(flavor = "current_thread")]` and `init()` do.
-        builder.build()?.block_on(async {
-            taskscope_agent::init();
-            run(args).await
-        });
+        full(args);
     }
-    Ok(())
+}
+
+/// The full mode: `#[tokio::main]` and one line, `init()`.
+#[tokio::main]
+async fn full(args: Args) {
+    taskscope_agent::init();
+    run(args).await
+}
+
+/// The lean mode: `#[taskscope_agent::main]` in place of `#[tokio::main]`,
+/// no `init()`.
+#[taskscope_agent::main]
+async fn lean(args: Args) {
+    run(args).await
 }
 
 async fn run(args: Args) {
@@ -90,7 +104,7 @@ async fn run(args: Args) {
 
     // Cancelled when the service shuts down: in a long-running service, never.
     let root = CancellationToken::new();
-    tokio::spawn(serve(
+    taskscope_agent::spawn(serve(
         root.clone(),
         args.calls,
         args.interval,
@@ -155,7 +169,7 @@ async fn handle_call_fixed(root: &CancellationToken, id: u64) -> Option<u64> {
 fn to_done_channel(token: &CancellationToken) -> oneshot::Receiver<()> {
     let (closed, done) = oneshot::channel::<()>();
     let token = token.clone();
-    tokio::spawn(async move {
+    taskscope_agent::spawn(async move {
         token.cancelled().await;
         drop(closed);
     });

@@ -11,14 +11,22 @@
 //! ```text
 //! cargo run -p taskscope-examples --bin log_follow -- --port 8080
 //! curl -m 3 'http://127.0.0.1:8080/logs?follow=1'     # gives up after 3 s
-//! taskscope stack <pid> --match follow_logs           # the handler is still there
+//! taskscope stack <pid> --match "logs handler"        # the handler is still there
 //! ```
 //!
 //! `taskscope stack` shows one idle task per departed client, named
-//! `logs handler`, parked in `follow_logs` on `broadcast::Receiver::recv`. Like
-//! Pouch's `logsContainer` goroutine it is *parked*, not leaked: the log's
+//! `logs handler`, with its stack (`captured safely`): from
+//! `handle_connection` into `follow_logs`, parked on `broadcast::Receiver::recv`.
+//! Like Pouch's `logsContainer` goroutine it is *parked*, not leaked: the log's
 //! sender is alive and could still wake it. The keyword check Pouch's
-//! integration tests did on the goroutine dump is `--match follow_logs` here.
+//! integration tests did on the goroutine dump is `--match` here.
+//!
+//! The handlers and the self-clients are spawned with the agent's
+//! `taskscope_agent::task::Builder` and `taskscope_agent::spawn`, so their
+//! stacks are captured safely on this default multi-thread runtime. The
+//! accept loop is spawned with plain `tokio::spawn` on purpose, to show what
+//! that costs: `taskscope stack` lists it all the same (state, parked time,
+//! spawn location) but says `no stack captured: not wrapped`.
 //!
 //! The fix (`--fixed`) is Pouch's `CloseNotify` in tokio form: while following,
 //! the handler also reads the client's socket, and returns when the read says
@@ -64,9 +72,7 @@ struct Log {
 /// Handlers currently running, for the progress line.
 static HANDLERS: AtomicUsize = AtomicUsize::new(0);
 
-// A current-thread runtime: tokio 1.54 can take its task dumps safely (see
-// `TASKSCOPE_MT_DUMPS` in the README for multi-thread runtimes).
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     taskscope_agent::init();
     let args = Args::parse();
@@ -98,9 +104,14 @@ async fn main() {
         ],
         new_lines: broadcast::channel(16).0,
     });
+    // Plain `tokio::spawn`, on purpose: an unwrapped task, listed by
+    // `taskscope stack` with its state and spawn location but no stack ("not
+    // wrapped"; tokio's own dump, which could trace it, is off by default).
+    // Little is lost here: tokio does not trace `TcpListener::accept`, so
+    // even wrapped, its stack would be empty.
     tokio::spawn(accept_loop(listener, log, args.common.fixed));
     if args.self_clients > 0 {
-        tokio::spawn(self_clients(addr.to_string(), args.self_clients));
+        taskscope_agent::spawn(self_clients(addr.to_string(), args.self_clients));
     }
     run_until_stopped(args.common.exit_after).await;
 }
@@ -117,7 +128,7 @@ async fn accept_loop(listener: TcpListener, log: Arc<Log>, fixed: bool) {
             }
         };
         let log = log.clone();
-        let spawned = tokio::task::Builder::new()
+        let spawned = taskscope_agent::task::Builder::new()
             .name("logs handler")
             .spawn(handle_connection(stream, log, fixed));
         if let Err(e) = spawned {
@@ -248,7 +259,7 @@ async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
 /// reports how many handlers are still running.
 async fn self_clients(addr: String, n: usize) {
     let clients: Vec<_> = (0..n)
-        .map(|_| tokio::spawn(impatient_follower(addr.clone())))
+        .map(|_| taskscope_agent::spawn(impatient_follower(addr.clone())))
         .collect();
     for client in clients {
         let _ = client.await;

@@ -1,7 +1,7 @@
 //! # orphan_receiver: a receiver nobody sends to, and a wait on nothing
 //!
 //! The "channel without a sender" goroutines of the PouchContainer report, in
-//! tokio, on a `current_thread` runtime:
+//! tokio:
 //!
 //! 1. `job_worker` receives on an mpsc channel. The program keeps the sender
 //!    alive but never sends: the worker is parked for good. taskscope reports it
@@ -20,6 +20,13 @@
 //! cargo run -p taskscope-examples --bin orphan_receiver
 //! taskscope stack <pid>            # job_worker parked, wait_for_value leaked
 //! ```
+//!
+//! Both tasks are spawned with `taskscope_agent::spawn`, so `taskscope stack`
+//! asks each for its stack safely, on this default multi-thread runtime.
+//! `job_worker`'s comes back (`captured safely`: `orphan_receiver::job_worker`
+//! awaiting the channel's `recv`); `wait_for_value`'s comes back empty and
+//! `stack` says why: `pending()` is nothing a task dump can trace. Its spawn
+//! location and the *leaked* verdict still point at it.
 //!
 //! Flags: `--fixed`, `--exit-after DUR`.
 
@@ -42,7 +49,7 @@ struct Args {
 #[derive(Debug)]
 struct Job(u64);
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     taskscope_agent::init();
     let args = Args::parse();
@@ -57,7 +64,7 @@ async fn main() {
     }
 
     let (jobs, queue) = mpsc::channel::<Job>(8);
-    tokio::spawn(job_worker(queue));
+    taskscope_agent::spawn(job_worker(queue));
     // Kept until the program stops, never used: the worker waits forever.
     let mut _unused_sender = Some(jobs);
 
@@ -67,10 +74,10 @@ async fn main() {
             // Dropping the last sender ends the worker's `recv()` loop.
         }
         let (value_tx, value_rx) = oneshot::channel::<u64>();
-        tokio::spawn(wait_for_value(async move { value_rx.await.unwrap_or(0) }));
+        taskscope_agent::spawn(wait_for_value(async move { value_rx.await.unwrap_or(0) }));
         let _ = value_tx.send(42);
     } else {
-        tokio::spawn(wait_for_value(std::future::pending::<u64>()));
+        taskscope_agent::spawn(wait_for_value(std::future::pending::<u64>()));
     }
 
     // Like the report's `logGoNum()`: how many tasks are left once things settle.
