@@ -186,7 +186,9 @@ fn resolve_ip(ip: usize) -> Arc<[Frame]> {
     // were inlined into it). Debuginfo limited to line tables names it
     // without its path; the symbol table has the full name.
     match frames.last_mut() {
-        Some(outer) if !outer.function.contains("::") => {
+        // Pathless, generic arguments aside (`{async_fn#0}<tokio::net::Tcp>`
+        // names the same function as `{async_fn#0}`).
+        Some(outer) if !outer.function.split('<').next().unwrap_or_default().contains("::") => {
             if let Some(name) = symtab_name(ip) {
                 let file = std::mem::take(&mut outer.file);
                 *outer = frame(Some(&name), Some(file), Some(outer.line), Some(outer.column));
