@@ -32,7 +32,7 @@
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 /// The fixes a multi-thread runtime's dump needs.
-const MULTI_THREAD_FIXES: &[&str] = &["steal-all", "barrier-timeout", "trace-flag"];
+const MULTI_THREAD_FIXES: &[&str] = &["steal-all", "barrier-timeout", "trace-flag", "trace-wake"];
 /// The fixes a current-thread runtime's dump needs.
 const CURRENT_THREAD_FIXES: &[&str] = &["current-thread-wake"];
 
@@ -162,9 +162,11 @@ mod tests {
 
     #[test]
     fn fixes_are_matched_by_name() {
-        assert!(has_fixes("steal-all,barrier-timeout,trace-flag", MULTI_THREAD_FIXES));
-        assert!(has_fixes(" trace-flag , steal-all,barrier-timeout,current-thread-wake", MULTI_THREAD_FIXES));
-        assert!(!has_fixes("steal-all,barrier-timeout", MULTI_THREAD_FIXES));
+        // As the patched tokio of `patches/tokio` announces them.
+        let all = "steal-all,barrier-timeout,trace-flag,trace-wake,current-thread-wake";
+        assert!(has_fixes(all, MULTI_THREAD_FIXES) && has_fixes(all, CURRENT_THREAD_FIXES));
+        assert!(has_fixes(" trace-wake, trace-flag , steal-all,barrier-timeout", MULTI_THREAD_FIXES));
+        assert!(!has_fixes("steal-all,barrier-timeout,trace-flag", MULTI_THREAD_FIXES));
         assert!(!has_fixes("", CURRENT_THREAD_FIXES));
     }
 }

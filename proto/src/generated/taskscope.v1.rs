@@ -69,7 +69,8 @@ pub struct ProcessInfo {
     pub wrapped_tasks: u64,
     /// The taskdump fixes the program's tokio announced at build time (a
     /// comma-separated list, e.g. "steal-all,barrier-timeout,trace-flag,
-    /// current-thread-wake"), empty for a tokio without them. With all of them
+    /// trace-wake,current-thread-wake" from taskscope's patches/tokio), empty
+    /// for a tokio without them. With all of those a runtime's flavour needs,
     /// tokio's own task dump is taken by default.
     #[prost(string, tag = "17")]
     pub tokio_fixes: ::prost::alloc::string::String,
