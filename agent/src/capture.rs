@@ -175,3 +175,48 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
     };
     collected
 }
+
+#[cfg(all(test, tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod tests {
+    use super::*;
+
+    fn tool() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    }
+
+    #[test]
+    fn a_wrapped_future_answers_inside_its_next_poll() {
+        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = program.spawn(Traced::task(async move { rx.await.is_ok() }, None));
+        let id = crate::hooks::id_u64(task.id());
+        std::thread::sleep(Duration::from_millis(50));
+        let collected = tool().block_on(collect(Duration::from_secs(20), |asked| asked == id));
+        let leaves = collected.answers.get(&id).expect("it answered");
+        assert_eq!(leaves.len(), 1, "one leaf, the oneshot: {leaves:?}");
+        assert!(!leaves[0].is_empty());
+        assert_eq!((collected.summary.wanted, collected.summary.answered), (1, 1));
+        assert!(!task.is_finished(), "still waiting for its sender");
+    }
+
+    #[test]
+    fn a_wrapped_future_dropped_while_asked_does_not_hold_the_request_up() {
+        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let task = program.spawn(Traced::task(std::future::pending::<()>(), None));
+        let id = crate::hooks::id_u64(task.id());
+        std::thread::sleep(Duration::from_millis(50));
+        // The only worker is blocked, so the future cannot answer; then the
+        // runtime is dropped, and with it the future, never polled again.
+        program.spawn(async { std::thread::sleep(Duration::from_millis(500)) });
+        std::thread::sleep(Duration::from_millis(20));
+        let dropper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(program);
+        });
+        let asked = Instant::now();
+        let collected = tool().block_on(collect(Duration::from_secs(20), |asked| asked == id));
+        assert!(asked.elapsed() < Duration::from_secs(5), "waited {:?} for a future that was gone", asked.elapsed());
+        assert_eq!(collected.summary.wanted, 1);
+        dropper.join().expect("the runtime is dropped");
+    }
+}

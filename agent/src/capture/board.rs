@@ -150,10 +150,6 @@ impl Registration {
         self.entry.shared().waker.replace(waker.clone())
     }
 
-    /// Takes the registered waker out (the future is done with it).
-    pub(crate) fn take_waker(&self) -> Option<Waker> {
-        self.entry.shared().waker.take()
-    }
 }
 
 impl Drop for Registration {
@@ -161,11 +157,19 @@ impl Drop for Registration {
         // The agent's clone of the waker goes now, while its task's slot is
         // still the task's (see `crate::recorder::agent_waker`), rather than
         // with the last reference to the entry, which a request may hold.
-        let waker = self.take_waker();
+        let (waker, wanted) = {
+            let mut shared = self.entry.shared();
+            (shared.waker.take(), shared.wanted.clone())
+        };
         if let (Some(key), Some(_)) = (self.entry.key(), &waker) {
             crate::recorder::agent_waker(key, false);
         }
         drop(waker);
+        // A future that ends while asked answers with nothing, so that the
+        // request does not wait for it until its timeout.
+        if let Some(request) = wanted {
+            request.answer(&self.entry, Vec::new());
+        }
         let mut guard = BOARD.shard(self.shard as usize);
         let index = self.index as usize;
         if guard.entries.get(index).is_some_and(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(e, &self.entry))) {
