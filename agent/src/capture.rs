@@ -205,18 +205,19 @@ mod tests {
         let task = program.spawn(Traced::task(std::future::pending::<()>(), None));
         let id = crate::hooks::id_u64(task.id());
         std::thread::sleep(Duration::from_millis(50));
-        // The only worker is blocked, so the future cannot answer; then the
-        // runtime is dropped, and with it the future, never polled again.
+        // The only worker is blocked, so the asked future waits in the queue;
+        // it is aborted meanwhile, so tokio drops it there, never polled.
         program.spawn(async { std::thread::sleep(Duration::from_millis(500)) });
         std::thread::sleep(Duration::from_millis(20));
-        let dropper = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            drop(program);
+        let aborter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            task.abort();
         });
         let asked = Instant::now();
         let collected = tool().block_on(collect(Duration::from_secs(20), |asked| asked == id));
         assert!(asked.elapsed() < Duration::from_secs(5), "waited {:?} for a future that was gone", asked.elapsed());
         assert_eq!(collected.summary.wanted, 1);
-        dropper.join().expect("the runtime is dropped");
+        aborter.join().expect("aborted");
+        program.shutdown_timeout(Duration::from_secs(5));
     }
 }
