@@ -76,7 +76,8 @@ impl Request {
             shared.wanted = None;
             shared.answer = Some(Box::new((self.epoch, leaves)));
         }
-        if self.remaining.fetch_sub(1, AcqRel) == 1 {
+        // Only the futures the request waits for count down (see `collect`).
+        if entry.asked.load(Relaxed) == self.epoch && self.remaining.fetch_sub(1, AcqRel) == 1 {
             self.done.notify_one();
         }
     }
@@ -116,8 +117,16 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
     // Polls read their slots' flags while this lives (see `crate::recorder`).
     let _dumping = crate::recorder::dumping();
     let epoch = EPOCH.load(Relaxed) + 1;
-    let request = Arc::new(Request { epoch, remaining: AtomicUsize::new(entries.len()), done: Default::default() });
+    // Futures not polled since an earlier request asked them are woken and
+    // asked again, but not waited for: their runtime is blocked, or tokio's
+    // own dump lost them, and each request would wait its whole timeout.
+    let stuck = entries.iter().filter(|entry| entry.stuck()).count();
+    let request =
+        Arc::new(Request { epoch, remaining: AtomicUsize::new(entries.len() - stuck), done: Default::default() });
     for entry in &entries {
+        if !entry.stuck() {
+            entry.asked.store(epoch, Relaxed);
+        }
         entry.shared().wanted = Some(Arc::clone(&request));
         if let Some(key) = entry.key() {
             crate::recorder::mark_capture(key);
@@ -218,6 +227,28 @@ mod tests {
         assert!(asked.elapsed() < Duration::from_secs(5), "waited {:?} for a future that was gone", asked.elapsed());
         assert_eq!(collected.summary.wanted, 1);
         aborter.join().expect("aborted");
+        program.shutdown_timeout(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_future_not_polled_since_it_was_last_asked_is_not_waited_for_again() {
+        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let task = program.spawn(Traced::task(std::future::pending::<()>(), None));
+        let id = crate::hooks::id_u64(task.id());
+        std::thread::sleep(Duration::from_millis(50));
+        program.spawn(async { std::thread::sleep(Duration::from_secs(3)) });
+        std::thread::sleep(Duration::from_millis(20));
+        let tool = tool();
+        let first = tool.block_on(collect(Duration::from_millis(300), |asked| asked == id));
+        assert_eq!(first.unanswered, [id]);
+        let asked = Instant::now();
+        let second = tool.block_on(collect(Duration::from_secs(20), |asked| asked == id));
+        assert!(asked.elapsed() < Duration::from_secs(1), "waited {:?} again", asked.elapsed());
+        assert_eq!(second.unanswered, [id]);
+        // Once its runtime runs again it answers the next request, which waits for it again.
+        std::thread::sleep(Duration::from_secs(3));
+        let third = tool.block_on(collect(Duration::from_secs(20), |asked| asked == id));
+        assert!(third.answers.contains_key(&id), "{third:?}");
         program.shutdown_timeout(Duration::from_secs(5));
     }
 }

@@ -10,7 +10,7 @@
 //! meet on a lock; a request copies the entries out and lets go of each
 //! shard before it wakes anyone.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
@@ -26,6 +26,12 @@ pub(crate) struct Entry {
     /// Its slot's key in the task table (0: none), when the agent records it
     /// through tokio (spans or hooks): see [`Entry::key`].
     key: u64,
+    /// The epoch of the latest request that asked it (0: none yet).
+    pub asked: AtomicU64,
+    /// The latest epoch its future saw in a poll: below `asked`, it has not
+    /// been polled since it was asked (its runtime is blocked, or tokio's
+    /// own dump lost it), so a new request does not wait for it.
+    pub polled: AtomicU64,
     shared: Mutex<Shared>,
 }
 
@@ -49,6 +55,11 @@ impl Entry {
     /// no slot was found.
     pub(crate) fn key(&self) -> Option<Key> {
         (self.key != 0).then_some(Key(self.key))
+    }
+
+    /// Whether a request asked it and it has not been polled since.
+    pub(crate) fn stuck(&self) -> bool {
+        self.polled.load(Relaxed) < self.asked.load(Relaxed)
     }
 
     /// Locks what the wrapper and the agent share. A panic while it was held
@@ -100,6 +111,8 @@ impl Board {
         let entry = Arc::new(Entry {
             task_id,
             key: key.map_or(0, |k| k.0),
+            asked: AtomicU64::new(0),
+            polled: AtomicU64::new(0),
             shared: Mutex::new(Shared { waker: Some(waker.clone()), ..Shared::default() }),
         });
         let shard = (task_id as usize) % SHARDS;
@@ -190,7 +203,7 @@ mod tests {
     /// pointer and the allocator's rounding).
     #[test]
     fn entries_and_registrations_stay_small() {
-        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<Entry>() <= 80, "{}", std::mem::size_of::<Entry>());
         assert!(std::mem::size_of::<Option<Registration>>() <= 32, "{}", std::mem::size_of::<Option<Registration>>());
     }
 }

@@ -99,7 +99,10 @@ fn poll_slow<F: Future>(
     // Inside tokio's own dump the leaves are its to trace, not ours.
     let request = if epoch != *seen && !super::trace::tokio_is_tracing() {
         *seen = epoch;
-        registration.as_ref().and_then(|r| wanted(r, epoch))
+        registration.as_ref().and_then(|r| {
+            r.entry.polled.store(epoch, Relaxed);
+            wanted(r, epoch)
+        })
     } else {
         None
     };

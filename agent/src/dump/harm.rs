@@ -43,8 +43,10 @@ impl Harm {
     /// Records `what` (the first harm stays) and returns it as a dump error.
     pub(super) fn set(&self, what: String) -> DumpError {
         let mut harm = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if harm.is_none() {
+            eprintln!("taskscope-agent: {what}; tokio's task dump of this runtime is refused from now on");
+        }
         let detail = harm.get_or_insert(what).clone();
-        eprintln!("taskscope-agent: {detail}; tokio's task dump of this runtime is refused from now on");
         DumpError { status: proto::DumpStatus::Harmed, detail }
     }
 }
