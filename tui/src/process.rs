@@ -52,6 +52,25 @@ pub fn has_agent_thread(pid: u32) -> bool {
     })
 }
 
+/// How long ago the process started (`/proc/<pid>/stat`'s start time
+/// against `/proc/uptime`), when known.
+pub fn age(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name, in parentheses, may hold spaces: fields are counted after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Field 22 of the whole line, the 20th after the name and its state.
+    let started_ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let uptime: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks_per_second <= 0 {
+        return None;
+    }
+    let started = started_ticks as f64 / ticks_per_second as f64;
+    Some(std::time::Duration::from_secs_f64((uptime - started).max(0.0)))
+}
+
 /// `process 1234 (name)`, or `process 1234` when the name is unknown.
 pub fn describe(pid: u32, name: Option<&str>) -> String {
     match name {
@@ -105,5 +124,14 @@ mod tests {
     fn describe_with_and_without_name() {
         assert_eq!(describe(7, Some("sleep")), "process 7 (sleep)");
         assert_eq!(describe(7, None), "process 7");
+    }
+
+    #[test]
+    fn this_process_is_young_and_pid_1_is_older() {
+        let me = super::age(std::process::id()).expect("our own age");
+        assert!(me < std::time::Duration::from_secs(600), "{me:?}");
+        if let Some(init) = super::age(1) {
+            assert!(init >= me, "{init:?} < {me:?}");
+        }
     }
 }

@@ -74,6 +74,17 @@ impl Connected {
     }
 }
 
+/// How long a process that has just started gets for its socket to appear.
+const STARTUP_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether `target` is a PID of a live process that started moments ago.
+fn starting(target: &Target) -> bool {
+    match target {
+        Target::Pid { pid, .. } => crate::process::age(*pid).is_some_and(|age| age < STARTUP_WAIT * 2),
+        _ => false,
+    }
+}
+
 /// Connects to `target` with the default [`Timeouts`].
 pub async fn connect(target: &Target) -> Result<Connected, ConnectError> {
     connect_with(target, Timeouts::default()).await
@@ -85,7 +96,16 @@ pub async fn connect(target: &Target) -> Result<Connected, ConnectError> {
 /// removed ([`ConnectError::StaleSocket`]).
 pub async fn connect_with(target: &Target, timeouts: Timeouts) -> Result<Connected, ConnectError> {
     if let Some(socket) = target.socket() {
-        if std::fs::symlink_metadata(socket).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        let missing = || std::fs::symlink_metadata(socket).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        if missing() && starting(target) {
+            // Its agent may still be starting: it listens a moment after
+            // `init()` returns.
+            let deadline = tokio::time::Instant::now() + STARTUP_WAIT.min(timeouts.connect);
+            while missing() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if missing() {
             return Err(diagnose::missing_socket(target, socket));
         }
     }
