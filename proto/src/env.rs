@@ -65,8 +65,9 @@ pub const TOKIO_DUMPS: EnvVar = EnvVar {
     doc: "`1` also takes tokio's own task dump, which traces every task, wrapped or not, on a tokio \
           without taskscope's taskdump fixes (`patches/tokio`), at the program's risk: there it can \
           leave a multi-thread worker stuck for good (tokio-rs/tokio#8370) and lose or kill a \
-          current-thread task that wakes another during the dump (tokio-rs/tokio#8391); a \
-          current-thread runtime under `panic = \"abort\"` is never dumped that way. `0` turns it \
+          current-thread task that wakes another during the dump (tokio-rs/tokio#8391), which can \
+          abort even a program that unwinds; a current-thread runtime under `panic = \"abort\"` is \
+          never dumped that way. `0` turns it \
           off on a fixed tokio too. Wrapped tasks (`taskscope_agent::spawn`, \
           `#[taskscope_agent::main]`) are always captured safely, whatever this says.",
 };
