@@ -94,7 +94,7 @@ fn poll_slow<F: Future>(
         // Named, and now it has its name: nothing else to carry.
         *extra = None;
     }
-    let own = extra.as_mut().and_then(|extra| extra.own.as_mut());
+    let mut own = extra.as_mut().and_then(|extra| extra.own.as_mut());
     let epoch = EPOCH.load(Acquire);
     // Inside tokio's own dump the leaves are its to trace, not ours.
     let request = if epoch != *seen && !super::trace::tokio_is_tracing() {
@@ -106,7 +106,6 @@ fn poll_slow<F: Future>(
     } else {
         None
     };
-    let mut own = own;
     let recorded = own.as_mut().is_some_and(|own| own.before_poll(request.is_some()));
     let (poll, traced_a_leaf) = match (request, registration.as_ref()) {
         (Some(request), Some(registration)) => {
