@@ -91,9 +91,9 @@ impl Capture {
 pub(crate) fn source_of(sources: &HashMap<u64, proto::StackSource>, tokio_dumped: bool, id: u64) -> proto::StackSource {
     match sources.get(&id) {
         Some(source) => *source,
-        // Neither wrapped nor traced by tokio: if a runtime was dumped, the
-        // task was, and had nothing tokio can trace (or was not parked).
-        None if tokio_dumped => proto::StackSource::TokioDump,
+        // Every task a dump traced is in `sources`: one it did not was
+        // running or woken meanwhile.
+        None if tokio_dumped => proto::StackSource::NotTraced,
         None => proto::StackSource::NotWrapped,
     }
 }
@@ -231,7 +231,9 @@ async fn capture_of(runtimes: Vec<Arc<Registered>>, timeout: Duration) -> Captur
         match dumped {
             Ok((answer, tasks)) => {
                 capture.runtimes.push(runtime_dump(rt, proto::DumpStatus::Ok, "", answer.elapsed));
-                capture.sources.extend(tasks.keys().map(|&id| (id, proto::StackSource::TokioDump)));
+                let empty = answer.outcome.as_ref().map(|raw| raw.empty.as_slice()).unwrap_or_default();
+                let traced = tasks.keys().chain(empty);
+                capture.sources.extend(traced.map(|&id| (id, proto::StackSource::TokioDump)));
                 capture.traces.extend(tasks);
             }
             Err(failed) => capture.runtimes.push(failed),
@@ -303,6 +305,8 @@ pub(crate) struct RawDump {
     pub traces: Vec<RawTrace>,
     /// `(task id, index into traces)`.
     pub tasks: Vec<(u64, usize)>,
+    /// Tasks traced that awaited nothing tokio can trace.
+    pub empty: Vec<u64>,
 }
 
 impl RawDump {

@@ -120,6 +120,7 @@ pub fn source_word(source: StackSource) -> Option<&'static str> {
         StackSource::TokioDump => Some("tokio_dump"),
         StackSource::NotWrapped => Some("not_wrapped"),
         StackSource::NotPolled => Some("not_polled"),
+        StackSource::NotTraced => Some("not_traced"),
         StackSource::Unspecified => None,
     }
 }
@@ -147,6 +148,8 @@ pub fn standing(source: StackSource, has_stack: bool, parked: bool, all_dumped: 
         StackSource::NotWrapped if !parked => Missing::NotParked,
         StackSource::NotWrapped => Missing::NotWrapped,
         StackSource::NotPolled => Missing::NotPolled,
+        // tokio's dump ran while it was running or woken.
+        StackSource::NotTraced => Missing::NotParked,
         StackSource::Unspecified if all_dumped => after_dump,
         StackSource::Unspecified => Missing::NotDumped,
     })
@@ -338,6 +341,9 @@ mod tests {
         assert_eq!(s(StackSource::NotWrapped, false, false), Standing::Missing(NotParked), "running or woken");
         assert_eq!(s(StackSource::NotWrapped, false, true), Standing::Missing(NotWrapped));
         assert_eq!(s(StackSource::NotPolled, false, true), Standing::Missing(NotPolled));
+        // Listed as idle now, but running or woken while tokio's dump ran.
+        assert_eq!(s(StackSource::NotTraced, false, true), Standing::Missing(NotParked));
+        assert_eq!(source_word(StackSource::NotTraced), Some("not_traced"));
         // An older agent: as before, by whether every runtime was dumped.
         assert_eq!(s(StackSource::Unspecified, false, true), Standing::Missing(NotDumped));
         assert_eq!(standing(StackSource::Unspecified, false, true, true), Standing::Missing(Untraceable));

@@ -194,6 +194,7 @@ fn reduce(dump: &Dump, skip: Option<tokio::task::Id>) -> RawDump {
             // Either the task awaits no tokio leaf (no stack), or tokio's
             // Debug output changed shape: then let tokio resolve it.
             if trace.to_string().trim().is_empty() {
+                raw.empty.push(id);
                 continue;
             }
             raw.traces.push(RawTrace::Resolved(resolve_with_tokio(trace)));

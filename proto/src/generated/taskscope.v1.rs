@@ -501,7 +501,7 @@ pub enum StackSource {
     /// `stack_id` of 0 then means it awaits nothing tokio can trace.
     Captured = 1,
     /// From tokio's task dump of its runtime. A `stack_id` of 0 then means it
-    /// awaits nothing tokio can trace, or it was not parked.
+    /// awaits nothing tokio can trace.
     TokioDump = 2,
     /// None: the task's future is not wrapped by the agent, and tokio's task
     /// dump of its runtime was not taken (see `DumpHeader.runtimes` for why).
@@ -509,6 +509,10 @@ pub enum StackSource {
     /// None: the future is wrapped, but it was not polled before the timeout
     /// (it is inside a long poll, or its runtime is blocked).
     NotPolled = 4,
+    /// None: tokio's dump was taken but did not trace this task: it was
+    /// running, or woken and waiting for a worker, while the dump ran (tokio
+    /// traces only tasks that wait).
+    NotTraced = 5,
 }
 impl StackSource {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -522,6 +526,7 @@ impl StackSource {
             Self::TokioDump => "STACK_SOURCE_TOKIO_DUMP",
             Self::NotWrapped => "STACK_SOURCE_NOT_WRAPPED",
             Self::NotPolled => "STACK_SOURCE_NOT_POLLED",
+            Self::NotTraced => "STACK_SOURCE_NOT_TRACED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -532,6 +537,7 @@ impl StackSource {
             "STACK_SOURCE_TOKIO_DUMP" => Some(Self::TokioDump),
             "STACK_SOURCE_NOT_WRAPPED" => Some(Self::NotWrapped),
             "STACK_SOURCE_NOT_POLLED" => Some(Self::NotPolled),
+            "STACK_SOURCE_NOT_TRACED" => Some(Self::NotTraced),
             _ => None,
         }
     }
