@@ -68,16 +68,17 @@ pub(crate) struct Request {
 impl Request {
     /// `entry`'s future answers with its leaves' backtraces.
     pub(crate) fn answer(&self, entry: &board::Entry, leaves: Vec<Vec<usize>>) {
-        {
+        let counted = {
             let mut shared = entry.shared();
             if shared.wanted.as_ref().is_none_or(|r| r.epoch != self.epoch) {
                 return;
             }
             shared.wanted = None;
             shared.answer = Some(Box::new((self.epoch, leaves)));
-        }
+            std::mem::take(&mut shared.counted)
+        };
         // Only the futures the request waits for count down (see `collect`).
-        if entry.asked.load(Relaxed) == self.epoch && self.remaining.fetch_sub(1, AcqRel) == 1 {
+        if counted && self.remaining.fetch_sub(1, AcqRel) == 1 {
             self.done.notify_one();
         }
     }
@@ -117,17 +118,19 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
     // Polls read their slots' flags while this lives (see `crate::recorder`).
     let _dumping = crate::recorder::dumping();
     let epoch = EPOCH.load(Relaxed) + 1;
-    // Futures not polled since an earlier request asked them are woken and
-    // asked again, but not waited for: their runtime is blocked, or tokio's
-    // own dump lost them, and each request would wait its whole timeout.
-    let stuck = entries.iter().filter(|entry| entry.stuck()).count();
-    let request =
-        Arc::new(Request { epoch, remaining: AtomicUsize::new(entries.len() - stuck), done: Default::default() });
-    for entry in &entries {
-        if !entry.stuck() {
-            entry.asked.store(epoch, Relaxed);
+    // Futures not polled since an earlier request gave up on them are woken
+    // and asked again, but not waited for: their runtime is blocked, or
+    // tokio's own dump lost them, and each request would wait its whole
+    // timeout. Decided once per future, before any is asked.
+    let counted: Vec<bool> = entries.iter().map(|entry| !entry.stuck()).collect();
+    let waited_for = counted.iter().filter(|&&c| c).count();
+    let request = Arc::new(Request { epoch, remaining: AtomicUsize::new(waited_for), done: Default::default() });
+    for (entry, &counted) in entries.iter().zip(&counted) {
+        {
+            let mut shared = entry.shared();
+            shared.wanted = Some(Arc::clone(&request));
+            shared.counted = counted;
         }
-        entry.shared().wanted = Some(Arc::clone(&request));
         if let Some(key) = entry.key() {
             crate::recorder::mark_capture(key);
         }
@@ -159,7 +162,10 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
             }
             _ => {
                 collected.unanswered.push(entry.task_id);
+                shared.counted = false;
                 drop(shared);
+                // Until it is polled again, later requests do not wait for it.
+                entry.gave_up.store(epoch, Relaxed);
                 if let Some(key) = entry.key() {
                     crate::recorder::unmark_capture(key);
                 }
@@ -250,5 +256,36 @@ mod tests {
         let third = tool.block_on(collect(Duration::from_secs(20), |asked| asked == id));
         assert!(third.answers.contains_key(&id), "{third:?}");
         program.shutdown_timeout(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_request_cancelled_midway_leaves_the_next_one_whole() {
+        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let (senders, tasks): (Vec<_>, Vec<_>) = (0..2000)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                (tx, program.spawn(Traced::task(async move { rx.await.is_ok() }, None)))
+            })
+            .unzip();
+        let ids: std::collections::HashSet<u64> = tasks.iter().map(|t| crate::hooks::id_u64(t.id())).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let tool = tool();
+        for round in 0..10 {
+            // A client that hangs up a moment after asking (a killed `taskscope stack`).
+            let cancelled = tool.block_on(async {
+                tokio::time::timeout(Duration::from_millis(1 + round % 5), collect(Duration::from_secs(2), |id| ids.contains(&id)))
+                    .await
+            });
+            assert!(cancelled.is_err(), "round {round}: the first request was meant to be cut short");
+            let asked = Instant::now();
+            let whole = tool.block_on(collect(Duration::from_secs(2), |id| ids.contains(&id)));
+            assert!(whole.unanswered.is_empty(), "round {round}: {} unanswered", whole.unanswered.len());
+            assert_eq!(whole.answers.len(), ids.len(), "round {round}");
+            assert!(asked.elapsed() < Duration::from_millis(1500), "round {round}: took {:?}", asked.elapsed());
+        }
+        drop(senders);
+        for task in tasks {
+            assert_eq!(program.block_on(task).ok(), Some(false), "every task ran to its end");
+        }
     }
 }

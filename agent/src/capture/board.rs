@@ -26,11 +26,12 @@ pub(crate) struct Entry {
     /// Its slot's key in the task table (0: none), when the agent records it
     /// through tokio (spans or hooks): see [`Entry::key`].
     key: u64,
-    /// The epoch of the latest request that asked it (0: none yet).
-    pub asked: AtomicU64,
-    /// The latest epoch its future saw in a poll: below `asked`, it has not
-    /// been polled since it was asked (its runtime is blocked, or tokio's
-    /// own dump lost it), so a new request does not wait for it.
+    /// The epoch of the latest request that waited for it until its timeout
+    /// and got no answer (0: none).
+    pub gave_up: AtomicU64,
+    /// The latest epoch its future saw in a poll: below `gave_up`, it has not
+    /// been polled since a request gave up on it (its runtime is blocked, or
+    /// tokio's own dump lost it), so a new request does not wait for it.
     pub polled: AtomicU64,
     shared: Mutex<Shared>,
 }
@@ -42,6 +43,9 @@ pub(crate) struct Shared {
     pub waker: Option<Waker>,
     /// The request waiting for this future's stack, if any.
     pub wanted: Option<Arc<super::Request>>,
+    /// Whether `wanted` counts this future among those it waits for (it
+    /// does not wait for stuck ones).
+    pub counted: bool,
     /// Its latest answer: the request's epoch and one list of instruction
     /// pointers per tokio leaf it reached, leaf first. Boxed: entries live as
     /// long as their futures, answers only until the request reads them.
@@ -57,9 +61,9 @@ impl Entry {
         (self.key != 0).then_some(Key(self.key))
     }
 
-    /// Whether a request asked it and it has not been polled since.
+    /// Whether a request gave up on it and it has not been polled since.
     pub(crate) fn stuck(&self) -> bool {
-        self.polled.load(Relaxed) < self.asked.load(Relaxed)
+        self.polled.load(Relaxed) < self.gave_up.load(Relaxed)
     }
 
     /// Locks what the wrapper and the agent share. A panic while it was held
@@ -111,7 +115,7 @@ impl Board {
         let entry = Arc::new(Entry {
             task_id,
             key: key.map_or(0, |k| k.0),
-            asked: AtomicU64::new(0),
+            gave_up: AtomicU64::new(0),
             polled: AtomicU64::new(0),
             shared: Mutex::new(Shared { waker: Some(waker.clone()), ..Shared::default() }),
         });
