@@ -240,8 +240,9 @@ async fn capture_of(runtimes: Vec<Arc<Registered>>, timeout: Duration) -> Captur
         }
     }
     // The wrapped futures tokio's dump did not trace; at least a moment for
-    // them even when a blocked runtime used up the timeout.
-    let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(250));
+    // them (a quarter second, or the whole timeout if shorter) even when a
+    // blocked runtime used up the timeout.
+    let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(250).min(timeout));
     let traced = std::mem::take(&mut capture.sources);
     let safe = crate::capture::collect(left, |id| !traced.contains_key(&id)).await;
     capture.sources = traced;
