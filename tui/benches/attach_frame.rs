@@ -20,8 +20,6 @@
 mod duration;
 #[path = "../src/output.rs"]
 mod output;
-#[path = "../src/provenance.rs"]
-mod provenance;
 
 #[path = "../tests/attach_ui/sources.rs"]
 mod attach;

@@ -14,7 +14,6 @@ mod client;
 mod duration;
 mod output;
 mod process;
-mod provenance;
 mod ps;
 mod stack;
 mod target;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use taskscope_proto::discovery;
 
 use crate::client::{self, ConnectError, Timeouts};
-use crate::provenance::{self, Harm};
+use taskscope_report::provenance::{self, Harm};
 use crate::target::Target;
 
 /// Options of `taskscope ps`.

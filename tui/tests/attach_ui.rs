@@ -4,9 +4,9 @@
 //!
 //! The binary crate has no library target, so the UI modules are compiled
 //! into this test from their source files. They depend on nothing else of the
-//! crate but `duration` (the shared formatting), `output` (escaping the
-//! program's text) and `provenance` (the words for where a stack came
-//! from), included the same way.
+//! crate but `duration` (the shared formatting) and `output` (escaping the
+//! program's text), included the same way; the words for where a stack came
+//! from are `taskscope_report::provenance`.
 
 #![allow(dead_code, unused_imports)]
 
@@ -14,8 +14,6 @@
 mod duration;
 #[path = "../src/output.rs"]
 mod output;
-#[path = "../src/provenance.rs"]
-mod provenance;
 
 #[path = "attach_ui/sources.rs"]
 mod attach;

@@ -1,15 +1,10 @@
 //! `taskscope stack <pid|addr>`: a one-shot dump of every task's async stack.
 //!
-//! The model ([`dump`], [`filter`], [`group`], [`frames`]) is pure functions
-//! over the protocol types; [`render`] and [`json`] turn it into the text and
-//! JSON reports. This file only wires the command line to them.
+//! The model and the reports are [`taskscope_report`]'s (shared with the
+//! agent's test guard); [`fetch`] gets the dump over gRPC. This file only
+//! wires the command line to them.
 
-pub mod dump;
-pub mod filter;
-pub mod frames;
-pub mod group;
-pub mod json;
-pub mod render;
+pub mod fetch;
 
 use std::time::Duration;
 
@@ -17,7 +12,8 @@ use anyhow::Context as _;
 
 use crate::client;
 use crate::target::Target;
-use filter::Filter;
+use taskscope_report::filter::Filter;
+use taskscope_report::{json, render};
 
 /// Options of `taskscope stack`.
 #[derive(Debug, clap::Args)]
@@ -67,7 +63,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let target = Target::parse(&args.target)?;
     let mut conn = client::connect(&target).await?;
-    let dump = dump::fetch(&mut conn, args.timeout).await?;
+    let dump = fetch::fetch(&mut conn, args.timeout).await?;
     let filter = Filter { min_idle: args.min_idle, pattern: args.pattern, runtime_tasks: args.full };
     let text = if args.json {
         // The JSON carries the runtime statuses; still tell a human on stderr.

@@ -8,7 +8,7 @@ use crate::attach::state::{
     Capture, Connection, DumpOutcome, Severity, SortColumn, State, TaskStack, TaskState, Thresholds,
 };
 use crate::fixtures::*;
-use crate::provenance::Origin;
+use taskscope_report::provenance::Origin;
 
 fn fed(seconds: u64) -> State {
     let mut s = State::new(Thresholds::default(), false);

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use taskscope_proto as proto;
 
-use crate::provenance::{self, Harm};
+use taskscope_report::provenance::{self, Harm};
 
 pub use connection::Connection;
 pub use groups::{Group, Groups};

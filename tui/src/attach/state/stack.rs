@@ -1,6 +1,6 @@
 //! Async stacks fetched on demand with the `Dump` call, for the detail view.
 //!
-//! Stacks come from two sources (see [`crate::provenance`]): the agent's
+//! Stacks come from two sources (see [`taskscope_report::provenance`]): the agent's
 //! safe capture of the futures it wraps, always taken, and tokio's dump,
 //! which the agent may decline (`DUMP_STATUS_DISABLED`). So a runtime whose
 //! tokio dump was not taken still has stacks for its wrapped tasks: each
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use taskscope_proto as proto;
 
-use crate::provenance::{self, Origin, Standing, Summary};
+use taskscope_report::provenance::{self, Origin, Standing, Summary};
 
 /// The dump timeout `attach` asks for; the reasons it shows name it.
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,7 +1,7 @@
 //! The detail of a task or a group: lifecycle figures, then the async stack
 //! captured on demand, with where it came from (the agent's safe capture or
 //! tokio's dump) or why there is none, in the words `taskscope stack` uses
-//! ([`crate::provenance`]).
+//! ([`taskscope_report::provenance`]).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -11,7 +11,7 @@ use taskscope_proto as proto;
 
 use super::super::app::{App, Detail, Target};
 use super::super::state::{first_own_frame, Capture, Group, TaskRow, TaskStack, DUMP_TIMEOUT};
-use crate::provenance::Standing;
+use taskscope_report::provenance::Standing;
 use super::{fmt, style};
 
 /// At most this many distinct stacks are drawn for a group.

@@ -2,7 +2,7 @@
 //! other tests and users' scripts match on.
 
 use super::*;
-use crate::stack::group::tests::{dump_of, dumped};
+use crate::group::tests::{dump_of, dumped};
 use taskscope_proto::{Backtrace, DumpHeader, DumpStatus, Frame, RuntimeDump, TaskCounts};
 
 const SEC: u64 = 1_000_000_000;
@@ -193,7 +193,7 @@ fn several_backtraces_are_numbered() {
 #[test]
 fn json_report_parses_and_has_the_documented_fields() {
     let dump = leak_dump();
-    let text = crate::stack::json::report(&info(), &dump, &Filter::default(), false).unwrap();
+    let text = crate::json::report(&info(), &dump, &Filter::default(), false).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["process"]["pid"], 4242);
     assert_eq!(v["counts"]["leaked"], 1001);
@@ -211,7 +211,7 @@ fn json_report_parses_and_has_the_documented_fields() {
     assert_eq!(g["stack"][0][3]["function"], "done_signal::waiter::{{closure}}");
     assert!(v.get("tasks").is_none());
 
-    let all = crate::stack::json::report(&info(), &dump, &Filter::default(), true).unwrap();
+    let all = crate::json::report(&info(), &dump, &Filter::default(), true).unwrap();
     let v: serde_json::Value = serde_json::from_str(&all).unwrap();
     assert!(v.get("groups").is_none());
     let tasks = v["tasks"].as_array().unwrap();
@@ -294,12 +294,12 @@ fn runtime_tasks_are_hidden_unless_full() {
     assert!(out.contains("\ntask 4 [idle 3s] kind=block_on spawned at src/lib.rs:25:5\n"), "{out}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
     let tasks = json["tasks"].as_array().expect("tasks");
     assert!(tasks.iter().all(|t| t["runtime_internal"] == false), "hidden without --full");
     assert_eq!(tasks.len(), 1003);
     let json: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &full, true).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info(), &dump, &full, true).expect("json")).expect("parses");
     assert_eq!(json["tasks"].as_array().map(|t| t.iter().filter(|t| t["runtime_internal"] == true).count()), Some(2));
 }
 
@@ -323,7 +323,7 @@ fn an_older_agents_disabled_dump_reads_as_off_with_its_reason() {
     let out = report(&info(), &dump, &Filter::default(), view());
     assert!(out.contains("spawned at examples/src/bin/done_signal.rs:25:5\n    (no stack captured)\n"), "{out}");
     let json: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), false).expect("json"))
+        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), false).expect("json"))
             .expect("parses");
     assert_eq!(json["runtimes"][0]["status"], "disabled");
     assert_eq!(json["safe_capture"], serde_json::Value::Null, "an older agent sends none");
@@ -340,18 +340,18 @@ fn lean_mode_json_leaves_what_it_cannot_see_null() {
     }
     let lean = ProcessInfo { mode: "hooks".into(), ..info() };
     let json: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&lean, &dump, &Filter::default(), true).expect("json"))
+        serde_json::from_str(&crate::json::report(&lean, &dump, &Filter::default(), true).expect("json"))
             .expect("parses");
     let task = &json["tasks"][0];
     assert_eq!(task["kind"], serde_json::Value::Null, "{task}");
     assert_eq!(task["wakes"], serde_json::Value::Null, "{task}");
     assert_eq!(task["live_wakers"], serde_json::Value::Null, "{task}");
     let full: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&info(), &leak_dump(), &Filter::default(), true).expect("json"))
+        serde_json::from_str(&crate::json::report(&info(), &leak_dump(), &Filter::default(), true).expect("json"))
             .expect("parses");
     assert_eq!(full["tasks"][0]["live_wakers"], 0, "the full mode counts wakers");
     let grouped: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&lean, &dump, &Filter::default(), false).expect("json"))
+        serde_json::from_str(&crate::json::report(&lean, &dump, &Filter::default(), false).expect("json"))
             .expect("parses");
     assert_eq!(grouped["groups"][0]["kind"], serde_json::Value::Null);
     let out = report(&lean, &dump, &Filter::default(), View { all: true, ..view() });

@@ -26,12 +26,12 @@ use std::time::Duration;
 
 use taskscope_proto::{DumpedTask, ProcessInfo, Stack, TaskState};
 
-use super::dump::{self, Dump};
-use super::filter::Filter;
-use super::frames::{self, Line, Paths};
-use super::group::{self, Group};
-use crate::duration::format_ns;
-use crate::output::shown;
+use crate::dump::{self, Dump};
+use crate::filter::Filter;
+use crate::frames::{self, Line, Paths};
+use crate::group::{self, Group};
+use taskscope_proto::duration::format_ns;
+use crate::text::shown;
 use crate::provenance::{self, Missing, Standing};
 
 /// How to render.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use taskscope_proto::{DumpStatus, ProcessInfo, RuntimeDump, RuntimeInfo, SafeCapture, StackSource};
 
-use crate::output::{explained, shown};
+use crate::text::{explained, shown};
 
 /// Where a stack that is present came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,7 +90,7 @@ impl Missing {
                 .to_string(),
             Missing::NotPolled => format!(
                 "wrapped, but not polled {}: it is inside a long poll, or its runtime is blocked",
-                timeout.map_or_else(|| "in time".to_string(), |t| format!("within {}", crate::duration::format(t)))
+                timeout.map_or_else(|| "in time".to_string(), |t| format!("within {}", taskscope_proto::duration::format(t)))
             ),
             Missing::NotDumped => return "no stack captured".to_string(),
         };
@@ -230,7 +230,7 @@ fn safe_part(safe: &SafeCapture, timeout: Duration) -> String {
             "{a} of {w} wrapped {} captured safely ({} not polled within {})",
             tasks(w),
             w - a,
-            crate::duration::format(timeout)
+            taskscope_proto::duration::format(timeout)
         ),
     }
 }
@@ -248,7 +248,7 @@ fn runtime_part(rt: &RuntimeDump, timeout: Duration) -> String {
                 _ if rt.detail.is_empty() => "a task may be blocking a worker thread",
                 _ => rt.detail.as_str(),
             };
-            format!("runtime {runtime} did not answer within {}: {}", crate::duration::format(timeout), explained(why))
+            format!("runtime {runtime} did not answer within {}: {}", taskscope_proto::duration::format(timeout), explained(why))
         }
         Ok(DumpStatus::Unsupported) => format!("task dumps are not supported for runtime {runtime}{detail}"),
         Ok(DumpStatus::Disabled) => {

@@ -18,8 +18,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use taskscope_proto::{DumpedTask, StackSource, Task, TaskState};
 
-use super::dump::{self, Dump};
-use super::filter::Filter;
+use crate::dump::{self, Dump};
+use crate::filter::Filter;
 use crate::provenance::{self, Standing};
 
 /// One group of tasks.

@@ -134,7 +134,7 @@ fn tokios_dump_labels_its_stacks_and_splits_groups_by_reason() {
     assert!(out.contains(
         "\n1 task [running]  spawned at src/a.rs:25:5\n    (no stack captured: not parked; only tasks that wait are traced)\n"
     ), "{out}");
-    let groups = crate::stack::group::group(&dump, &Filter::default());
+    let groups = crate::group::group(&dump, &Filter::default());
     assert_eq!(groups.len(), 4, "the captured and the dumped idle tasks keep their own sources: {groups:?}");
 }
 
@@ -191,7 +191,7 @@ fn a_harmed_runtime_is_a_warning_with_what_happened_and_the_advice_to_restart() 
     assert!(fresh.contains("\nwarning: tokio's dump harmed runtime main (tokio's dump of runtime `main` is refused for good"), "{fresh}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&info, &dump, &Filter::default(), false).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info, &dump, &Filter::default(), false).expect("json")).expect("parses");
     assert_eq!(json["runtimes"][0]["status"], "harmed");
     assert!(json["runtimes"][0]["harmed"].as_str().is_some_and(|h| h.starts_with("worker 1 of runtime `main`")), "{json}");
 }
@@ -200,7 +200,7 @@ fn a_harmed_runtime_is_a_warning_with_what_happened_and_the_advice_to_restart() 
 fn json_says_each_source_and_reason_and_the_safe_capture() {
     let dump = off_dump();
     let json: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
     let sc = &json["safe_capture"];
     assert_eq!((sc["wanted"].as_u64(), sc["answered"].as_u64(), sc["elapsed_ns"].as_u64()), (Some(5), Some(4), Some(5 * SEC)));
     assert!(sc["detail"].as_str().is_some_and(|d| d.starts_with("1 of 5 wrapped tasks")), "{sc}");
@@ -224,7 +224,7 @@ fn json_says_each_source_and_reason_and_the_safe_capture() {
     assert_eq!(by_id(u64::MAX)["kind"], "block_on");
 
     let grouped: serde_json::Value =
-        serde_json::from_str(&crate::stack::json::report(&info(), &dump, &Filter::default(), false).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), false).expect("json")).expect("parses");
     let g = &grouped["groups"][0];
     assert_eq!((g["count"].as_u64(), g["stack_source"].as_str(), g["no_stack"].as_str()), (Some(2), Some("captured"), None), "{g}");
     let plain: Vec<(Option<&str>, Option<&str>)> = grouped["groups"]

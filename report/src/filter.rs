@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use taskscope_proto::{DumpedTask, Stack};
 
-use super::dump;
+use crate::dump;
 
 /// The filters of one report; the default keeps everything.
 #[derive(Debug, Clone, Default)]

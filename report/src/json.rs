@@ -31,9 +31,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use taskscope_proto::{DumpStatus, DumpedTask, Frame, ProcessInfo, Stack};
 
-use super::dump::{self, Dump};
-use super::filter::Filter;
-use super::group::{self, Group};
+use crate::dump::{self, Dump};
+use crate::filter::Filter;
+use crate::group::{self, Group};
 use crate::provenance::{self, Standing};
 
 #[derive(Serialize)]

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use taskscope_proto::Frame;
 
-use super::dump::Dump;
+use crate::dump::Dump;
 
 /// One line of a rendered backtrace.
 #[derive(Debug, Clone, PartialEq, Eq)]
