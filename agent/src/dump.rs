@@ -244,8 +244,25 @@ async fn capture_of(runtimes: Vec<Arc<Registered>>, timeout: Duration) -> Captur
     // blocked runtime used up the timeout.
     let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(250).min(timeout));
     let traced = std::mem::take(&mut capture.sources);
-    let safe = crate::capture::collect(left, |id| !traced.contains_key(&id)).await;
-    capture.sources = traced;
+    let mut capture = Capture { sources: HashMap::new(), ..capture };
+    add_safe(&mut capture, left, |id| !traced.contains_key(&id)).await;
+    capture.sources.extend(traced);
+    capture
+}
+
+/// The safe capture alone, of the wrapped futures `wanted` keeps, with no
+/// runtime's dump: for the test guard, which must not dump a runtime other
+/// tests run on.
+pub(crate) async fn capture_wrapped(timeout: Duration, wanted: impl Fn(u64) -> bool) -> Capture {
+    let mut capture = Capture::default();
+    add_safe(&mut capture, timeout, wanted).await;
+    capture
+}
+
+/// Adds to `capture` the safe capture of the wrapped futures `wanted`
+/// keeps, given `left` to answer.
+async fn add_safe(capture: &mut Capture, left: Duration, wanted: impl Fn(u64) -> bool) {
+    let safe = crate::capture::collect(left, wanted).await;
     capture.safe = safe.summary;
     for id in safe.unanswered {
         capture.sources.insert(id, proto::StackSource::NotPolled);
@@ -265,7 +282,6 @@ async fn capture_of(runtimes: Vec<Arc<Registered>>, timeout: Duration) -> Captur
     for (id, _) in answered {
         capture.sources.insert(id, proto::StackSource::Captured);
     }
-    capture
 }
 
 /// One registered runtime.

@@ -23,35 +23,30 @@
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 
 use tokio::runtime::TaskMeta;
 
 use crate::clock;
 use crate::files::FILES;
+use crate::tags;
 use crate::recorder::{end_poll, exit_slot, no_dump_flags, on_agent_thread, start_poll, unrecorded, Recorder, TRACED};
 use crate::slots::{Key, Slot, HOOKED, LIVE, TAG_SHIFT};
 
 mod ids;
 
-/// Hooked builders told apart, at most (later ones share the last tag).
-const TAGS: usize = 64;
-
-/// Id of the runtime built from each hooked builder, by tag; 0 until its
-/// first poll tells. Dumps use it to mark only the dumped runtime's tasks.
-static RUNTIMES: [AtomicU64; TAGS] = [const { AtomicU64::new(0) }; TAGS];
-static NEXT_TAG: AtomicUsize = AtomicUsize::new(0);
-
 /// Installs the recording hooks on `builder`, feeding `recorder`.
-pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static Recorder) {
+/// Returns the builder's tag (see [`crate::tags`]).
+pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static Recorder) -> usize {
     clock::coarse::start();
-    let tag = NEXT_TAG.fetch_add(1, Relaxed).min(TAGS - 1);
-    let runtime = &RUNTIMES[tag];
+    let tag = tags::new_tag();
+    let runtime = tags::entry(tag);
     builder
         .on_task_spawn(move |meta| spawn(recorder, meta, tag))
         .on_before_task_poll(move |meta| before_poll(recorder, meta, runtime))
         .on_after_task_poll(move |meta| after_poll(recorder, meta))
         .on_task_terminate(move |meta| terminate(recorder, meta));
+    tag
 }
 
 /// Before a dump of the runtime `handle`: marks its hooked tasks so that the
@@ -66,8 +61,7 @@ pub(crate) fn before_dump(handle: &tokio::runtime::Handle) {
     if !crate::recorder::hooked() {
         return;
     }
-    let runtime = hash_u64(handle.id());
-    let tags: Vec<u32> = (0..TAGS).filter(|&t| RUNTIMES[t].load(Acquire) == runtime).map(|t| t as u32).collect();
+    let tags = tags::tags_of(tags::runtime_u64(handle));
     for index in 0..recorder.table.len() {
         let Some(slot) = recorder.table.slot(index) else { continue };
         let kind = slot.kind.load(Acquire);
@@ -77,12 +71,12 @@ pub(crate) fn before_dump(handle: &tokio::runtime::Handle) {
     }
 }
 
-/// Learns which runtime a hooked builder built (its entry of [`RUNTIMES`]),
+/// Learns which runtime a hooked builder built (its entry of [`tags::RUNTIMES`]),
 /// from inside its first poll.
 #[cold]
 fn learn_runtime(runtime: &AtomicU64) {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        runtime.store(hash_u64(handle.id()), Release);
+        runtime.store(tags::runtime_u64(&handle), Release);
     }
 }
 
@@ -221,7 +215,7 @@ pub(crate) fn id_u64(id: tokio::task::Id) -> u64 {
 
 /// The `u64` a newtype id (task or runtime) hashes as.
 #[inline]
-fn hash_u64(id: impl Hash) -> u64 {
+pub(crate) fn hash_u64(id: impl Hash) -> u64 {
     let mut reader = IdReader(0);
     id.hash(&mut reader);
     reader.0

@@ -91,6 +91,7 @@ mod endpoint;
 #[cfg(feature = "tracing")]
 mod fields;
 mod files;
+pub mod guard;
 pub mod hooks;
 #[cfg(feature = "tracing")]
 pub mod layer;
@@ -103,6 +104,7 @@ mod state;
 #[cfg(feature = "tracing")]
 pub mod subscriber;
 mod symbols;
+mod tags;
 pub mod task;
 
 use std::sync::{Arc, OnceLock};
@@ -117,11 +119,19 @@ pub use dump::register_runtime;
 /// built through [`build_runtime`]. One line, like [`init`], for the mode
 /// that can be left on.
 pub use taskscope_agent_macros::main;
+/// `#[tokio::test]` under a [`guard`]: the test fails when it leaves tasks
+/// behind, with their grouped report. Same `flavor`, `worker_threads` and
+/// `start_paused` arguments, plus the guard's options: `leaked_only`,
+/// `include_existing`, `ignore_location = "..."`, `ignore_function = "..."`,
+/// `ignore_top_function = "..."` (each repeatable) and `retry = "1s"`. Works
+/// in both modes, with no `init()`. See [`guard`].
+pub use taskscope_agent_macros::guarded_test as test;
 
 /// What [`main`]'s expansion names: the tokio the agent was built with, and
 /// the wrapper of the future it blocks on.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::guard::test::run as test;
     pub use tokio;
 
     /// The future `#[taskscope_agent::main]` runs: recorded by the agent as
@@ -199,12 +209,15 @@ where
 #[derive(Debug, Clone)]
 pub struct Builder {
     config: Config,
+    /// Register the runtime `init` is called in as `main` (not for the
+    /// test guard, whose runtime is one test's).
+    register_current: bool,
 }
 
 impl Builder {
     /// Defaults overridden by `TASKSCOPE_*` variables.
     pub fn from_env() -> Builder {
-        Builder { config: Config::from_env() }
+        Builder { config: Config::from_env(), register_current: true }
     }
 
     /// How many completed tasks to keep for display. Optional.
@@ -237,6 +250,12 @@ impl Builder {
     /// by default it is on exactly with a fixed tokio.
     pub fn tokio_dumps(mut self, enabled: bool) -> Self {
         self.config.tokio_dumps = Some(enabled);
+        self
+    }
+
+    /// Registers no runtime for tokio's dump (the test guard's start).
+    pub(crate) fn quiet(mut self) -> Self {
+        self.register_current = false;
         self
     }
 
@@ -279,9 +298,10 @@ impl Builder {
             return builder.build();
         }
         let recorder = self.recorder();
-        hooks::install(builder, recorder);
+        let tag = hooks::install(builder, recorder);
         recorder::set_mode(Mode::Hooks);
         let runtime = builder.build()?;
+        tags::bind(tag, runtime.handle());
         let name = match dump::registered_count() {
             0 => "main".to_string(),
             n => format!("runtime-{}", n + 1),
@@ -296,7 +316,7 @@ impl Builder {
         if self.config.disabled {
             return builder;
         }
-        hooks::install(builder, self.recorder());
+        let _tag = hooks::install(builder, self.recorder());
         recorder::set_mode(Mode::Hooks);
         builder
     }
@@ -339,6 +359,7 @@ impl Builder {
             return recorder;
         }
         match tokio::runtime::Handle::try_current() {
+            _ if !self.register_current => {}
             Ok(handle) => register_runtime("main", &handle),
             Err(_) if dump::registered_count() > 0 => {}
             Err(_) => eprintln!(
@@ -348,16 +369,17 @@ impl Builder {
         }
         dump::policy::configure(self.config.tokio_dumps);
         let config = Arc::new(self.config);
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("taskscope-agent: cannot start the agent's runtime: {e}");
+                return recorder;
+            }
+        };
+        let (owner, state) = state::StateOwner::new(recorder);
+        let _ = AGENT.set(Agent { state: state.clone(), runtime: runtime.handle().clone() });
         let spawned = std::thread::Builder::new().name(taskscope_proto::discovery::AGENT_THREAD.into()).spawn(move || {
             recorder::mark_agent_thread();
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("taskscope-agent: cannot start the agent's runtime: {e}");
-                    return;
-                }
-            };
-            let (owner, state) = state::StateOwner::new(recorder);
             runtime.spawn(owner.run());
             runtime.block_on(endpoint::serve(config, state));
         });
@@ -367,6 +389,15 @@ impl Builder {
         recorder
     }
 }
+
+/// The agent's thread, once started: its runtime and the state owner's
+/// handle, for what asks from the program's side (the test guard).
+struct Agent {
+    state: state::StateHandle,
+    runtime: tokio::runtime::Handle,
+}
+
+static AGENT: OnceLock<Agent> = OnceLock::new();
 
 /// The recorder, once something created it.
 pub(crate) fn recorder_if_started() -> Option<&'static Recorder> {

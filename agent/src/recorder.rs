@@ -175,6 +175,7 @@ impl Recorder {
         };
         slot.task_id.store(fields.task_id, Relaxed);
         slot.kind.store(fields.kind, Relaxed);
+        crate::tags::tag_spawn(slot);
         slot.file.store(fields.file, Relaxed);
         slot.line_col.store(((fields.line as u64) << 32) | fields.col as u64, Relaxed);
         if let Some(name) = fields.name() {

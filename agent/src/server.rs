@@ -6,7 +6,7 @@
 //! keep answering while a runtime is blocked; `Dump` returns the lifecycle
 //! records even when the stacks cannot be had, with the reason in its header.
 
-mod chunks;
+pub(crate) mod chunks;
 mod process;
 
 use std::pin::Pin;
@@ -19,7 +19,7 @@ use taskscope_proto::inspector_server::{Inspector, InspectorServer};
 use tonic::{Request, Response, Status};
 
 use crate::dump;
-use crate::state::{StateGone, StateHandle};
+use crate::state::{StateGone, StateHandle, Summary};
 use crate::Config;
 
 /// Largest message the server sends. Dump chunks aim well under the 4 MiB a
@@ -64,33 +64,7 @@ fn gone(e: StateGone) -> Status {
 impl Inspector for InspectorService {
     async fn get_info(&self, _request: Request<proto::InfoRequest>) -> Result<Response<proto::ProcessInfo>, Status> {
         let summary = self.state.summary().await.map_err(gone)?;
-        let process = process::facts();
-        let (dumps_supported, dumps_unsupported_reason) = match dump::dumps_supported() {
-            Ok(()) => (true, String::new()),
-            Err(why) => (false, why),
-        };
-        Ok(Response::new(proto::ProcessInfo {
-            protocol_version: proto::PROTOCOL_VERSION,
-            pid: std::process::id(),
-            process_name: process.name.clone(),
-            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            tokio_version: process::TOKIO_VERSION.to_owned(),
-            mode: crate::recorder::mode().to_owned(),
-            runtimes: dump::runtimes(),
-            dumps_supported,
-            dumps_unsupported_reason,
-            now_ns: summary.now_ns,
-            // The agent starts with the program, so its clock is a fair
-            // lower bound when the OS cannot tell, and within the OS's
-            // 10 ms ticks of process start, when it says 0.
-            uptime_ns: process::uptime_ns().map_or(summary.now_ns, |ns| ns.max(summary.now_ns)),
-            counts: Some(summary.counts),
-            dropped_events: summary.dropped_events,
-            cmdline: process.cmdline.clone(),
-            pid_namespace: process.pid_namespace,
-            wrapped_tasks: crate::capture::wrapped() as u64,
-            tokio_fixes: dump::policy::TOKIO_FIXES.to_owned(),
-        }))
+        Ok(Response::new(process_info(&summary)))
     }
 
     type WatchStream = BoxStream<proto::WatchUpdate>;
@@ -118,6 +92,37 @@ impl Inspector for InspectorService {
         let snapshot = if timed_out { self.state.snapshot().await } else { snapshot }.map_err(gone)?;
         let chunks = chunks::DumpChunks::new(snapshot, capture, &request.task_ids);
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks.map(Ok)))))
+    }
+}
+
+/// What `GetInfo` answers, from the state owner's `summary`.
+pub(crate) fn process_info(summary: &Summary) -> proto::ProcessInfo {
+    let process = process::facts();
+    let (dumps_supported, dumps_unsupported_reason) = match dump::dumps_supported() {
+        Ok(()) => (true, String::new()),
+        Err(why) => (false, why),
+    };
+    proto::ProcessInfo {
+        protocol_version: proto::PROTOCOL_VERSION,
+        pid: std::process::id(),
+        process_name: process.name.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        tokio_version: process::TOKIO_VERSION.to_owned(),
+        mode: crate::recorder::mode().to_owned(),
+        runtimes: dump::runtimes(),
+        dumps_supported,
+        dumps_unsupported_reason,
+        now_ns: summary.now_ns,
+        // The agent starts with the program, so its clock is a fair
+        // lower bound when the OS cannot tell, and within the OS's
+        // 10 ms ticks of process start, when it says 0.
+        uptime_ns: process::uptime_ns().map_or(summary.now_ns, |ns| ns.max(summary.now_ns)),
+        counts: Some(summary.counts),
+        dropped_events: summary.dropped_events,
+        cmdline: process.cmdline.clone(),
+        pid_namespace: process.pid_namespace,
+        wrapped_tasks: crate::capture::wrapped() as u64,
+        tokio_fixes: dump::policy::TOKIO_FIXES.to_owned(),
     }
 }
 

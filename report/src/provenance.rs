@@ -269,7 +269,8 @@ fn runtime_part(rt: &RuntimeDump, timeout: Duration) -> String {
 }
 
 /// One runtime that tokio's dump harmed, and what happened to it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "json", derive(serde::Serialize))]
 pub struct Harm {
     /// The runtime's registered name.
     pub runtime: String,

@@ -1,4 +1,6 @@
-//! `#[taskscope_agent::main]`: `#[tokio::main]` for the agent's lean mode.
+//! `#[taskscope_agent::main]`: `#[tokio::main]` for the agent's lean mode;
+//! `#[taskscope_agent::test]` (`guarded_test`, in `guarded`): `#[tokio::test]`
+//! under the agent's test guard.
 //!
 //! Why a macro: the lean mode records through tokio's runtime hooks, which
 //! are set on the runtime's `Builder`, and `#[tokio::main]` builds its runtime
@@ -18,6 +20,25 @@ use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ItemFn, Lit, MetaNameValue, ReturnType, Token};
+
+mod guarded;
+
+/// `#[tokio::test]` under the taskscope agent's test guard: the test fails
+/// when it leaves tasks behind. See `taskscope_agent::guard`.
+///
+/// ```ignore
+/// #[taskscope_agent::test(ignore_function = "my_crate::ticker")]
+/// async fn serves_and_cleans_up() {
+///     // ... the test ...
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn guarded_test(args: proc_macro::TokenStream, item: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    match guarded::expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
 
 /// Marks an `async fn` (usually `main`) to run on a tokio runtime recorded by
 /// the taskscope agent's lean mode. Takes `#[tokio::main]`'s runtime

@@ -24,7 +24,7 @@ pub(super) const CHUNK_TASKS: usize = 2000;
 pub(super) const CHUNK_BYTES: usize = 2 << 20;
 
 /// The messages of one `Dump` answer, in order.
-pub(super) struct DumpChunks {
+pub(crate) struct DumpChunks {
     header: Option<proto::DumpHeader>,
     tasks: std::iter::Peekable<std::vec::IntoIter<proto::Task>>,
     traces: HashMap<u64, Stack>,
@@ -38,7 +38,7 @@ pub(super) struct DumpChunks {
 impl DumpChunks {
     /// `task_ids` empty means every live task; otherwise exactly those tasks
     /// the snapshot knows, completed ones included.
-    pub(super) fn new(snapshot: Snapshot, capture: Capture, task_ids: &[u64]) -> Self {
+    pub(crate) fn new(snapshot: Snapshot, capture: Capture, task_ids: &[u64]) -> Self {
         let tokio_dumped = capture.tokio_dumped();
         let header = proto::DumpHeader {
             now_ns: snapshot.now_ns,
