@@ -58,20 +58,23 @@ impl Filter {
             }
         }
         if let Some(pattern) = &self.pattern {
-            let in_stack = stack.is_some_and(|s| {
-                s.backtraces
-                    .iter()
-                    .flat_map(|b| &b.frames)
-                    .any(|f| f.function.contains(pattern.as_str()) || f.file.contains(pattern.as_str()))
-            });
-            let in_name = record.name.contains(pattern.as_str());
-            let in_location = dump::location(record).is_some_and(|l| l.contains(pattern.as_str()));
-            if !(in_stack || in_name || in_location) {
+            if !mentions(task, stack, pattern) {
                 return false;
             }
         }
         true
     }
+}
+
+/// Whether `task`'s stack (any frame's function or file), name or spawn
+/// location contains `pattern` (case-sensitive): `stack --match`, and
+/// `check`'s `--match` and `--allow`.
+pub fn mentions(task: &DumpedTask, stack: Option<&Stack>, pattern: &str) -> bool {
+    let Some(record) = &task.task else { return false };
+    let in_stack = stack.is_some_and(|s| {
+        s.backtraces.iter().flat_map(|b| &b.frames).any(|f| f.function.contains(pattern) || f.file.contains(pattern))
+    });
+    in_stack || record.name.contains(pattern) || dump::location(record).is_some_and(|l| l.contains(pattern))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! usual.
 
 mod attach;
+mod check;
 mod client;
 mod duration;
 mod output;
@@ -45,14 +46,30 @@ enum Command {
     Stack(stack::Args),
     /// Watch a process's tasks live: stuck and leaked tasks, groups by spawn location, stacks on demand.
     Attach(attach::Args),
+    /// Pass or fail a process's tasks, for CI: leaked, parked too long, matching, growing.
+    Check(check::Args),
 }
 
 impl Command {
-    async fn run(self) -> anyhow::Result<()> {
+    /// Runs the command: `Ok` with its exit status, `Err` for a failure.
+    async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
-            Command::Ps(args) => ps::run(args).await,
-            Command::Stack(args) => stack::run(args).await,
-            Command::Attach(args) => attach::run(args).await,
+            Command::Ps(args) => ps::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Stack(args) => stack::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Attach(args) => attach::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Check(args) => check::run(args).await.map(|verdict| match verdict {
+                check::Verdict::Clean => ExitCode::SUCCESS,
+                check::Verdict::Failed => ExitCode::from(1),
+            }),
+        }
+    }
+
+    /// The exit status of a failure: `check` keeps 1 for "the check
+    /// failed", so "could not check" is 2.
+    fn failure_status(&self) -> ExitCode {
+        match self {
+            Command::Check(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
         }
     }
 }
@@ -63,17 +80,18 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     let command = cli.command.unwrap_or(Command::Ps(ps::Args::default()));
+    let failure = command.failure_status();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
         .and_then(|runtime| runtime.block_on(command.run()));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => status,
         Err(err) => {
             // `{:#}` joins any context into the same line.
             eprintln!("taskscope: {err:#}");
-            ExitCode::FAILURE
+            failure
         }
     }
 }

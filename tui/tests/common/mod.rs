@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod example;
+
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,118 @@
+//! `taskscope check` against the real example programs, leaky and fixed:
+//! each condition fails on the leak it is for, with the offending tasks'
+//! report, and passes on the fixed program; the exit status tells a failed
+//! check (1) from one that could not be made (2).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::example::Example;
+use common::*;
+
+/// Runs `check` until its exit status is `code` (the program is still
+/// setting up), up to 20 s; returns the last run.
+fn check_until(dir: &std::path::Path, args: &[&str], code: i32) -> Run {
+    let start = Instant::now();
+    loop {
+        let run = taskscope(dir, args);
+        if run.code == code || start.elapsed() > Duration::from_secs(20) {
+            return run;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_leaked_task_fails_the_default_check_and_an_allowed_one_does_not() {
+    let dir = temp_dir();
+    let ex = Example::start(dir.path(), "orphan_receiver", &[]);
+    let pid = ex.pid();
+    let run = check_until(dir.path(), &["check", &pid], 1);
+    assert_eq!(run.code, 1, "{run:?}");
+    let out = &run.stdout;
+    let first = out.lines().next().unwrap_or_default();
+    assert_eq!(first, format!("taskscope check: process {pid} (orphan_receiver): 1 condition failed"), "{out}");
+    assert!(out.contains("  1 task leaked (idle, and nothing can wake it) (--leaked)\n"), "{out}");
+    let group = out.lines().find(|l| l.starts_with("1 task [idle, leaked] parked ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(group.contains("spawned at examples/src/bin/orphan_receiver.rs:"), "{group}");
+    assert!(!out.contains("1 task [idle] parked"), "only the offending task is listed: {out}");
+
+    let json = taskscope(dir.path(), &["check", &pid, "--json"]);
+    assert_eq!(json.code, 1, "{json:?}");
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(v["clean"], false, "{v}");
+    assert_eq!(v["violations"][0]["condition"], "--leaked", "{v}");
+    assert_eq!(v["violations"][0]["task_ids"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["report"]["groups"].as_array().map(Vec::len), Some(1), "{v}");
+
+    let allowed = taskscope(dir.path(), &["check", &pid, "--allow", "orphan_receiver.rs:"]);
+    assert_eq!(allowed.code, 0, "{allowed:?}");
+    assert_eq!(allowed.stdout, format!("taskscope check: process {pid} (orphan_receiver): clean\n"));
+    // Parked, but not for an hour: this condition alone passes.
+    let parked = taskscope(dir.path(), &["check", &pid, "--max-parked", "1h"]);
+    assert_eq!(parked.code, 0, "{parked:?}");
+}
+
+#[test]
+fn the_fixed_program_passes() {
+    let dir = temp_dir();
+    let ex = Example::start(dir.path(), "orphan_receiver", &["--fixed"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let run = taskscope(dir.path(), &["check", &ex.pid(), "--retry", "3s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn the_pouch_check_finds_handlers_of_clients_that_left() {
+    let dir = temp_dir();
+    let leaky = Example::start(dir.path(), "log_follow", &["--self-clients", "3"]);
+    // The self-clients hang up after 1 s; their handlers stay.
+    std::thread::sleep(Duration::from_millis(2500));
+    let run = check_until(dir.path(), &["check", &leaky.pid(), "--match", "logs handler"], 1);
+    assert_eq!(run.code, 1, "{run:?}");
+    let out = &run.stdout;
+    assert!(out.contains("  3 tasks mention \"logs handler\", more than 0 (--match \"logs handler\" --max-matching 0)\n"), "{out}");
+    assert!(out.contains("  name: logs handler"), "{out}");
+    assert!(out.contains("log_follow::handle_connection"), "the handlers' stacks are in the report: {out}");
+    let within = taskscope(dir.path(), &["check", &leaky.pid(), "--match", "logs handler", "--max-matching", "3"]);
+    assert_eq!(within.code, 0, "{within:?}");
+
+    let fixed = Example::start(dir.path(), "log_follow", &["--self-clients", "3", "--fixed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = taskscope(dir.path(), &["check", &fixed.pid(), "--match", "logs handler", "--retry", "5s"]);
+    assert_eq!(run.code, 0, "the fixed handlers return when the client leaves: {run:?}");
+}
+
+#[test]
+fn growth_of_a_spawn_location_over_a_window() {
+    let dir = temp_dir();
+    let leaky = Example::start(dir.path(), "done_signal", &["--calls", "100000", "--interval", "10ms"]);
+    let run = taskscope(dir.path(), &["check", &leaky.pid(), "--max-growth", "20", "--over", "2s"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let line = run.stdout.lines().find(|l| l.contains("grew by")).unwrap_or_else(|| panic!("{run:?}"));
+    assert!(line.starts_with("  tasks spawned at examples/src/bin/done_signal.rs:"), "{line}");
+    assert!(line.ends_with("more than 20 (--max-growth 20 --over 2s)"), "{line}");
+
+    let fixed = Example::start(dir.path(), "done_signal", &["--calls", "100000", "--interval", "10ms", "--fixed"]);
+    let run = taskscope(dir.path(), &["check", &fixed.pid(), "--max-growth", "20", "--over", "2s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn a_check_that_cannot_be_made_exits_2_with_one_line() {
+    let dir = temp_dir();
+    let dead = dead_pid().to_string();
+    for args in [
+        &["check", &dead][..],
+        &["check", "no-such-host:notaport"],
+        &["check", "1", "--max-growth", "3"],
+        &["check", "1", "--max-matching", "3"],
+        &["check", "1", "--retry", "soon"],
+    ] {
+        let run = taskscope(dir.path(), args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.starts_with("taskscope: ") && run.stderr.lines().count() == 1, "{args:?}: {run:?}");
+        assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
+    }
+}
