@@ -80,22 +80,28 @@ pub struct Paths {
 impl Paths {
     /// Finds the roots from the dump's frames and spawn locations.
     pub fn new(dump: &Dump, full: bool) -> Paths {
-        let relative: HashSet<&str> = dump
-            .tasks
-            .iter()
-            .filter_map(|t| t.task.as_ref()?.location.as_ref())
-            .map(|l| l.file.as_str())
-            .filter(|f| !f.is_empty() && !f.starts_with('/'))
-            .collect();
-        let mut roots: Vec<String> = Vec::new();
-        let absolute: HashSet<&str> = dump
+        let relative = dump.tasks.iter().filter_map(|t| t.task.as_ref()?.location.as_ref()).map(|l| l.file.as_str());
+        let absolute = dump
             .stacks
             .values()
             .flat_map(|s| &s.backtraces)
             .flat_map(|b| &b.frames)
-            .filter(|f| !f.internal && f.file.starts_with('/'))
-            .map(|f| f.file.as_str())
-            .collect();
+            .filter(|f| !f.internal)
+            .map(|f| f.file.as_str());
+        Paths::pairing(relative, absolute, full)
+    }
+
+    /// Finds the roots by pairing spawn files (`relative`: relative ones
+    /// count) with the program's own frames' files (`absolute`).
+    pub fn pairing<'a>(
+        relative: impl IntoIterator<Item = &'a str>,
+        absolute: impl IntoIterator<Item = &'a str>,
+        full: bool,
+    ) -> Paths {
+        let relative: HashSet<&str> =
+            relative.into_iter().filter(|f| !f.is_empty() && !f.starts_with('/')).collect();
+        let absolute: HashSet<&str> = absolute.into_iter().filter(|f| f.starts_with('/')).collect();
+        let mut roots: Vec<String> = Vec::new();
         for file in absolute {
             for rel in &relative {
                 if let Some(root) = file.strip_suffix(rel).filter(|r| r.ends_with('/')) {

@@ -7,7 +7,7 @@
 //! are the words the text report uses. Shape:
 //!
 //! ```text
-//! { "process": {...}, "now_ns": N, "counts": {...},
+//! { "format": "taskscope.stack.v1", "process": {...}, "now_ns": N, "counts": {...},
 //!   "runtimes": [{name, status, detail, elapsed_ns, harmed}],
 //!   "safe_capture": {wanted, answered, elapsed_ns, detail} | null,
 //!   "groups": [{count, states, leaked, parked_min_ns, parked_max_ns, polling_min_ns, polling_max_ns,
@@ -36,8 +36,13 @@ use crate::filter::Filter;
 use crate::group::{self, Group};
 use crate::provenance::{self, Standing};
 
+/// What `format` says: the shape above, read back by `taskscope diff`.
+/// A change that a reader of this shape would misread gets a new number.
+pub const FORMAT: &str = "taskscope.stack.v1";
+
 #[derive(Serialize)]
 struct Report<'a> {
+    format: &'static str,
     process: Process<'a>,
     now_ns: u64,
     counts: Counts,
@@ -52,6 +57,8 @@ struct Report<'a> {
 #[derive(Serialize)]
 struct Process<'a> {
     pid: u32,
+    /// The agent's `taskscope.v1` protocol version.
+    protocol_version: u32,
     name: &'a str,
     cmdline: &'a [String],
     agent_version: &'a str,
@@ -157,8 +164,10 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, all: bool) -> se
     };
     let harms = provenance::harms(&info.runtimes, &dump.header.runtimes);
     let report = Report {
+        format: FORMAT,
         process: Process {
             pid: info.pid,
+            protocol_version: info.protocol_version,
             name: &info.process_name,
             cmdline: &info.cmdline,
             agent_version: &info.agent_version,

@@ -11,6 +11,7 @@
 
 mod attach;
 mod check;
+mod diff;
 mod client;
 mod duration;
 mod output;
@@ -48,6 +49,8 @@ enum Command {
     Attach(attach::Args),
     /// Pass or fail a process's tasks, for CI: leaked, parked too long, matching, growing.
     Check(check::Args),
+    /// What grew since a baseline `stack --json` report: groups by growth, new tasks by id.
+    Diff(diff::Args),
 }
 
 impl Command {
@@ -61,6 +64,7 @@ impl Command {
                 check::Verdict::Clean => ExitCode::SUCCESS,
                 check::Verdict::Failed => ExitCode::from(1),
             }),
+            Command::Diff(args) => diff::run(args).await.map(|grew| ExitCode::from(u8::from(grew))),
         }
     }
 
@@ -68,7 +72,7 @@ impl Command {
     /// failed", so "could not check" is 2.
     fn failure_status(&self) -> ExitCode {
         match self {
-            Command::Check(_) => ExitCode::from(2),
+            Command::Check(_) | Command::Diff(_) => ExitCode::from(2),
             _ => ExitCode::FAILURE,
         }
     }

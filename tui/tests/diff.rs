@@ -1,0 +1,82 @@
+//! `taskscope diff` around a real program that leaks while it runs: a
+//! baseline taken with `stack --json`, then the live process, then a second
+//! report file; and the baselines it must refuse, with exit status 2.
+
+mod common;
+
+use std::time::Duration;
+
+use common::example::Example;
+use common::*;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+#[test]
+fn the_group_that_grew_since_the_baseline_comes_first_with_its_new_tasks() {
+    let dir = temp_dir();
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "100000", "--interval", "10ms"]);
+    let pid = ex.pid();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = taskscope(dir.path(), &["stack", &pid, "--json"]);
+    assert_eq!(before.code, 0, "{before:?}");
+    let baseline = write(dir.path(), "before.json", &before.stdout);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let run = taskscope(dir.path(), &["diff", &baseline, &pid]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let out = &run.stdout;
+    let first = out.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("taskscope diff: done_signal (pid {pid}), ")), "{out}");
+    assert!(first.contains(" after the baseline "), "{out}");
+    let grown = out.lines().find(|l| l.starts_with('+')).unwrap_or_else(|| panic!("{out}"));
+    assert!(grown.contains("spawned after the baseline)"), "{grown}");
+    assert!(grown.contains("spawned at examples/src/bin/done_signal.rs:"), "{grown}");
+    let growth: u64 = grown[1..].split(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{grown}"));
+    let new: u64 = grown.split("; ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{grown}"));
+    assert!(growth >= 50, "about 100 helpers a second are left: {grown}");
+    assert!(new >= growth, "every task of the growth is new: {grown}");
+    assert!(out.contains("\n    done_signal::"), "the group's stack: {out}");
+    assert!(out.contains("\n        examples/src/bin/done_signal.rs:"), "paths as `stack` shows them: {out}");
+
+    let after = taskscope(dir.path(), &["stack", &pid, "--json", "--all"]);
+    let after = write(dir.path(), "after.json", &after.stdout);
+    let files = taskscope(dir.path(), &["diff", &baseline, &after, "--min-growth", "1000000"]);
+    assert_eq!(files.code, 0, "grew, but not by a million: {files:?}");
+    assert!(files.stdout.lines().any(|l| l.starts_with('+')), "{files:?}");
+    let same = taskscope(dir.path(), &["diff", &baseline, &baseline]);
+    assert_eq!(same.code, 0, "{same:?}");
+    assert!(same.stdout.contains(": 0 groups grew, 0 shrank or vanished"), "{same:?}");
+}
+
+#[test]
+fn baselines_that_cannot_be_compared_are_one_line_and_exit_2() {
+    let dir = temp_dir();
+    let ex = Example::start(dir.path(), "orphan_receiver", &[]);
+    let pid = ex.pid();
+    let other = taskscope(dir.path(), &["stack", &pid, "--json"]);
+    let other = write(dir.path(), "other.json", &other.stdout);
+    let same_other = other.clone();
+    let renamed = std::fs::read_to_string(&other).expect("read").replace("\"orphan_receiver\"", "\"someone_else\"");
+    let renamed = write(dir.path(), "renamed.json", &renamed);
+    let newer = std::fs::read_to_string(&other).expect("read").replace("taskscope.stack.v1", "taskscope.stack.v2");
+    let newer = write(dir.path(), "newer.json", &newer);
+    let garbage = write(dir.path(), "garbage.json", "{\"process\": 3");
+    let missing = dir.path().join("missing.json").display().to_string();
+    for (args, needle) in [
+        (vec!["diff", &renamed, &pid], "a baseline compares one program with itself"),
+        (vec!["diff", &newer, &same_other], "format \"taskscope.stack.v2\""),
+        (vec!["diff", &garbage, &pid], "not a `taskscope stack --json` report"),
+        (vec!["diff", &missing, &pid], "cannot read"),
+        (vec!["diff", &other, "no-such-host:notaport"], ""),
+        (vec!["diff", &other, &pid, "--min-growth", "0"], ""),
+    ] {
+        let run = taskscope(dir.path(), &args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.starts_with("taskscope: ") && run.stderr.lines().count() == 1, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(needle), "{args:?}: {run:?}");
+    }
+}
