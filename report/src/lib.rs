@@ -11,7 +11,8 @@
 //! - [`dump`]: a whole dump, and what every view derives from a task record;
 //! - [`filter`]: which tasks a report keeps; [`group`]: pprof `debug=1`
 //!   grouping; [`frames`]: which frames are the program's own;
-//! - [`render`] (text) and [`json`] (feature `json`): the reports;
+//! - [`render`] (text), [`json`] (feature `json`) and [`pprof`] (feature
+//!   `pprof`, a goroutine-style profile): the reports;
 //! - [`provenance`]: where a stack came from, or why there is none, in words;
 //! - [`text`]: the program's own text made safe for a terminal.
 
@@ -21,6 +22,8 @@ pub mod frames;
 pub mod group;
 #[cfg(feature = "json")]
 pub mod json;
+#[cfg(feature = "pprof")]
+pub mod pprof;
 pub mod provenance;
 pub mod render;
 pub mod text;

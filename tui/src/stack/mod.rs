@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use crate::client;
 use crate::target::Target;
 use taskscope_report::filter::Filter;
+use taskscope_report::dump::Dump;
 use taskscope_report::{json, render};
 
 /// Options of `taskscope stack`.
@@ -54,6 +55,12 @@ pub struct Args {
     #[arg(long = "match", value_name = "TEXT")]
     pattern: Option<String>,
 
+    /// Write the stacks as a gzipped pprof profile (like Go's goroutine
+    /// profile: `go tool pprof`, Pyroscope, Grafana read it) instead of
+    /// printing the report; the filters apply.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "all"])]
+    pprof: Option<std::path::PathBuf>,
+
     /// How long the program's runtimes may take to produce their stacks.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_wait)]
     timeout: Duration,
@@ -65,6 +72,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut conn = client::connect(&target).await?;
     let dump = fetch::fetch(&mut conn, args.timeout).await?;
     let filter = Filter { min_idle: args.min_idle, pattern: args.pattern, runtime_tasks: args.full };
+    if let Some(path) = &args.pprof {
+        for warning in render::warnings(&conn.info, &dump, args.timeout) {
+            eprintln!("taskscope: {warning}");
+        }
+        return write_profile(&conn, dump, &filter, path);
+    }
     let text = if args.json {
         // The JSON carries the runtime statuses; still tell a human on stderr.
         for warning in render::warnings(&conn.info, &dump, args.timeout) {
@@ -76,4 +89,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         render::report(&conn.info, &dump, &filter, view)
     };
     crate::output::print(&text)
+}
+
+/// `--pprof FILE`: the profile of the tasks the filters keep.
+fn write_profile(conn: &client::Connected, mut dump: Dump, filter: &Filter, path: &std::path::Path) -> anyhow::Result<()> {
+    let now = dump.now_ns();
+    let stacks = dump.stacks.clone();
+    dump.tasks.retain(|t| {
+        let stack = stacks.get(&t.stack_id).filter(|s| t.stack_id != 0 && !s.backtraces.is_empty());
+        filter.keep(t, stack, now)
+    });
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let program = conn.info.cmdline.first().cloned().unwrap_or_else(|| conn.info.process_name.clone());
+    let (bytes, written) = taskscope_report::pprof::profile(&dump, &program, wall);
+    std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::output::print(&format!(
+        "wrote {}: {} tasks in {} samples, {} bytes (read it with `go tool pprof -traces {}`)\n",
+        path.display(),
+        written.tasks,
+        written.samples,
+        bytes.len(),
+        path.display()
+    ))
 }
