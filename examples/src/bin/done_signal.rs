@@ -181,3 +181,33 @@ async fn lookup(id: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(1)).await;
     id * 2
 }
+
+/// The leak caught in a unit test: one call of the leaking version leaves
+/// its helper behind (the guard's report names `to_done_channel`), one of
+/// the fixed version leaves nothing.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use taskscope_agent::guard::Guard;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn the_guard_catches_the_helper_a_call_leaves() {
+        let guard = Guard::new().retry_for(Duration::from_millis(200));
+        let root = CancellationToken::new();
+        assert_eq!(super::handle_call(&root, 21).await, Some(42));
+        let report = guard.check().await.expect_err("the helper is left").to_string();
+        assert!(report.starts_with("taskscope: 1 task spawned since the guard"), "{report}");
+        assert!(report.contains("1 task [idle] parked"), "{report}");
+        assert!(report.contains("spawned at examples/src/bin/done_signal.rs:"), "{report}");
+        assert!(report.contains("done_signal::to_done_channel::{{closure}}"), "the helper's stack: {report}");
+        assert!(report.contains("tokio_util::sync::cancellation_token"), "it waits on the token: {report}");
+    }
+
+    #[taskscope_agent::test]
+    async fn the_fixed_call_leaves_nothing() {
+        let root = CancellationToken::new();
+        assert_eq!(super::handle_call_fixed(&root, 21).await, Some(42));
+    }
+}

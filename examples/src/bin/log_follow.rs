@@ -309,3 +309,56 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
     }
     Guard(Some(f))
 }
+
+/// The leak caught in a unit test: a follower that hangs up leaves the
+/// leaking handler behind (the guard's report names it and `follow_logs`),
+/// while the fixed handler returns.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use taskscope_agent::guard::Guard;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::broadcast;
+
+    /// One follower that reads the old lines and hangs up, against a
+    /// handler spawned as `accept_loop` spawns it.
+    async fn follow_and_hang_up(fixed: bool) -> Arc<super::Log> {
+        let log = Arc::new(super::Log { lines: vec!["one".into()], new_lines: broadcast::channel(4).0 });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        taskscope_agent::task::Builder::new()
+            .name("logs handler")
+            .spawn(super::handle_connection(stream, log.clone(), fixed))
+            .expect("spawned");
+        client.write_all(b"GET /logs?follow=1 HTTP/1.1\r\n\r\n").await.expect("request");
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("one\n") {
+            let mut buf = [0; 256];
+            let n = client.read(&mut buf).await.expect("response");
+            assert!(n > 0, "the handler hung up first");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        drop(client);
+        log
+    }
+
+    #[tokio::test]
+    async fn the_guard_catches_the_handler_of_a_client_that_left() {
+        let guard = Guard::new().retry_for(Duration::from_millis(300));
+        let _log = follow_and_hang_up(false).await;
+        let report = guard.check().await.expect_err("the handler is left").to_string();
+        assert!(report.contains("1 task [idle] parked"), "{report}");
+        assert!(report.contains("  name: logs handler"), "{report}");
+        assert!(report.contains("log_follow::follow_logs"), "{report}");
+        assert!(report.contains("log_follow::handle_connection"), "{report}");
+    }
+
+    #[taskscope_agent::test(retry = "2s")]
+    async fn the_fixed_handler_returns_when_its_client_leaves() {
+        let _log = follow_and_hang_up(true).await;
+    }
+}

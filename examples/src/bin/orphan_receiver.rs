@@ -63,22 +63,8 @@ async fn main() {
         );
     }
 
-    let (jobs, queue) = mpsc::channel::<Job>(8);
-    taskscope_agent::spawn(job_worker(queue));
-    // Kept until the program stops, never used: the worker waits forever.
-    let mut _unused_sender = Some(jobs);
-
-    if args.common.fixed {
-        if let Some(jobs) = _unused_sender.take() {
-            let _ = jobs.send(Job(1)).await;
-            // Dropping the last sender ends the worker's `recv()` loop.
-        }
-        let (value_tx, value_rx) = oneshot::channel::<u64>();
-        taskscope_agent::spawn(wait_for_value(async move { value_rx.await.unwrap_or(0) }));
-        let _ = value_tx.send(42);
-    } else {
-        taskscope_agent::spawn(wait_for_value(std::future::pending::<u64>()));
-    }
+    // Kept until the program stops: in the leaking version, never used.
+    let _unused_sender = start(args.common.fixed).await;
 
     // Like the report's `logGoNum()`: how many tasks are left once things settle.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -88,6 +74,27 @@ async fn main() {
     println!("orphan_receiver: {alive} tasks alive");
 
     run_until_stopped(args.common.exit_after).await;
+}
+
+/// Spawns the worker and the value's waiter. Leaking: returns the job
+/// sender, which the caller keeps and never uses, so the worker waits
+/// forever, and the waiter waits on `pending()`. Fixed: sends one job and
+/// drops the sender, and sends the value, so both tasks end.
+async fn start(fixed: bool) -> Option<mpsc::Sender<Job>> {
+    let (jobs, queue) = mpsc::channel::<Job>(8);
+    taskscope_agent::spawn(job_worker(queue));
+    if fixed {
+        let _ = jobs.send(Job(1)).await;
+        // Dropping the last sender ends the worker's `recv()` loop.
+        drop(jobs);
+        let (value_tx, value_rx) = oneshot::channel::<u64>();
+        taskscope_agent::spawn(wait_for_value(async move { value_rx.await.unwrap_or(0) }));
+        let _ = value_tx.send(42);
+        None
+    } else {
+        taskscope_agent::spawn(wait_for_value(std::future::pending::<u64>()));
+        Some(jobs)
+    }
 }
 
 /// Handles jobs until every sender is gone.
@@ -102,4 +109,32 @@ async fn job_worker(mut queue: mpsc::Receiver<Job>) {
 async fn wait_for_value(value: impl Future<Output = u64>) {
     let value = value.await;
     println!("orphan_receiver: got value {value}");
+}
+
+/// The leak caught in a unit test, as a project would catch it: the guard
+/// fails the leaking version with the tasks it left, and passes the fix.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use taskscope_agent::guard::Guard;
+
+    #[tokio::test]
+    async fn the_guard_catches_the_orphaned_worker_and_the_waiter() {
+        let guard = Guard::new().retry_for(Duration::from_millis(200));
+        let _kept = super::start(false).await;
+        let leaks = guard.check().await.expect_err("both tasks are left");
+        let report = leaks.to_string();
+        assert_eq!(leaks.count(), 2, "{report}");
+        assert!(report.contains("(1 leaked: nothing can wake it)"), "{report}");
+        let worker = report.split("\n\n").find(|g| g.starts_with("1 task [idle] parked")).unwrap_or_else(|| panic!("{report}"));
+        assert!(worker.contains("spawned at examples/src/bin/orphan_receiver.rs:"), "{report}");
+        assert!(worker.contains("orphan_receiver::job_worker"), "the worker's stack: {report}");
+        assert!(report.contains("1 task [idle, leaked] parked"), "{report}");
+    }
+
+    #[taskscope_agent::test]
+    async fn the_fixed_version_leaves_nothing() {
+        assert!(super::start(true).await.is_none());
+    }
 }
