@@ -52,6 +52,20 @@ fn a_leaked_task_fails_the_default_check_and_an_allowed_one_does_not() {
     // Parked, but not for an hour: this condition alone passes.
     let parked = taskscope(dir.path(), &["check", &pid, "--max-parked", "1h"]);
     assert_eq!(parked.code, 0, "{parked:?}");
+    // Parked longer than a moment: both, the worker with its stack.
+    let parked = taskscope(dir.path(), &["check", &pid, "--max-parked", "100ms"]);
+    assert_eq!(parked.code, 1, "{parked:?}");
+    assert!(parked.stdout.contains("  2 tasks parked longer than 100ms (--max-parked 100ms)\n"), "{parked:?}");
+    assert!(parked.stdout.contains("orphan_receiver::job_worker"), "{parked:?}");
+}
+
+#[test]
+fn a_target_that_exits_during_the_check_is_exit_2() {
+    let dir = temp_dir();
+    let ex = Example::start(dir.path(), "orphan_receiver", &["--exit-after", "1s"]);
+    let run = taskscope(dir.path(), &["check", &ex.pid(), "--max-growth", "1", "--over", "3s"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.starts_with("taskscope: ") && run.stderr.lines().count() == 1, "{run:?}");
 }
 
 #[test]
@@ -93,6 +107,7 @@ fn growth_of_a_spawn_location_over_a_window() {
     let line = run.stdout.lines().find(|l| l.contains("grew by")).unwrap_or_else(|| panic!("{run:?}"));
     assert!(line.starts_with("  tasks spawned at examples/src/bin/done_signal.rs:"), "{line}");
     assert!(line.ends_with("more than 20 (--max-growth 20 --over 2s)"), "{line}");
+    assert!(run.stdout.contains("done_signal::to_done_channel::{{closure}}"), "the group's stack: {run:?}");
 
     let fixed = Example::start(dir.path(), "done_signal", &["--calls", "100000", "--interval", "10ms", "--fixed"]);
     let run = taskscope(dir.path(), &["check", &fixed.pid(), "--max-growth", "20", "--over", "2s"]);
