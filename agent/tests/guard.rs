@@ -45,12 +45,12 @@ fn a_task_left_behind_fails_with_its_report() {
         );
         assert!(report.contains("are still alive after"), "{report}");
         assert!(report.contains("(1 leaked: nothing can wake it)"), "{report}");
-        let leaked = format!("1 task [idle, leaked] parked");
-        let leaked_at = report.find(&leaked).unwrap_or_else(|| panic!("{report}"));
+        let leaked = "1 task [idle, leaked] parked";
+        let leaked_at = report.find(leaked).unwrap_or_else(|| panic!("{report}"));
         assert!(report[leaked_at..].contains(&format!("spawned at agent/tests/guard.rs:{line}:9")), "{report}");
         assert!(report.contains("it awaits nothing a task dump can trace"), "{report}");
-        let waiter = format!("1 task [idle] parked");
-        let waiter_at = report.find(&waiter).unwrap_or_else(|| panic!("{report}"));
+        let waiter = "1 task [idle] parked";
+        let waiter_at = report.find(waiter).unwrap_or_else(|| panic!("{report}"));
         let block = &report[waiter_at..];
         assert!(block.contains(&format!("spawned at agent/tests/guard.rs:{}:9", line + 2)), "{report}");
         assert!(block.contains("stack (captured safely):"), "{report}");
@@ -121,7 +121,7 @@ fn leaked_only_counts_the_tasks_nothing_can_wake() {
 fn ignoring_by_location_and_by_function() {
     current_thread().block_on(async {
         let options = Options::default().retry_for(Duration::from_millis(50));
-        let by_location = Guard::with(options.clone().ignore_location(&format!("agent/tests/guard.rs:{}", line!() + 1)));
+        let by_location = Guard::with(options.clone().ignore_location(format!("agent/tests/guard.rs:{}", line!() + 1)));
         tokio::spawn(waits_forever());
         by_location.check().await.expect("its location is ignored");
 

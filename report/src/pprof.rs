@@ -125,6 +125,9 @@ struct Function {
     filename: i64,
 }
 
+/// A sample's identity: its locations (leaf first) and its labels (key, value).
+type SampleKey = (Vec<u64>, Vec<(i64, i64)>);
+
 /// What a profile holds, for the line the CLI prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
@@ -143,7 +146,7 @@ pub fn profile(dump: &Dump, program: &str, time_nanos: i64) -> (Vec<u8>, Written
     let keys = [b.string("state"), b.string("leaked"), b.string("name"), b.string("spawned_at")];
     let comment = b.string(&format!("taskscope task profile of {program}: a \"goroutine\" is a tokio task"));
     let program = b.string(program);
-    let mut samples: HashMap<(Vec<u64>, Vec<(i64, i64)>), i64> = HashMap::new();
+    let mut samples: HashMap<SampleKey, i64> = HashMap::new();
     let mut tasks = 0;
     for dumped in &dump.tasks {
         let Some(task) = dumped.task.as_ref().filter(|t| !t.runtime_internal) else { continue };

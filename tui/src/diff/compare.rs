@@ -71,7 +71,7 @@ pub fn compare<'a>(before: &'a Side, after: &'a Side) -> Result<Compared<'a>, St
         }
     }
     grew.sort_by(|x, y| y.growth.cmp(&x.growth).then_with(|| y.new_tasks.cmp(&x.new_tasks)));
-    shrank.sort_by(|x, y| x.growth.cmp(&y.growth));
+    shrank.sort_by_key(|c| c.growth);
     Ok(Compared { grew, shrank, same_process })
 }
 
