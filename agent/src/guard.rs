@@ -213,15 +213,17 @@ impl Guard {
         let mut pause = Duration::from_millis(5);
         loop {
             let round = self.round(agent, self.options.needs_stacks()).await?;
-            if round.offenders.is_empty() {
+            let waited = started.elapsed();
+            if round.offenders.is_empty() && (round.undecided == 0 || waited >= self.options.retry) {
                 return Ok(());
             }
-            let waited = started.elapsed();
-            if waited >= self.options.retry {
+            if round.offenders.is_empty() {
+                // Not polled yet, so not leaked yet: wait for their first poll.
+            } else if waited >= self.options.retry {
                 let round = if round.stacks { round } else { self.round(agent, true).await? };
                 return Err(self.report(&round, waited));
             }
-            sleep_on(agent, pause.min(self.options.retry - waited)).await;
+            sleep_on(agent, pause.min(self.options.retry.saturating_sub(waited))).await;
             pause = (pause * 2).min(MAX_PAUSE);
         }
     }
@@ -261,6 +263,14 @@ impl Guard {
             .and_then(|s| s.map_err(|e| e.to_string()))
             .map_err(Leaks::cannot)?;
         let on_runtime = tasks_on(self.runtime);
+        // `leaked_only`: a task not polled yet cannot have parked, so its
+        // verdict is still to come.
+        let undecided = snapshot
+            .tasks
+            .iter()
+            .filter(|task| self.options.leaked_only && task.polls == 0 && on_runtime.contains(&task.id))
+            .filter(|task| task.state != proto::TaskState::Done as i32 && !self.existing.contains(&task.id))
+            .count();
         let candidates: HashSet<u64> = snapshot
             .tasks
             .iter()
@@ -291,7 +301,7 @@ impl Guard {
             .filter(|dumped| !self.options.ignores_stack(dump.stack_of(dumped)))
             .filter_map(|dumped| dumped.task.as_ref().map(|task| task.id))
             .collect();
-        Ok(Round { dump, offenders, stacks, info })
+        Ok(Round { dump, offenders, undecided, stacks, info })
     }
 
     /// Whether the guard counts `task` (alive, the program's, not ignored),
@@ -428,6 +438,8 @@ struct Round {
     dump: Dump,
     /// The ones not ignored by their stack.
     offenders: HashSet<u64>,
+    /// Tasks whose leak verdict is still to come (never polled).
+    undecided: usize,
     /// Whether stacks were taken.
     stacks: bool,
     info: proto::ProcessInfo,
@@ -437,10 +449,15 @@ struct Round {
 /// (the full mode's subscriber, when this build has it and none is set)
 /// and has full-mode spawns record their runtime.
 pub(crate) fn start_recording() {
-    crate::tags::attribute_spawns();
-    if crate::AGENT.get().is_none() {
-        crate::Builder::from_env().quiet().init();
-    }
+    // Once, and every caller waits for it: a test that went on while
+    // another installed the subscriber would spawn tasks nobody records.
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        crate::tags::attribute_spawns();
+        if crate::AGENT.get().is_none() {
+            crate::Builder::from_env().quiet().init();
+        }
+    });
 }
 
 /// The live tasks the agent attributes to `runtime`, by tokio id.
