@@ -329,6 +329,11 @@ impl Recorder {
     pub(crate) fn waker(&self, key: Key, op: WakeOp) {
         let Some(slot) = self.table.get(key) else { return };
         let (counter, wakes) = match op {
+            // The agent's own clone and wake of a task's waker (a safe
+            // capture waking it, on the agent's thread): not the program's,
+            // and a snapshot read between the two would count a live waker
+            // more. Only ever while a capture is in flight.
+            _ if !no_dump_flags() && AGENT_THREAD.get() => return,
             WakeOp::Clone => (&slot.waker_clones, false),
             WakeOp::Drop => (&slot.dropped_unused, false),
             WakeOp::Wake | WakeOp::WakeByRef if !no_dump_flags() && dump_wake(slot, op) => return,

@@ -81,13 +81,17 @@ impl Inspector for InspectorService {
     async fn dump(&self, request: Request<proto::DumpRequest>) -> Result<Response<Self::DumpStream>, Status> {
         let request = request.into_inner();
         let timeout = dump_timeout(request.timeout_ms, self.config.dump_timeout);
-        // The snapshot is read while the runtimes are being dumped, so the
-        // two describe (nearly) the same instant, and lifecycle records come
-        // back even when the dump times out. A dump that timed out waited
-        // up to `timeout` on a blocked worker: the records are read again,
-        // so that running and parked times are as of the answer, like the
-        // time the timeout's detail gives for the blocked worker.
-        let (snapshot, capture) = tokio::join!(self.state.snapshot(), dump::capture(timeout));
+        // The snapshot is read just before the stacks are taken, so the two
+        // describe (nearly) the same instant, and lifecycle records come
+        // back even when the dump times out; before, not during, so that no
+        // record shows a capture half done (the waker clone a capture's
+        // re-poll holds for a moment would count as a live waker). A dump
+        // that timed out waited up to `timeout` on a blocked worker: the
+        // records are read again, so that running and parked times are as
+        // of the answer, like the time the timeout's detail gives for the
+        // blocked worker.
+        let snapshot = self.state.snapshot().await;
+        let capture = dump::capture(timeout).await;
         let timed_out = capture.runtimes.iter().any(|rt| rt.status == proto::DumpStatus::TimedOut as i32);
         let snapshot = if timed_out { self.state.snapshot().await } else { snapshot }.map_err(gone)?;
         let chunks = chunks::DumpChunks::new(snapshot, capture, &request.task_ids);

@@ -64,9 +64,10 @@ fn wrapped_tasks_are_captured_safely_and_nothing_else_changes() {
 
     tool.block_on(async {
         let mut client = connect(socket_in(&dir)).await;
+        // The tasks park first (their first polls put them on the board).
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
         let main = info.runtimes.iter().find(|r| r.name == "main").expect("runtime main");
-        tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(info.wrapped_tasks >= 2, "{info:?}");
 
         let first = dump(&mut client, 10_000).await;
@@ -112,7 +113,7 @@ fn wrapped_tasks_are_captured_safely_and_nothing_else_changes() {
                 assert_eq!(after.polls, before.polls, "a capture's polls are not the program's: {after:?}");
                 assert_eq!(after.last_poll_ended_ns, before.last_poll_ended_ns, "parked time goes on: {after:?}");
                 assert_eq!(after.wakes, before.wakes, "a capture's wakes are not the program's: {after:?}");
-                assert_eq!(after.live_wakers, before.live_wakers, "{after:?}");
+                assert_eq!(after.live_wakers, before.live_wakers, "before {before:?}\nafter {after:?}");
                 assert_eq!(after.leaked, before.leaked);
                 assert_eq!(after.state, proto::TaskState::Idle as i32, "{after:?}");
             }

@@ -124,6 +124,7 @@ fn a_check_that_cannot_be_made_exits_2_with_one_line() {
         &["check", "1", "--max-growth", "3"],
         &["check", "1", "--max-matching", "3"],
         &["check", "1", "--retry", "soon"],
+        &["check", "1", "--bogus"],
     ] {
         let run = taskscope(dir.path(), args);
         assert_eq!(run.code, 2, "{args:?}: {run:?}");

@@ -64,12 +64,17 @@ fn baselines_that_cannot_be_compared_are_one_line_and_exit_2() {
     let renamed = write(dir.path(), "renamed.json", &renamed);
     let newer = std::fs::read_to_string(&other).expect("read").replace("taskscope.stack.v1", "taskscope.stack.v2");
     let newer = write(dir.path(), "newer.json", &newer);
+    let older = std::fs::read_to_string(&other).expect("read").replace("\"protocol_version\": 1,", "\"protocol_version\": 0,");
+    assert_ne!(older, std::fs::read_to_string(&other).expect("read"), "the report names its protocol version");
+    let older = write(dir.path(), "older.json", &older);
     let garbage = write(dir.path(), "garbage.json", "{\"process\": 3");
     let missing = dir.path().join("missing.json").display().to_string();
     for (args, needle) in [
         (vec!["diff", &renamed, &pid], "a baseline compares one program with itself"),
         (vec!["diff", &newer, &same_other], "format \"taskscope.stack.v2\""),
         (vec!["diff", &garbage, &pid], "not a `taskscope stack --json` report"),
+        (vec!["diff", &older, &pid], "protocol version 0, the target's is 1"),
+        (vec!["diff", &other, &pid, "--bogus"], "--bogus"),
         (vec!["diff", &missing, &pid], "cannot read"),
         (vec!["diff", &other, "no-such-host:notaport"], ""),
         (vec!["diff", &other, &pid, "--min-growth", "0"], ""),
