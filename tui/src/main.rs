@@ -5,9 +5,9 @@
 //! module with an `Args` struct and an `async fn run(Args)`, so adding one is
 //! one variant plus one match arm. Every failure reaches [`main`] as an
 //! `anyhow::Error` and is printed as a single `taskscope: <message>` line with
-//! exit status 1. Usage errors are one line too (clap's message and the
-//! usage it names), with exit status 2; `--help` and `--version` print as
-//! usual.
+//! exit status 1 (2 for `check` and `diff`, whose 1 is a failed verdict).
+//! Usage errors are one line too (clap's message and the usage it names),
+//! with exit status 2; `--help` and `--version` print as usual.
 
 mod attach;
 mod check;
