@@ -13,13 +13,14 @@ use quote::{quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ItemFn, Lit, LitStr, Meta, ReturnType, Token};
+use syn::{Lit, LitStr, Meta, Token};
+
+use crate::runtime::{self, Runtime};
 
 /// What the attribute asks for.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Args {
-    multi_thread: bool,
-    worker_threads: Option<usize>,
+    runtime: Runtime,
     start_paused: bool,
     leaked_only: bool,
     include_existing: bool,
@@ -27,6 +28,22 @@ pub(crate) struct Args {
     ignore_location: Vec<String>,
     ignore_function: Vec<String>,
     ignore_top_function: Vec<String>,
+}
+
+impl Default for Args {
+    /// As `#[tokio::test]`: a current-thread runtime, and the guard's defaults.
+    fn default() -> Args {
+        Args {
+            runtime: Runtime { multi_thread: false, worker_threads: None },
+            start_paused: false,
+            leaked_only: false,
+            include_existing: false,
+            retry_ms: None,
+            ignore_location: Vec::new(),
+            ignore_function: Vec::new(),
+            ignore_top_function: Vec::new(),
+        }
+    }
 }
 
 const KNOWN: &str = "taskscope_agent::test takes `flavor`, `worker_threads`, `start_paused`, `leaked_only`, \
@@ -45,44 +62,27 @@ pub(crate) fn parse_args(args: TokenStream) -> syn::Result<Args> {
                 _ => return Err(syn::Error::new(path.span(), KNOWN)),
             },
             Meta::NameValue(pair) => {
-                let lit = match &pair.value {
-                    Expr::Lit(ExprLit { lit, .. }) => lit,
-                    other => return Err(syn::Error::new(other.span(), "expected a literal")),
-                };
+                let lit = runtime::literal(&pair.value)?;
+                if out.runtime.read(&name, lit)? {
+                    continue;
+                }
                 match (name.as_str(), lit) {
-                    ("flavor", Lit::Str(s)) => {
-                        out.multi_thread = match s.value().as_str() {
-                            "current_thread" => false,
-                            "multi_thread" => true,
-                            _ => {
-                                return Err(syn::Error::new(s.span(), "flavor is \"multi_thread\" or \"current_thread\""))
-                            }
-                        }
-                    }
-                    ("worker_threads", Lit::Int(n)) => match n.base10_parse::<usize>()? {
-                        0 => return Err(syn::Error::new(n.span(), "worker_threads must be at least 1")),
-                        n => out.worker_threads = Some(n),
-                    },
                     ("start_paused", Lit::Bool(b)) => out.start_paused = b.value,
                     ("retry", Lit::Str(s)) => out.retry_ms = Some(millis(s)?),
                     ("ignore_location", Lit::Str(s)) => out.ignore_location.push(s.value()),
                     ("ignore_function", Lit::Str(s)) => out.ignore_function.push(s.value()),
                     ("ignore_top_function", Lit::Str(s)) => out.ignore_top_function.push(s.value()),
-                    (
-                        "flavor" | "worker_threads" | "start_paused" | "retry" | "ignore_location" | "ignore_function"
-                        | "ignore_top_function",
-                        _,
-                    ) => return Err(syn::Error::new(lit.span(), format!("unexpected value for `{name}`"))),
+                    ("start_paused" | "retry" | "ignore_location" | "ignore_function" | "ignore_top_function", _) => {
+                        return Err(syn::Error::new(lit.span(), format!("unexpected value for `{name}`")))
+                    }
                     _ => return Err(syn::Error::new(pair.path.span(), KNOWN)),
                 }
             }
             Meta::List(list) => return Err(syn::Error::new(list.span(), KNOWN)),
         }
     }
-    if out.worker_threads.is_some() && !out.multi_thread {
-        return Err(syn::Error::new(Span::call_site(), "worker_threads needs flavor = \"multi_thread\""));
-    }
-    if out.start_paused && out.multi_thread {
+    out.runtime.check()?;
+    if out.start_paused && out.runtime.multi_thread {
         return Err(syn::Error::new(Span::call_site(), "start_paused needs flavor = \"current_thread\""));
     }
     Ok(out)
@@ -108,20 +108,8 @@ fn millis(lit: &LitStr) -> syn::Result<u64> {
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args = parse_args(args)?;
-    let mut function: ItemFn = syn::parse2(item)?;
-    if function.sig.asyncness.take().is_none() {
-        return Err(syn::Error::new(function.sig.fn_token.span(), "taskscope_agent::test goes on an `async fn`"));
-    }
-    let output = match &function.sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
-    let builder = if args.multi_thread {
-        quote!(::taskscope_agent::__private::tokio::runtime::Builder::new_multi_thread())
-    } else {
-        quote!(::taskscope_agent::__private::tokio::runtime::Builder::new_current_thread())
-    };
-    let workers = args.worker_threads.map(|n| quote!(builder.worker_threads(#n);));
+    let (mut function, output) = runtime::sync_fn(item, "taskscope_agent::test")?;
+    let (builder, workers) = args.runtime.builder();
     let paused = args.start_paused.then(|| quote!(builder.start_paused(true);));
     let mut options = quote!(::taskscope_agent::guard::Options::default());
     if args.leaked_only {
@@ -180,8 +168,8 @@ mod tests {
             ignore_function = "app::serve"
         ))
         .unwrap();
-        assert!(args.multi_thread && args.leaked_only && !args.include_existing);
-        assert_eq!(args.worker_threads, Some(2));
+        assert!(args.runtime.multi_thread && args.leaked_only && !args.include_existing);
+        assert_eq!(args.runtime.worker_threads, Some(2));
         assert_eq!(args.retry_ms, Some(2000));
         assert_eq!(args.ignore_location, ["src/a.rs", "src/b.rs"]);
         assert_eq!(args.ignore_function, ["app::serve"]);

@@ -14,14 +14,17 @@
 //! the paths `::taskscope_agent::...` are named, so the program needs no
 //! `tokio` import for it.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ItemFn, Lit, MetaNameValue, ReturnType, Token};
+use syn::{MetaNameValue, Token};
 
 mod guarded;
+mod runtime;
+
+use runtime::Runtime;
 
 /// `#[tokio::test]` under the taskscope agent's test guard: the test fails
 /// when it leaves tasks behind. See `taskscope_agent::guard`.
@@ -59,70 +62,29 @@ pub fn main(args: proc_macro::TokenStream, item: proc_macro::TokenStream) -> pro
     }
 }
 
-/// The runtime the attribute asks for.
-#[derive(Debug, PartialEq, Eq)]
-struct Runtime {
-    current_thread: bool,
-    worker_threads: Option<usize>,
-}
-
 /// Reads `flavor = "..."` and `worker_threads = N`; anything else is an
 /// error pointing at it.
 fn parse_args(args: TokenStream) -> syn::Result<Runtime> {
     let pairs = Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args)?;
-    let mut runtime = Runtime { current_thread: false, worker_threads: None };
+    let mut runtime = Runtime { multi_thread: true, worker_threads: None };
     for pair in pairs {
         let name = pair.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
-        let lit = match &pair.value {
-            Expr::Lit(ExprLit { lit, .. }) => lit,
-            other => return Err(syn::Error::new(other.span(), "expected a literal")),
-        };
-        match (name.as_str(), lit) {
-            ("flavor", Lit::Str(s)) => {
-                runtime.current_thread = match s.value().as_str() {
-                    "current_thread" => true,
-                    "multi_thread" => false,
-                    _ => return Err(syn::Error::new(s.span(), "flavor is \"multi_thread\" or \"current_thread\"")),
-                }
-            }
-            ("worker_threads", Lit::Int(n)) => match n.base10_parse::<usize>()? {
-                0 => return Err(syn::Error::new(n.span(), "worker_threads must be at least 1")),
-                n => runtime.worker_threads = Some(n),
-            },
-            ("flavor", _) | ("worker_threads", _) => {
-                return Err(syn::Error::new(lit.span(), format!("unexpected value for `{name}`")))
-            }
-            _ => {
-                return Err(syn::Error::new(
-                    pair.path.span(),
-                    "unknown argument: taskscope_agent::main takes `flavor` and `worker_threads`",
-                ))
-            }
+        if !runtime.read(&name, runtime::literal(&pair.value)?)? {
+            return Err(syn::Error::new(
+                pair.path.span(),
+                "unknown argument: taskscope_agent::main takes `flavor` and `worker_threads`",
+            ));
         }
     }
-    if runtime.current_thread && runtime.worker_threads.is_some() {
-        return Err(syn::Error::new(Span::call_site(), "worker_threads needs flavor = \"multi_thread\""));
-    }
+    runtime.check()?;
     Ok(runtime)
 }
 
 /// The function, made synchronous, building its runtime through the agent.
 fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let runtime = parse_args(args)?;
-    let mut function: ItemFn = syn::parse2(item)?;
-    if function.sig.asyncness.take().is_none() {
-        return Err(syn::Error::new(function.sig.fn_token.span(), "taskscope_agent::main goes on an `async fn`"));
-    }
-    let output = match &function.sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
-    let builder = if runtime.current_thread {
-        quote!(::taskscope_agent::__private::tokio::runtime::Builder::new_current_thread())
-    } else {
-        quote!(::taskscope_agent::__private::tokio::runtime::Builder::new_multi_thread())
-    };
-    let workers = runtime.worker_threads.map(|n| quote!(builder.worker_threads(#n);));
+    let (mut function, output) = runtime::sync_fn(item, "taskscope_agent::main")?;
+    let (builder, workers) = runtime.builder();
     let body = &function.block;
     let span = body.span();
     function.block = syn::parse2(quote_spanned! {span=> {
@@ -148,14 +110,14 @@ mod tests {
 
     #[test]
     fn arguments_as_tokio_main_takes_them() {
-        assert_eq!(parse_args(quote!()).unwrap(), Runtime { current_thread: false, worker_threads: None });
+        assert_eq!(parse_args(quote!()).unwrap(), Runtime { multi_thread: true, worker_threads: None });
         assert_eq!(
             parse_args(quote!(flavor = "current_thread")).unwrap(),
-            Runtime { current_thread: true, worker_threads: None }
+            Runtime { multi_thread: false, worker_threads: None }
         );
         assert_eq!(
             parse_args(quote!(flavor = "multi_thread", worker_threads = 3)).unwrap(),
-            Runtime { current_thread: false, worker_threads: Some(3) }
+            Runtime { multi_thread: true, worker_threads: Some(3) }
         );
     }
 
