@@ -77,8 +77,7 @@ use std::time::{Duration, Instant};
 
 use taskscope_proto as proto;
 use taskscope_report::dump::Dump;
-use taskscope_report::filter::Filter;
-use taskscope_report::{frames, group, render};
+use taskscope_report::render;
 
 use crate::slots::LIVE;
 use crate::state::Summary;
@@ -340,15 +339,7 @@ impl Guard {
         if round.info.mode == "hooks" {
             out.push_str("note: lean mode (runtime hooks): no wakers are seen, so no task is called leaked\n");
         }
-        for line in render::header_lines(&round.info, &dump, STACK_TIMEOUT) {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        let paths = frames::Paths::new(&dump, false);
-        for g in group::group(&dump, &Filter::default()) {
-            out.push('\n');
-            out.push_str(&render::group_block(&g, &dump, &paths, STACK_TIMEOUT));
-        }
+        out.push_str(&render::chosen(&round.info, &dump, STACK_TIMEOUT));
         Leaks { report: out, count }
     }
 }

@@ -98,6 +98,23 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
     out
 }
 
+/// The stack lines of the header and every group of `dump`, for a report
+/// of tasks chosen elsewhere (the test guard's failure, `check`'s offending
+/// tasks), under a first line of its own.
+pub fn chosen(info: &ProcessInfo, dump: &Dump, timeout: Duration) -> String {
+    let mut out = String::new();
+    for line in header_lines(info, dump, timeout) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let paths = Paths::new(dump, false);
+    for g in group::group(dump, &Filter::default()) {
+        out.push('\n');
+        out.push_str(&group_block(&g, dump, &paths, timeout));
+    }
+    out
+}
+
 /// `name (pid N), tokio V: totals by state; dropped events`.
 pub fn header(info: &ProcessInfo, dump: &Dump) -> String {
     let c = dump.header.counts.unwrap_or_default();

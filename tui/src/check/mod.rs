@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 use taskscope_report::dump::Dump;
 use taskscope_report::filter::Filter;
-use taskscope_report::{frames, group, json, render};
+use taskscope_report::{json, render};
 
 use crate::client::{self, Connected};
 use crate::target::Target;
@@ -160,16 +160,7 @@ fn text_report(conn: &Connected, dump: &Dump, violations: &[Violation], timeout:
     for v in violations {
         out.push_str(&format!("  {} ({})\n", v.what, v.condition));
     }
-    let shown = offenders(dump, violations);
-    for line in render::header_lines(&conn.info, &shown, timeout) {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    let paths = frames::Paths::new(&shown, false);
-    for g in group::group(&shown, &Filter::default()) {
-        out.push('\n');
-        out.push_str(&render::group_block(&g, &shown, &paths, timeout));
-    }
+    out.push_str(&render::chosen(&conn.info, &offenders(dump, violations), timeout));
     out
 }
 
