@@ -276,9 +276,6 @@ impl Guard {
             .filter(|task| on_runtime.contains(&task.id) && self.counts(task))
             .map(|task| task.id)
             .collect();
-        let summary =
-            Summary { now_ns: snapshot.now_ns, counts: snapshot.counts, dropped_events: snapshot.dropped_events };
-        let info = crate::server::process_info(&summary);
         let capture = if stacks && !candidates.is_empty() {
             let wanted = candidates.clone();
             on_agent(agent, async move { crate::dump::capture_wrapped(STACK_TIMEOUT, |id| wanted.contains(&id)).await })
@@ -300,7 +297,7 @@ impl Guard {
             .filter(|dumped| !self.options.ignores_stack(dump.stack_of(dumped)))
             .filter_map(|dumped| dumped.task.as_ref().map(|task| task.id))
             .collect();
-        Ok(Round { dump, offenders, undecided, stacks, info })
+        Ok(Round { dump, offenders, undecided, stacks })
     }
 
     /// Whether the guard counts `task` (alive, the program's, not ignored),
@@ -336,10 +333,17 @@ impl Guard {
             n => format!(" ({n} leaked: nothing can wake {})", if n == 1 { "it" } else { "them" }),
         };
         let mut out = format!("taskscope: {what} {verb} still alive{after}{leaked}\n");
-        if round.info.mode == "hooks" {
+        // What `GetInfo` would say now; the counts are the dump's.
+        let header = &round.dump.header;
+        let info = crate::server::process_info(&Summary {
+            now_ns: header.now_ns,
+            counts: header.counts.unwrap_or_default(),
+            dropped_events: header.dropped_events,
+        });
+        if info.mode == "hooks" {
             out.push_str("note: lean mode (runtime hooks): no wakers are seen, so no task is called leaked\n");
         }
-        out.push_str(&render::chosen(&round.info, &dump, STACK_TIMEOUT));
+        out.push_str(&render::chosen(&info, &dump, STACK_TIMEOUT));
         Leaks { report: out, count }
     }
 }
@@ -433,7 +437,6 @@ struct Round {
     undecided: usize,
     /// Whether stacks were taken.
     stacks: bool,
-    info: proto::ProcessInfo,
 }
 
 /// Makes sure task lifecycles are recorded from now on: starts the agent

@@ -152,7 +152,8 @@ pub fn profile(dump: &Dump, program: &str, time_nanos: i64) -> (Vec<u8>, Written
         let Some(task) = dumped.task.as_ref().filter(|t| !t.runtime_internal) else { continue };
         tasks += 1;
         let location = dump::location(task);
-        let stack = b.stack(dump, dumped, location.as_deref(), &paths);
+        let file = task.location.as_ref().map_or("", |l| l.file.as_str());
+        let stack = b.stack(dump, dumped, location.as_deref(), file, &paths);
         let mut labels = vec![
             (keys[0], b.string(dump::state_word(dump::state(task)))),
             (keys[1], b.string(if task.leaked { "true" } else { "false" })),
@@ -246,7 +247,8 @@ impl Builder {
 
     /// A task's locations, leaf first (each backtrace of a stack after the
     /// other, as `stack` prints them).
-    fn stack(&mut self, dump: &Dump, task: &DumpedTask, spawned: Option<&str>, paths: &Paths) -> Vec<u64> {
+    /// `spawned` is the spawn location (`file:line:col`), `file` its file.
+    fn stack(&mut self, dump: &Dump, task: &DumpedTask, spawned: Option<&str>, file: &str, paths: &Paths) -> Vec<u64> {
         let mut ids = Vec::new();
         if let Some(stack) = dump.stack_of(task) {
             for backtrace in &stack.backtraces {
@@ -258,7 +260,7 @@ impl Builder {
         }
         if ids.is_empty() {
             let name = format!("[no stack] spawned at {}", spawned.unwrap_or("an unknown location"));
-            let function = self.function(&name, spawned.and_then(|l| l.rsplitn(3, ':').nth(2)).unwrap_or(""));
+            let function = self.function(&name, file);
             ids.push(self.location(function, 0));
         }
         ids

@@ -41,7 +41,6 @@ fn runtime(builder: &mut tokio::runtime::Builder) -> std::io::Result<tokio::runt
     recorder::set_mode(Mode::Hooks);
     let runtime = builder.build()?;
     crate::tags::bind(tag, runtime.handle());
-    crate::tags::attribute_spawns();
     agent.start();
     Ok(runtime)
 }

@@ -93,12 +93,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// `--pprof FILE`: the profile of the tasks the filters keep.
 fn write_profile(conn: &client::Connected, mut dump: Dump, filter: &Filter, path: &std::path::Path) -> anyhow::Result<()> {
-    let now = dump.now_ns();
-    let stacks = dump.stacks.clone();
-    dump.tasks.retain(|t| {
-        let stack = stacks.get(&t.stack_id).filter(|s| t.stack_id != 0 && !s.backtraces.is_empty());
-        filter.keep(t, stack, now)
-    });
+    let kept: std::collections::HashSet<u64> =
+        taskscope_report::group::select(&dump, filter).iter().filter_map(|t| t.task.as_ref().map(|r| r.id)).collect();
+    dump.tasks.retain(|t| t.task.as_ref().is_some_and(|r| kept.contains(&r.id)));
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
