@@ -449,7 +449,7 @@ pub(crate) fn start_recording() {
     STARTED.call_once(|| {
         crate::tags::attribute_spawns();
         if crate::AGENT.get().is_none() {
-            crate::Builder::from_env().quiet().init();
+            crate::Builder::from_env().registering_no_runtime().init();
         }
     });
 }

@@ -253,8 +253,10 @@ impl Builder {
         self
     }
 
-    /// Registers no runtime for tokio's dump (the test guard's start).
-    pub(crate) fn quiet(mut self) -> Self {
+    /// Registers no runtime for tokio's dump (neither the one `init` is
+    /// called in nor the one `build_runtime` builds): the test guard's
+    /// runtimes are each one test's, not the program's.
+    pub(crate) fn registering_no_runtime(mut self) -> Self {
         self.register_current = false;
         self
     }
@@ -302,11 +304,13 @@ impl Builder {
         recorder::set_mode(Mode::Hooks);
         let runtime = builder.build()?;
         tags::bind(tag, runtime.handle());
-        let name = match dump::registered_count() {
-            0 => "main".to_string(),
-            n => format!("runtime-{}", n + 1),
-        };
-        register_runtime(name, runtime.handle());
+        if self.register_current {
+            let name = match dump::registered_count() {
+                0 => "main".to_string(),
+                n => format!("runtime-{}", n + 1),
+            };
+            register_runtime(name, runtime.handle());
+        }
         self.start();
         Ok(runtime)
     }

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use super::{Guard, Options};
-use crate::recorder::{self, Mode};
+use crate::recorder;
 
 /// Builds the runtime from `builder`, runs `body` on it under a guard with
 /// `options`, and panics with the report if the body left tasks behind.
@@ -29,7 +29,7 @@ pub fn run<F: Future>(mut builder: tokio::runtime::Builder, options: Options, bo
 /// runtime of the process is in the lean mode), else through the lean
 /// mode's hooks. Neither registers it for tokio's dump: it is one test's.
 fn runtime(builder: &mut tokio::runtime::Builder) -> std::io::Result<tokio::runtime::Runtime> {
-    let agent = crate::Builder::from_env().quiet();
+    let agent = crate::Builder::from_env().registering_no_runtime();
     if agent.config.disabled {
         return builder.build();
     }
@@ -37,10 +37,5 @@ fn runtime(builder: &mut tokio::runtime::Builder) -> std::io::Result<tokio::runt
         super::start_recording();
         return builder.build();
     }
-    let tag = crate::hooks::install(builder, agent.recorder());
-    recorder::set_mode(Mode::Hooks);
-    let runtime = builder.build()?;
-    crate::tags::bind(tag, runtime.handle());
-    agent.start();
-    Ok(runtime)
+    agent.build_runtime(builder)
 }
