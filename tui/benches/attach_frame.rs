@@ -10,25 +10,13 @@
 //! 2,000 tasks per second and re-polling 2,000 more, as one `Watch` batch per
 //! second. Each step applies the batch to the model and draws a 200×50 frame
 //! on ratatui's `TestBackend` (everything but the terminal's own I/O).
-//!
-//! The UI modules are compiled in from their source files, as in
-//! `tests/attach_ui.rs` (the crate has no library target).
-
-#![allow(dead_code, unused_imports)] // the modules are shared with the tests
-
-#[path = "../src/duration.rs"]
-mod duration;
-#[path = "../src/output.rs"]
-mod output;
-
-#[path = "../tests/attach_ui/sources.rs"]
-mod attach;
 
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use taskscope::attach;
 use taskscope_proto as proto;
 
 use attach::app::App;

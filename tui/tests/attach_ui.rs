@@ -2,21 +2,12 @@
 //! with real protocol messages, every screen rendered on ratatui's
 //! `TestBackend` and compared with snapshots, and the key table.
 //!
-//! The binary crate has no library target, so the UI modules are compiled
-//! into this test from their source files. They depend on nothing else of the
-//! crate but `duration` (the shared formatting) and `output` (escaping the
-//! program's text), included the same way; the words for where a stack came
-//! from are `taskscope_report::provenance`.
+//! The UI modules come from the `taskscope` library; the connection and
+//! terminal modules are left out of these tests (they need a real agent and
+//! a real terminal, and `tests/attach_e2e.rs` covers them). `attach` is
+//! imported at the root so that the test modules name it `crate::attach`.
 
-#![allow(dead_code, unused_imports)]
-
-#[path = "../src/duration.rs"]
-mod duration;
-#[path = "../src/output.rs"]
-mod output;
-
-#[path = "attach_ui/sources.rs"]
-mod attach;
+pub use taskscope::attach;
 
 #[path = "attach_ui/app.rs"]
 mod app;

@@ -143,9 +143,8 @@ impl Key {
     /// Placeholder for "any printable character" (the NUL char never arrives).
     pub const ANY_CHAR: Key = Key::ch('\0');
 
-    /// The crossterm event this key produces (for `tests/attach_ui`).
-    #[cfg(test)]
-    #[allow(dead_code)]
+    /// The crossterm event this key produces: what a test sends to press it
+    /// (`tests/attach_ui`).
     pub fn event(self) -> KeyEvent {
         let code = if self == Self::ANY_CHAR {
             KeyCode::Char('x')
