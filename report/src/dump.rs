@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use taskscope_proto::{DumpChunk, DumpHeader, DumpedTask, Stack, Task, TaskState};
+use taskscope_proto::{DumpChunk, DumpHeader, DumpedTask, Frame, Stack, Task, TaskState};
 
 use crate::provenance::{self, Standing};
 
@@ -37,7 +37,47 @@ impl Dump {
             dump.stacks.extend(chunk.stacks.into_iter().map(|s| (s.id, s)));
             dump.tasks.extend(chunk.tasks);
         }
+        dump.canonicalize();
         Ok(dump)
+    }
+
+    /// Puts every stack's backtraces in one canonical order and makes tasks
+    /// whose stacks then read the same share one stack id. A `select!`
+    /// polls its branches in random order, so tasks parked at the same
+    /// await point arrive with the same leaves in different orders; without
+    /// this they would split into several groups.
+    pub fn canonicalize(&mut self) {
+        for stack in self.stacks.values_mut() {
+            stack.backtraces.sort_by(|a, b| frames_key(&a.frames).cmp(&frames_key(&b.frames)));
+            stack.backtraces.dedup();
+        }
+        // The lowest id of each distinct stack stands for all its copies.
+        let mut ids: Vec<u32> = self.stacks.keys().copied().collect();
+        ids.sort_unstable();
+        type StackKey<'a> = Vec<Vec<(&'a str, &'a str, u32, u32)>>;
+        let mut first: HashMap<StackKey<'_>, u32> = HashMap::new();
+        let mut alias: HashMap<u32, u32> = HashMap::new();
+        for id in ids {
+            let Some(stack) = self.stacks.get(&id) else { continue };
+            let key: StackKey<'_> = stack.backtraces.iter().map(|b| frames_key(&b.frames)).collect();
+            match first.get(&key) {
+                Some(&kept) => {
+                    alias.insert(id, kept);
+                }
+                None => {
+                    first.insert(key, id);
+                }
+            }
+        }
+        if alias.is_empty() {
+            return;
+        }
+        for task in &mut self.tasks {
+            if let Some(&kept) = alias.get(&task.stack_id) {
+                task.stack_id = kept;
+            }
+        }
+        self.stacks.retain(|id, _| !alias.contains_key(id));
     }
 
     /// Agent clock when the records were read.
@@ -68,6 +108,11 @@ impl Dump {
         let any_stack = self.tasks.iter().any(|t| self.stack_of(t).is_some());
         provenance::summary(&self.header.runtimes, self.header.safe_capture.as_ref(), any_stack, timeout)
     }
+}
+
+/// What backtraces are ordered by: their frames' functions and positions.
+fn frames_key(frames: &[Frame]) -> Vec<(&str, &str, u32, u32)> {
+    frames.iter().map(|f| (f.function.as_str(), f.file.as_str(), f.line, f.column)).collect()
 }
 
 /// The task's state, `Unspecified` for values this build does not know.
@@ -165,5 +210,25 @@ mod tests {
         assert!(dump.stack_of(&dump.tasks[1]).is_none());
         assert!(Dump::from_chunks(vec![DumpChunk::default()]).is_err());
         assert!(Dump::from_chunks(vec![]).is_err());
+    }
+
+    #[test]
+    fn the_same_leaves_in_another_order_are_one_stack() {
+        let bt = |f: &str| Backtrace { frames: vec![Frame { function: f.into(), ..Frame::default() }] };
+        let task = |id, stack_id| DumpedTask { task: Some(Task { id, ..Task::default() }), stack_id, ..Default::default() };
+        let chunks = vec![DumpChunk {
+            header: Some(DumpHeader::default()),
+            stacks: vec![
+                Stack { id: 1, backtraces: vec![bt("b"), bt("a")] },
+                Stack { id: 2, backtraces: vec![bt("a"), bt("b")] },
+                Stack { id: 3, backtraces: vec![bt("a")] },
+            ],
+            tasks: vec![task(10, 1), task(11, 2), task(12, 3)],
+        }];
+        let dump = Dump::from_chunks(chunks).unwrap();
+        let ids: Vec<u32> = dump.tasks.iter().map(|t| t.stack_id).collect();
+        assert_eq!(ids, vec![1, 1, 3]);
+        assert_eq!(dump.stacks.len(), 2);
+        assert_eq!(dump.stacks[&1].backtraces, vec![bt("a"), bt("b")]);
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! `--match` is the keyword check PouchContainer's tests run over goroutine
 //! dumps ("is a `logsContainer` stack still there?"): a plain substring,
-//! case-sensitive, looked for in every frame's function and file, the task's
+//! case-insensitive (as `attach`'s `/` filter), looked for in every frame's function and file, the task's
 //! name and its spawn location, so a script can assert on any of them.
 
 use std::time::Duration;
@@ -67,14 +67,24 @@ impl Filter {
 }
 
 /// Whether `task`'s stack (any frame's function or file), name or spawn
-/// location contains `pattern` (case-sensitive): `stack --match`, and
+/// location contains `pattern`, ignoring case: `stack --match`, and
 /// `check`'s `--match` and `--allow`.
 pub fn mentions(task: &DumpedTask, stack: Option<&Stack>, pattern: &str) -> bool {
     let Some(record) = &task.task else { return false };
-    let in_stack = stack.is_some_and(|s| {
-        s.backtraces.iter().flat_map(|b| &b.frames).any(|f| f.function.contains(pattern) || f.file.contains(pattern))
-    });
-    in_stack || record.name.contains(pattern) || dump::location(record).is_some_and(|l| l.contains(pattern))
+    let needle = pattern.to_lowercase();
+    let has = |text: &str| contains_ignoring_case(text, &needle);
+    let in_stack = stack.is_some_and(|s| s.backtraces.iter().flat_map(|b| &b.frames).any(|f| has(&f.function) || has(&f.file)));
+    in_stack || has(&record.name) || dump::location(record).is_some_and(|l| has(&l))
+}
+
+/// Whether `text` contains `needle_lower` (already lower-case), ignoring case.
+pub fn contains_ignoring_case(text: &str, needle_lower: &str) -> bool {
+    needle_lower.is_empty()
+        || if text.is_ascii() && needle_lower.is_ascii() {
+            text.as_bytes().windows(needle_lower.len()).any(|w| w.eq_ignore_ascii_case(needle_lower.as_bytes()))
+        } else {
+            text.to_lowercase().contains(needle_lower)
+        }
 }
 
 #[cfg(test)]
@@ -146,6 +156,9 @@ mod tests {
         assert!(f("worker").keep(&t, None, 2), "name");
         assert!(f("pool.rs:3:9").keep(&t, None, 2), "spawn location");
         assert!(!f("logs_container").keep(&t, None, 2), "no stack captured");
-        assert!(!f("Worker").keep(&t, Some(&s), 2), "case-sensitive");
+        assert!(f("Worker").keep(&t, Some(&s), 2), "case-insensitive");
+        assert!(f("LOGS_container").keep(&t, Some(&s), 2), "case-insensitive in frames");
+        assert!(!f("wörker").keep(&t, Some(&s), 2));
+        assert!(contains_ignoring_case("Straße", "straße"));
     }
 }

@@ -8,6 +8,10 @@
 //! and groups fall back to spawn location alone, which is still the
 //! lifecycle answer the user needs.
 //!
+//! What the tasks wait on ([`crate::wait`]) is part of the key as well, and
+//! the order puts leak suspects first ([`crate::suspect`]), then the rest by
+//! count; [`Sort::Count`] keeps pprof's order.
+//!
 //! Where the stack came from (the safe capture or tokio's dump) and why a
 //! task has none are part of the key too, so that the one source or reason
 //! a group's block states is true of every task in it: tasks at one spawn
@@ -21,6 +25,8 @@ use taskscope_proto::{DumpedTask, StackSource, Task, TaskState};
 use crate::dump::{self, Dump};
 use crate::filter::Filter;
 use crate::provenance::{self, Standing};
+use crate::suspect::{Rules, Sort, Suspicion};
+use crate::wait::{self, Wait};
 
 /// One group of tasks.
 #[derive(Debug, Clone)]
@@ -50,6 +56,10 @@ pub struct Group<'a> {
     /// The tasks' kind (`task`, `local`, `blocking`, `block_on`) when they
     /// share one; `None` when they differ or it is unknown (the lean mode).
     pub kind: Option<&'a str>,
+    /// What its parked tasks wait on, when that is known.
+    pub wait: Option<Wait>,
+    /// Why it is a leak suspect, if it is one.
+    pub suspect: Option<Suspicion>,
 }
 
 impl Group<'_> {
@@ -70,38 +80,56 @@ pub fn select<'a>(dump: &'a Dump, filter: &Filter) -> Vec<&'a DumpedTask> {
     kept
 }
 
-/// Groups the tasks of `dump` that pass `filter`, largest group first.
+/// Groups the tasks of `dump` that pass `filter`, suspects first, then the
+/// largest group first (see [`ranked`]).
 pub fn group<'a>(dump: &'a Dump, filter: &Filter) -> Vec<Group<'a>> {
+    ranked(dump, filter, Sort::Suspects, &Rules::default())
+}
+
+/// The key of a group: stack, spawn location, stack source, standing, wait.
+type Key = (u32, Option<String>, StackSource, Standing, Option<Wait>);
+
+/// Groups the tasks of `dump` that pass `filter`, in `sort`'s order, with
+/// suspicion judged by `rules`.
+pub fn ranked<'a>(dump: &'a Dump, filter: &Filter, sort: Sort, rules: &Rules) -> Vec<Group<'a>> {
     let now = dump.now_ns();
-    type Key = (u32, Option<String>, StackSource, Standing);
     let mut by_key: HashMap<Key, Vec<&'a Task>> = HashMap::new();
     for dumped in select(dump, filter) {
         let Some(task) = &dumped.task else { continue };
+        let stack = dump.stack_of(dumped);
         // A stack id the agent never sent counts as no stack.
-        let stack_id = if dump.stack_of(dumped).is_some() { dumped.stack_id } else { 0 };
+        let stack_id = if stack.is_some() { dumped.stack_id } else { 0 };
         let source = provenance::source(dumped.stack_source);
-        by_key.entry((stack_id, dump::location(task), source, dump.standing(dumped))).or_default().push(task);
+        let standing = dump.standing(dumped);
+        let wait = wait::of_task(task, standing, stack);
+        by_key.entry((stack_id, dump::location(task), source, standing, wait)).or_default().push(task);
     }
     let mut groups: Vec<Group<'a>> = by_key
         .into_iter()
-        .map(|(key, tasks)| summarize(key, tasks, now))
+        .map(|(key, tasks)| summarize(key, tasks, now, rules))
         .collect();
     groups.sort_by(|a, b| {
-        b.count()
-            .cmp(&a.count())
+        let rank = match sort {
+            // `None` (no suspicion) sorts after every suspicion.
+            Sort::Suspects => a.suspect.map_or(3, |s| s as u8).cmp(&b.suspect.map_or(3, |s| s as u8)),
+            Sort::Count => std::cmp::Ordering::Equal,
+        };
+        rank.then_with(|| b.count().cmp(&a.count()))
             .then_with(|| b.parked.map(|p| p.1).cmp(&a.parked.map(|p| p.1)))
             .then_with(|| a.location.cmp(&b.location))
             .then_with(|| a.stack_id.cmp(&b.stack_id))
             .then_with(|| a.standing.cmp(&b.standing))
             .then_with(|| a.source.cmp(&b.source))
+            .then_with(|| a.wait.as_ref().map(|w| &w.phrase).cmp(&b.wait.as_ref().map(|w| &w.phrase)))
     });
     groups
 }
 
 fn summarize<'a>(
-    (stack_id, location, source, standing): (u32, Option<String>, StackSource, Standing),
+    (stack_id, location, source, standing, wait): Key,
     tasks: Vec<&'a Task>,
     now: u64,
+    rules: &Rules,
 ) -> Group<'a> {
     const ORDER: [TaskState; 5] =
         [TaskState::Running, TaskState::Scheduled, TaskState::Idle, TaskState::Done, TaskState::Unspecified];
@@ -114,18 +142,22 @@ fn summarize<'a>(
     let polling = span(tasks.iter().filter_map(|t| dump::polling_ns(t, now)));
     let names: BTreeSet<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| !n.is_empty()).collect();
     let kind = tasks.first().map(|t| t.kind.as_str()).filter(|k| !k.is_empty() && tasks.iter().all(|t| t.kind == *k));
+    let leaked = tasks.iter().filter(|t| t.leaked).count();
+    let suspect = rules.judge(leaked, wait.as_ref(), parked.map(|p| p.1), None);
     Group {
         kind,
         stack_id,
         source,
         standing,
         location,
-        leaked: tasks.iter().filter(|t| t.leaked).count(),
+        leaked,
         states,
         parked,
         polling,
         names: names.into_iter().collect(),
         tasks,
+        wait,
+        suspect,
     }
 }
 

@@ -11,8 +11,15 @@
 //!   "runtimes": [{name, status, detail, elapsed_ns, harmed}],
 //!   "safe_capture": {wanted, answered, elapsed_ns, detail} | null,
 //!   "groups": [{count, states, leaked, parked_min_ns, parked_max_ns, polling_min_ns, polling_max_ns,
-//!               location, kind, names, task_ids, stack, stack_source, no_stack}] }
+//!               location, kind, names, task_ids, stack, stack_source, no_stack,
+//!               wait: {phrase, class} | null, suspect, suspect_reason}] }
 //! ```
+//!
+//! `wait` is what the tasks wait on (`crate::wait`): `phrase` as the text
+//! report prints it, `class` one of `sync`, `timer`, `io`, `unknown`,
+//! `none`. `suspect` is `leaked`, `growing` or `long_sync_wait`
+//! (`crate::suspect`), null for a group that is not a suspect; groups come
+//! suspects first, as in the text report.
 //!
 //! `stack_source` is where the stack came from or why there is none, as the
 //! agent said it (`captured`, `tokio_dump`, `not_wrapped`, `not_polled`;
@@ -35,6 +42,8 @@ use crate::dump::{self, Dump};
 use crate::filter::Filter;
 use crate::group::{self, Group};
 use crate::provenance::{self, Standing};
+use crate::suspect::{Rules, Sort, Suspicion};
+use crate::wait::{self, Wait};
 
 /// What `format` says: the shape above, read back by `taskscope diff`.
 /// A change that a reader of this shape would misread gets a new number.
@@ -124,6 +133,28 @@ struct JsonGroup<'a> {
     stack: Option<Vec<Vec<JsonFrame<'a>>>>,
     stack_source: Option<&'static str>,
     no_stack: Option<&'static str>,
+    /// What its parked tasks wait on; null when unknown.
+    wait: Option<JsonWait>,
+    /// Why it is a leak suspect (`leaked`, `growing`, `long_sync_wait`);
+    /// null when it is not one.
+    suspect: Option<&'static str>,
+    /// The same, in words.
+    suspect_reason: Option<String>,
+}
+
+/// What a parked task waits on (see `taskscope_report::wait`).
+#[derive(Serialize)]
+struct JsonWait {
+    /// `oneshot receive`, `broadcast receive | I/O read`, ...
+    phrase: String,
+    /// `sync`, `timer`, `io`, `unknown` or `none`.
+    class: &'static str,
+}
+
+impl From<&Wait> for JsonWait {
+    fn from(w: &Wait) -> Self {
+        JsonWait { phrase: w.phrase.clone(), class: w.class.word() }
+    }
 }
 
 #[derive(Serialize)]
@@ -150,17 +181,31 @@ struct JsonTask<'a> {
     stack: Option<Vec<Vec<JsonFrame<'a>>>>,
     stack_source: Option<&'static str>,
     no_stack: Option<&'static str>,
+    /// What it waits on, when parked; null when unknown.
+    wait: Option<JsonWait>,
 }
 
 /// The JSON report (pretty-printed, newline-terminated).
 pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, all: bool) -> serde_json::Result<String> {
+    report_with(info, dump, filter, all, Sort::default(), &Rules::default())
+}
+
+/// [`report`], with the groups in `sort`'s order and suspicion judged by `rules`.
+pub fn report_with(
+    info: &ProcessInfo,
+    dump: &Dump,
+    filter: &Filter,
+    all: bool,
+    sort: Sort,
+    rules: &Rules,
+) -> serde_json::Result<String> {
     let c = dump.header.counts.unwrap_or_default();
     // The JSON groups borrow from these, so they live until serialization.
-    let grouped = if all { Vec::new() } else { group::group(dump, filter) };
+    let grouped = if all { Vec::new() } else { group::ranked(dump, filter, sort, rules) };
     let (groups, tasks) = if all {
         (None, Some(group::select(dump, filter).into_iter().filter_map(|t| json_task(t, info, dump)).collect()))
     } else {
-        (Some(grouped.iter().map(|g| json_group(g, dump)).collect()), None)
+        (Some(grouped.iter().map(|g| json_group(g, dump, rules)).collect()), None)
     };
     let harms = provenance::harms(&info.runtimes, &dump.header.runtimes);
     let report = Report {
@@ -246,7 +291,7 @@ fn json_frame(f: &Frame) -> JsonFrame<'_> {
     JsonFrame { function: &f.function, file: &f.file, line: f.line, column: f.column, internal: f.internal }
 }
 
-fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump) -> JsonGroup<'a> {
+fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump, rules: &Rules) -> JsonGroup<'a> {
     JsonGroup {
         count: g.count(),
         states: g.states.iter().map(|&(s, n)| (dump::state_word(s), n)).collect(),
@@ -262,6 +307,9 @@ fn json_group<'a>(g: &'a Group<'a>, dump: &'a Dump) -> JsonGroup<'a> {
         stack: frames(dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0)),
         stack_source: provenance::source_word(g.source),
         no_stack: no_stack(g.standing),
+        wait: g.wait.as_ref().map(JsonWait::from),
+        suspect: g.suspect.map(Suspicion::word),
+        suspect_reason: g.suspect.map(|s| s.why(rules)),
     }
 }
 
@@ -296,5 +344,6 @@ fn json_task<'a>(dumped: &'a DumpedTask, info: &'a ProcessInfo, dump: &'a Dump) 
         stack: frames(dump.stack_of(dumped)),
         stack_source: provenance::source_word(provenance::source(dumped.stack_source)),
         no_stack: no_stack(dump.standing(dumped)),
+        wait: wait::of_task(t, dump.standing(dumped), dump.stack_of(dumped)).as_ref().map(JsonWait::from),
     })
 }

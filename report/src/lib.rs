@@ -14,7 +14,9 @@
 //! - [`render`] (text), [`json`] (feature `json`) and [`pprof`] (feature
 //!   `pprof`, a goroutine-style profile): the reports;
 //! - [`provenance`]: where a stack came from, or why there is none, in words;
-//! - [`text`]: the program's own text made safe for a terminal.
+//! - [`text`]: the program's own text made safe for a terminal;
+//! - [`wait`]: what a parked task waits on, and its class; [`suspect`]: which
+//!   groups are leak suspects, and the order reports rank them in.
 
 pub mod dump;
 pub mod filter;
@@ -26,4 +28,6 @@ pub mod json;
 pub mod pprof;
 pub mod provenance;
 pub mod render;
+pub mod suspect;
 pub mod text;
+pub mod wait;

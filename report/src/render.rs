@@ -33,6 +33,8 @@ use crate::group::{self, Group};
 use taskscope_proto::duration::format_ns;
 use crate::text::shown;
 use crate::provenance::{self, Missing, Standing};
+use crate::suspect::{Rules, Sort};
+use crate::wait;
 
 /// How to render.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,6 +45,10 @@ pub struct View {
     pub full: bool,
     /// The dump timeout that was requested, for the warnings.
     pub timeout: Duration,
+    /// The order of the groups.
+    pub sort: Sort,
+    /// When a group is a leak suspect.
+    pub rules: Rules,
 }
 
 /// The whole report.
@@ -57,7 +63,7 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
     } else if info.mode == "hooks" {
         out.push_str(
             "note: lean mode (runtime hooks): no wakers are seen, so no task is called leaked; \
-             long-parked tasks are the suspects\n",
+             long waits on other tasks are the suspects\n",
         );
     }
     for line in header_lines(info, dump, view.timeout) {
@@ -81,7 +87,10 @@ pub fn report(info: &ProcessInfo, dump: &Dump, filter: &Filter, view: View) -> S
     let blocks: Vec<String> = if view.all {
         group::select(dump, filter).into_iter().map(|t| task_block(t, dump, &paths, view.timeout)).collect()
     } else {
-        group::group(dump, filter).iter().map(|g| group_block(g, dump, &paths, view.timeout)).collect()
+        group::ranked(dump, filter, view.sort, &view.rules)
+            .iter()
+            .map(|g| group_block_with(g, dump, &paths, view.timeout, &view.rules))
+            .collect()
     };
     if filter.is_active() {
         let shown = group::select(dump, filter).len();
@@ -150,6 +159,11 @@ pub fn warnings(info: &ProcessInfo, dump: &Dump, timeout: Duration) -> Vec<Strin
 /// A group: its summary line, names, and stack (or why it has none);
 /// `timeout` is the dump timeout asked for.
 pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths, timeout: Duration) -> String {
+    group_block_with(g, dump, paths, timeout, &Rules::default())
+}
+
+/// [`group_block`], with the suspicion `rules` the group was judged by.
+pub fn group_block_with(g: &Group<'_>, dump: &Dump, paths: &Paths, timeout: Duration, rules: &Rules) -> String {
     let count = g.count();
     let mut tags = if let [(state, _)] = g.states.as_slice() {
         dump::state_word(*state).to_string()
@@ -161,6 +175,9 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths, timeout: Duration)
         0 => {}
         _ if count == 1 => tags.push_str(", leaked"),
         n => tags.push_str(&format!(", {n} leaked")),
+    }
+    if let Some(wait) = g.wait.as_ref().filter(|w| w.phrase != wait::NOTHING_CAN_WAKE) {
+        tags.push_str(&format!(", {}", wait.phrase));
     }
     let span = |word: &str, times: Option<(u64, u64)>| match times {
         None => String::new(),
@@ -175,6 +192,9 @@ pub fn group_block(g: &Group<'_>, dump: &Dump, paths: &Paths, timeout: Duration)
         if count == 1 { "task" } else { "tasks" },
         shown(g.location.as_deref().unwrap_or("<unknown>"))
     );
+    if let Some(suspect) = g.suspect {
+        out.push_str(&format!("  suspect: {}\n", suspect.why(rules)));
+    }
     if !g.names.is_empty() {
         const SHOWN: usize = 5;
         let mut names = g.names.iter().take(SHOWN).map(|n| shown(n)).collect::<Vec<_>>().join(", ");
@@ -199,6 +219,11 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths, timeout: Dura
     }
     if task.leaked {
         tags.push_str(", leaked");
+    }
+    if let Some(wait) =
+        wait::of_task(task, dump.standing(dumped), dump.stack_of(dumped)).filter(|w| w.phrase != wait::NOTHING_CAN_WAKE)
+    {
+        tags.push_str(&format!(", {}", wait.phrase));
     }
     let mut name = if task.name.is_empty() { String::new() } else { format!(" name={}", shown(&task.name)) };
     if !task.kind.is_empty() && task.kind != "task" {

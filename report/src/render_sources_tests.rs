@@ -63,7 +63,7 @@ fn with_tokios_dump_off_the_header_says_so_once_and_each_group_its_source_or_rea
 done_signal (pid 4242), tokio 1.54.1: 1 running, 1 scheduled, 5 idle, 0 leaked, 0 done; 0 dropped events
 stacks: 4 of 5 wrapped tasks captured safely (1 not polled within 5s); tokio's dump of runtime main is off: {OFF}
 
-2 tasks [idle] parked 3s..4s  spawned at examples/src/bin/done_signal.rs:25:5
+2 tasks [idle, Notify] parked 3s..4s  spawned at examples/src/bin/done_signal.rs:25:5
   stack (captured safely):
     ... 2 runtime frames
     tokio::sync::notify::Notified::poll
@@ -74,7 +74,7 @@ stacks: 4 of 5 wrapped tasks captured safely (1 not polled within 5s); tokio's d
     );
     assert!(out.starts_with(&expected), "{out}");
     assert!(out.contains(
-        "\n1 block_on task [idle] parked 9s  spawned at src/main.rs:25:5\n  stack (captured safely):\n    ... 2 runtime frames\n"
+        "\n1 block_on task [idle, Notify] parked 9s  spawned at src/main.rs:25:5\n  stack (captured safely):\n    ... 2 runtime frames\n"
     ), "{out}");
     // Not wrapped: the idle task is told why; the scheduled one is not parked.
     assert!(out.contains(
@@ -86,7 +86,7 @@ stacks: 4 of 5 wrapped tasks captured safely (1 not polled within 5s); tokio's d
     ), "{out}");
     assert_eq!(out.matches(OFF).count(), 1, "the agent's long reason is shown once: {out}");
     assert!(out.contains(
-        "\n1 task [idle] parked 5s  spawned at src/pending.rs:25:5\n    (no stack captured: it awaits nothing a task dump can trace, \
+        "\n1 task [idle, nothing tokio can trace] parked 5s  spawned at src/pending.rs:25:5\n    (no stack captured: it awaits nothing a task dump can trace, \
          e.g. `std::future::pending()`, a hand-written future, or `TcpListener::accept`)\n"
     ), "{out}");
     assert!(out.contains(
@@ -101,11 +101,11 @@ stacks: 4 of 5 wrapped tasks captured safely (1 not polled within 5s); tokio's d
 #[test]
 fn all_names_each_tasks_source_or_reason() {
     let out = report(&info(), &off_dump(), &Filter::default(), View { all: true, ..view() });
-    assert!(out.contains("\ntask 10 [idle 3s] spawned at examples/src/bin/done_signal.rs:25:5\n  stack (captured safely):\n    ... 2 runtime frames\n"), "{out}");
+    assert!(out.contains("\ntask 10 [idle 3s, Notify] spawned at examples/src/bin/done_signal.rs:25:5\n  stack (captured safely):\n    ... 2 runtime frames\n"), "{out}");
     assert!(out.contains("\ntask 13 [running] spawned at src/busy.rs:25:5\n    (no stack captured: wrapped, but not polled within 5s"), "{out}");
     assert!(out.contains("\ntask 20 [idle 6s] spawned at src/plain.rs:25:5\n    (no stack captured: not wrapped, and tokio's dump"), "{out}");
     assert!(out.contains("\ntask 21 [scheduled] spawned at src/plain.rs:25:5\n    (no stack captured: not parked; only tasks that wait"), "{out}");
-    assert!(out.contains("\ntask 18446744073709551615 [idle 9s] kind=block_on spawned at src/main.rs:25:5\n  stack (captured safely):\n"), "{out}");
+    assert!(out.contains("\ntask 18446744073709551615 [idle 9s, Notify] kind=block_on spawned at src/main.rs:25:5\n  stack (captured safely):\n"), "{out}");
 }
 
 #[test]
@@ -129,7 +129,7 @@ fn tokios_dump_labels_its_stacks_and_splits_groups_by_reason() {
     // with a reason true of all its tasks (and a third for the task the
     // safe capture traced, each group having one source).
     assert!(out.contains(
-        "\n1 task [idle] parked 1s  spawned at src/a.rs:25:5\n    (no stack captured: it awaits nothing a task dump can trace"
+        "\n1 task [idle, nothing tokio can trace] parked 1s  spawned at src/a.rs:25:5\n    (no stack captured: it awaits nothing a task dump can trace"
     ), "{out}");
     assert!(out.contains(
         "\n1 task [running]  spawned at src/a.rs:25:5\n    (no stack captured: not parked; only tasks that wait are traced)\n"

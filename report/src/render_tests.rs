@@ -71,14 +71,16 @@ fn grouped_report_shape() {
     let expected_head = "\
 done_signal (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 1001 idle, 1001 leaked, 0 done; 0 dropped events
 
-1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5
+1000 tasks [idle, 1000 leaked, Notify] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5
+  suspect: leaked: nothing can wake them, they will never run again
     ... 2 runtime frames
     tokio::sync::notify::Notified::poll
         tokio-1.54.1/src/sync/notify.rs:1130:9
     done_signal::waiter::{{closure}}
         examples/src/bin/done_signal.rs:14:9
 
-1 task [idle, leaked] parked 5m12s  spawned at src/main.rs:25:5
+1 task [idle, leaked, Notify] parked 5m12s  spawned at src/main.rs:25:5
+  suspect: leaked: nothing can wake them, they will never run again
   name: worker
 ";
     assert!(out.starts_with(expected_head), "{out}");
@@ -100,8 +102,8 @@ fn full_shows_every_frame_with_full_paths() {
 fn all_lists_each_task() {
     let out = report(&info(), &leak_dump(), &Filter::default(), View { all: true, ..view() });
     assert!(out.contains("\ntask 1 [running] spawned at src/main.rs:25:5\n    (no stack captured: "), "{out}");
-    assert!(out.contains("\ntask 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:25:5\n    ... 2 runtime frames\n"), "{out}");
-    assert!(out.contains("\ntask 10 [idle 2.1s, leaked] spawned at examples/src/bin/done_signal.rs:25:5\n"), "{out}");
+    assert!(out.contains("\ntask 42 [idle 5m12s, leaked, Notify] name=worker spawned at src/main.rs:25:5\n    ... 2 runtime frames\n"), "{out}");
+    assert!(out.contains("\ntask 10 [idle 2.1s, leaked, Notify] spawned at examples/src/bin/done_signal.rs:25:5\n"), "{out}");
     assert_eq!(out.matches("\ntask ").count(), 1002);
 }
 
@@ -110,7 +112,7 @@ fn filters_say_what_is_shown() {
     let filter = Filter { min_idle: Some(Duration::from_secs(300)), ..Filter::default() };
     let out = report(&info(), &leak_dump(), &filter, view());
     assert!(out.contains("showing 1 of 1002 tasks (--min-idle 5m)\n"), "{out}");
-    assert!(out.contains("1 task [idle, leaked] parked 5m12s"), "{out}");
+    assert!(out.contains("1 task [idle, leaked, Notify] parked 5m12s"), "{out}");
     let nothing = Filter { pattern: Some("no-such-thing".into()), ..Filter::default() };
     assert!(report(&info(), &leak_dump(), &nothing, view()).ends_with("\nno task matches\n"));
 }
@@ -134,7 +136,7 @@ fn timed_out_runtime_warns_and_still_groups_by_location() {
         warnings(&info(), &dump, Duration::from_secs(2)),
         vec!["warning: no stacks: runtime main did not answer within 2s: a task is probably blocking a worker thread; tasks are shown by spawn location only"]
     );
-    assert!(out.contains("1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5\n    (no stack captured)\n"), "{out}");
+    assert!(out.contains("1000 tasks [idle, 1000 leaked] parked 2.1s..1m2s  spawned at examples/src/bin/done_signal.rs:25:5\n  suspect: leaked: nothing can wake them, they will never run again\n    (no stack captured)\n"), "{out}");
 }
 
 #[test]
@@ -171,7 +173,11 @@ fn mixed_states_are_counted_and_dropped_events_flagged() {
     dump.header.dropped_events = 7;
     let out = report(&info(), &dump, &Filter::default(), view());
     assert!(out.contains("0 done; 7 dropped events (some task records may be missing)\n"), "{out}");
-    assert!(out.contains("3 tasks [1 scheduled, 2 idle, 1 leaked] parked 2s  spawned at a.rs:25:5\n"), "{out}");
+    // The leaked task waits on nothing at all, the others on something
+    // unknown: two groups, the leaked one (a suspect) first.
+    let leaked = out.find("1 task [idle, leaked] parked 2s  spawned at a.rs:25:5\n").expect(&out);
+    let rest = out.find("2 tasks [1 scheduled, 1 idle] parked 2s  spawned at a.rs:25:5\n").expect(&out);
+    assert!(leaked < rest, "{out}");
 }
 
 #[test]
@@ -283,7 +289,7 @@ fn runtime_tasks_are_hidden_unless_full() {
     let out = report(&info(), &dump, &Filter::default(), view());
     assert!(out.contains("\nnote: 2 tasks of tokio's runtime (its worker threads) not shown; --full shows them\n"), "{out}");
     assert!(!out.contains("worker.rs"), "{out}");
-    assert!(out.contains("\n1 block_on task [idle] parked 3s  spawned at src/lib.rs:25:5\n"), "{out}");
+    assert!(out.contains("\n1 block_on task [idle, nothing tokio can trace] parked 3s  spawned at src/lib.rs:25:5\n"), "{out}");
     let filter = Filter { pattern: Some("main.rs".into()), ..Filter::default() };
     assert!(report(&info(), &dump, &filter, view()).contains("showing 2 of 1003 tasks (--match \"main.rs\")\n"));
 
@@ -291,7 +297,7 @@ fn runtime_tasks_are_hidden_unless_full() {
     let out = report(&info(), &dump, &full, View { all: true, full: true, ..view() });
     assert!(out.contains("\nnote: 2 tasks are tokio's runtime's own (its worker threads), not counted above\n"), "{out}");
     assert!(out.contains("\ntask 2 [running 7s] kind=blocking spawned at /h/.cargo/"), "{out}");
-    assert!(out.contains("\ntask 4 [idle 3s] kind=block_on spawned at src/lib.rs:25:5\n"), "{out}");
+    assert!(out.contains("\ntask 4 [idle 3s, nothing tokio can trace] kind=block_on spawned at src/lib.rs:25:5\n"), "{out}");
 
     let json: serde_json::Value =
         serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
@@ -321,7 +327,7 @@ fn an_older_agents_disabled_dump_reads_as_off_with_its_reason() {
         ]
     );
     let out = report(&info(), &dump, &Filter::default(), view());
-    assert!(out.contains("spawned at examples/src/bin/done_signal.rs:25:5\n    (no stack captured)\n"), "{out}");
+    assert!(out.contains("spawned at examples/src/bin/done_signal.rs:25:5\n  suspect: leaked: nothing can wake them, they will never run again\n    (no stack captured)\n"), "{out}");
     let json: serde_json::Value =
         serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), false).expect("json"))
             .expect("parses");
@@ -355,7 +361,7 @@ fn lean_mode_json_leaves_what_it_cannot_see_null() {
             .expect("parses");
     assert_eq!(grouped["groups"][0]["kind"], serde_json::Value::Null);
     let out = report(&lean, &dump, &Filter::default(), View { all: true, ..view() });
-    assert!(out.contains("\ntask 42 [idle 5m12s] name=worker spawned at"), "no kind word when unknown: {out}");
+    assert!(out.contains("\ntask 42 [idle 5m12s, Notify] name=worker spawned at"), "no kind word when unknown: {out}");
 }
 
 #[path = "render_sources_tests.rs"]

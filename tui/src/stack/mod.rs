@@ -14,6 +14,7 @@ use crate::client;
 use crate::target::Target;
 use taskscope_report::filter::Filter;
 use taskscope_report::dump::Dump;
+use taskscope_report::suspect::{Rules, Sort};
 use taskscope_report::{json, render};
 
 /// Options of `taskscope stack`.
@@ -51,7 +52,7 @@ pub struct Args {
     min_idle: Option<Duration>,
 
     /// Keep only tasks whose stack (any frame's function or file), name or
-    /// spawn location contains TEXT (case-sensitive).
+    /// spawn location contains TEXT (ignoring case).
     #[arg(long = "match", value_name = "TEXT")]
     pattern: Option<String>,
 
@@ -60,6 +61,16 @@ pub struct Args {
     /// printing the report; the filters apply.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "all"])]
     pprof: Option<std::path::PathBuf>,
+
+    /// Group order: `suspects` (leaked, then growing or long waits on
+    /// another task, then the rest by count) or `count` (pprof's order).
+    #[arg(long, value_name = "ORDER", default_value = "suspects", value_parser = parse_sort)]
+    sort: Sort,
+
+    /// A group parked this long on another task (a channel, a lock, a
+    /// notification, with no timer or I/O branch) is a leak suspect.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::duration::parse_age)]
+    suspect_after: Duration,
 
     /// How long the program's runtimes may take to produce their stacks.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_wait)]
@@ -83,12 +94,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         for warning in render::warnings(&conn.info, &dump, args.timeout) {
             eprintln!("taskscope: {warning}");
         }
-        json::report(&conn.info, &dump, &filter, args.all).context("cannot encode the dump as JSON")?
+        let rules = Rules { long_after: args.suspect_after };
+        json::report_with(&conn.info, &dump, &filter, args.all, args.sort, &rules).context("cannot encode the dump as JSON")?
     } else {
-        let view = render::View { all: args.all, full: args.full, timeout: args.timeout };
+        let view = render::View {
+            all: args.all,
+            full: args.full,
+            timeout: args.timeout,
+            sort: args.sort,
+            rules: Rules { long_after: args.suspect_after },
+        };
         render::report(&conn.info, &dump, &filter, view)
     };
     crate::output::print(&text)
+}
+
+/// `--sort`'s values.
+fn parse_sort(text: &str) -> Result<Sort, String> {
+    match text {
+        "suspects" => Ok(Sort::Suspects),
+        "count" => Ok(Sort::Count),
+        other => Err(format!("`{other}` is not an order: use `suspects` or `count`")),
+    }
 }
 
 /// `--pprof FILE`: the profile of the tasks the filters keep.
