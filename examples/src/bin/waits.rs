@@ -136,6 +136,14 @@ async fn start() -> Kept {
     });
     kept.keep(held);
 
+    let rwlock = Arc::new(RwLock::new(()));
+    let held = rwlock.clone().read_owned().await;
+    let r = rwlock.clone();
+    park("RwLock write", async move {
+        let _ = r.write().await;
+    });
+    kept.keep(held);
+
     let barrier = Arc::new(Barrier::new(2));
     let b = barrier.clone();
     park("Barrier wait", async move {
@@ -195,7 +203,7 @@ async fn start() -> Kept {
 
     let (tx, rx) = oneshot::channel::<u8>();
     let (shutdown, mut stop) = broadcast::channel::<u8>(1);
-    park("oneshot receive | broadcast receive", async move {
+    park("broadcast receive | oneshot receive", async move {
         tokio::select! {
             _ = rx => {}
             _ = stop.recv() => {}
@@ -213,6 +221,6 @@ async fn start() -> Kept {
     });
     kept.keep(tx);
 
-    park("nothing tokio can trace", std::future::pending::<()>());
+    park("pending", std::future::pending::<()>());
     kept
 }
