@@ -21,3 +21,5 @@ mod model;
 mod stack_sources;
 #[path = "attach_ui/views.rs"]
 mod views;
+#[path = "attach_ui/warnings.rs"]
+mod warnings;

@@ -327,14 +327,14 @@ fn connection_states_read_well() {
         Connection::Connecting { attempt: 3 }.describe(now),
         "reconnecting (attempt 3)…"
     );
-    assert_eq!(
-        Connection::Lost {
-            reason: "connection refused".into(),
-            retry_at: later
-        }
-        .describe(now),
-        "lost, retry in 3s: connection refused"
-    );
+    let lost = Connection::Lost {
+        reason: "connection refused".into(),
+        retry_at: later,
+    };
+    // The reason is not squeezed onto the first line: the header wraps it.
+    assert_eq!(lost.describe(now), "lost, retry in 3s");
+    assert_eq!(lost.problem(), Some("connection refused"));
+    assert_eq!(Connection::Live.problem(), None);
     assert_eq!(
         Connection::Exited {
             pid: 42,

@@ -22,18 +22,27 @@ impl Connection {
         matches!(self, Self::Live)
     }
 
-    /// One-line description at local time `now`.
+    /// Short description at local time `now`, for the header's first line;
+    /// the reason of a lost link is [`Self::problem`], shown in full below it.
     pub fn describe(&self, now: Instant) -> String {
         let wait = |at: &Instant| at.saturating_duration_since(now);
         match self {
             Self::Connecting { attempt: 1 } => "connecting…".to_string(),
             Self::Connecting { attempt } => format!("reconnecting (attempt {attempt})…"),
             Self::Live => "live".to_string(),
-            // The countdown first: a long reason may be cut at the screen's edge.
-            Self::Lost { reason, retry_at } => format!("lost, retry in {}: {reason}", countdown(wait(retry_at))),
+            Self::Lost { retry_at, .. } => format!("lost, retry in {}", countdown(wait(retry_at))),
             Self::Exited { pid, retry_at } => {
                 format!("process {pid} exited; checking again in {}", countdown(wait(retry_at)))
             }
+        }
+    }
+
+    /// Why the link is down, in the words of the failure (which often end
+    /// with what to do: `kill -CONT 1234` resumes a stopped process).
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            Self::Lost { reason, .. } => Some(reason),
+            _ => None,
         }
     }
 }

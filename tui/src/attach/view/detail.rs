@@ -238,7 +238,7 @@ fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
                     Standing::Stack(origin) => origin,
                     Standing::Missing(missing) => {
                         let text = format!("{}: {}", tasks(sh.tasks), missing.text(Some(DUMP_TIMEOUT)));
-                        for (i, part) in words(&text, width.saturating_sub(7)).into_iter().enumerate() {
+                        for (i, part) in fmt::wrap_words(&text, width.saturating_sub(7)).into_iter().enumerate() {
                             let bullet = if i == 0 { " ■ " } else { "   " };
                             lines.push(Line::styled(format!("{bullet}{part}"), style::dim()));
                         }
@@ -269,29 +269,10 @@ fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
     }
 }
 
-/// `text` broken at spaces into lines of at most `width` characters (a
-/// longer word gets a line of its own), each starting with `indent`.
+/// `text` wrapped into lines of at most `width` characters (see
+/// [`fmt::wrap_words`]), each starting with `indent`.
 fn wrap(text: &str, width: usize, indent: &str, style: ratatui::style::Style) -> Vec<Line<'static>> {
-    words(text, width).into_iter().map(|l| Line::styled(format!("{indent}{l}"), style)).collect()
-}
-
-/// `text` broken at spaces into pieces of at most `width` characters (a
-/// longer word gets a piece of its own).
-fn words(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(10);
-    let mut lines = Vec::new();
-    let mut current = String::new();
-    for word in text.split(' ') {
-        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut current));
-        }
-        if !current.is_empty() {
-            current.push(' ');
-        }
-        current.push_str(word);
-    }
-    lines.push(current);
-    lines
+    fmt::wrap_words(text, width).into_iter().map(|l| Line::styled(format!("{indent}{l}"), style)).collect()
 }
 
 fn warn() -> ratatui::style::Style {

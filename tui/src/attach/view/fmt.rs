@@ -47,6 +47,26 @@ pub fn tail(text: &str, width: usize) -> std::borrow::Cow<'_, str> {
     format!("…{}", text.chars().skip(skip).collect::<String>()).into()
 }
 
+/// `text` broken at spaces into lines of at most `width` characters (a
+/// word longer than that gets a line of its own), so that a warning is read
+/// to its end instead of being cut at the screen's edge. Never empty.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(10);
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    lines.push(current);
+    lines
+}
+
 /// Block characters of a text sparkline, lowest to highest.
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -77,6 +97,13 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(tail("src/server.rs:40:5", 10), "…r.rs:40:5");
         assert_eq!(tail("a.rs:1:1", 10), "a.rs:1:1");
+        assert_eq!(wrap_words("process 7 is stopped: kill -CONT 7 resumes it", 16), [
+            "process 7 is",
+            "stopped: kill",
+            "-CONT 7 resumes",
+            "it"
+        ]);
+        assert_eq!(wrap_words("", 20), [""]);
         assert_eq!(sparkline(&[None, Some(0), Some(4), Some(8)]), " ▁▅█");
     }
 }

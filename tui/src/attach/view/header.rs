@@ -1,15 +1,35 @@
-//! The two header lines (process, link, counts) and the tab line. A runtime
-//! tokio's dump harmed is the worst news there is about the program (it
-//! should be restarted), so it gets a red marker on the first line.
+//! The header (process and link, counts, then any warning) and the tab line.
+//! A runtime tokio's dump harmed is the worst news there is about the
+//! program (it should be restarted), so it gets a red marker on the first
+//! line. A warning (why the link is down) is wrapped over as many lines as it
+//! needs rather than cut at the screen's edge: its last words are usually
+//! what to do about it.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Widget;
+use ratatui::widgets::{Paragraph, Widget};
 
 use super::super::app::{sort_hint, App, View};
 use super::super::state::TaskState;
 use super::{fmt, style};
+
+/// The warnings under the two fixed lines, wrapped to `width`.
+fn warning_lines(app: &App, width: u16) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(problem) = app.state.connection.problem() {
+        // Indented under the name, the continuation lines a little more.
+        for (i, part) in fmt::wrap_words(problem, (width as usize).saturating_sub(4)).into_iter().enumerate() {
+            lines.push(format!("{}{part}", if i == 0 { " ⚠ " } else { "   " }));
+        }
+    }
+    lines
+}
+
+/// How many lines the header needs at `width`: two, plus its warnings.
+pub fn height(app: &App, width: u16) -> u16 {
+    2 + warning_lines(app, width).len().min(u16::MAX as usize - 2) as u16
+}
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let s = &app.state;
@@ -39,7 +59,6 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         None => first.push(Span::styled("(no process info yet)", style::dim())),
     }
-    Line::from(first).render(Rect { height: 1, ..area }, buf);
 
     let c = &s.counts;
     let by_state = [c.running, c.scheduled, c.idle, c.done];
@@ -65,16 +84,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     };
     second.push(Span::styled("  dropped events ", style::label()));
     second.push(Span::styled(fmt::count(s.dropped_events), dropped_style));
-    if area.height > 1 {
-        Line::from(second).render(
-            Rect {
-                y: area.y + 1,
-                height: 1,
-                ..area
-            },
-            buf,
-        );
-    }
+    let mut lines = vec![Line::from(first), Line::from(second)];
+    let warn = style::severity_style(super::super::state::Severity::Warn);
+    lines.extend(warning_lines(app, area.width).into_iter().map(|l| Line::styled(l, warn)));
+    Paragraph::new(lines).render(area, buf);
 }
 
 /// The tab line: views with their sizes, then sort and filter.

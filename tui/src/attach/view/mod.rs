@@ -27,8 +27,11 @@ impl Widget for &App {
         if area.height < MIN_HEIGHT || area.width < MIN_WIDTH {
             return too_small(area, buf);
         }
+        // The header grows with its warnings, but leaves the tabs, three
+        // rows of body and the footer their place (MIN_HEIGHT less its two).
+        let head_height = header::height(self, area.width).min(area.height - (MIN_HEIGHT - 2));
         let [head, tabs, body, foot] = area.layout(&Layout::vertical([
-            Constraint::Length(2),
+            Constraint::Length(head_height),
             Constraint::Length(1),
             Constraint::Min(3),
             Constraint::Length(1),
@@ -67,18 +70,21 @@ fn too_small(area: Rect, buf: &mut Buffer) {
     Paragraph::new(Line::from(text)).render(mid, buf);
 }
 
-/// Before the first complete snapshot: say what we are waiting for.
+/// Before the first complete snapshot: say what we are waiting for, wrapped
+/// (a narrow window must not cut it).
 fn waiting(app: &App, area: Rect, buf: &mut Buffer) {
     let text = format!(
         "waiting for the agent's task table ({})",
         app.state.connection.describe(app.now)
     );
+    let lines = fmt::wrap_words(&text, area.width.saturating_sub(2) as usize);
     let [_, mid, _] = area.layout(&Layout::vertical([
         Constraint::Fill(1),
-        Constraint::Length(1),
+        Constraint::Length(lines.len().min(area.height as usize) as u16),
         Constraint::Fill(1),
     ]));
-    Paragraph::new(Line::from(text).style(style::dim()))
+    Paragraph::new(lines.into_iter().map(Line::from).collect::<Vec<_>>())
+        .style(style::dim())
         .centered()
         .render(mid, buf);
 }
