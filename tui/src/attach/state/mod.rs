@@ -83,6 +83,18 @@ impl State {
         self.process.as_ref().is_none_or(|p| p.mode != "hooks")
     }
 
+    /// Why the agent gives no leak verdicts, when it gives none: only its
+    /// full mode sees wakers, and so only it can prove a task leaked. In the
+    /// lean mode ("hooks") and without lifecycle records ("none") no task is
+    /// ever marked leaked, so a count of 0 would read as "no leak".
+    pub fn no_leak_verdict(&self) -> Option<&'static str> {
+        match self.process.as_ref()?.mode.as_str() {
+            "hooks" => Some("lean mode"),
+            "none" => Some("no lifecycle records"),
+            _ => None,
+        }
+    }
+
     /// An empty model, connecting.
     pub fn new(thresholds: Thresholds, keep_done: bool) -> Self {
         Self {

@@ -162,7 +162,13 @@ fn group_lines(app: &App, g: u32) -> Vec<Line<'static>> {
         line(vec![
             kv("live", fmt::count(g.live)),
             kv("idle", fmt::count(g.idle)),
-            kv("leaked", fmt::count(g.leaked)),
+            kv(
+                "leaked",
+                match s.no_leak_verdict() {
+                    Some(why) => format!("no verdict ({why})"),
+                    None => fmt::count(g.leaked),
+                },
+            ),
         ]),
         line(vec![
             kv("parked ≥warn", fmt::count(g.stuck)),

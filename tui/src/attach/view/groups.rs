@@ -75,7 +75,11 @@ fn row<'a>(app: &App, g: &'a Group, selected: bool, loc_width: usize) -> Row<'a>
     let totals = s.totals(&g.location);
     let trend = fmt::sparkline(&g.history.buckets(TREND as usize, TREND_WINDOW));
     let name: &str = if g.name.is_empty() { "-" } else { &g.name };
-    let leaked = Cell::from(fmt::count(g.leaked));
+    // An agent that gives no leak verdict leaves the column blank, not 0.
+    let leaked = match s.no_leak_verdict() {
+        Some(_) => Cell::from("-"),
+        None => Cell::from(fmt::count(g.leaked)),
+    };
     let leaked = if g.leaked > 0 {
         leaked.style(style::leaked_badge())
     } else {

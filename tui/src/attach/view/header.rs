@@ -69,12 +69,18 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         second.push(Span::styled(fmt::count(n), style::value()));
         second.push(Span::styled(format!(" {}  ", state.label()), style::label()));
     }
-    let leaked_style = if c.leaked > 0 {
-        style::leaked_badge()
-    } else {
-        style::value()
-    };
-    second.push(Span::styled(format!("✗ {} leaked", fmt::count(c.leaked)), leaked_style));
+    match s.no_leak_verdict() {
+        // Not "0 leaked": this agent cannot tell.
+        Some(why) => second.push(Span::styled(format!("leaked: no verdict ({why})"), style::label())),
+        None => {
+            let leaked_style = if c.leaked > 0 {
+                style::leaked_badge()
+            } else {
+                style::value()
+            };
+            second.push(Span::styled(format!("✗ {} leaked", fmt::count(c.leaked)), leaked_style));
+        }
+    }
     second.extend(pair("longest parked", fmt::opt_duration(s.longest_parked_ns())));
     second.extend(pair("spawned", fmt::count(c.spawned_total)));
     let dropped_style = if s.dropped_events > 0 {
