@@ -189,6 +189,11 @@ impl App {
                 }
             }
             Action::Filter => self.filter_input = Some(self.state.filter().text.clone()),
+            Action::ClearFilter => {
+                if !self.state.filter().text.is_empty() {
+                    self.set_filter("");
+                }
+            }
             Action::SortNext => {
                 self.state.set_sort_column(self.state.sort_column().next());
                 self.follow_selection();

@@ -99,6 +99,8 @@ pub enum Action {
     Open,
     Back,
     Filter,
+    /// Drop the text filter of the lists (nothing when there is none).
+    ClearFilter,
     SortNext,
     Reverse,
     /// Show/hide a state; the digit pressed (1–4) picks which.
@@ -250,7 +252,8 @@ pub static BINDINGS: &[Binding] = &[
     bind(S::Always, &[Key::ctrl('c')], A::Quit, None, "quit"),
     bind(S::Global, &[Key::ch('q')], A::Quit, Some("quit"), "quit (the terminal is restored)"),
     bind(S::Global, &[Key::ch('?')], A::Help, Some("help"), "show or hide this help"),
-    bind(S::Lists, &[Key::plain(K::Esc)], A::Quit, None, "quit"),
+    // Not quit: Esc is pressed to back out of things, often twice.
+    bind(S::Lists, &[Key::plain(K::Esc)], A::ClearFilter, None, "clear the filter, if any (only q and Ctrl-C quit)"),
     bind(S::Lists, &[Key::plain(K::Tab), Key::plain(K::Right), Key::ch('l')], A::NextView, Some("tasks/groups"), "next view (tasks, groups)"),
     bind(S::Lists, &[Key::plain(K::BackTab), Key::plain(K::Left), Key::ch('h')], A::PrevView, None, "previous view"),
     bind(S::Lists, &[Key::plain(K::Enter)], A::Open, Some("stack"), "open the selected task or group: lifecycle and async stack"),

@@ -165,11 +165,58 @@ fn keys_change_the_app() {
     let mut app = app_in(Context::Tasks);
     app.handle_key(ev('q'));
     assert!(app.quit);
-    let mut app = app_in(Context::Groups);
-    app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
-    assert!(app.quit, "Esc quits from a list");
     assert!(matches!(
         keys::lookup(Context::Tasks, &ev('q')).map(|b| b.action),
         Some(Action::Quit)
     ));
+}
+
+/// Esc is pressed to back out, often once too often: leaving a detail or the
+/// help and then a list must not end the session. In a list it clears the
+/// filter, if any; only `q` and Ctrl-C quit.
+#[test]
+fn esc_never_quits() {
+    let esc = || KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+    for ctx in Context::ALL {
+        let mut app = app_in(ctx);
+        for _ in 0..3 {
+            app.handle_key(esc());
+            assert!(!app.quit, "Esc from {ctx:?}");
+        }
+        assert!(matches!(app.context(), Context::Tasks | Context::Groups), "{ctx:?} is left for its list");
+    }
+
+    // From a task's detail, twice: back to the list, then nothing.
+    let mut app = app_in(Context::Detail);
+    app.handle_key(esc());
+    assert_eq!(app.context(), Context::Tasks);
+    let shown = app.state.shown_count();
+    assert_eq!(app.handle_key(esc()), Some(Action::ClearFilter));
+    assert!(!app.quit);
+    assert_eq!(app.state.shown_count(), shown, "no filter: nothing changes");
+
+    // A kept filter is cleared by Esc in the list.
+    let ch = |c: char| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let mut app = app_in(Context::Groups);
+    app.handle_key(ch('/'));
+    for c in "worker".chars() {
+        app.handle_key(ch(c));
+    }
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(app.state.filter().text, "worker");
+    app.handle_key(esc());
+    assert_eq!(app.state.filter().text, "", "Esc clears the filter");
+    assert!(!app.quit);
+
+    // What quits.
+    for (ev, ctx) in [(ch('q'), Context::Tasks), (ch('q'), Context::Detail), (KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), Context::FilterInput)] {
+        let mut app = app_in(ctx);
+        app.handle_key(ev);
+        assert!(app.quit, "{ev:?} in {ctx:?}");
+    }
+    // The help says so.
+    let app = app_in(Context::Help);
+    let screen = text(&draw(&app, 120, 80));
+    assert!(screen.contains("clear the filter, if any (only q and Ctrl-C quit)"), "{screen}");
+    assert!(!BINDINGS.iter().any(|b| b.action == Action::Quit && b.keys.contains(&Key { code: KeyCode::Esc, mods: KeyModifiers::NONE })));
 }
