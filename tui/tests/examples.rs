@@ -46,11 +46,11 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
     let pid = ex.pid();
     let site = "spawned at examples/src/bin/done_signal.rs:";
 
-    let run = stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle] parked "));
+    let run = stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle, CancellationToken] parked "));
     assert_eq!(run.code, 0, "{run:?}");
     let out = &run.stdout;
     assert!(out.starts_with(&format!("done_signal (pid {pid}), tokio ")), "{out}");
-    let header = out.lines().find(|l| l.starts_with("50 tasks [idle] parked ")).expect("group line");
+    let header = out.lines().find(|l| l.starts_with("50 tasks [idle, CancellationToken] parked ")).expect("group line");
     assert!(header.contains(site), "{header}");
     let location = header.split("spawned at ").nth(1).expect("location");
     // `parked 1.2s..1.3s` or `parked 1.3s`: a range of compact durations.
@@ -119,7 +119,7 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
     let old = taskscope(dir.path(), &["stack", &pid, "--min-idle", "1h"]);
     assert!(old.stdout.ends_with("\nno task matches\n"), "{}", old.stdout);
     let young = taskscope(dir.path(), &["stack", &pid, "--min-idle", "1ms"]);
-    assert!(young.stdout.contains("\n50 tasks [idle] parked "), "{}", young.stdout);
+    assert!(young.stdout.contains("\n50 tasks [idle, CancellationToken] parked "), "{}", young.stdout);
 
     let ps = taskscope(dir.path(), &["ps"]);
     let row = ps.stdout.lines().find(|l| l.split_whitespace().next() == Some(pid.as_str())).expect("ps row");
@@ -134,11 +134,11 @@ fn done_signal_in_lean_mode_shows_the_same_group_without_leak_verdicts() {
     let dir = temp_dir();
     let ex = Example::start(dir.path(), "done_signal", &["--lean", "--calls", "50", "--interval", "1ms"]);
     let pid = ex.pid();
-    let run = stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle] parked "));
+    let run = stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle, CancellationToken] parked "));
     assert_eq!(run.code, 0, "{run:?}");
     let out = &run.stdout;
     assert!(out.contains("\nnote: lean mode (runtime hooks)"), "{out}");
-    let header = out.lines().find(|l| l.starts_with("50 tasks [idle] parked ")).expect("group line");
+    let header = out.lines().find(|l| l.starts_with("50 tasks [idle, CancellationToken] parked ")).expect("group line");
     assert!(header.contains("spawned at examples/src/bin/done_signal.rs:"), "{header}");
     assert!(out.contains("done_signal::to_done_channel"), "the program's own frame: {out}");
     assert_safe_capture_header(out);
@@ -177,10 +177,11 @@ fn orphan_receiver_shows_a_leaked_task_and_a_parked_receiver() {
     assert_safe_capture_header(out);
     let leaked_group = group_of(out, leaked);
     assert!(
-        leaked_group.get(1).is_some_and(|l| l.contains("(no stack captured: it awaits nothing a task dump can trace")),
+        leaked_group.get(1).is_some_and(|l| l == "  suspect: leaked: nothing can wake them, they will never run again")
+            && leaked_group.get(2).is_some_and(|l| l.contains("(no stack captured: it awaits nothing a task dump can trace")),
         "{out}"
     );
-    let worker = out.lines().find(|l| l.starts_with("1 task [idle] parked ")).expect("the worker's group");
+    let worker = out.lines().find(|l| l.starts_with("1 task [idle, mpsc receive] parked ")).expect("the worker's group");
     let worker = group_of(out, worker);
     assert_eq!(worker.get(1).map(String::as_str), Some("  stack (captured safely):"), "{out}");
     assert!(worker.iter().any(|l| l.contains("orphan_receiver::job_worker")), "{out}");
@@ -252,7 +253,7 @@ fn log_follow_shows_the_handlers_stacks_and_says_the_plain_spawned_loop_is_not_w
     let dir = temp_dir();
     let ex = Example::start(dir.path(), "log_follow", &["--self-clients", "3"]);
     let pid = ex.pid();
-    let is_handlers = |l: &str| l.starts_with("3 tasks [idle] parked ") && l.contains("spawned at examples/src/bin/log_follow.rs:");
+    let is_handlers = |l: &str| l.starts_with("3 tasks [idle, broadcast receive] parked ") && l.contains("spawned at examples/src/bin/log_follow.rs:");
     let run = stack_until(dir.path(), &["stack", &pid], |out| {
         out.lines().any(|l| is_handlers(l)) && out.contains("  name: logs handler")
     });
