@@ -443,7 +443,16 @@ fn scroll(pos: u16, action: Action, page: usize, max: u16) -> u16 {
     pos.min(max)
 }
 
-/// The sort column shown as a hint, e.g. "PARKED ↓".
-pub fn sort_hint(column: SortColumn, reversed: bool) -> String {
-    format!("{} {}", column.title(), if reversed { "↑" } else { "↓" })
+/// The sort column shown as a hint, e.g. "PARKED ↓" (↓: largest first).
+pub fn sort_hint(column: SortColumn, descending: bool) -> String {
+    format!("{} {}", column.title(), sort_arrow(descending))
+}
+
+/// ↓ for largest first, ↑ for smallest first, in every column.
+pub fn sort_arrow(descending: bool) -> &'static str {
+    if descending {
+        "↓"
+    } else {
+        "↑"
+    }
 }

@@ -134,8 +134,9 @@ fn keys_change_the_app() {
     };
     app.handle_key(ev('s'));
     assert_eq!(app.state.sort_column(), SortColumn::Polls);
+    assert!(app.state.sort_descending(), "POLLS starts ↓, the most polls first");
     app.handle_key(ev('r'));
-    assert!(app.state.sort_reversed());
+    assert!(!app.state.sort_descending());
     app.handle_key(ev('3'));
     assert!(!app.state.filter().shown[TaskState::Idle.index()]);
     app.handle_key(ev('d'));

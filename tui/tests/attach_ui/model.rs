@@ -104,58 +104,98 @@ fn default_order_is_longest_parked_first_and_reverses() {
     assert!(ids[first_unparked..]
         .iter()
         .all(|id| s.task(*id).unwrap().parked_ns(s.now_ns).is_none()));
+    // ↑: the shortest parked first; the tasks that are not parked stay last.
     s.reverse_order();
     let reversed = shown_ids(&s);
-    assert_eq!(reversed, ids.iter().rev().copied().collect::<Vec<_>>());
+    let mut want: Vec<u64> = ids[..first_unparked].iter().rev().copied().collect();
+    want.extend(ids[first_unparked..].iter().rev());
+    assert_eq!(reversed, want);
 }
 
-/// Brute force: the order each column promises, from displayed values.
-fn expected(s: &State, column: SortColumn) -> Vec<u64> {
+/// A task's value in `column`, as the screen shows it: (after, value). Tasks
+/// with `after` set (no value: unnamed, not parked; finished, for the age)
+/// come after the others whichever the direction.
+fn value(t: &crate::attach::state::TaskRow, column: SortColumn, now: u64) -> (bool, Value) {
+    use Value::{Num, Text};
+    let state_rank = match (t.state, t.leaked) {
+        (TaskState::Idle, true) => 4,
+        (TaskState::Idle, false) => 3,
+        (TaskState::Scheduled, _) => 2,
+        (TaskState::Running, _) => 1,
+        (TaskState::Done, _) => 0,
+    };
+    match column {
+        SortColumn::Id => (false, Num(t.id.into())),
+        SortColumn::State => (false, Num(state_rank)),
+        SortColumn::Name => (t.name.is_empty(), Text(t.name.to_string())),
+        SortColumn::Location => (false, Text(t.location.to_string())),
+        SortColumn::Age => (t.completed_at_ns > 0, Num(t.age_ns(now).into())),
+        SortColumn::Parked => (t.parked_ns(now).is_none(), Num(t.parked_ns(now).unwrap_or(0).into())),
+        SortColumn::Polls => (false, Num(t.polls.into())),
+        SortColumn::Busy => (false, Num(t.busy_ns.into())),
+        SortColumn::Wakers => (false, Num(t.live_wakers.into())),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Value {
+    Num(i128),
+    Text(String),
+}
+
+/// Brute force, from displayed values: ↓ the largest first (ties by id),
+/// ↑ the smallest first (ties by id, reversed); tasks without a value last.
+fn expected(s: &State, column: SortColumn, descending: bool) -> Vec<u64> {
     let now = s.now_ns;
     let mut tasks: Vec<_> = (0..s.shown_count()).map(|i| s.shown_task(i).unwrap().clone()).collect();
-    let rank = |st: TaskState, leaked: bool| match (st, leaked) {
-        (TaskState::Idle, true) => 0,
-        (TaskState::Idle, false) => 1,
-        (TaskState::Scheduled, _) => 2,
-        (TaskState::Running, _) => 3,
-        (TaskState::Done, _) => 4,
-    };
     tasks.sort_by(|a, b| {
-        let o = match column {
-            SortColumn::Id => a.id.cmp(&b.id),
-            SortColumn::State => rank(a.state, a.leaked).cmp(&rank(b.state, b.leaked)),
-            SortColumn::Name => (a.name.is_empty(), &a.name).cmp(&(b.name.is_empty(), &b.name)),
-            SortColumn::Location => a.location.cmp(&b.location),
-            SortColumn::Age => {
-                let key = |t: &crate::attach::state::TaskRow| (t.completed_at_ns > 0, std::cmp::Reverse(t.age_ns(now)));
-                key(a).cmp(&key(b))
-            }
-            SortColumn::Parked => {
-                let key = |t: &crate::attach::state::TaskRow| t.parked_ns(now).map(std::cmp::Reverse);
-                // Some(longest) first, None last.
-                match (key(a), key(b)) {
-                    (Some(x), Some(y)) => x.cmp(&y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                }
-            }
-            SortColumn::Polls => b.polls.cmp(&a.polls),
-            SortColumn::Busy => b.busy_ns.cmp(&a.busy_ns),
-            SortColumn::Wakers => a.live_wakers.cmp(&b.live_wakers),
-        };
-        o.then(a.id.cmp(&b.id))
+        let ((a_after, a_value), (b_after, b_value)) = (value(a, column, now), value(b, column, now));
+        let by_value = if descending { b_value.cmp(&a_value).then(a.id.cmp(&b.id)) } else { a_value.cmp(&b_value).then(b.id.cmp(&a.id)) };
+        a_after.cmp(&b_after).then(by_value)
     });
     tasks.iter().map(|t| t.id).collect()
 }
 
 #[test]
-fn every_column_sorts_as_its_values_say() {
+fn every_column_sorts_as_its_values_say_both_ways() {
     let mut s = fed(30);
     for column in SortColumn::ALL {
         s.set_sort_column(column);
-        assert_eq!(shown_ids(&s), expected(&s, column), "column {column:?}");
+        assert_eq!(s.sort_descending(), column.starts_descending(), "{column:?} starts as it says");
+        for _ in 0..2 {
+            let descending = s.sort_descending();
+            assert_eq!(shown_ids(&s), expected(&s, column, descending), "column {column:?}, descending {descending}");
+            s.reverse_order();
+        }
     }
+}
+
+/// One meaning for the arrow: in every column, ↓ puts the largest value on
+/// top and ↑ the smallest (WAKERS ↓ used to put 0 first while POLLS ↓ put
+/// the most polls first).
+#[test]
+fn down_puts_the_largest_value_first_in_every_column() {
+    let mut s = fed(30);
+    let now = s.now_ns;
+    for column in SortColumn::ALL {
+        s.set_sort_column(column);
+        if !s.sort_descending() {
+            s.reverse_order();
+        }
+        let values: Vec<(bool, Value)> = (0..s.shown_count()).map(|i| value(s.shown_task(i).unwrap(), column, now)).collect();
+        let largest = values.iter().filter(|(after, _)| !after).map(|(_, v)| v).max().expect("values");
+        let smallest = values.iter().filter(|(after, _)| !after).map(|(_, v)| v).min().expect("values");
+        assert_ne!(largest, smallest, "{column:?}: the fixture has distinct values");
+        assert_eq!(&values[0].1, largest, "{column:?} ↓: the largest first");
+        s.reverse_order();
+        assert!(!s.sort_descending());
+        let first = value(s.shown_task(0).unwrap(), column, now);
+        assert_eq!(&first.1, smallest, "{column:?} ↑: the smallest first");
+    }
+    s.set_sort_column(SortColumn::Wakers);
+    s.reverse_order();
+    assert!(s.sort_descending());
+    assert!(s.shown_task(0).unwrap().live_wakers > 0, "WAKERS ↓: not a task with none");
 }
 
 /// Deterministic pseudo-random numbers (no dependency needed).
@@ -211,7 +251,7 @@ fn incremental_updates_keep_the_same_order_as_a_full_sort() {
                 ..Default::default()
             });
             let incremental = shown_ids(&s);
-            assert_eq!(incremental, expected(&s, column), "column {column:?}");
+            assert_eq!(incremental, expected(&s, column, s.sort_descending()), "column {column:?}");
             assert_eq!(
                 incremental.iter().collect::<HashSet<_>>().len(),
                 s.task_count(),

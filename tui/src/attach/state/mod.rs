@@ -248,17 +248,19 @@ impl State {
         self.order.column()
     }
 
-    pub fn sort_reversed(&self) -> bool {
-        self.order.reversed()
+    /// ↓: the task list shows the largest value of its column first.
+    pub fn sort_descending(&self) -> bool {
+        self.order.descending()
     }
 
-    /// Sorts the task list by `column`, natural order.
+    /// Sorts the task list by `column`, in the direction it starts in
+    /// ([`SortColumn::starts_descending`]).
     pub fn set_sort_column(&mut self, column: SortColumn) {
         self.order.set_column(column);
         self.refresh();
     }
 
-    /// Inverts the task list's order.
+    /// Flips the task list's direction (↓ and ↑).
     pub fn reverse_order(&mut self) {
         self.order.reverse();
     }

@@ -7,7 +7,16 @@
 //! costs a sort of the changed tasks and one linear merge; only a change of
 //! sort column or filter re-sorts everything. Reversing the order re-sorts
 //! nothing: the list is read from the other end.
+//!
+//! The arrow means the same in every column: ↓ puts the largest value first
+//! (the highest id, the oldest, the longest parked, the most polls, the most
+//! wakers, Z before A, leaked before done), ↑ the smallest. Each column
+//! starts in the direction that is the more useful to look at (polls ↓,
+//! names ↑ from A), and says which. Tasks without a value in the column
+//! (unnamed, not parked, finished for the age) stay after the others in
+//! both directions, as blanks do in a spreadsheet.
 
+use std::cmp::Reverse;
 use std::sync::Arc;
 
 use super::task::{IdSet, TaskRow, TaskState};
@@ -55,17 +64,25 @@ impl SortColumn {
         }
     }
 
-    /// What the natural (not reversed) order puts first.
-    pub fn natural_order(self) -> &'static str {
+    /// What ↓ puts first (↑ is the reverse).
+    pub fn descending(self) -> &'static str {
         match self {
-            Self::Id => "lowest first",
+            Self::Id => "highest first",
             Self::State => "leaked, idle, scheduled, running, done",
-            Self::Name | Self::Location => "A to Z",
-            Self::Age => "oldest first",
-            Self::Parked => "longest first",
+            Self::Name => "Z to A, unnamed tasks last",
+            Self::Location => "Z to A",
+            Self::Age => "oldest first, finished tasks after (longest-lived first)",
+            Self::Parked => "longest first, tasks not parked after",
             Self::Polls | Self::Busy => "most first",
-            Self::Wakers => "fewest first",
+            Self::Wakers => "most live wakers first",
         }
+    }
+
+    /// The direction the column starts in when chosen: ↓ (largest first) for
+    /// the measures a leak hunt looks at the top of, ↑ for ids and text (A
+    /// to Z) and for wakers (a parked task with none is the suspect).
+    pub fn starts_descending(self) -> bool {
+        !matches!(self, Self::Id | Self::Name | Self::Location | Self::Wakers)
     }
 
     /// The next column, wrapping around.
@@ -74,12 +91,15 @@ impl SortColumn {
         Self::ALL[(i + 1) % Self::ALL.len()]
     }
 
-    /// The task's key for this column; ascending key order is the natural order.
+    /// The task's key for this column: ascending key order is ↓, largest
+    /// first. Tier 1 holds the tasks without a value, kept last both ways.
     fn key(self, t: &TaskRow) -> SortKey {
         let num = |tier: u8, num: u64| SortKey { tier, num, text: None };
+        let text = |tier: u8, text: &Arc<str>| SortKey { tier, num: 0, text: Some(Reverse(text.clone())) };
         match self {
-            Self::Id => num(0, t.id),
+            Self::Id => num(0, u64::MAX - t.id),
             Self::State => num(
+                0,
                 match (t.state, t.leaked) {
                     (TaskState::Idle, true) => 0,
                     (TaskState::Idle, false) => 1,
@@ -87,18 +107,9 @@ impl SortColumn {
                     (TaskState::Running, _) => 3,
                     (TaskState::Done, _) => 4,
                 },
-                0,
             ),
-            Self::Name => SortKey {
-                tier: u8::from(t.name.is_empty()),
-                num: 0,
-                text: Some(t.name.clone()),
-            },
-            Self::Location => SortKey {
-                tier: 0,
-                num: 0,
-                text: Some(t.location.clone()),
-            },
+            Self::Name => text(u8::from(t.name.is_empty()), &t.name),
+            Self::Location => text(0, &t.location),
             // Oldest first: live tasks by spawn time; finished ones (whose age
             // is frozen) after them, longest-lived first.
             Self::Age if t.completed_at_ns > 0 => num(1, u64::MAX - t.age_ns(0)),
@@ -109,17 +120,19 @@ impl SortColumn {
             },
             Self::Polls => num(0, u64::MAX - t.polls),
             Self::Busy => num(0, u64::MAX - t.busy_ns),
-            Self::Wakers => num(0, (t.live_wakers as u64) ^ (1 << 63)),
+            // The sign bit flipped: i64 order as u64 order, then descending.
+            Self::Wakers => num(0, u64::MAX - ((t.live_wakers as u64) ^ (1 << 63))),
         }
     }
 }
 
-/// A clock-independent sort key: tier, then number, then text.
+/// A clock-independent sort key: tier (0, or 1 for no value), then number,
+/// then text (Z first).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct SortKey {
     tier: u8,
     num: u64,
-    text: Option<Arc<str>>,
+    text: Option<Reverse<Arc<str>>>,
 }
 
 /// Which tasks are shown: text filter, states, and whether finished tasks the
@@ -152,10 +165,11 @@ impl Filter {
 #[derive(Debug)]
 pub(super) struct TaskOrder {
     column: SortColumn,
-    reversed: bool,
+    /// ↑: each tier is read from its end.
+    ascending: bool,
     filter: Filter,
     needle: String,
-    /// Ascending by key; ids break ties.
+    /// Ascending by key (↓ order); ids break ties.
     entries: Vec<(SortKey, u64)>,
     /// The next refresh must rebuild from scratch.
     stale: bool,
@@ -165,7 +179,7 @@ impl Default for TaskOrder {
     fn default() -> Self {
         Self {
             column: SortColumn::Parked,
-            reversed: false,
+            ascending: !SortColumn::Parked.starts_descending(),
             filter: Filter::default(),
             needle: String::new(),
             entries: Vec::new(),
@@ -179,25 +193,28 @@ impl TaskOrder {
         self.column
     }
 
-    pub fn reversed(&self) -> bool {
-        self.reversed
+    /// ↓: the largest value first.
+    pub fn descending(&self) -> bool {
+        !self.ascending
     }
 
     pub fn filter(&self) -> &Filter {
         &self.filter
     }
 
-    /// Sorts by `column` (natural order) from the next refresh on.
+    /// Sorts by `column`, in the direction it starts in, from the next
+    /// refresh on.
     pub fn set_column(&mut self, column: SortColumn) {
         if column != self.column {
             self.column = column;
+            self.ascending = !column.starts_descending();
             self.stale = true;
         }
     }
 
-    /// Flips the order; costs nothing.
+    /// Flips the direction; costs nothing.
     pub fn reverse(&mut self) {
-        self.reversed = !self.reversed;
+        self.ascending = !self.ascending;
     }
 
     /// Applies a new filter from the next refresh on.
@@ -263,22 +280,31 @@ impl TaskOrder {
 
     /// The id shown at display position `i`.
     pub fn id_at(&self, i: usize) -> Option<u64> {
-        let idx = if self.reversed {
-            self.entries.len().checked_sub(i + 1)?
-        } else {
-            i
-        };
-        self.entries.get(idx).map(|(_, id)| *id)
+        if i >= self.entries.len() {
+            return None;
+        }
+        self.entries.get(self.flip(i)).map(|(_, id)| *id)
     }
 
     /// Display position of task `task`, found by its key in O(log n).
     pub fn position_of(&self, task: &TaskRow) -> Option<usize> {
         let probe = (self.column.key(task), task.id);
         let idx = self.entries.binary_search(&probe).ok()?;
-        Some(if self.reversed {
-            self.entries.len() - 1 - idx
+        Some(self.flip(idx))
+    }
+
+    /// Between display position and index into `entries` (the same map
+    /// both ways): ↓ reads them in order; ↑ reads each tier backwards, the
+    /// tasks without a value still last. `i` is below `entries.len()`.
+    fn flip(&self, i: usize) -> usize {
+        if !self.ascending {
+            return i;
+        }
+        let valued = self.entries.partition_point(|(key, _)| key.tier == 0);
+        if i < valued {
+            valued - 1 - i
         } else {
-            idx
-        })
+            self.entries.len() - 1 - (i - valued)
+        }
     }
 }

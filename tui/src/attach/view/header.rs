@@ -123,7 +123,7 @@ pub fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
             format!("Groups {}", fmt::count(s.groups().ordered().len() as u64)),
         ),
     ];
-    spans.extend(pair("sort", sort_hint(s.sort_column(), s.sort_reversed())));
+    spans.extend(pair("sort", sort_hint(s.sort_column(), s.sort_descending())));
     let shown: String = TaskState::ALL
         .iter()
         .map(|st| {

@@ -46,12 +46,19 @@ fn lines(app: &App) -> Vec<Line<'static>> {
         }
         out.push(Line::default());
     }
-    out.push(Line::styled(" Sort columns (s cycles, r reverses)", style::value()));
+    out.push(Line::styled(
+        " Sort columns (s cycles, r reverses): ↓ puts the largest first, ↑ the smallest",
+        style::value(),
+    ));
     for c in SortColumn::ALL {
         out.push(Line::from(vec![
             Span::raw("   "),
             Span::styled(format!("{:<16}", c.title()), style::own_frame()),
-            Span::raw(c.natural_order()),
+            Span::raw(format!(
+                "↓ {}; starts {}",
+                c.descending(),
+                super::super::app::sort_arrow(c.starts_descending())
+            )),
         ]));
     }
     out.push(Line::default());
