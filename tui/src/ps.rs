@@ -91,8 +91,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::output::print(&render(&rows))
 }
 
-/// `(pid, path)` of every `<pid>.sock` in `dir`, by PID; none if `dir` is missing.
-fn list_sockets(dir: &Path) -> anyhow::Result<Vec<(u32, PathBuf)>> {
+/// `(pid, path)` of every `<pid>.sock` in `dir`, by PID; none if `dir` is
+/// missing. `attach` looks for the next process of a program here too.
+pub fn list_sockets(dir: &Path) -> anyhow::Result<Vec<(u32, PathBuf)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -352,20 +352,86 @@ fn reconnects_when_a_tcp_target_comes_back() {
     tmux.key("q");
 }
 
+/// The rows of the task list (after the header, its warnings and the tab
+/// line) that name `file`.
+fn rows_at<'a>(screen: &'a str, file: &str) -> Vec<&'a str> {
+    screen.lines().skip_while(|l| !l.starts_with("ID ")).filter(|l| l.contains(file)).collect()
+}
+
 #[test]
-fn a_pid_target_that_exits_is_reported_as_exited() {
+fn a_pid_target_that_exits_is_named_and_the_programs_next_process_followed() {
     if !have_tmux() {
         return;
     }
     let dir = tempdir();
-    let mut ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let args = ["--calls", "0", "--interval", "50ms"];
+    let mut ex = Example::start(dir.path(), "done_signal", &args, &[]);
     let pid = ex.pid();
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
     tmux.type_line(&attach_cmd(&pid.to_string()));
     tmux.wait_for("live", live);
     ex.kill();
-    tmux.wait_for("the exit", |s| s.contains(&format!("process {pid} exited")));
+    let screen = tmux.wait_for("the exit, by name", |s| {
+        s.contains(&format!("process {pid} (done_signal) exited; waiting for a new done_signal process to follow"))
+    });
+    assert!(!screen.contains("checking again") && !screen.contains("retry in"), "no countdown: {screen}");
+    // The last data stays on screen meanwhile.
+    assert!(!rows_at(&screen, "done_signal.rs:").is_empty(), "{screen}");
+
+    let next = Example::start(dir.path(), "done_signal", &args, &[]);
+    let new_pid = next.pid();
+    let screen = tmux.wait_for("the next process followed, its tasks listed", |s| {
+        live(s) && s.contains(&format!("done_signal  pid {new_pid}")) && !rows_at(s, "done_signal.rs:").is_empty()
+    });
+    assert!(
+        screen.contains(&format!("now following process {new_pid} (done_signal), after process {pid} (done_signal) exited")),
+        "{screen}"
+    );
+    assert!(!screen.contains("exited; waiting"), "{screen}");
+    tmux.key("q");
+}
+
+#[test]
+fn no_follow_stays_on_the_exited_process() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    let args = ["--calls", "0", "--interval", "50ms"];
+    let mut ex = Example::start(dir.path(), "done_signal", &args, &[]);
+    let pid = ex.pid();
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&format!("{} --no-follow", attach_cmd(&pid.to_string())));
+    tmux.wait_for("live", live);
+    ex.kill();
+    tmux.wait_for("the exit", |s| s.lines().any(|l| l.trim_end() == format!(" ⚠ process {pid} (done_signal) exited")));
+    let next = Example::start(dir.path(), "done_signal", &args, &[]);
+    // Give a follower every chance to switch (it looks every second).
+    std::thread::sleep(Duration::from_secs(3));
+    let screen = tmux.screen();
+    assert!(!screen.contains(&format!("pid {}", next.pid())), "{screen}");
+    assert!(screen.contains(&format!("process {pid} (done_signal) exited")), "{screen}");
+    tmux.key("q");
+}
+
+#[test]
+fn follow_name_waits_for_the_programs_first_process() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    examples_built();
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&attach_cmd("--follow done_signal"));
+    tmux.wait_for("the wait for a process", |s| s.contains("waiting for a done_signal process"));
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let screen = tmux.wait_for("that process followed", |s| {
+        live(s) && s.contains(&format!("done_signal  pid {}", ex.pid())) && !rows_at(s, "done_signal.rs:").is_empty()
+    });
+    assert!(screen.contains(&format!("now following process {} (done_signal)", ex.pid())), "{screen}");
     tmux.key("q");
 }
 
@@ -458,6 +524,10 @@ fn failures_before_the_screen_opens_are_one_line() {
         err.starts_with("taskscope: ") && err.contains(&format!("process {dead} is not running")),
         "{err}"
     );
+
+    let (code, err) = attach_piped(dir.path(), &[]);
+    assert_eq!(code, 2, "no target: a usage error: {err}");
+    assert!(err.contains("<PID|ADDR>") && err.lines().count() == 1, "{err}");
 
     let (code, err) = attach_piped(dir.path(), &["1", "--warn-after", "2m", "--leak-after", "1m"]);
     assert_eq!(code, 1, "{err}");

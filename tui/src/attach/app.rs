@@ -340,10 +340,14 @@ impl App {
                         reason,
                         retry_at: self.now + retry_in,
                     },
-                    LinkEvent::Exited { pid, retry_in } => Connection::Exited {
-                        pid,
-                        retry_at: self.now + retry_in,
-                    },
+                    // No countdown: a new process is looked for all along.
+                    LinkEvent::Exited { pid, retry_in: _ } => Connection::Exited { pid },
+                    LinkEvent::Seeking { name } => Connection::Seeking { name },
+                    LinkEvent::Followed { pid, previous } => {
+                        // The new process's Info and Live follow.
+                        self.state.set_followed(pid, previous);
+                        return;
+                    }
                 };
                 if !connection.is_live() {
                     if let Some(d) = &mut self.detail {

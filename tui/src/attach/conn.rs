@@ -3,17 +3,20 @@
 //! and reconnects with exponential backoff when the link drops.
 //!
 //! States, as the header shows them: connecting → live → lost (retry in N s)
-//! → connecting → …; for a PID target whose process is gone, "exited"
-//! instead of "lost". A socket path or TCP target reconnects as soon as an
-//! agent answers there again (a restarted program gets a new PID, so a PID
-//! target cannot come back).
+//! → connecting → …. An address (a socket path, `host:port`) is retried for
+//! as long as the UI runs, as tokio-console does: whatever agent answers
+//! there next is followed. A PID cannot come back once its process is gone
+//! (a restarted program gets a new PID), so then the state is "exited", and
+//! when following the program (see [`super::follow`]) the task looks for its
+//! next process and goes on with that one; otherwise it stops trying.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use taskscope_proto as proto;
 use tokio::sync::mpsc;
 
 use super::event::{Command, DataEvent, LinkEvent};
+use super::follow::{self, Gone, SEEK_EVERY};
 use super::state::{DumpOutcome, DUMP_TIMEOUT};
 use crate::client::{self, Connected};
 use crate::process::{liveness, Liveness};
@@ -30,19 +33,55 @@ const STALL_GRACE: Duration = Duration::from_secs(5);
 /// timeout, [`DUMP_TIMEOUT`], normally answers first).
 const DUMP_DEADLINE: Duration = Duration::from_secs(30);
 
+/// What the connection task keeps connected to.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The agent to reach; `None` while looking for a process of `follow`.
+    pub target: Option<Target>,
+    /// The program to follow from process to process when a PID target's
+    /// process exits, by the name its agent reports.
+    pub follow: Option<String>,
+}
+
 /// Runs until the UI goes away (`events` closed). `first` is the connection
-/// made before the UI started.
+/// made before the UI started, if one was.
 pub async fn run(
-    target: Target,
+    mut plan: Plan,
     interval: Duration,
-    first: Connected,
+    first: Option<Connected>,
     events: mpsc::Sender<DataEvent>,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut attempt = 0u32;
-    let mut next = Some(first);
+    let mut next = first;
+    // When the process connected to last started, and the one that exited.
+    let mut started = None;
+    let mut gone: Option<Gone> = None;
     loop {
+        let Some(target) = plan.target.clone() else {
+            let Some(name) = plan.follow.clone() else { return };
+            match follow::find(&name, gone).await {
+                Some(conn) => {
+                    let pid = conn.target.pid().unwrap_or(conn.info.pid);
+                    let previous = gone.take().map(|g| g.pid);
+                    if !send(&events, DataEvent::Link(LinkEvent::Followed { pid, previous })).await {
+                        return;
+                    }
+                    plan.target = Some(conn.target.clone());
+                    next = Some(conn);
+                }
+                None => {
+                    if gone.is_none() && !send(&events, DataEvent::Link(LinkEvent::Seeking { name })).await {
+                        return;
+                    }
+                    if !wait(SEEK_EVERY, &events, &mut commands).await {
+                        return;
+                    }
+                }
+            }
+            continue;
+        };
         let connected = match next.take() {
             Some(c) => Ok(c),
             None => {
@@ -57,20 +96,33 @@ pub async fn run(
             Ok(conn) => {
                 attempt = 0;
                 backoff = BACKOFF_MIN;
-                match follow(conn, interval, &events, &mut commands).await {
+                started = Some(follow::started(&conn.info, SystemTime::now()));
+                match watch(conn, interval, &events, &mut commands).await {
                     Some(reason) => reason,
                     None => return,
                 }
             }
             Err(reason) => reason,
         };
+        if let Target::Pid { pid, .. } = target {
+            if liveness(pid) == Liveness::Dead {
+                if !send(&events, DataEvent::Link(LinkEvent::Exited { pid, retry_in: SEEK_EVERY })).await {
+                    return;
+                }
+                if plan.follow.is_none() {
+                    // Nothing will ever answer for this PID again.
+                    while wait(Duration::from_secs(3600), &events, &mut commands).await {}
+                    return;
+                }
+                gone = Some(Gone { pid, started: started.take().unwrap_or(SystemTime::UNIX_EPOCH) });
+                plan.target = None;
+                backoff = BACKOFF_MIN;
+                continue;
+            }
+        }
         let retry_in = backoff;
         backoff = (backoff * 2).min(BACKOFF_MAX);
-        let link = match target.pid() {
-            Some(pid) if liveness(pid) == Liveness::Dead => LinkEvent::Exited { pid, retry_in },
-            _ => LinkEvent::Lost { reason, retry_in },
-        };
-        if !send(&events, DataEvent::Link(link)).await {
+        if !send(&events, DataEvent::Link(LinkEvent::Lost { reason, retry_in })).await {
             return;
         }
         if !wait(retry_in, &events, &mut commands).await {
@@ -81,7 +133,7 @@ pub async fn run(
 
 /// Follows the watch stream of one connection. Returns why it ended, or
 /// `None` when the UI is gone.
-async fn follow(
+async fn watch(
     conn: Connected,
     interval: Duration,
     events: &mpsc::Sender<DataEvent>,

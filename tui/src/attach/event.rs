@@ -31,8 +31,16 @@ pub enum LinkEvent {
     Live,
     /// Failed or dropped; the next attempt comes in `retry_in`.
     Lost { reason: String, retry_in: Duration },
-    /// The target PID no longer exists; checking again in `retry_in`.
+    /// The target PID no longer exists. When following its program, the
+    /// connection task looks for the program's next process every
+    /// `retry_in`; otherwise it stops trying.
     Exited { pid: u32, retry_in: Duration },
+    /// Following program `name` (`--follow NAME`), none of whose processes
+    /// has been found yet.
+    Seeking { name: String },
+    /// Now connected to process `pid` of the followed program; `previous`
+    /// is the one that exited before it, if any. Its `Info` comes next.
+    Followed { pid: u32, previous: Option<u32> },
 }
 
 /// Requests from the UI to the connection task.

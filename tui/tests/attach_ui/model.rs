@@ -375,14 +375,41 @@ fn connection_states_read_well() {
     assert_eq!(lost.describe(now), "lost, retry in 3s");
     assert_eq!(lost.problem(), Some("connection refused"));
     assert_eq!(Connection::Live.problem(), None);
+    // No countdown for an exited process: nothing is retried at its PID.
+    assert_eq!(Connection::Exited { pid: 42 }.describe(now), "exited");
+    assert_eq!(Connection::Seeking { name: "server".into() }.describe(now), "waiting for a server process");
+}
+
+/// A PID target's process exits: the model names it and says whether the
+/// program's next process is awaited, then which one took its place.
+#[test]
+fn an_exited_process_is_named_and_its_successor_announced() {
+    let mut s = fed(30);
+    s.follow = Some("done_signal".into());
+    assert_eq!(s.link_problem(), None);
+    s.set_connection(Connection::Exited { pid: 4242 });
     assert_eq!(
-        Connection::Exited {
-            pid: 42,
-            retry_at: later
-        }
-        .describe(now),
-        "process 42 exited; checking again in 3s"
+        s.link_problem().as_deref(),
+        Some("process 4242 (done_signal) exited; waiting for a new done_signal process to follow")
     );
+    s.set_followed(5151, Some(4242));
+    assert_eq!(s.follow_notice(), None, "not before the new process's Info");
+    s.set_info(proto::ProcessInfo { pid: 5151, ..info() });
+    s.set_connection(Connection::Live);
+    assert_eq!(s.link_problem(), None);
+    assert_eq!(
+        s.follow_notice().as_deref(),
+        Some("now following process 5151 (done_signal), after process 4242 (done_signal) exited")
+    );
+    // That one exits too: the notice gives way to the exit.
+    s.set_connection(Connection::Exited { pid: 5151 });
+    assert_eq!(s.follow_notice(), None);
+    assert!(s.link_problem().is_some_and(|p| p.starts_with("process 5151 (done_signal) exited;")));
+
+    // Not following (`--no-follow`, or an address): the exit, and no promise.
+    let mut s = fed(30);
+    s.set_connection(Connection::Exited { pid: 4242 });
+    assert_eq!(s.link_problem().as_deref(), Some("process 4242 (done_signal) exited"));
 }
 
 #[test]

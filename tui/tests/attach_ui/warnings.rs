@@ -80,3 +80,26 @@ fn why_tokio_dumps_are_off_is_read_to_its_end_in_a_narrow_detail() {
     assert!(inner.contains(&words(TOKIO_DUMP_OFF)), "{screen}");
     assert!(!screen.contains('…'), "{screen}");
 }
+
+#[test]
+fn the_header_names_the_exited_process_and_then_the_one_followed() {
+    let mut app = app(30);
+    app.state.follow = Some("done_signal".into());
+    app.handle_data(DataEvent::Link(LinkEvent::Exited { pid: 4242, retry_in: Duration::from_secs(1) }));
+    let screen = text(&draw(&app, 120, 30));
+    assert!(screen.lines().next().is_some_and(|l| l.contains("exited")), "{screen}");
+    assert!(!screen.contains("checking again"), "no countdown: {screen}");
+    assert!(
+        words(&screen).contains("⚠ process 4242 (done_signal) exited; waiting for a new done_signal process to follow"),
+        "{screen}"
+    );
+
+    app.handle_data(DataEvent::Link(LinkEvent::Followed { pid: 5151, previous: Some(4242) }));
+    app.handle_data(DataEvent::Info(Box::new(taskscope_proto::ProcessInfo { pid: 5151, ..info() })));
+    app.handle_data(DataEvent::Link(LinkEvent::Live));
+    let screen = text(&draw(&app, 120, 30));
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines[0].contains("live") && lines[0].contains("pid 5151"), "{screen}");
+    assert_eq!(lines[2].trim_end(), " → now following process 5151 (done_signal), after process 4242 (done_signal) exited");
+    assert!(!screen.contains('⚠'), "{screen}");
+}

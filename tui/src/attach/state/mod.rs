@@ -22,6 +22,7 @@ use taskscope_proto as proto;
 use taskscope_report::provenance::{self, Harm};
 
 pub use connection::Connection;
+use connection::Followed;
 pub use groups::{Group, Groups};
 pub use history::HISTORY_LEN;
 pub use order::{Filter, SortColumn};
@@ -57,6 +58,11 @@ pub struct State {
     pub thresholds: Thresholds,
     /// The link to the agent.
     pub connection: Connection,
+    /// The program followed from process to process, when following one
+    /// (`attach <pid>` unless `--no-follow`, `attach --follow NAME`).
+    pub follow: Option<String>,
+    /// The switch to the process followed now, for the header to say.
+    followed: Option<Followed>,
     /// Runtimes tokio's dump harmed, from `GetInfo` and from the dumps
     /// taken since.
     harms: Vec<Harm>,
@@ -104,6 +110,8 @@ impl State {
             dropped_events: 0,
             thresholds,
             connection: Connection::Connecting { attempt: 1 },
+            follow: None,
+            followed: None,
             harms: Vec::new(),
             keep_done,
             tasks: IdMap::default(),
@@ -234,6 +242,10 @@ impl State {
 
     /// Records a change of the connection.
     pub fn set_connection(&mut self, connection: Connection) {
+        if matches!(connection, Connection::Exited { .. }) {
+            // The process followed is the one gone now.
+            self.followed = None;
+        }
         self.connection = connection;
     }
 

@@ -14,14 +14,22 @@ use super::super::app::{sort_hint, App, View};
 use super::super::state::TaskState;
 use super::{fmt, style};
 
-/// The warnings under the two fixed lines, wrapped to `width`.
-fn warning_lines(app: &App, width: u16) -> Vec<String> {
+/// The lines under the two fixed ones, wrapped to `width`: what is wrong
+/// with the link (in the warning colour), and which process of a followed
+/// program is watched now.
+fn warning_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
-    if let Some(problem) = app.state.connection.problem() {
-        // Indented under the name, the continuation lines a little more.
-        for (i, part) in fmt::wrap_words(problem, (width as usize).saturating_sub(4)).into_iter().enumerate() {
-            lines.push(format!("{}{part}", if i == 0 { " ⚠ " } else { "   " }));
+    let mut wrapped = |text: &str, mark: &str, style| {
+        // The continuation lines under the first one's text.
+        for (i, part) in fmt::wrap_words(text, (width as usize).saturating_sub(4)).into_iter().enumerate() {
+            lines.push(Line::styled(format!("{}{part}", if i == 0 { mark } else { "   " }), style));
         }
+    };
+    if let Some(problem) = app.state.link_problem() {
+        wrapped(&problem, " ⚠ ", style::severity_style(super::super::state::Severity::Warn));
+    }
+    if let Some(notice) = app.state.follow_notice() {
+        wrapped(&notice, " → ", style::value());
     }
     lines
 }
@@ -91,8 +99,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     second.push(Span::styled("  dropped events ", style::label()));
     second.push(Span::styled(fmt::count(s.dropped_events), dropped_style));
     let mut lines = vec![Line::from(first), Line::from(second)];
-    let warn = style::severity_style(super::super::state::Severity::Warn);
-    lines.extend(warning_lines(app, area.width).into_iter().map(|l| Line::styled(l, warn)));
+    lines.extend(warning_lines(app, area.width));
     Paragraph::new(lines).render(area, buf);
 }
 
