@@ -10,9 +10,11 @@ use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
+pub use super::cursor::Cursor;
+use super::cursor::scroll;
 use super::event::{Command, DataEvent, LinkEvent};
 use super::keys::{self, Action, Context};
-use super::state::{Capture, Connection, SortColumn, State, TaskState};
+use super::state::{Capture, Connection, State, TaskState};
 
 /// How often the screen is redrawn without input (countdowns, the clock).
 pub const TICK: Duration = Duration::from_millis(250);
@@ -45,43 +47,6 @@ pub struct Detail {
     pub scroll: u16,
     /// Show runtime-internal frames too.
     pub full_frames: bool,
-}
-
-/// A cursor into a list: the selected row and the first row shown.
-#[derive(Debug, Default)]
-pub struct Cursor {
-    pub selected: usize,
-    /// Set by rendering (which knows the height), kept across frames so the
-    /// list does not jump.
-    pub offset: Cell<usize>,
-}
-
-impl Cursor {
-    fn step(&mut self, action: Action, len: usize, page: usize) {
-        let last = len.saturating_sub(1);
-        self.selected = match action {
-            Action::Up => self.selected.saturating_sub(1),
-            Action::Down => (self.selected + 1).min(last),
-            Action::PageUp => self.selected.saturating_sub(page),
-            Action::PageDown => (self.selected + page).min(last),
-            Action::Top => 0,
-            Action::Bottom => last,
-            _ => self.selected,
-        };
-    }
-
-    /// The first row to show so that the selection is visible in `height` rows.
-    pub fn visible_offset(&self, len: usize, height: usize) -> usize {
-        let selected = self.selected.min(len.saturating_sub(1));
-        let mut offset = self.offset.get().min(len.saturating_sub(height));
-        if selected < offset {
-            offset = selected;
-        } else if height > 0 && selected >= offset + height {
-            offset = selected + 1 - height;
-        }
-        self.offset.set(offset);
-        offset
-    }
 }
 
 /// The whole application state.
@@ -430,33 +395,5 @@ impl App {
                 return Ok(());
             }
         }
-    }
-}
-
-fn scroll(pos: u16, action: Action, page: usize, max: u16) -> u16 {
-    let page = page.min(u16::MAX as usize) as u16;
-    let pos = match action {
-        Action::Up => pos.saturating_sub(1),
-        Action::Down => pos.saturating_add(1),
-        Action::PageUp => pos.saturating_sub(page),
-        Action::PageDown => pos.saturating_add(page),
-        Action::Top => 0,
-        Action::Bottom => max,
-        _ => pos,
-    };
-    pos.min(max)
-}
-
-/// The sort column shown as a hint, e.g. "PARKED ↓" (↓: largest first).
-pub fn sort_hint(column: SortColumn, descending: bool) -> String {
-    format!("{} {}", column.title(), sort_arrow(descending))
-}
-
-/// ↓ for largest first, ↑ for smallest first, in every column.
-pub fn sort_arrow(descending: bool) -> &'static str {
-    if descending {
-        "↓"
-    } else {
-        "↑"
     }
 }

@@ -3,9 +3,10 @@
 //! Layout: [`state`] is the model (no terminal types), fed by the agent's
 //! `Watch` stream; [`view`] draws it, one file per screen; [`keys`] is the
 //! one table of key bindings behind the key handling, the footer and the
-//! help; [`app`] ties them together and runs the loop; [`conn`] keeps the
-//! link to the agent (with reconnects), and [`follow`] finds the next process
-//! of a program whose process exited; [`term`] owns the terminal.
+//! help; [`app`] ties them together and runs the loop (moving through lists
+//! and texts with `cursor`); `conn` keeps the
+//! link to the agent (with reconnects), and `follow` finds the next process
+//! of a program whose process exited; `term` owns the terminal.
 //!
 //! The first connection is made before the screen is taken over, so a wrong
 //! target fails like every other command: one `taskscope: ...` line, exit 1.
@@ -14,6 +15,7 @@
 
 pub mod app;
 mod conn;
+mod cursor;
 pub mod event;
 mod follow;
 pub mod keys;

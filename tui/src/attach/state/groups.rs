@@ -38,7 +38,7 @@ pub struct Group {
     pub oldest_parked_since: Option<u64>,
     /// Live count, one sample per second.
     pub history: History,
-    /// Live count now minus [`GROWTH_WINDOW_SECS`] ago.
+    /// Live count now minus a minute ago (`GROWTH_WINDOW_SECS`).
     pub growth: i64,
 }
 

@@ -67,6 +67,20 @@ pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// The sort column shown as a hint, e.g. "PARKED ↓" (↓: largest first).
+pub fn sort_hint(column: crate::attach::state::SortColumn, descending: bool) -> String {
+    format!("{} {}", column.title(), sort_arrow(descending))
+}
+
+/// ↓ for largest first, ↑ for smallest first, in every column.
+pub fn sort_arrow(descending: bool) -> &'static str {
+    if descending {
+        "↓"
+    } else {
+        "↑"
+    }
+}
+
 /// Block characters of a text sparkline, lowest to highest.
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 

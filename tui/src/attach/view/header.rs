@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::super::app::{sort_hint, App, View};
+use super::super::app::{App, View};
 use super::super::state::TaskState;
 use super::{fmt, style};
 
@@ -130,7 +130,7 @@ pub fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
             format!("Groups {}", fmt::count(s.groups().ordered().len() as u64)),
         ),
     ];
-    spans.extend(pair("sort", sort_hint(s.sort_column(), s.sort_descending())));
+    spans.extend(pair("sort", fmt::sort_hint(s.sort_column(), s.sort_descending())));
     let shown: String = TaskState::ALL
         .iter()
         .map(|st| {

@@ -57,7 +57,7 @@ fn lines(app: &App) -> Vec<Line<'static>> {
             Span::raw(format!(
                 "↓ {}; starts {}",
                 c.descending(),
-                super::super::app::sort_arrow(c.starts_descending())
+                super::fmt::sort_arrow(c.starts_descending())
             )),
         ]));
     }

@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, Widget};
 
-use super::super::app::{sort_arrow, App};
+use super::super::app::App;
 use super::super::state::{SortColumn, TaskRow, Thresholds};
 use super::{fmt, style};
 
@@ -51,7 +51,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     });
     let header = Row::new(SortColumn::ALL.iter().map(|c| {
         let title = if *c == s.sort_column() {
-            format!("{}{}", c.title(), sort_arrow(s.sort_descending()))
+            format!("{}{}", c.title(), fmt::sort_arrow(s.sort_descending()))
         } else {
             c.title().to_string()
         };
