@@ -138,7 +138,7 @@ fn grouped_report() {
     ), "{}", run.stdout);
     assert!(run.stdout.contains("\nstacks: tokio dumped runtime main\n"), "{}", run.stdout);
     assert!(run.stdout.contains(&format!(
-        "\n10 tasks [idle, 10 leaked] parked 3s..12s  spawned at {SITE}:25:5\n  stack (tokio's dump):\n    tokio::runtime::task::trace::trace_leaf\n        /r/tokio/src/trace.rs:14:9\n    tokio::sync::notify::Notified::poll\n"
+        "\n10 tasks [idle, 10 leaked, Notify] parked 3s..12s  spawned at {SITE}:25:5\n  suspect: leaked: nothing can wake them, they will never run again\n  stack (tokio's dump):\n    tokio::runtime::task::trace::trace_leaf\n        /r/tokio/src/trace.rs:14:9\n    tokio::sync::notify::Notified::poll\n"
     )), "{}", run.stdout);
     assert!(run.stdout.contains(&format!("    done_signal::wait_for_done::{{{{closure}}}}\n        {SITE}:14:9\n")), "{}", run.stdout);
     assert!(run.stdout.contains(&format!(
@@ -154,14 +154,14 @@ fn all_and_filters() {
     let run = taskscope(dir.path(), &["stack", &pid, "--all"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains(&format!("\ntask 7 [running] name=worker spawned at {SITE}:40:5\n")), "{}", run.stdout);
-    assert!(run.stdout.contains(&format!("\ntask 109 [idle 12s, leaked] spawned at {SITE}:25:5\n")), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("\ntask 109 [idle 12s, leaked, Notify] spawned at {SITE}:25:5\n")), "{}", run.stdout);
 
     let run = taskscope(dir.path(), &["stack", &pid, "--all", "--min-idle", "10s"]);
     assert_eq!(run.stdout.matches("\ntask ").count(), 3, "{}", run.stdout);
     assert!(run.stdout.contains("showing 3 of 11 tasks (--min-idle 10s)"), "{}", run.stdout);
 
     let run = taskscope(dir.path(), &["stack", &pid, "--match", "wait_for_done"]);
-    assert!(run.stdout.contains("10 tasks [idle, 10 leaked]"), "{}", run.stdout);
+    assert!(run.stdout.contains("10 tasks [idle, 10 leaked, Notify]"), "{}", run.stdout);
     assert!(!run.stdout.contains("[running]"), "{}", run.stdout);
 
     let run = taskscope(dir.path(), &["stack", &pid, "--match", "worker"]);
@@ -204,7 +204,7 @@ fn timed_out_runtime_warns_but_succeeds() {
          blocking a worker thread; tasks are shown by spawn location only\n"
     ), "{}", run.stdout);
     assert!(run.stdout.contains(&format!(
-        "10 tasks [idle, 10 leaked] parked 3s..12s  spawned at {SITE}:25:5\n    (no stack captured: not wrapped, and tokio's \
+        "10 tasks [idle, 10 leaked] parked 3s..12s  spawned at {SITE}:25:5\n  suspect: leaked: nothing can wake them, they will never run again\n    (no stack captured: not wrapped, and tokio's \
          dump of its runtime was not taken (see above); spawn it with `taskscope_agent::spawn` to capture its stack safely)\n"
     )), "{}", run.stdout);
 
@@ -254,7 +254,7 @@ fn with_tokios_dump_off_wrapped_tasks_still_have_their_stacks() {
     );
     assert_eq!(run.stdout.matches(TOKIO_DUMP_OFF).count(), 1, "the agent's reason, once: {}", run.stdout);
     for block in [
-        format!("\n10 tasks [idle, 10 leaked] parked 3s..12s  spawned at {SITE}:25:5\n  stack (captured safely):\n    tokio::runtime::"),
+        format!("\n10 tasks [idle, 10 leaked, Notify] parked 3s..12s  spawned at {SITE}:25:5\n  suspect: leaked: nothing can wake them, they will never run again\n  stack (captured safely):\n    tokio::runtime::"),
         format!(
             "\n1 task [running]  spawned at {SITE}:40:5\n  name: worker\n    (no stack captured: wrapped, but not polled within 2s: \
              it is inside a long poll, or its runtime is blocked)\n"
@@ -264,7 +264,7 @@ fn with_tokios_dump_off_wrapped_tasks_still_have_their_stacks() {
              runtime was not taken (see above); spawn it with `taskscope_agent::spawn` to capture its stack safely)\n"
         ),
         format!(
-            "\n1 block_on task [idle] parked 20s  spawned at {SITE}:8:5\n    (no stack captured: it awaits nothing a task dump can \
+            "\n1 block_on task [idle, nothing tokio can trace] parked 20s  spawned at {SITE}:8:5\n    (no stack captured: it awaits nothing a task dump can \
              trace, e.g. `std::future::pending()`, a hand-written future, or `TcpListener::accept`)\n"
         ),
     ] {
@@ -272,8 +272,8 @@ fn with_tokios_dump_off_wrapped_tasks_still_have_their_stacks() {
     }
 
     let all = taskscope(dir.path(), &["stack", &pid, "--all"]);
-    assert!(all.stdout.contains(&format!("\ntask 100 [idle 3s, leaked] spawned at {SITE}:25:5\n  stack (captured safely):\n")), "{}", all.stdout);
-    assert!(all.stdout.contains(&format!("\ntask 18446744073709551615 [idle 20s] kind=block_on spawned at {SITE}:8:5\n")), "{}", all.stdout);
+    assert!(all.stdout.contains(&format!("\ntask 100 [idle 3s, leaked, Notify] spawned at {SITE}:25:5\n  stack (captured safely):\n")), "{}", all.stdout);
+    assert!(all.stdout.contains(&format!("\ntask 18446744073709551615 [idle 20s, nothing tokio can trace] kind=block_on spawned at {SITE}:8:5\n")), "{}", all.stdout);
 
     let json = taskscope(dir.path(), &["stack", &pid, "--json", "--all"]);
     assert_eq!((json.code, json.stderr.as_str()), (0, ""), "{json:?}");
