@@ -25,7 +25,7 @@ use taskscope_proto::{DumpedTask, StackSource, Task, TaskState};
 use crate::dump::{self, Dump};
 use crate::filter::Filter;
 use crate::provenance::{self, Standing};
-use crate::suspect::{Rules, Sort, Suspicion};
+use crate::suspect::{self, Rules, Sort, Suspicion};
 use crate::wait::{self, Wait};
 
 /// One group of tasks.
@@ -66,6 +66,29 @@ impl Group<'_> {
     /// Number of tasks.
     pub fn count(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// A key that names this group the same way in every dump of the
+    /// program (stack ids are per dump): its spawn location, what it waits
+    /// on, where its stack came from or why it has none, and its stack's
+    /// frames. `attach` follows a group across dumps by it.
+    pub fn identity(&self, dump: &Dump) -> String {
+        use std::fmt::Write as _;
+        let mut key = format!(
+            "{}|{:?}|{}",
+            self.location.as_deref().unwrap_or(""),
+            self.standing,
+            self.wait.as_ref().map_or("", |w| w.phrase.as_str())
+        );
+        if let Some(stack) = dump.stacks.get(&self.stack_id).filter(|_| self.stack_id != 0) {
+            for backtrace in &stack.backtraces {
+                key.push('|');
+                for frame in &backtrace.frames {
+                    let _ = write!(key, "{}:{};", frame.function, frame.line);
+                }
+            }
+        }
+        key
     }
 }
 
@@ -111,7 +134,7 @@ pub fn ranked<'a>(dump: &'a Dump, filter: &Filter, sort: Sort, rules: &Rules) ->
     groups.sort_by(|a, b| {
         let rank = match sort {
             // `None` (no suspicion) sorts after every suspicion.
-            Sort::Suspects => a.suspect.map_or(3, |s| s as u8).cmp(&b.suspect.map_or(3, |s| s as u8)),
+            Sort::Suspects => suspect::rank(a.suspect).cmp(&suspect::rank(b.suspect)),
             Sort::Count => std::cmp::Ordering::Equal,
         };
         rank.then_with(|| b.count().cmp(&a.count()))

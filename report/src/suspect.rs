@@ -102,6 +102,18 @@ impl Rules {
     }
 }
 
+/// Where a group stands in the suspects-first order: leaked, growing, long
+/// sync waits, then every other group (which then go by count). Shared by
+/// `stack` and `attach`, so both list groups in one order.
+pub fn rank(suspect: Option<Suspicion>) -> u8 {
+    match suspect {
+        Some(Suspicion::Leaked) => 0,
+        Some(Suspicion::Growing) => 1,
+        Some(Suspicion::LongSync) => 2,
+        None => 3,
+    }
+}
+
 /// How a report orders its groups.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Sort {

@@ -15,6 +15,7 @@ use super::cursor::scroll;
 use super::event::{Command, DataEvent, LinkEvent};
 use super::keys::{self, Action, Context};
 use super::state::{Capture, Connection, State, TaskState};
+use super::surveying::Schedule;
 
 /// How often the screen is redrawn without input (countdowns, the clock).
 pub const TICK: Duration = Duration::from_millis(250);
@@ -74,6 +75,8 @@ pub struct App {
     /// Largest useful scroll of the detail or help text in the last frame.
     pub scroll_max: Cell<u16>,
     pub quit: bool,
+    /// When to survey every task's await point.
+    pub surveys: Schedule,
     next_seq: u64,
     outbox: Vec<Command>,
 }
@@ -95,6 +98,7 @@ impl App {
             page: Cell::new(20),
             scroll_max: Cell::new(0),
             quit: false,
+            surveys: Schedule::new(super::surveying::SURVEY_EVERY),
             next_seq: 1,
             outbox: Vec::new(),
         }
@@ -117,6 +121,17 @@ impl App {
     }
 
     /// Requests for the connection task produced since the last call.
+    /// Asks for a survey of every task when one is due (see
+    /// [`super::surveying`]).
+    pub fn survey_if_due(&mut self) {
+        if self.surveys.due(self.now, self.state.connection.is_live()) {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.surveys.asked(seq, self.now);
+            self.outbox.push(Command::Dump { seq, task_ids: Vec::new() });
+        }
+    }
+
     pub fn take_commands(&mut self) -> Vec<Command> {
         std::mem::take(&mut self.outbox)
     }
@@ -315,6 +330,7 @@ impl App {
                     }
                 };
                 if !connection.is_live() {
+                    self.surveys.reset();
                     if let Some(d) = &mut self.detail {
                         if matches!(d.capture, Capture::Capturing) {
                             d.capture = Capture::Failed("the connection dropped during the capture".to_string());
@@ -332,6 +348,13 @@ impl App {
                 }
             }
             DataEvent::Dump { seq, result } => {
+                if self.surveys.answered(seq, self.now) {
+                    // A failed survey leaves the latest good one in place.
+                    if let Ok(outcome) = result {
+                        self.state.set_survey(outcome);
+                    }
+                    return;
+                }
                 if let Ok(outcome) = &result {
                     self.state.note_dump(outcome);
                 }
@@ -364,6 +387,10 @@ impl App {
         let mut data_open = true;
         loop {
             self.now = Instant::now();
+            self.survey_if_due();
+            for cmd in self.take_commands() {
+                let _ = commands.try_send(cmd);
+            }
             terminal.draw(|frame| frame.render_widget(&self, frame.area()))?;
             tokio::select! {
                 _ = tick.tick() => {}

@@ -20,6 +20,7 @@ pub mod event;
 mod follow;
 pub mod keys;
 pub mod state;
+pub mod surveying;
 mod term;
 pub mod view;
 
@@ -55,7 +56,9 @@ pub struct Args {
     #[arg(long, conflicts_with = "follow")]
     pub no_follow: bool,
 
-    /// Show tasks parked at least this long in the warning colour.
+    /// Show tasks parked at least this long in the warning colour; a group
+    /// waiting this long on another task (no timer or I/O branch) is a leak
+    /// suspect, as with `stack --suspect-after`.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::duration::parse_age)]
     pub warn_after: Duration,
 
@@ -63,6 +66,12 @@ pub struct Args {
     /// agent proves leaked are marked whatever their age).
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = crate::duration::parse_age)]
     pub leak_after: Duration,
+
+    /// How often to dump every task to learn its await point and what it
+    /// waits on (the groups of `taskscope stack`); `0s` turns it off. The
+    /// dump is the agent's safe capture; a slow one is asked for less often.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_age)]
+    pub survey_every: Duration,
 
     /// How often the agent sends changes.
     #[arg(long, value_name = "DUR", default_value = "1s", value_parser = crate::duration::parse_wait)]
@@ -113,6 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         leak_after: args.leak_after,
     };
     let mut app = App::new(State::new(thresholds, args.keep_done), Instant::now());
+    app.surveys = surveying::Schedule::new(args.survey_every);
     app.state.set_connection(state::Connection::Connecting { attempt: 1 });
     app.state.follow = plan.follow.clone();
 

@@ -19,6 +19,14 @@ fn fed(seconds: u64) -> State {
     s
 }
 
+/// [`fed`], then surveyed (every task dumped), so tasks know what they wait on.
+fn fed_surveyed(seconds: u64) -> State {
+    let mut s = fed(seconds);
+    let ids: Vec<u64> = (0..s.task_count()).filter_map(|i| s.shown_task(i).map(|t| t.id)).collect();
+    s.set_survey(DumpOutcome::from_chunks(dump_chunks(&ids)));
+    s
+}
+
 fn shown_ids(s: &State) -> Vec<u64> {
     (0..s.shown_count()).map(|i| s.shown_task(i).unwrap().id).collect()
 }
@@ -129,6 +137,7 @@ fn value(t: &crate::attach::state::TaskRow, column: SortColumn, now: u64) -> (bo
         SortColumn::State => (false, Num(state_rank)),
         SortColumn::Name => (t.name.is_empty(), Text(t.name.to_string())),
         SortColumn::Location => (false, Text(t.location.to_string())),
+        SortColumn::Wait => (t.wait.is_none(), Text(t.wait.as_deref().unwrap_or_default().to_string())),
         SortColumn::Age => (t.completed_at_ns > 0, Num(t.age_ns(now).into())),
         SortColumn::Parked => (t.parked_ns(now).is_none(), Num(t.parked_ns(now).unwrap_or(0).into())),
         SortColumn::Polls => (false, Num(t.polls.into())),
@@ -158,7 +167,7 @@ fn expected(s: &State, column: SortColumn, descending: bool) -> Vec<u64> {
 
 #[test]
 fn every_column_sorts_as_its_values_say_both_ways() {
-    let mut s = fed(30);
+    let mut s = fed_surveyed(30);
     for column in SortColumn::ALL {
         s.set_sort_column(column);
         assert_eq!(s.sort_descending(), column.starts_descending(), "{column:?} starts as it says");
@@ -175,7 +184,7 @@ fn every_column_sorts_as_its_values_say_both_ways() {
 /// the most polls first).
 #[test]
 fn down_puts_the_largest_value_first_in_every_column() {
-    let mut s = fed(30);
+    let mut s = fed_surveyed(30);
     let now = s.now_ns;
     for column in SortColumn::ALL {
         s.set_sort_column(column);

@@ -48,15 +48,15 @@ fn a_stack_names_its_source() {
     let mut app = app(30);
     open(&mut app, Target::Task(1001), dump_chunks);
     let shown = detail_text(&app);
-    assert!(shown.contains("async stack (captured safely), task root first, awaited leaf last"), "{shown}");
+    assert!(shown.contains("async stack (captured safely), awaited leaf first"), "{shown}");
     assert!(shown.contains("done_signal::to_done_channel"), "{shown}");
     assert!(!shown.contains("tokio's dump of runtime main is off"), "a stack needs no explanation: {shown}");
 
     open(&mut app, Target::Task(1001), tokio_dump_chunks);
-    assert!(detail_text(&app).contains("async stack (tokio's dump), task root first"), "{}", detail_text(&app));
+    assert!(detail_text(&app).contains("async stack (tokio's dump), awaited leaf first"), "{}", detail_text(&app));
 
     open(&mut app, Target::Task(1001), older_agent_chunks);
-    assert!(detail_text(&app).contains("async stack (task root first, awaited leaf last)"), "an older agent: as before");
+    assert!(detail_text(&app).contains("async stack, awaited leaf first"), "an older agent: as before");
 }
 
 #[test]

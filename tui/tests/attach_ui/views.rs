@@ -220,3 +220,46 @@ fn a_window_too_small_says_so_instead_of_overlapping() {
     let fits = text(&draw(&app, 40, 7));
     assert!(!fits.contains("too small"), "{fits}");
 }
+
+/// Answers the survey the app asks for (a dump of every task) with
+/// `dump_chunks` of every task it knows.
+fn survey(app: &mut App) {
+    app.survey_if_due();
+    let seq = app
+        .take_commands()
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Dump { seq, task_ids } if task_ids.is_empty() => Some(seq),
+            _ => None,
+        })
+        .expect("a survey is asked for once connected");
+    let ids: Vec<u64> = (0..app.state.task_count()).filter_map(|i| app.state.shown_task(i).map(|t| t.id)).collect();
+    app.handle_data(DataEvent::Dump { seq, result: Ok(DumpOutcome::from_chunks(dump_chunks(&ids))) });
+}
+
+/// After a survey the groups are `stack`'s: each says what its tasks wait
+/// on, the leaked helpers come first as suspects, and STUCK counts only
+/// suspects (the accept loop and the workers, parked for long, are not).
+#[test]
+fn surveyed_groups_say_what_they_wait_on_and_only_suspects_are_stuck() {
+    let mut app = app(90);
+    survey(&mut app);
+    press(&mut app, KeyCode::Tab);
+    let shown = screen(&app);
+    assert_snapshot!("groups_surveyed", shown);
+    let rows: Vec<&str> = shown.lines().skip_while(|l| !l.starts_with("LIVE")).skip(1).take(4).collect();
+    assert!(rows[0].starts_with("90 ") && rows[0].contains("CancellationToken"), "{shown}");
+    // STUCK is the 4th column: the leaked helpers' 90, and 0 for the others.
+    let stuck = |row: &str| row.split_whitespace().nth(3).map(str::to_string);
+    assert_eq!(stuck(rows[0]).as_deref(), Some("90"), "{shown}");
+    for row in &rows[1..] {
+        assert_eq!(stuck(row).as_deref(), Some("0"), "not a suspect: {row}\n{shown}");
+    }
+    let accept = rows.iter().find(|r| r.contains("src/server.rs:40:5")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(accept.contains("something a dump"), "the accept loop's wait: {shown}");
+    // The tasks list has the same wait per task.
+    press(&mut app, KeyCode::Tab);
+    let tasks = screen(&app);
+    let helper = tasks.lines().find(|l| l.starts_with("1001 ")).unwrap_or_else(|| panic!("{tasks}"));
+    assert!(helper.contains("✗ leaked") && helper.contains("CancellationToken"), "{tasks}");
+}

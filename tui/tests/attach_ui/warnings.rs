@@ -40,7 +40,7 @@ fn a_lost_links_reason_wraps_in_the_header_down_to_its_advice() {
         assert_eq!(header, format!("⚠ {}", words(STOPPED)), "{width}: {screen}");
         assert!(lines[1..tabs].iter().all(|l| l.chars().count() <= width as usize));
         // The list still has its rows.
-        assert!(screen.contains("1001    ✗ LEAK"), "{width}: {screen}");
+        assert!(screen.lines().any(|l| l.starts_with("1001 ") && l.contains("✗ l")), "{width}: {screen}");
     }
     // Back live, the warning goes.
     let mut app = app(30);

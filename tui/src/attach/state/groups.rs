@@ -1,13 +1,22 @@
-//! Tasks grouped by where they were spawned (and their name): the leak finder.
+//! Tasks grouped as `taskscope stack` groups them: by await point (spawn
+//! location, what they wait on, and their stack, learnt from the latest
+//! [`super::survey`]), the leak finder.
 //!
-//! A leak shows up as a group whose live count keeps growing while its tasks
-//! stay parked, so each group keeps a history of its live count (one sample
-//! per second of agent time) and the groups are ordered to put exactly that
-//! kind of group first.
+//! A leak shows up as a group whose tasks are leaked, or whose live count
+//! keeps growing while they wait on another task, so each group keeps a
+//! history of its live count (one sample per second of agent time) and the
+//! groups are judged and ordered by the rules `stack` uses
+//! ([`taskscope_report::suspect`]): suspects first (leaked, growing, long
+//! waits on another task), then by count. Timer and I/O waits are never
+//! suspects by age, so an idle connection handler or an accept loop is never
+//! counted STUCK.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use taskscope_report::suspect::{self, Rules, Suspicion};
+use taskscope_report::wait::Wait;
 
 use super::history::History;
 use super::task::{contains_lower, Severity, TaskRow, TaskState, Thresholds};
@@ -15,13 +24,20 @@ use super::task::{contains_lower, Severity, TaskRow, TaskState, Thresholds};
 /// Seconds over which a group's growth is measured.
 pub const GROWTH_WINDOW_SECS: usize = 60;
 
-/// Tasks spawned at one location with one name.
+/// Tasks at one await point: one group of `taskscope stack`.
 #[derive(Debug, Clone)]
 pub struct Group {
     /// Spawn location, `file:line:column`.
     pub location: Arc<str>,
-    /// Task name; empty for unnamed tasks.
+    /// The group's key: its identity in every survey, or its location alone
+    /// for tasks no survey has placed yet.
+    pub key: Arc<str>,
+    /// The name its tasks share; empty when unnamed, `*` when they differ.
     pub name: Arc<str>,
+    /// What its tasks wait on, when a survey told.
+    pub wait: Option<Wait>,
+    /// Why it is a leak suspect, if it is one.
+    pub suspect: Option<Suspicion>,
     /// Tasks not yet done.
     pub live: u64,
     /// Finished tasks still in the table.
@@ -30,7 +46,7 @@ pub struct Group {
     pub idle: u64,
     /// Parked tasks the agent reports leaked.
     pub leaked: u64,
-    /// Parked past the warning threshold (leaked ones included).
+    /// Parked tasks of a suspect group (0 for any other group).
     pub stuck: u64,
     /// Parked past the leak threshold (leaked ones included).
     pub long: u64,
@@ -43,10 +59,13 @@ pub struct Group {
 }
 
 impl Group {
-    fn new(location: Arc<str>, name: Arc<str>) -> Self {
+    fn new(location: Arc<str>, key: Arc<str>, wait: Option<Wait>) -> Self {
         Self {
             location,
-            name,
+            key,
+            name: Arc::from(""),
+            wait,
+            suspect: None,
             live: 0,
             done: 0,
             idle: 0,
@@ -64,39 +83,27 @@ impl Group {
         self.oldest_parked_since.map(|s| now_ns.saturating_sub(s))
     }
 
-    /// How alarming the group is: its worst task, leaked counting most.
+    /// How alarming the group is: leaked, else a suspect parked past the
+    /// leak threshold, else any suspect.
     pub fn severity(&self) -> Severity {
-        if self.leaked > 0 {
-            Severity::Leaked
-        } else if self.long > 0 {
-            Severity::Long
-        } else if self.stuck > 0 {
-            Severity::Warn
-        } else {
-            Severity::Normal
+        match self.suspect {
+            _ if self.leaked > 0 => Severity::Leaked,
+            Some(_) if self.long > 0 => Severity::Long,
+            Some(_) => Severity::Warn,
+            None => Severity::Normal,
         }
     }
 
-    /// The ordering key: growing groups of long-parked (or leaked) tasks
-    /// first, then any group with stuck tasks, most stuck first; ties by
-    /// growth, size and longest parked time.
+    /// The ordering key, the order of `taskscope stack`: suspects first
+    /// (leaked, growing, long sync waits), then the most tasks, then the
+    /// longest parked.
     fn rank(&self) -> impl Ord + '_ {
-        let suspicious = self.long > 0 || self.leaked > 0;
-        let tier = if suspicious && self.growth > 0 {
-            2
-        } else if self.stuck > 0 {
-            1
-        } else {
-            0
-        };
         (
-            Reverse(tier),
-            Reverse(self.stuck),
-            Reverse(self.growth),
+            suspect::rank(self.suspect),
             Reverse(self.live),
             self.oldest_parked_since.unwrap_or(u64::MAX),
             &self.location,
-            &self.name,
+            &self.key,
         )
     }
 
@@ -104,12 +111,14 @@ impl Group {
         needle_lower.is_empty()
             || contains_lower(&self.location, needle_lower)
             || contains_lower(&self.name, needle_lower)
+            || self.wait.as_ref().is_some_and(|w| contains_lower(&w.phrase, needle_lower))
     }
 }
 
 /// Every group seen, and the order in which the groups view shows them.
 #[derive(Debug, Default)]
 pub struct Groups {
+    /// Groups by (location, key).
     index: HashMap<(Arc<str>, Arc<str>), u32>,
     groups: Vec<Group>,
     order: Vec<u32>,
@@ -117,14 +126,15 @@ pub struct Groups {
 }
 
 impl Groups {
-    /// The index of the group of tasks spawned at `location` named `name`.
-    pub fn group_of(&mut self, location: &Arc<str>, name: &Arc<str>) -> u32 {
-        if let Some(i) = self.index.get(&(location.clone(), name.clone())) {
+    /// The index of the group keyed `key` of tasks spawned at `location`,
+    /// created (waiting on `wait`) if it is new.
+    pub fn group_of(&mut self, location: &Arc<str>, key: &Arc<str>, wait: impl FnOnce() -> Option<Wait>) -> u32 {
+        if let Some(i) = self.index.get(&(location.clone(), key.clone())) {
             return *i;
         }
         let i = self.groups.len() as u32;
-        self.groups.push(Group::new(location.clone(), name.clone()));
-        self.index.insert((location.clone(), name.clone()), i);
+        self.groups.push(Group::new(location.clone(), key.clone(), wait()));
+        self.index.insert((location.clone(), key.clone()), i);
         i
     }
 
@@ -148,6 +158,8 @@ impl Groups {
         thresholds: &Thresholds,
         needle_lower: &str,
     ) {
+        let mut first_name: Vec<Option<Arc<str>>> = vec![None; self.groups.len()];
+        let mut mixed = vec![false; self.groups.len()];
         for g in &mut self.groups {
             g.live = 0;
             g.done = 0;
@@ -157,10 +169,17 @@ impl Groups {
             g.long = 0;
             g.oldest_parked_since = None;
         }
+        let leak_ns = thresholds.leak_after.as_nanos() as u64;
         for t in tasks {
             let Some(g) = self.groups.get_mut(t.group as usize) else {
                 continue;
             };
+            let i = t.group as usize;
+            match &first_name[i] {
+                None => first_name[i] = Some(t.name.clone()),
+                Some(name) if *name != t.name => mixed[i] = true,
+                Some(_) => {}
+            }
             if t.state == TaskState::Done {
                 g.done += 1;
                 continue;
@@ -169,22 +188,22 @@ impl Groups {
             if let Some(since) = t.parked_since_ns() {
                 g.idle += 1;
                 g.oldest_parked_since = Some(g.oldest_parked_since.map_or(since, |s| s.min(since)));
-                match t.severity(now_ns, thresholds) {
-                    Severity::Leaked => {
-                        g.leaked += 1;
-                        g.stuck += 1;
-                        g.long += u64::from(t.parked_ns(now_ns) >= Some(thresholds.leak_after.as_nanos() as u64));
-                    }
-                    Severity::Long => {
-                        g.stuck += 1;
-                        g.long += 1;
-                    }
-                    Severity::Warn => g.stuck += 1,
-                    Severity::Normal => {}
-                }
+                g.leaked += u64::from(t.leaked);
+                g.long += u64::from(t.parked_ns(now_ns) >= Some(leak_ns));
             }
         }
         self.sample(now_ns);
+        let rules = Rules { long_after: thresholds.warn_after };
+        for (i, g) in self.groups.iter_mut().enumerate() {
+            g.name = match (&first_name[i], mixed[i]) {
+                (_, true) => Arc::from("*"),
+                (Some(name), false) => name.clone(),
+                (None, false) => Arc::from(""),
+            };
+            let longest = g.longest_parked_ns(now_ns);
+            g.suspect = rules.judge(g.leaked as usize, g.wait.as_ref(), longest, Some(g.growth));
+            g.stuck = if g.suspect.is_some() { g.idle } else { 0 };
+        }
         self.order = (0..self.groups.len() as u32)
             .filter(|&i| {
                 let g = &self.groups[i as usize];

@@ -12,6 +12,7 @@ mod groups;
 mod history;
 mod order;
 mod stack;
+mod survey;
 mod task;
 
 use std::collections::{HashMap, VecDeque};
@@ -30,6 +31,7 @@ pub use stack::{first_own_frame, Capture, DumpOutcome, TaskStack, DUMP_TIMEOUT};
 pub use task::{location_string, Severity, TaskRow, TaskState, Thresholds};
 
 use order::TaskOrder;
+use survey::Survey;
 use task::{IdMap, IdSet, Interner};
 
 /// At most this many finished tasks are kept after the agent has dropped
@@ -80,6 +82,8 @@ pub struct State {
     oldest_parked_since: Option<u64>,
     /// Complete batches received (0: no consistent view yet).
     batches: u64,
+    /// The latest survey of every task's await point.
+    survey: Option<Survey>,
 }
 
 impl State {
@@ -123,6 +127,7 @@ impl State {
             retained: VecDeque::new(),
             oldest_parked_since: None,
             batches: 0,
+            survey: None,
         }
     }
 
@@ -166,10 +171,14 @@ impl State {
         // the program's tasks; the agent leaves them out of the counts too.
         for task in update.tasks.iter().filter(|t| !t.runtime_internal) {
             let mut row = TaskRow::from_proto(task, &mut self.interner);
-            row.group = match self.tasks.get(&task.id) {
-                Some(old) => old.group,
-                None => self.groups.group_of(&row.location, &row.name),
-            };
+            match self.tasks.get(&task.id) {
+                Some(old) => {
+                    row.group = old.group;
+                    row.wait = old.wait.clone();
+                    row.wait_class = old.wait_class;
+                }
+                None => self.place(&mut row),
+            }
             self.changed.insert(row.id);
             self.tasks.insert(row.id, row);
         }
@@ -194,6 +203,40 @@ impl State {
             self.batches += 1;
             self.refresh();
         }
+    }
+
+    /// Puts `row` in its group: the survey's, else its location's.
+    fn place(&mut self, row: &mut TaskRow) {
+        let key = self.survey.as_ref().and_then(|s| s.key_of(row.id, &row.location));
+        let survey = self.survey.as_ref();
+        let known = key.as_ref().and_then(|k| survey?.group(k)).and_then(|g| g.wait.clone());
+        row.wait = known.as_ref().map(|w| self.interner.get(&w.phrase));
+        row.wait_class = known.as_ref().map(|w| w.class);
+        let key = key.unwrap_or_else(|| row.location.clone());
+        row.group = self.groups.group_of(&row.location, &key, || known);
+    }
+
+    /// Takes in a survey (a dump of every task): every task moves to the
+    /// group of its await point, and learns what it waits on.
+    pub fn set_survey(&mut self, outcome: DumpOutcome) {
+        self.note_dump(&outcome);
+        self.survey = Some(Survey::new(outcome, &mut self.interner));
+        let ids: Vec<u64> = self.tasks.keys().copied().collect();
+        for id in ids {
+            let Some(mut row) = self.tasks.remove(&id) else { continue };
+            let before = (row.group, row.wait.clone());
+            self.place(&mut row);
+            if (row.group, row.wait.clone()) != before {
+                self.changed.insert(id);
+            }
+            self.tasks.insert(id, row);
+        }
+        self.refresh();
+    }
+
+    /// The latest survey's dump, if one came.
+    pub fn survey(&self) -> Option<&DumpOutcome> {
+        self.survey.as_ref().map(|s| &s.outcome)
     }
 
     /// The agent no longer keeps task `id`: drop it, or keep it as done.

@@ -32,12 +32,13 @@ pub enum SortColumn {
     Polls,
     Busy,
     Wakers,
+    Wait,
     Location,
 }
 
 impl SortColumn {
     /// The columns in display order (also the order `s` cycles through).
-    pub const ALL: [SortColumn; 9] = [
+    pub const ALL: [SortColumn; 10] = [
         Self::Id,
         Self::State,
         Self::Name,
@@ -46,6 +47,7 @@ impl SortColumn {
         Self::Polls,
         Self::Busy,
         Self::Wakers,
+        Self::Wait,
         Self::Location,
     ];
 
@@ -60,6 +62,7 @@ impl SortColumn {
             Self::Polls => "POLLS",
             Self::Busy => "BUSY",
             Self::Wakers => "WAKERS",
+            Self::Wait => "WAIT",
             Self::Location => "LOCATION",
         }
     }
@@ -75,6 +78,7 @@ impl SortColumn {
             Self::Parked => "longest first, tasks not parked after",
             Self::Polls | Self::Busy => "most first",
             Self::Wakers => "most live wakers first",
+            Self::Wait => "Z to A, tasks with no known wait last",
         }
     }
 
@@ -82,7 +86,7 @@ impl SortColumn {
     /// the measures a leak hunt looks at the top of, ↑ for ids and text (A
     /// to Z) and for wakers (a parked task with none is the suspect).
     pub fn starts_descending(self) -> bool {
-        !matches!(self, Self::Id | Self::Name | Self::Location | Self::Wakers)
+        !matches!(self, Self::Id | Self::Name | Self::Wait | Self::Location | Self::Wakers)
     }
 
     /// The next column, wrapping around.
@@ -110,6 +114,10 @@ impl SortColumn {
             ),
             Self::Name => text(u8::from(t.name.is_empty()), &t.name),
             Self::Location => text(0, &t.location),
+            Self::Wait => match &t.wait {
+                Some(wait) => text(0, wait),
+                None => SortKey { tier: 1, num: 0, text: None },
+            },
             // Oldest first: live tasks by spawn time; finished ones (whose age
             // is frozen) after them, longest-lived first.
             Self::Age if t.completed_at_ns > 0 => num(1, u64::MAX - t.age_ns(0)),

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use taskscope_proto as proto;
 
+use taskscope_report::dump::Dump;
 use taskscope_report::provenance::{self, Origin, Standing, Summary};
+use taskscope_report::wait::{self, Wait};
 
 /// The dump timeout `attach` asks for; the reasons it shows name it.
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,30 +30,19 @@ pub enum Capture {
     Failed(String),
 }
 
-/// A `Dump` answer, reassembled from its chunks.
+/// A `Dump` answer, reassembled from its chunks into the report model
+/// that `taskscope stack` uses ([`Dump`]: canonical stacks, one standing and
+/// one wait per task), so both commands read a dump the same way.
 #[derive(Debug, Clone, Default)]
 pub struct DumpOutcome {
     /// Per-runtime status of tokio's dump; empty if the agent sent no header.
     pub runtimes: Vec<proto::RuntimeDump>,
     /// How the safe capture went; `None` from an agent older than it.
     pub safe: Option<proto::SafeCapture>,
-    /// Distinct stacks by id.
-    pub stacks: HashMap<u32, proto::Stack>,
-    /// Each dumped task's stack reference and source.
-    pub dumped: HashMap<u64, Dumped>,
-    /// The lifecycle records that came with the dump, in the agent's order.
-    pub tasks: Vec<proto::Task>,
-}
-
-/// What the dump said about one task's stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dumped {
-    /// `Stack.id`, 0 for none.
-    pub stack_id: u32,
-    /// Where it came from, or why there is none, as the agent said.
-    pub source: proto::StackSource,
-    /// Idle when its record was read.
-    pub parked: bool,
+    /// The whole dump.
+    pub dump: Dump,
+    /// Index of each task in `dump.tasks`.
+    index: HashMap<u64, usize>,
 }
 
 /// The stack of one task, or why there is none.
@@ -75,44 +66,42 @@ pub struct Shared {
 }
 
 impl DumpOutcome {
-    /// Reassembles the streamed chunks of one `Dump` answer.
+    /// Reassembles the streamed chunks of one `Dump` answer (an answer
+    /// without a header, from a broken agent, still gives its tasks).
     pub fn from_chunks(chunks: impl IntoIterator<Item = proto::DumpChunk>) -> Self {
-        let mut out = Self::default();
+        let mut dump = Dump::default();
         for chunk in chunks {
             if let Some(header) = chunk.header {
-                out.runtimes = header.runtimes;
-                out.safe = header.safe_capture;
+                dump.header = header;
             }
-            out.stacks.extend(chunk.stacks.into_iter().map(|s| (s.id, s)));
-            for dumped in chunk.tasks {
-                if let Some(task) = dumped.task {
-                    let entry = Dumped {
-                        stack_id: dumped.stack_id,
-                        source: provenance::source(dumped.stack_source),
-                        parked: task.state == proto::TaskState::Idle as i32,
-                    };
-                    out.dumped.insert(task.id, entry);
-                    out.tasks.push(task);
-                }
-            }
+            dump.stacks.extend(chunk.stacks.into_iter().map(|s| (s.id, s)));
+            dump.tasks.extend(chunk.tasks.into_iter().filter(|t| t.task.is_some()));
         }
-        out
+        dump.canonicalize();
+        let index = dump.tasks.iter().enumerate().filter_map(|(i, t)| Some((t.task.as_ref()?.id, i))).collect();
+        DumpOutcome {
+            runtimes: dump.header.runtimes.clone(),
+            safe: dump.header.safe_capture.clone(),
+            dump,
+            index,
+        }
     }
 
-    /// The stack a task refers to, if the agent sent it with a backtrace.
-    fn stack(&self, d: &Dumped) -> Option<&proto::Stack> {
-        self.stacks.get(&d.stack_id).filter(|s| d.stack_id != 0 && !s.backtraces.is_empty())
+    /// The dumped record of task `id`.
+    fn dumped(&self, id: u64) -> Option<&proto::DumpedTask> {
+        self.index.get(&id).and_then(|&i| self.dump.tasks.get(i))
     }
 
-    fn standing(&self, d: &Dumped) -> Standing {
-        provenance::standing(d.source, self.stack(d).is_some(), d.parked, provenance::all_dumped(&self.runtimes))
+    /// What task `id` waited on when it was dumped.
+    pub fn wait_of(&self, id: u64) -> Option<Wait> {
+        let dumped = self.dumped(id)?;
+        wait::of_task(dumped.task.as_ref()?, self.dump.standing(dumped), self.dump.stack_of(dumped))
     }
 
     /// Where the stacks came from (see [`provenance::summary`]); `None` from
     /// an older agent whose runtimes were all dumped.
     pub fn summary(&self) -> Option<Summary> {
-        let any_stack = self.dumped.values().any(|d| self.stack(d).is_some());
-        provenance::summary(&self.runtimes, self.safe.as_ref(), any_stack, DUMP_TIMEOUT)
+        self.dump.summary(DUMP_TIMEOUT)
     }
 
     /// Why there is no stack at all, when neither source produced any (no
@@ -128,10 +117,10 @@ impl DumpOutcome {
 
     /// The stack of task `id`.
     pub fn stack_for(&self, id: u64) -> TaskStack<'_> {
-        let Some(d) = self.dumped.get(&id) else {
+        let Some(d) = self.dumped(id) else {
             return TaskStack::Missing("the task was not in the dump (it has finished)".to_string());
         };
-        match (self.standing(d), self.stack(d)) {
+        match (self.dump.standing(d), self.dump.stack_of(d)) {
             (Standing::Stack(origin), Some(stack)) => TaskStack::Found(stack, origin),
             (Standing::Missing(missing), _) => TaskStack::Missing(missing.text(Some(DUMP_TIMEOUT))),
             (Standing::Stack(_), None) => TaskStack::Missing(provenance::Missing::NotDumped.text(None)),
@@ -142,8 +131,8 @@ impl DumpOutcome {
     /// tasks without a stack, one entry per reason.
     pub fn shared(&self) -> Vec<Shared> {
         let mut counts: HashMap<(u32, Standing), usize> = HashMap::new();
-        for d in self.dumped.values() {
-            let standing = self.standing(d);
+        for d in &self.dump.tasks {
+            let standing = self.dump.standing(d);
             let stack_id = if matches!(standing, Standing::Stack(_)) { d.stack_id } else { 0 };
             *counts.entry((stack_id, standing)).or_default() += 1;
         }

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use taskscope_report::wait::Class;
+
 use taskscope_proto as proto;
 
 /// Lifecycle state, as the agent derives it (see `TaskState` in the protocol).
@@ -121,6 +123,10 @@ pub struct TaskRow {
     pub waker_drops: u64,
     pub live_wakers: i64,
     pub self_wakes: u64,
+    /// What it waits on, from the latest survey (`None` until one placed it).
+    pub wait: Option<Arc<str>>,
+    /// The class of that wait.
+    pub wait_class: Option<Class>,
     /// Index of its group in [`super::groups::Groups`].
     pub group: u32,
     /// The agent has dropped it; the UI keeps it because "keep done" is on.
@@ -155,8 +161,14 @@ impl TaskRow {
     }
 
     /// Its severity at `now_ns`.
+    /// A task waiting on a timer or the outside world is never stuck by
+    /// age: only its leaked verdict colours it.
     pub fn severity(&self, now_ns: u64, thresholds: &Thresholds) -> Severity {
-        thresholds.classify(self.parked_ns(now_ns), self.leaked && self.state == TaskState::Idle)
+        let leaked = self.leaked && self.state == TaskState::Idle;
+        match self.wait_class {
+            Some(Class::Timer | Class::Io) if !leaked => Severity::Normal,
+            _ => thresholds.classify(self.parked_ns(now_ns), leaked),
+        }
     }
 
     /// Whether the (lower-case) filter text matches its name, location or id.
@@ -164,18 +176,15 @@ impl TaskRow {
         needle_lower.is_empty()
             || contains_lower(&self.name, needle_lower)
             || contains_lower(&self.location, needle_lower)
+            || self.wait.as_deref().is_some_and(|w| contains_lower(w, needle_lower))
             || self.id.to_string() == needle_lower
     }
 }
 
 /// Case-insensitive `haystack.contains(needle)` where `needle` is already lower case.
 pub fn contains_lower(haystack: &str, needle_lower: &str) -> bool {
-    if haystack.is_ascii() && needle_lower.is_ascii() {
-        let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
-        n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
-    } else {
-        haystack.to_lowercase().contains(needle_lower)
-    }
+    // The filter of `stack --match`, so `/` in attach matches the same tasks.
+    taskscope_report::filter::contains_ignoring_case(haystack, needle_lower)
 }
 
 /// `file:line:column` of a protocol location ("?" when absent).
@@ -270,6 +279,8 @@ impl TaskRow {
             waker_drops: task.waker_drops,
             live_wakers: task.live_wakers,
             self_wakes: task.self_wakes,
+            wait: None,
+            wait_class: None,
             group: 0,
             retained_here: false,
         }

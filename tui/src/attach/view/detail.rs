@@ -10,7 +10,10 @@ use ratatui::widgets::{Block, Paragraph, Widget};
 use taskscope_proto as proto;
 
 use super::super::app::{App, Detail, Target};
-use super::super::state::{first_own_frame, Capture, Group, TaskRow, TaskStack, DUMP_TIMEOUT};
+use taskscope_report::frames::{Line as FrameLine, Paths};
+use taskscope_report::suspect::Rules;
+
+use super::super::state::{Capture, Group, TaskRow, TaskStack, DUMP_TIMEOUT};
 use taskscope_report::provenance::Standing;
 use super::{fmt, style};
 
@@ -171,10 +174,24 @@ fn group_lines(app: &App, g: u32) -> Vec<Line<'static>> {
             ),
         ]),
         line(vec![
-            kv("parked ≥warn", fmt::count(g.stuck)),
+            kv("stuck", fmt::count(g.stuck)),
             kv("longest", fmt::opt_duration(g.longest_parked_ns(s.now_ns))),
             kv("growth 1m", fmt::delta(g.growth)),
         ]),
+        line(vec![kv(
+            "waits on",
+            g.wait.as_ref().map_or_else(
+                || "not known yet (no survey has placed these tasks)".to_string(),
+                |w| format!("{} ({})", w.phrase, w.class.word()),
+            ),
+        )]),
+        line(vec![kv(
+            "suspect",
+            g.suspect.map_or_else(
+                || "no".to_string(),
+                |why| why.why(&Rules { long_after: s.thresholds.warn_after }),
+            ),
+        )]),
         line(vec![
             kv("spawned", fmt::count(totals.spawned)),
             kv("ended", fmt::count(totals.completed)),
@@ -209,16 +226,16 @@ fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
         Some(s) if shown => aside(s.short()),
         _ => Vec::new(),
     };
-    let full = detail.full_frames;
+    let paths = Paths::new(&outcome.dump, detail.full_frames);
     match detail.target {
         Target::Task(id) => match outcome.stack_for(id) {
             TaskStack::Found(stack, origin) => {
                 let title = match origin.heading() {
-                    Some(what) => format!("async {what}, task root first, awaited leaf last"),
-                    None => "async stack (task root first, awaited leaf last)".to_string(),
+                    Some(what) => format!("async {what}, awaited leaf first"),
+                    None => "async stack, awaited leaf first".to_string(),
                 };
                 let mut lines = vec![heading(title)];
-                lines.extend(frames(stack, full));
+                lines.extend(frames(stack, &paths));
                 lines
             }
             TaskStack::Missing(why) => {
@@ -260,8 +277,8 @@ fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
                     who.push_str(&format!(" ({label})"));
                 }
                 lines.push(Line::styled(format!(" ■ {who}"), style::value()));
-                if let Some(stack) = outcome.stacks.get(&sh.stack_id) {
-                    lines.extend(frames(stack, full));
+                if let Some(stack) = outcome.dump.stacks.get(&sh.stack_id) {
+                    lines.extend(frames(stack, &paths));
                 }
             }
             if shared.len() > MAX_GROUP_STACKS {
@@ -285,48 +302,33 @@ fn warn() -> ratatui::style::Style {
     style::severity_style(super::super::state::Severity::Warn)
 }
 
-/// A stack's frames, the program's own ones bright and the runtime's either
-/// dimmed (`full`) or folded into a count.
-fn frames(stack: &proto::Stack, full: bool) -> Vec<Line<'static>> {
+/// A stack's frames as `taskscope stack` prints them: leaf first (what the
+/// task awaits, then its callers), runs of runtime frames folded into a
+/// count unless `f` (full) is on but the awaited primitive kept, paths
+/// shortened the same way; the program's own frames bright.
+fn frames(stack: &proto::Stack, paths: &Paths) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     let n = stack.backtraces.len();
     for (i, bt) in stack.backtraces.iter().enumerate() {
         if n > 1 {
-            let leaf = first_own_frame(bt).map(|f| f.function.clone()).unwrap_or_default();
-            lines.push(Line::styled(
-                format!("   ├ awaiting {} of {n}: {leaf}", i + 1),
-                style::dim(),
-            ));
+            lines.push(Line::styled(format!("   awaiting {} of {n}:", i + 1), style::dim()));
         }
-        let mut hidden = 0usize;
-        let fold = |hidden: &mut usize, lines: &mut Vec<Line<'static>>| {
-            if *hidden > 0 {
-                lines.push(Line::styled(
-                    format!("     ┊ {} runtime frames (f shows them)", hidden),
+        for line in taskscope_report::frames::visible(&bt.frames, paths.full) {
+            match line {
+                FrameLine::Collapsed(k) => lines.push(Line::styled(
+                    format!("     ... {k} runtime frame{} (f shows them)", if k == 1 { "" } else { "s" }),
                     style::dim(),
-                ));
-                *hidden = 0;
+                )),
+                FrameLine::Frame(f) => {
+                    let fstyle = if f.internal { style::dim() } else { style::own_frame() };
+                    let function = if f.function.is_empty() { "<unknown>" } else { f.function.as_str() };
+                    lines.push(Line::from(vec![Span::raw("     "), Span::styled(function.to_string(), fstyle)]));
+                    if let Some(position) = paths.position(f) {
+                        lines.push(Line::styled(format!("         {position}"), style::dim()));
+                    }
+                }
             }
-        };
-        for f in &bt.frames {
-            if f.internal && !full {
-                hidden += 1;
-                continue;
-            }
-            fold(&mut hidden, &mut lines);
-            let place = if f.file.is_empty() {
-                String::new()
-            } else {
-                format!("  {}:{}", f.file, f.line)
-            };
-            let fstyle = if f.internal { style::dim() } else { style::own_frame() };
-            lines.push(Line::from(vec![
-                Span::raw("     "),
-                Span::styled(f.function.clone(), fstyle),
-                Span::styled(place, style::dim()),
-            ]));
         }
-        fold(&mut hidden, &mut lines);
     }
     if lines.is_empty() {
         lines.push(Line::styled("   (empty stack)", style::dim()));

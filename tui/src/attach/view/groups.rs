@@ -1,5 +1,6 @@
-//! The groups list (the leak finder) and the live-count chart of the
-//! selected group.
+//! The groups list (the leak finder: the groups of `taskscope stack`, in its
+//! order, suspects first) and the live-count chart of the selected group.
+//! STUCK counts the parked tasks of suspect groups only.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,7 +12,7 @@ use super::super::state::{Group, HISTORY_LEN};
 use super::{fmt, style};
 
 /// Width of the per-row trend.
-const TREND: u16 = 16;
+const TREND: u16 = 12;
 /// Seconds the per-row trend covers.
 const TREND_WINDOW: usize = 120;
 
@@ -45,7 +46,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Some(row(app, g, i == selected, loc_width))
     });
     let titles = [
-        "LIVE", "Δ1m", "TREND 2m", "STUCK", "LEAKED", "LONGEST", "SPAWNED", "ENDED", "NAME", "LOCATION",
+        "LIVE", "Δ1m", "TREND 2m", "STUCK", "LEAKED", "LONGEST", "SPAWNED", "WAIT", "NAME", "LOCATION",
     ];
     Table::new(rows, WIDTHS)
         .header(Row::new(titles).style(style::table_header()))
@@ -65,8 +66,8 @@ const WIDTHS: [Constraint; 10] = [
     Constraint::Length(6),
     Constraint::Length(7),
     Constraint::Length(7),
-    Constraint::Length(7),
-    Constraint::Length(12),
+    Constraint::Length(24),
+    Constraint::Length(10),
     Constraint::Fill(1),
 ];
 
@@ -93,7 +94,7 @@ fn row<'a>(app: &App, g: &'a Group, selected: bool, loc_width: usize) -> Row<'a>
         leaked,
         Cell::from(fmt::opt_duration(g.longest_parked_ns(s.now_ns))),
         Cell::from(fmt::count(totals.spawned)),
-        Cell::from(fmt::count(totals.completed)),
+        Cell::from(g.wait.as_ref().map_or("-", |w| w.phrase.as_str())),
         Cell::from(name),
         Cell::from(fmt::tail(&g.location, loc_width)),
     ])

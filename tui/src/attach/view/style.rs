@@ -6,10 +6,11 @@ use super::super::state::{Severity, TaskRow, TaskState};
 
 /// Symbol and short word of a task state.
 pub fn state_symbol(state: TaskState, leaked: bool) -> (&'static str, &'static str) {
+    // The words of `taskscope stack`.
     match (state, leaked) {
-        (TaskState::Idle, true) => ("✗", "LEAK"),
-        (TaskState::Running, _) => ("▶", "run"),
-        (TaskState::Scheduled, _) => ("●", "sched"),
+        (TaskState::Idle, true) => ("✗", "leaked"),
+        (TaskState::Running, _) => ("▶", "running"),
+        (TaskState::Scheduled, _) => ("●", "scheduled"),
         (TaskState::Idle, false) => ("○", "idle"),
         (TaskState::Done, _) => ("✓", "done"),
     }

@@ -10,15 +10,16 @@ use super::super::state::{SortColumn, TaskRow, Thresholds};
 use super::{fmt, style};
 
 /// Widths of the columns, in [`SortColumn::ALL`] order.
-const WIDTHS: [Constraint; 9] = [
+const WIDTHS: [Constraint; 10] = [
     Constraint::Length(7),
-    Constraint::Length(7),
-    Constraint::Length(18),
+    Constraint::Length(11),
+    Constraint::Length(12),
     Constraint::Length(7),
     Constraint::Length(7),
     Constraint::Length(7),
     Constraint::Length(7),
     Constraint::Length(6),
+    Constraint::Length(20),
     Constraint::Fill(1),
 ];
 
@@ -100,6 +101,7 @@ fn row<'a>(
         Cell::from(fmt::count(t.polls)),
         Cell::from(busy),
         Cell::from(if wakers_observed { t.live_wakers.to_string() } else { "-".to_string() }),
+        Cell::from(t.wait.as_deref().unwrap_or("-")),
         Cell::from(fmt::tail(&t.location, loc_width)),
     ];
     Row::new(cells).style(style::row(
