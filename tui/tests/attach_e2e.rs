@@ -544,3 +544,81 @@ fn failures_before_the_screen_opens_are_one_line() {
         "{err}"
     );
 }
+
+/// The WAIT column of a groups-view row: the text between the SPAWNED
+/// count and the name, as wide as the column.
+fn wait_cell(screen: &str, row: &str) -> String {
+    let titles = screen.lines().find(|l| l.starts_with("LIVE")).unwrap_or("");
+    let (Some(start), Some(end)) = (titles.find("WAIT"), titles.find("NAME")) else { return String::new() };
+    row.chars().skip(titles[..start].chars().count()).take(titles[start..end].chars().count()).collect::<String>().trim().to_string()
+}
+
+/// `attach` shows the groups `stack` shows, in its order, with the same
+/// wait reasons: on the `service` example (healthy waits hiding three
+/// leaks), the leaked tasks, then the full channel and the oneshot, then
+/// the idle connection handlers (one group, not a suspect).
+#[test]
+fn the_groups_view_has_stacks_groups_reasons_and_order() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempdir();
+    let ex = Example::start(dir.path(), "service", &[], &[]);
+    let pid = ex.pid().to_string();
+    // What `stack` says, as data.
+    let start = Instant::now();
+    let stack: serde_json::Value = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_taskscope"))
+            .args(["stack", &pid, "--json", "--suspect-after", "1s"])
+            .env("TASKSCOPE_DIR", dir.path())
+            .output()
+            .expect("run stack");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let suspects = json["groups"].as_array().map_or(0, |g| g.iter().filter(|g| !g["suspect"].is_null()).count());
+        if suspects == 3 || start.elapsed() > PATIENCE {
+            break json;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let expected: Vec<(u64, String)> = stack["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| (g["count"].as_u64().unwrap_or(0), g["wait"]["phrase"].as_str().unwrap_or("-").to_string()))
+        .collect();
+    assert_eq!(expected.len(), 7, "{stack:#}");
+
+    let tmux = Tmux::start(dir.path());
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    tmux.type_line(&format!("{} --warn-after 1s", attach_cmd(&pid)));
+    tmux.wait_for("the live task list", |s| live(s) && s.contains("PARKED↓"));
+    tmux.key("Tab");
+    let rows = |s: &str| -> Vec<(u64, String)> {
+        s.lines()
+            .skip_while(|l| !l.starts_with("LIVE"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty() && !l.starts_with('┌'))
+            .filter_map(|l| Some((l.split_whitespace().next()?.replace(',', "").parse().ok()?, wait_cell(s, l))))
+            .collect()
+    };
+    // The first four groups are stack's first four (the suspects, then the
+    // biggest healthy group), with the same waits; the three single tasks
+    // after them tie on count, and their order moves with their timers.
+    let cut = |w: &str| w.chars().take(20).collect::<String>();
+    let head: Vec<(u64, String)> = expected.iter().take(4).map(|(n, w)| (*n, cut(w))).collect();
+    let screen = tmux.wait_for("the groups of stack, in its order", |s| {
+        let shown: Vec<(u64, String)> = rows(s).into_iter().map(|(n, w)| (n, cut(&w))).collect();
+        shown.len() == 7 && shown[..4] == head[..]
+    });
+    assert_eq!(head[0], (5, cut("nothing can wake it")), "{stack:#}");
+    assert_eq!(head[3], (30, cut("broadcast receive | I/O read")), "{stack:#}");
+    let mut rest: Vec<String> = rows(&screen)[4..].iter().map(|(_, w)| cut(w)).collect();
+    let mut want: Vec<String> = expected[4..].iter().map(|(_, w)| cut(w)).collect();
+    rest.sort();
+    want.sort();
+    assert_eq!(rest, want, "{screen}");
+    // STUCK counts the suspects' tasks only: not the 30 idle handlers.
+    let handlers = screen.lines().find(|l| l.starts_with("30 ")).unwrap_or_else(|| panic!("{screen}"));
+    assert_eq!(handlers.split_whitespace().nth(3), Some("0"), "{screen}");
+    tmux.key("q");
+}
