@@ -13,6 +13,7 @@ pub mod attach;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod diff;
 pub mod duration;
 pub mod output;

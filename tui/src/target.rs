@@ -32,6 +32,13 @@ pub enum Target {
         /// TCP port.
         port: u16,
     },
+    /// `console://ADDR`: a console-subscriber (tokio-console's agent) at a
+    /// Unix socket or TCP address, spoken to in its own protocol without
+    /// trying taskscope's first (see [`crate::console`]).
+    Console {
+        /// Where it listens: a `Unix` or `Tcp` target.
+        at: Box<Target>,
+    },
 }
 
 /// Why a `<pid|addr>` argument could not be understood. The message is the
@@ -47,7 +54,11 @@ pub struct TargetError {
 
 const EXPECTED: &str = "expected a PID (e.g. `1234`), a Unix socket path (containing `/` or \
                         starting with `unix:`), or a TCP address (`host:port`, `http://host:port`, \
-                        `[::1]:port`)";
+                        `[::1]:port`; `console://host:port` for a console-subscriber)";
+
+/// Where console-subscriber listens unless told otherwise (its
+/// `TOKIO_CONSOLE_BIND` default), for a bare `console://`.
+pub const CONSOLE_DEFAULT: &str = "127.0.0.1:6669";
 
 impl Target {
     /// Parses a `<pid|addr>` argument.
@@ -59,12 +70,22 @@ impl Target {
     /// localhost:6669          -> Tcp
     /// http://127.0.0.1:6669   -> Tcp
     /// [::1]:6669              -> Tcp
+    /// console://[ADDR]        -> Console (ADDR a socket path or host:port;
+    ///                            127.0.0.1:6669 when empty)
     /// ```
     pub fn parse(input: &str) -> Result<Target, TargetError> {
         let fail = |reason: &str| TargetError { input: input.to_string(), reason: reason.to_string() };
         let s = input.trim();
         if s.is_empty() {
             return Err(fail(EXPECTED));
+        }
+        if let Some(rest) = s.strip_prefix("console://") {
+            let rest = if rest.is_empty() { CONSOLE_DEFAULT } else { rest };
+            return match Target::parse(rest) {
+                Ok(at @ (Target::Unix { .. } | Target::Tcp { .. })) => Ok(Target::Console { at: Box::new(at) }),
+                Ok(_) => Err(fail("`console://` takes a socket path or `host:port`, not a PID")),
+                Err(e) => Err(TargetError { input: input.to_string(), reason: e.reason }),
+            };
         }
         if s.bytes().all(|b| b.is_ascii_digit()) {
             let pid: u32 = match s.parse() {
@@ -112,7 +133,8 @@ impl Target {
         match self {
             Target::Pid { pid, .. } => Some(*pid),
             Target::Unix { path } => taskscope_proto::discovery::pid_of_socket(path),
-            Target::Tcp { .. } => None,
+            // console-subscriber's sockets are not named after a PID.
+            Target::Tcp { .. } | Target::Console { .. } => None,
         }
     }
 
@@ -122,6 +144,7 @@ impl Target {
             Target::Pid { socket, .. } => Some(socket),
             Target::Unix { path } => Some(path),
             Target::Tcp { .. } => None,
+            Target::Console { at } => at.socket(),
         }
     }
 
@@ -131,7 +154,22 @@ impl Target {
             Target::Pid { socket, .. } => socket.display().to_string(),
             Target::Unix { path } => path.display().to_string(),
             Target::Tcp { host, port } => format!("{host}:{port}"),
+            Target::Console { at } => at.address(),
         }
+    }
+
+    /// What to open a connection to: the target itself, or the address a
+    /// `console://` target names (never a `Console`).
+    pub fn transport(&self) -> &Target {
+        match self {
+            Target::Console { at } => at.transport(),
+            other => other,
+        }
+    }
+
+    /// Whether only console-subscriber's protocol is to be spoken.
+    pub fn is_console(&self) -> bool {
+        matches!(self, Target::Console { .. })
     }
 }
 
@@ -140,6 +178,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Pid { pid, .. } => write!(f, "process {pid}"),
+            Target::Console { at } => write!(f, "the console-subscriber at {}", at.address()),
             _ => write!(f, "the agent at {}", self.address()),
         }
     }
@@ -228,6 +267,21 @@ mod tests {
         assert_eq!(Target::parse("http://[::1]:6669").unwrap(), tcp("[::1]", 6669));
         assert_eq!(tcp("[::1]", 6669).address(), "[::1]:6669");
         assert_eq!(tcp("h", 1).to_string(), "the agent at h:1");
+    }
+
+    #[test]
+    fn console_scheme_forces_console_subscriber() {
+        let console = |t: Target| Target::Console { at: Box::new(t) };
+        assert_eq!(Target::parse("console://127.0.0.1:7000").unwrap(), console(tcp("127.0.0.1", 7000)));
+        assert_eq!(Target::parse("console://").unwrap(), console(tcp("127.0.0.1", 6669)));
+        assert_eq!(Target::parse("console:///tmp/c.sock").unwrap(), console(unix("/tmp/c.sock")));
+        let t = Target::parse("console://localhost:6669").unwrap();
+        assert_eq!(t.transport(), &tcp("localhost", 6669));
+        assert_eq!(t.address(), "localhost:6669");
+        assert_eq!(t.to_string(), "the console-subscriber at localhost:6669");
+        assert!(t.is_console() && t.pid().is_none() && t.socket().is_none());
+        assert!(Target::parse("console://1234").unwrap_err().reason.contains("not a PID"));
+        assert!(Target::parse("console://h:0").unwrap_err().to_string().starts_with("invalid target `console://h:0`"));
     }
 
     #[test]

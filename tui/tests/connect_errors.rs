@@ -161,7 +161,7 @@ fn unimplemented_get_info_is_another_protocol() {
     let pid = std::process::id();
     let _router = serve_empty_router(&socket_in(dir.path(), pid));
     let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
-    assert_one_line_error(&run, "agent speaks another protocol version (not taskscope.v1)");
+    assert_one_line_error(&run, "speaks neither taskscope.v1 nor console-subscriber's protocol");
 }
 
 #[test]

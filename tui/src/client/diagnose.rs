@@ -103,6 +103,13 @@ pub fn connect_failed(target: &Target, err: &(dyn StdError + 'static)) -> Connec
     }
 }
 
+/// Whether a failed `GetInfo` came from a gRPC server that serves another
+/// service (UNIMPLEMENTED, with a real `grpc-status`): worth asking in
+/// console-subscriber's protocol next.
+pub fn other_grpc_service(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unimplemented && !status.message().starts_with("grpc-status header missing")
+}
+
 /// `GetInfo` returned an error status.
 pub fn get_info_failed(target: &Target, status: &tonic::Status) -> ConnectError {
     // tonic invents a status from the HTTP status when a response carries no
@@ -154,9 +161,17 @@ fn refused(target: &Target) -> ConnectError {
         Target::Tcp { .. } => ConnectError::Refused {
             address: target.address(),
             hint: format!(
-                ": is the program running with {}={}?",
+                ": is the program running with {}={} (or console-subscriber listening there)?",
                 taskscope_proto::env::TCP.name,
                 target.address()
+            ),
+        },
+        Target::Console { at } => ConnectError::Refused {
+            address: at.address(),
+            hint: format!(
+                ": is the program running with console-subscriber listening there (its default {}, or \
+                 TOKIO_CONSOLE_BIND)?",
+                crate::target::CONSOLE_DEFAULT
             ),
         },
     }
@@ -279,8 +294,13 @@ mod tests {
         let err = connect_failed(&target, &io::Error::from(io::ErrorKind::ConnectionRefused));
         assert_eq!(
             err.to_string(),
-            "connection refused by 127.0.0.1:1: is the program running with TASKSCOPE_TCP=127.0.0.1:1?"
+            "connection refused by 127.0.0.1:1: is the program running with TASKSCOPE_TCP=127.0.0.1:1 \
+             (or console-subscriber listening there)?"
         );
+        let console = Target::Console { at: Box::new(target) };
+        let err = connect_failed(&console, &io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(err.to_string().contains("console-subscriber listening there"), "{err}");
+        assert!(!err.to_string().contains("TASKSCOPE_TCP"), "{err}");
     }
 
     #[test]
@@ -304,7 +324,7 @@ mod tests {
         let status = tonic::Status::unimplemented("grpc-status header missing, mapped from HTTP status code 404");
         assert_eq!(
             get_info_failed(&target, &status).to_string(),
-            "h:80: not a taskscope agent (it answered HTTP 404, not gRPC)"
+            "h:80: neither a taskscope agent nor a console-subscriber (it answered HTTP 404, not gRPC)"
         );
     }
 

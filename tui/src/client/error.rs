@@ -138,11 +138,12 @@ pub enum ConnectError {
         after: String,
     },
 
-    /// `GetInfo` is UNIMPLEMENTED: the agent serves another `taskscope.vN`
-    /// package (or is not a taskscope agent at all).
+    /// `GetInfo` is UNIMPLEMENTED, and so is console-subscriber's
+    /// `WatchUpdates`: the agent serves another `taskscope.vN` package (or
+    /// the server is neither a taskscope agent nor a console-subscriber).
     #[error(
-        "{who}: agent speaks another protocol version (not taskscope.v{ours}): \
-         use a taskscope built for its agent version"
+        "{who}: a gRPC server that speaks neither taskscope.v{ours} nor console-subscriber's protocol \
+         (an agent of another taskscope version needs the taskscope built for it)"
     )]
     OtherProtocol {
         /// `process 1234 (name)` or the address.
@@ -151,9 +152,9 @@ pub enum ConnectError {
         ours: u32,
     },
 
-    /// Something answered, but not in gRPC: another HTTP server (or a proxy)
-    /// listens at that address.
-    #[error("{who}: not a taskscope agent ({detail})")]
+    /// Something answered, but not in gRPC: another HTTP server (or a proxy,
+    /// or a server of another protocol) listens at that address.
+    #[error("{who}: neither a taskscope agent nor a console-subscriber ({detail})")]
     NotAnAgent {
         /// The address.
         who: String,
@@ -224,7 +225,7 @@ mod tests {
     #[test]
     fn protocol_messages() {
         let other = ConnectError::OtherProtocol { who: "process 1 (x)".into(), ours: 1 };
-        assert!(other.to_string().contains("agent speaks another protocol version (not taskscope.v1)"));
+        assert!(other.to_string().contains("speaks neither taskscope.v1 nor console-subscriber's protocol"));
         let mismatch = ConnectError::VersionMismatch { who: "a".into(), theirs: 2, ours: 1 };
         assert_eq!(mismatch.to_string(), "a: agent speaks protocol v2, this taskscope speaks v1");
     }

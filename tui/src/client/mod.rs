@@ -2,6 +2,9 @@
 //!
 //! Every command that talks to an agent (`stack`, `ps`, the live `attach`
 //! view) goes through [`connect`], so they all fail the same precise way.
+//! An address where a console-subscriber answers instead of an agent (or a
+//! `console://` target) is served through [`crate::console`], which gives the
+//! same [`Connected`].
 //! Nothing here can hang: connecting and the first request have their own
 //! limits, and callers bound their later requests with [`Timeouts::request`].
 //!
@@ -12,7 +15,8 @@
 //! let updates = conn.client.watch(taskscope_proto::WatchRequest { interval_ms: 500 }).await?;
 //! ```
 
-mod diagnose;
+// Shared with `crate::console`, which fails the same ways.
+pub(crate) mod diagnose;
 mod error;
 pub use diagnose::stopped_hint;
 
@@ -120,10 +124,18 @@ pub async fn connect_with(target: &Target, timeouts: Timeouts) -> Result<Connect
         Ok(Err(e)) => return Err(diagnose::connect_failed(target, &e)),
         Ok(Ok(channel)) => channel,
     };
-    let mut client = InspectorClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+    if target.is_console() {
+        return crate::console::connect(channel, target, timeouts).await;
+    }
+    let mut client = InspectorClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
 
     let info = match tokio::time::timeout(timeouts.request, client.get_info(InfoRequest {})).await {
         Err(_) => return Err(timeout(timeouts.request)),
+        // A gRPC server without taskscope's service: perhaps a
+        // console-subscriber (tokio-console's agent), which has its own.
+        Ok(Err(status)) if diagnose::other_grpc_service(&status) => {
+            return crate::console::connect(channel, target, timeouts).await;
+        }
         Ok(Err(status)) => return Err(diagnose::get_info_failed(target, &status)),
         Ok(Ok(response)) => response.into_inner(),
     };
@@ -158,5 +170,6 @@ async fn open_channel(target: &Target, connect_timeout: Duration) -> Result<Chan
                 }))
                 .await
         }
+        Target::Console { at } => Box::pin(open_channel(at, connect_timeout)).await,
     }
 }
