@@ -155,6 +155,15 @@ pub fn standing(source: StackSource, has_stack: bool, parked: bool, all_dumped: 
     })
 }
 
+/// Whether no stack can come from any source: no safe capture, and task
+/// dumps unsupported for every runtime (a console-subscriber). Then the
+/// header says so once, and no task repeats it.
+pub fn no_source(runtimes: &[RuntimeDump], safe: Option<&SafeCapture>) -> bool {
+    safe.is_none()
+        && !runtimes.is_empty()
+        && runtimes.iter().all(|r| r.status == DumpStatus::Unsupported as i32)
+}
+
 /// Whether every runtime's tokio dump succeeded (false without runtimes).
 pub fn all_dumped(runtimes: &[RuntimeDump]) -> bool {
     !runtimes.is_empty() && runtimes.iter().all(|r| r.status == DumpStatus::Ok as i32)
@@ -250,6 +259,8 @@ fn runtime_part(rt: &RuntimeDump, timeout: Duration) -> String {
             };
             format!("runtime {runtime} did not answer within {}: {}", taskscope_proto::duration::format(timeout), explained(why))
         }
+        // No runtime is named when none is known (a console-subscriber).
+        Ok(DumpStatus::Unsupported) if rt.runtime.is_empty() => format!("task dumps are not supported{detail}"),
         Ok(DumpStatus::Unsupported) => format!("task dumps are not supported for runtime {runtime}{detail}"),
         Ok(DumpStatus::Disabled) => {
             // Older agents started the detail with "not dumped: ".
@@ -395,6 +406,19 @@ mod tests {
             line(&[rt(DumpStatus::Ok, "")], Some(&none), true, T).as_deref(),
             Some("stacks: tokio dumped runtime main"),
             "no wrapped tasks: worth saying only when tokio's dump gave nothing either"
+        );
+    }
+
+    #[test]
+    fn a_source_without_stacks_is_said_once_without_a_runtime_name() {
+        let none = RuntimeDump { runtime: String::new(), ..rt(DumpStatus::Unsupported, "records only") };
+        assert!(no_source(std::slice::from_ref(&none), None));
+        assert!(!no_source(std::slice::from_ref(&none), Some(&SafeCapture::default())));
+        assert!(!no_source(&[rt(DumpStatus::Disabled, "")], None));
+        assert!(!no_source(&[], None));
+        assert_eq!(
+            summary(&[none], None, false, T).map(|s| s.line()).as_deref(),
+            Some("warning: no stacks: task dumps are not supported (records only); tasks are shown by spawn location only")
         );
     }
 

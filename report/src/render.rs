@@ -36,6 +36,10 @@ use crate::provenance::{self, Missing, Standing};
 use crate::suspect::{Rules, Sort};
 use crate::wait;
 
+/// `ProcessInfo.mode` of a program read through console-subscriber's
+/// protocol (`console-api`) rather than a taskscope agent's.
+pub const CONSOLE_MODE: &str = "console-api";
+
 /// How to render.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct View {
@@ -128,9 +132,18 @@ pub fn chosen(info: &ProcessInfo, dump: &Dump, timeout: Duration) -> String {
 pub fn header(info: &ProcessInfo, dump: &Dump) -> String {
     let c = dump.header.counts.unwrap_or_default();
     let dropped = dump.header.dropped_events;
+    // A console-subscriber (read by the CLI in its protocol) says neither
+    // its PID (found only for a local address) nor tokio's version.
+    let who = if info.mode == CONSOLE_MODE {
+        let name = if info.process_name.is_empty() { "console-subscriber" } else { &info.process_name };
+        let pid = if info.pid == 0 { "unknown".to_string() } else { info.pid.to_string() };
+        format!("{} (pid {pid}) via console-api", shown(name))
+    } else {
+        format!("{} (pid {}), tokio {}", shown(&info.process_name), info.pid, shown(&info.tokio_version))
+    };
     let mut line = format!(
-        "{} (pid {}), tokio {}: {} running, {} scheduled, {} idle, {} leaked, {} done; {} dropped events",
-        shown(&info.process_name), info.pid, shown(&info.tokio_version), c.running, c.scheduled, c.idle, c.leaked, c.done, dropped,
+        "{who}: {} running, {} scheduled, {} idle, {} leaked, {} done; {} dropped events",
+        c.running, c.scheduled, c.idle, c.leaked, c.done, dropped,
     );
     if dropped > 0 {
         line.push_str(" (some task records may be missing)");
@@ -204,8 +217,16 @@ pub fn group_block_with(g: &Group<'_>, dump: &Dump, paths: &Paths, timeout: Dura
         out.push_str(&format!("  {}: {names}\n", if g.names.len() == 1 { "name" } else { "names" }));
     }
     let stack = dump.stacks.get(&g.stack_id).filter(|_| g.stack_id != 0);
-    out.push_str(&stack_or_why_not(g.standing, stack, paths, timeout));
+    if !no_stack_source(dump) {
+        out.push_str(&stack_or_why_not(g.standing, stack, paths, timeout));
+    }
     out
+}
+
+/// No stack could come for any task (see [`provenance::no_source`]): the
+/// header's `no stacks` line says why, once.
+fn no_stack_source(dump: &Dump) -> bool {
+    provenance::no_source(&dump.header.runtimes, dump.header.safe_capture.as_ref())
 }
 
 /// A task of the `--all` view: `task 42 [idle 5m12s, leaked] name=worker spawned at src/main.rs:10:5`
@@ -232,7 +253,7 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths, timeout: Dura
     let location = dump::location(task).unwrap_or_else(|| "<unknown>".to_string());
     let location = shown(&location);
     let mut out = format!("task {} [{tags}]{name} spawned at {location}\n", task.id);
-    if state != TaskState::Done {
+    if state != TaskState::Done && !no_stack_source(dump) {
         out.push_str(&stack_or_why_not(dump.standing(dumped), dump.stack_of(dumped), paths, timeout));
     }
     out
