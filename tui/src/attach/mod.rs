@@ -73,6 +73,11 @@ pub struct Args {
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_age)]
     pub survey_every: Duration,
 
+    /// Group order: `suspects` (leaked, then growing or long waits on
+    /// another task, then by count, as `stack`) or `count`.
+    #[arg(long, value_name = "ORDER", default_value = "suspects", value_parser = crate::stack::parse_sort)]
+    pub sort: taskscope_report::suspect::Sort,
+
     /// How often the agent sends changes.
     #[arg(long, value_name = "DUR", default_value = "1s", value_parser = crate::duration::parse_wait)]
     pub interval: Duration,
@@ -123,6 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut app = App::new(State::new(thresholds, args.keep_done), Instant::now());
     app.surveys = surveying::Schedule::new(args.survey_every);
+    app.state.set_group_sort(args.sort);
     app.state.set_connection(state::Connection::Connecting { attempt: 1 });
     app.state.follow = plan.follow.clone();
 

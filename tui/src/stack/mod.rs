@@ -109,8 +109,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::output::print(&text)
 }
 
-/// `--sort`'s values.
-fn parse_sort(text: &str) -> Result<Sort, String> {
+/// `--sort`'s values (`stack` and `attach`).
+pub fn parse_sort(text: &str) -> Result<Sort, String> {
     match text {
         "suspects" => Ok(Sort::Suspects),
         "count" => Ok(Sort::Count),

@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use taskscope_report::suspect::{self, Rules, Suspicion};
+use taskscope_report::suspect::{self, Rules, Sort, Suspicion};
 use taskscope_report::wait::Wait;
 
 use super::history::History;
@@ -97,9 +97,12 @@ impl Group {
     /// The ordering key, the order of `taskscope stack`: suspects first
     /// (leaked, growing, long sync waits), then the most tasks, then the
     /// longest parked.
-    fn rank(&self) -> impl Ord + '_ {
+    fn rank(&self, sort: Sort) -> impl Ord + '_ {
         (
-            suspect::rank(self.suspect),
+            match sort {
+                Sort::Suspects => suspect::rank(self.suspect),
+                Sort::Count => 0,
+            },
             Reverse(self.live),
             self.oldest_parked_since.unwrap_or(u64::MAX),
             &self.location,
@@ -123,6 +126,8 @@ pub struct Groups {
     groups: Vec<Group>,
     order: Vec<u32>,
     last_sample_sec: Option<u64>,
+    /// Suspects first (the default), or by count only.
+    pub sort: Sort,
 }
 
 impl Groups {
@@ -211,8 +216,9 @@ impl Groups {
             })
             .collect();
         let groups = &self.groups;
+        let sort = self.sort;
         self.order
-            .sort_by(|a, b| groups[*a as usize].rank().cmp(&groups[*b as usize].rank()));
+            .sort_by(|a, b| groups[*a as usize].rank(sort).cmp(&groups[*b as usize].rank(sort)));
     }
 
     /// Pushes one live-count sample per group for each agent second elapsed

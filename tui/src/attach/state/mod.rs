@@ -139,6 +139,12 @@ impl State {
         self.process = Some(info);
     }
 
+    /// Orders the groups suspects first (the default) or by count only.
+    pub fn set_group_sort(&mut self, sort: taskscope_report::suspect::Sort) {
+        self.groups.sort = sort;
+        self.regroup();
+    }
+
     /// Learns from a dump's answer whether tokio's dump harmed a runtime
     /// (`GetInfo` is asked only at connect, and a dump can be the harm).
     pub fn note_dump(&mut self, outcome: &DumpOutcome) {

@@ -106,8 +106,9 @@ fn render_chart(g: &Group, area: Rect, buf: &mut Buffer) {
     let width = area.width.saturating_sub(2) as usize;
     let data: Vec<Option<u64>> = g.history.buckets(width, HISTORY_LEN);
     let max = data.iter().flatten().copied().max().unwrap_or(0);
+    let suspect = g.suspect.map(|s| format!(" suspect: {} ", s.word().replace('_', " "))).unwrap_or_default();
     let title = format!(
-        " live tasks at {}{}: last {} min, now {}, peak {} ",
+        " live tasks at {}{}: last {} min, now {}, peak {} {suspect}",
         g.location,
         if g.name.is_empty() {
             String::new()
