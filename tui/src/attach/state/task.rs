@@ -187,11 +187,12 @@ pub fn contains_lower(haystack: &str, needle_lower: &str) -> bool {
     taskscope_report::filter::contains_ignoring_case(haystack, needle_lower)
 }
 
-/// `file:line:column` of a protocol location ("?" when absent).
+/// `file:line:column` of a protocol location (`<unknown>` when absent, as
+/// `taskscope stack` says).
 pub fn location_string(location: Option<&proto::Location>) -> String {
     match location {
         Some(l) if !l.file.is_empty() => format!("{}:{}:{}", l.file, l.line, l.column),
-        _ => "?".to_string(),
+        _ => "<unknown>".to_string(),
     }
 }
 
