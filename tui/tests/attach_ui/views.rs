@@ -145,7 +145,13 @@ fn a_narrow_terminal_still_renders() {
     press(&mut app, KeyCode::Tab);
     let _ = draw(&app, 40, 8);
     press(&mut app, KeyCode::Enter);
-    let _ = draw(&app, 20, 5);
+    // Under 40x7 no screen fits: one line says so, on the middle row, cut
+    // at the window's edge, instead of the detail view drawn over itself.
+    assert_eq!(text(&draw(&app, 20, 5)), "\n\nwindow too small (20\n\n\n");
+    assert_eq!(
+        text(&draw(&app, 39, 7)).lines().nth(3),
+        Some("window too small (39x7): taskscope need")
+    );
 }
 
 /// Colours: parked past the warning threshold in yellow, past the leak
