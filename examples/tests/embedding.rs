@@ -4,15 +4,21 @@
 //!
 //! One test per file: the subscriber is global to the test process.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::prelude::*;
+
+#[allow(dead_code)] // only its `taskscope_cli`
+#[path = "common/process.rs"]
+mod process;
 
 #[test]
 fn layer_next_to_a_fmt_layer_records_tasks() {
     let dir = std::env::temp_dir().join(format!("taskscope-embedding-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    // Built when only this package's tests were (nothing is skipped), and
+    // before the runtime, which must not wait on a build.
+    let cli = process::taskscope_cli();
     // Before the agent starts: it reads the environment once.
     std::env::set_var("TASKSCOPE_DIR", &dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -38,10 +44,6 @@ fn layer_next_to_a_fmt_layer_records_tasks() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
-        let Some(cli) = taskscope_cli() else {
-            eprintln!("no taskscope binary next to this test (`cargo test --workspace` builds it): socket checked only");
-            return;
-        };
         let pid = std::process::id().to_string();
         // Off the runtime: the agent dumps this runtime while the CLI waits.
         let out = tokio::task::spawn_blocking(move || {
@@ -57,11 +59,4 @@ fn layer_next_to_a_fmt_layer_records_tasks() {
     });
     drop(runtime);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// `target/debug/taskscope`, next to this test's directory, if it was built.
-fn taskscope_cli() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let cli = exe.parent()?.parent()?.join("taskscope");
-    cli.is_file().then_some(cli)
 }

@@ -2,7 +2,7 @@
 //! terminal) against the real example programs with the real agent. Keys go
 //! in with `send-keys`, the screen comes out with `capture-pane`.
 //!
-//! Skipped, with the reason printed, only when tmux is not installed. The
+//! Without tmux every test fails, saying so: none passes by skipping. The
 //! examples belong to another package; the first test that needs them builds
 //! them into the same target directory (a no-op under `cargo test --workspace`).
 
@@ -23,17 +23,20 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn have_tmux() -> bool {
+/// Fails the test, saying how to get tmux, when it is not installed: these
+/// tests do not pass by skipping (`.ci/run` installs it).
+fn need_tmux() {
     let found = Command::new("tmux")
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok();
-    if !found {
-        eprintln!("skipping: tmux is not installed; the attach end-to-end tests need a real terminal from tmux");
-    }
-    found
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "tmux is not installed: the attach end-to-end tests need a real terminal from tmux \
+         (Debian: `apt-get install tmux`; .ci/run installs it)"
+    );
 }
 
 fn examples_built() {
@@ -245,9 +248,7 @@ fn first_row(screen: &str) -> &str {
 
 #[test]
 fn the_leak_is_the_top_group_its_stack_names_the_helper_and_q_restores_the_terminal() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     let d = dir.path().display().to_string();
     let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "20ms"], &[]);
@@ -319,9 +320,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn reconnects_when_a_tcp_target_comes_back() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
@@ -360,9 +359,7 @@ fn rows_at<'a>(screen: &'a str, file: &str) -> Vec<&'a str> {
 
 #[test]
 fn a_pid_target_that_exits_is_named_and_the_programs_next_process_followed() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     let args = ["--calls", "0", "--interval", "50ms"];
     let mut ex = Example::start(dir.path(), "done_signal", &args, &[]);
@@ -394,9 +391,7 @@ fn a_pid_target_that_exits_is_named_and_the_programs_next_process_followed() {
 
 #[test]
 fn no_follow_stays_on_the_exited_process() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     let args = ["--calls", "0", "--interval", "50ms"];
     let mut ex = Example::start(dir.path(), "done_signal", &args, &[]);
@@ -418,9 +413,7 @@ fn no_follow_stays_on_the_exited_process() {
 
 #[test]
 fn follow_name_waits_for_the_programs_first_process() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     examples_built();
     let tmux = Tmux::start(dir.path());
@@ -437,9 +430,7 @@ fn follow_name_waits_for_the_programs_first_process() {
 
 #[test]
 fn sigterm_ends_the_ui_and_restores_the_terminal() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     let d = dir.path().display().to_string();
     let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
@@ -467,9 +458,7 @@ fn sigterm_ends_the_ui_and_restores_the_terminal() {
 
 #[test]
 fn a_stopped_target_counts_as_lost_and_is_followed_again_when_continued() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
     let pid = ex.pid().to_string();
@@ -559,9 +548,7 @@ fn wait_cell(screen: &str, row: &str) -> String {
 /// the idle connection handlers (one group, not a suspect).
 #[test]
 fn the_groups_view_has_stacks_groups_reasons_and_order() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let dir = tempdir();
     let ex = Example::start(dir.path(), "service", &[], &[]);
     let pid = ex.pid().to_string();
