@@ -1,10 +1,16 @@
 //! The README says what the code does: its environment table is the one in
-//! `taskscope_proto::env`, its quick start is two commands, and CI runs the
-//! second one.
+//! `taskscope_proto::env`, its quick start is the demo, the install of the
+//! `taskscope` command and the test command, CI runs the last one and
+//! installs the tools the README says it does, and its `$ taskscope ...`
+//! lines use real flags.
 //!
 //! To refresh the table: `TASKSCOPE_BLESS=1 cargo test -p taskscope-examples --test readme`.
 
 use std::path::PathBuf;
+
+#[allow(dead_code)] // only its `taskscope_cli`
+#[path = "common/process.rs"]
+mod process;
 
 const START: &str = "<!-- env-table:start -->\n";
 const END: &str = "<!-- env-table:end -->";
@@ -72,14 +78,62 @@ fn env_table_matches_the_code() {
 }
 
 #[test]
-fn quick_start_is_two_commands() {
+fn quick_start_is_the_demo_the_install_and_the_tests() {
     let commands = quick_start_commands(&readme());
     assert_eq!(
         commands,
-        ["scripts/demo", "cargo test --workspace"],
-        "the quick start should be the demo and the tests"
+        [
+            "scripts/demo",
+            "cargo install --locked --path tui",
+            "cargo test --workspace"
+        ],
+        "the quick start should be the demo, the install of the CLI and the tests"
     );
     assert!(root().join("scripts/demo").is_file(), "scripts/demo exists");
+    // What `cargo install --path tui` installs: a binary named `taskscope`,
+    // the command the rest of the README runs.
+    let manifest = std::fs::read_to_string(root().join("tui/Cargo.toml")).expect("read tui/Cargo.toml");
+    let bins: Vec<&str> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|bin| bin.lines().find_map(|l| l.trim().strip_prefix("name = ")))
+        .collect();
+    assert_eq!(
+        bins,
+        ["\"taskscope\""],
+        "tui/Cargo.toml should build exactly the `taskscope` binary"
+    );
+}
+
+/// The Debian packages `.ci/run` installs when missing (its `missing+=(...)`
+/// lines), each named in the README's quick start, and the other way round
+/// for the test tools the quick start names.
+#[test]
+fn the_readme_names_what_ci_installs() {
+    let ci = std::fs::read_to_string(root().join(".ci/run")).expect("read .ci/run");
+    let packages: Vec<&str> = ci
+        .lines()
+        .filter_map(|l| l.split("missing+=(").nth(1))
+        .flat_map(|rest| rest.split(')').next().unwrap_or_default().split_whitespace())
+        .collect();
+    for tool in ["golang-go", "tmux"] {
+        assert!(
+            packages.contains(&tool),
+            ".ci/run should install {tool}: {packages:?}"
+        );
+    }
+    let readme = readme();
+    let quick_start = readme
+        .split("\n## Quick start\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a `## Quick start` section");
+    for tool in ["golang-go", "tmux"] {
+        assert!(
+            quick_start.contains(&format!("`{tool}`")),
+            "the quick start should say that the tests need `{tool}`"
+        );
+    }
 }
 
 #[test]
@@ -103,22 +157,10 @@ fn ci_runs_the_readme_test_command() {
     );
 }
 
-/// The `taskscope` binary next to this test's (`target/debug/taskscope`), built
-/// by `cargo test --workspace`; `None` when only this crate was built.
-fn taskscope_cli() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let cli = exe.parent()?.parent()?.join("taskscope");
-    cli.is_file().then_some(cli)
-}
-
 #[test]
 fn readme_invocations_use_real_flags() {
-    let Some(cli) = taskscope_cli() else {
-        eprintln!(
-            "skipped: no taskscope binary next to this test; `cargo test --workspace` builds it"
-        );
-        return;
-    };
+    // Built when only this package's tests were: nothing is skipped.
+    let cli = process::taskscope_cli();
     let readme = readme();
     let invocations: Vec<&str> = readme
         .lines()
@@ -149,4 +191,37 @@ fn readme_invocations_use_real_flags() {
             );
         }
     }
+}
+
+/// The lean-mode section's advice for named tasks: tokio's `task::Builder`
+/// needs tokio's `tracing` feature, so it names the agent's builder, whose
+/// calls are the ones it shows.
+#[test]
+fn lean_mode_says_how_to_name_tasks() {
+    let readme = readme();
+    let lean = readme
+        .split("\n### Lean mode")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a lean mode section");
+    for needle in [
+        "no `tokio::task::Builder`",
+        "`tracing` feature",
+        "`taskscope_agent::task::Builder`",
+        "`Builder::new().name(\"..\").spawn(fut)`",
+        "`.spawn_on(fut, &handle)`",
+    ] {
+        assert!(lean.contains(needle), "the lean mode section should say {needle}");
+    }
+    // Those calls, as the README writes them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let fut = async { 7 };
+    let handle = runtime.handle().clone();
+    let task = taskscope_agent::task::Builder::new()
+        .name("..")
+        .spawn_on(fut, &handle)
+        .expect("spawned");
+    assert_eq!(runtime.block_on(task).ok(), Some(7));
 }
