@@ -14,6 +14,13 @@ use taskscope_proto::env::{self, EnvVar};
 /// Port used when `TASKSCOPE_TCP=1`.
 pub const DEFAULT_TCP_PORT: u16 = 6669;
 
+/// Port used when `TASKSCOPE_HTTP=1` (the OpenTelemetry Prometheus
+/// exporter's, which scrape configs of a fleet often already allow).
+pub const DEFAULT_HTTP_PORT: u16 = 9464;
+
+/// Spawn locations `/metrics` names when `TASKSCOPE_METRICS_LOCATIONS` is unset.
+pub const DEFAULT_METRICS_LOCATIONS: usize = 50;
+
 /// Everything the agent can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,6 +28,11 @@ pub struct Config {
     pub socket_dir: PathBuf,
     /// Also listen on this TCP address.
     pub tcp: Option<SocketAddr>,
+    /// Serve `/metrics` and `/debug/pprof/tasks` over HTTP on this address
+    /// (the README's "Many services").
+    pub http: Option<SocketAddr>,
+    /// Spawn locations `/metrics` gives series of their own, at most.
+    pub metrics_locations: usize,
     /// Completed tasks shown, at most (each thread keeps up to this many of its own).
     pub retain_done: usize,
     /// How long a completed task is kept for display.
@@ -39,6 +51,8 @@ impl Default for Config {
         Config {
             socket_dir: taskscope_proto::discovery::socket_dir(),
             tcp: None,
+            http: None,
+            metrics_locations: DEFAULT_METRICS_LOCATIONS,
             // Kept tasks hold their slots, and a thread's kept slots cycle
             // through the caches of the cores that spawn and finish tasks:
             // 256 per thread is 32 KiB of slots, 1000 was 125 KiB. On the
@@ -74,9 +88,22 @@ impl Config {
         let get = |var: &EnvVar| lookup(var.name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         if let Some(v) = get(&env::TCP) {
             let any = get(&env::TCP_ANY).and_then(|v| flag(&env::TCP_ANY, &v)).unwrap_or(false);
-            match parse_tcp(&v, any) {
+            match parse_listen(&v, any, DEFAULT_TCP_PORT, &env::TCP_ANY) {
                 Ok(addr) => config.tcp = addr,
                 Err(why) => warn(&env::TCP, &v, &why),
+            }
+        }
+        if let Some(v) = get(&env::HTTP) {
+            let any = get(&env::HTTP_ANY).and_then(|v| flag(&env::HTTP_ANY, &v)).unwrap_or(false);
+            match parse_listen(&v, any, DEFAULT_HTTP_PORT, &env::HTTP_ANY) {
+                Ok(addr) => config.http = addr,
+                Err(why) => warn(&env::HTTP, &v, &why),
+            }
+        }
+        if let Some(v) = get(&env::METRICS_LOCATIONS) {
+            match v.parse() {
+                Ok(n) => config.metrics_locations = n,
+                Err(_) => warn(&env::METRICS_LOCATIONS, &v, "expected a whole number"),
             }
         }
         if let Some(v) = get(&env::RETAIN_DONE) {
@@ -130,22 +157,21 @@ fn flag(var: &EnvVar, v: &str) -> Option<bool> {
     }
 }
 
-fn parse_tcp(v: &str, allow_any: bool) -> Result<Option<SocketAddr>, String> {
+/// A listening address (`TASKSCOPE_TCP`, `TASKSCOPE_HTTP`): `1` for the
+/// loopback on `default_port`; a non-loopback address only with `any`,
+/// the `_ANY` variable named in the refusal.
+fn parse_listen(v: &str, allow_any: bool, default_port: u16, any: &EnvVar) -> Result<Option<SocketAddr>, String> {
     if is_false(v) {
         return Ok(None);
     }
     if is_true(v) {
-        return Ok(Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_TCP_PORT))));
+        return Ok(Some(SocketAddr::from(([127, 0, 0, 1], default_port))));
     }
     let addr: SocketAddr = v
         .parse()
         .map_err(|_| "expected `1` or an address such as 127.0.0.1:7000".to_owned())?;
     if !addr.ip().is_loopback() && !allow_any {
-        return Err(format!(
-            "{} is not a loopback address; set {}=1 to allow it",
-            addr.ip(),
-            env::TCP_ANY.name
-        ));
+        return Err(format!("{} is not a loopback address; set {}=1 to allow it", addr.ip(), any.name));
     }
     Ok(Some(addr))
 }
@@ -207,6 +233,23 @@ mod tests {
             with(&[("TASKSCOPE_TCP", "0.0.0.0:7000"), ("TASKSCOPE_TCP_ANY", "1")]).tcp,
             Some("0.0.0.0:7000".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn http_is_off_and_loopback_unless_allowed() {
+        assert_eq!(with(&[]).http, None);
+        assert_eq!(with(&[("TASKSCOPE_HTTP", "1")]).http, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(with(&[("TASKSCOPE_HTTP", "[::1]:9000")]).http, Some("[::1]:9000".parse().unwrap()));
+        assert_eq!(with(&[("TASKSCOPE_HTTP", "0.0.0.0:9000")]).http, None);
+        // The gRPC opt-in does not open HTTP to the network, nor the reverse.
+        assert_eq!(with(&[("TASKSCOPE_HTTP", "0.0.0.0:9000"), ("TASKSCOPE_TCP_ANY", "1")]).http, None);
+        assert_eq!(with(&[("TASKSCOPE_TCP", "0.0.0.0:7000"), ("TASKSCOPE_HTTP_ANY", "1")]).tcp, None);
+        assert_eq!(
+            with(&[("TASKSCOPE_HTTP", "0.0.0.0:9000"), ("TASKSCOPE_HTTP_ANY", "1")]).http,
+            Some("0.0.0.0:9000".parse().unwrap())
+        );
+        assert_eq!(with(&[("TASKSCOPE_METRICS_LOCATIONS", "7")]).metrics_locations, 7);
+        assert_eq!(with(&[("TASKSCOPE_METRICS_LOCATIONS", "many")]).metrics_locations, DEFAULT_METRICS_LOCATIONS);
     }
 
     #[test]

@@ -75,7 +75,8 @@
 //! - `capture`: the safe capture of the wrapped futures; `dump`: tokio's
 //!   own task dump where its policy allows it; `symbols`: both symbolised on
 //!   the agent's thread with a cache.
-//! - `server` and `endpoint`: the gRPC service and the socket it listens on.
+//! - `server` and `endpoint`: the gRPC service and the socket it listens on;
+//!   `http`: the opt-in `/metrics` and `/debug/pprof/tasks` for fleets.
 
 #[cfg(not(tokio_unstable))]
 compile_error!(
@@ -93,6 +94,7 @@ mod fields;
 mod files;
 pub mod guard;
 pub mod hooks;
+mod http;
 #[cfg(feature = "tracing")]
 pub mod layer;
 mod pages;
@@ -244,6 +246,21 @@ impl Builder {
         self
     }
 
+    /// Also serve `/metrics` (Prometheus) and `/debug/pprof/tasks` (pprof)
+    /// over HTTP on this address (`TASKSCOPE_HTTP`). Optional.
+    pub fn http(mut self, addr: std::net::SocketAddr) -> Self {
+        self.config.http = Some(addr);
+        self
+    }
+
+    /// How many spawn locations `/metrics` gives series of their own
+    /// (`TASKSCOPE_METRICS_LOCATIONS`): those with the most live tasks; the
+    /// rest are summed under `location="other"`. Optional.
+    pub fn metrics_locations(mut self, count: usize) -> Self {
+        self.config.metrics_locations = count;
+        self
+    }
+
     /// Whether to take tokio's own task dump too (`TASKSCOPE_TOKIO_DUMPS`):
     /// `true` on a tokio without taskscope's taskdump fixes is at the risk
     /// described there; `false` turns it off on a fixed tokio. Optional:
@@ -385,6 +402,9 @@ impl Builder {
         let spawned = std::thread::Builder::new().name(taskscope_proto::discovery::AGENT_THREAD.into()).spawn(move || {
             recorder::mark_agent_thread();
             runtime.spawn(owner.run());
+            if let Some(addr) = config.http {
+                runtime.spawn(http::serve(addr, Arc::clone(&config), state.clone()));
+            }
             runtime.block_on(endpoint::serve(config, state));
         });
         if let Err(e) = spawned {

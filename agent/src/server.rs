@@ -91,7 +91,7 @@ impl Inspector for InspectorService {
         // of the answer, like the time the timeout's detail gives for the
         // blocked worker.
         let snapshot = self.state.snapshot().await;
-        let capture = dump::capture(timeout).await;
+        let capture = crate::http::stats::timed(dump::capture(timeout)).await;
         let timed_out = capture.runtimes.iter().any(|rt| rt.status == proto::DumpStatus::TimedOut as i32);
         let snapshot = if timed_out { self.state.snapshot().await } else { snapshot }.map_err(gone)?;
         let chunks = chunks::DumpChunks::new(snapshot, capture, &request.task_ids);

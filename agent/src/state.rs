@@ -61,6 +61,8 @@ pub(crate) struct Summary {
 
 enum Command {
     Snapshot(oneshot::Sender<Snapshot>),
+    /// A snapshot and each spawn location's totals, for `/metrics`.
+    Totals(oneshot::Sender<(Snapshot, Vec<proto::LocationTotals>)>),
     Summary(oneshot::Sender<Summary>),
     Watch(Duration, oneshot::Sender<mpsc::Receiver<proto::WatchUpdate>>),
 }
@@ -81,6 +83,12 @@ impl StateHandle {
     /// The whole table now.
     pub(crate) async fn snapshot(&self) -> Result<Snapshot, StateGone> {
         self.ask(Command::Snapshot).await
+    }
+
+    /// The whole table now, and each spawn location's spawned and completed
+    /// totals (as watchers get them).
+    pub(crate) async fn snapshot_with_totals(&self) -> Result<(Snapshot, Vec<proto::LocationTotals>), StateGone> {
+        self.ask(Command::Totals).await
     }
 
     /// Counts now.
@@ -192,6 +200,18 @@ impl StateOwner {
                     tasks: scan.tasks.into_iter().map(|(t, _)| t).collect(),
                     dropped_events: self.dropped(),
                 });
+            }
+            Command::Totals(reply) => {
+                let scan = self.scan();
+                let files = FILES.get().map(|f| f.all()).unwrap_or_default();
+                let totals = self.location_totals(&files, &scan).into_iter().map(|(_, t)| t).collect();
+                let snapshot = Snapshot {
+                    now_ns: scan.now_ns,
+                    counts: self.counts(&scan.tasks),
+                    tasks: scan.tasks.into_iter().map(|(t, _)| t).collect(),
+                    dropped_events: self.dropped(),
+                };
+                let _ = reply.send((snapshot, totals));
             }
             Command::Summary(reply) => {
                 // Counts only: no per-task record is built (no name or path copies).

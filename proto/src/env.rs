@@ -37,6 +37,31 @@ pub const TCP_ANY: EnvVar = EnvVar {
     doc: "`1` allows `TASKSCOPE_TCP` to bind a non-loopback address (anyone who can reach it can read task data).",
 };
 
+/// Optional HTTP listener: `/metrics` and `/debug/pprof/tasks`.
+pub const HTTP: EnvVar = EnvVar {
+    name: "TASKSCOPE_HTTP",
+    default: "off",
+    doc: "Also serve HTTP for fleets: Prometheus metrics on `/metrics`, the task profile (pprof) on \
+          `/debug/pprof/tasks` and `/debug/pprof/goroutine`. `1` for `127.0.0.1:9464`, or an address \
+          such as `127.0.0.1:9000`. Non-loopback addresses are refused unless `TASKSCOPE_HTTP_ANY=1`.",
+};
+
+/// Allow non-loopback HTTP.
+pub const HTTP_ANY: EnvVar = EnvVar {
+    name: "TASKSCOPE_HTTP_ANY",
+    default: "off",
+    doc: "`1` allows `TASKSCOPE_HTTP` to bind a non-loopback address (anyone who can reach it can read \
+          spawn locations, task names and stacks).",
+};
+
+/// How many spawn locations `/metrics` names.
+pub const METRICS_LOCATIONS: EnvVar = EnvVar {
+    name: "TASKSCOPE_METRICS_LOCATIONS",
+    default: "50",
+    doc: "Spawn locations `/metrics` gives series of their own, at most: those with the most live tasks; \
+          the rest are summed under `location=\"other\"`.",
+};
+
 /// How many completed tasks are kept.
 pub const RETAIN_DONE: EnvVar = EnvVar {
     name: "TASKSCOPE_RETAIN_DONE",
@@ -80,7 +105,19 @@ pub const DISABLE: EnvVar = EnvVar {
 };
 
 /// Every variable, in the order the docs list them.
-pub const ALL: &[EnvVar] = &[DIR, TCP, TCP_ANY, RETAIN_DONE, RETAIN_FOR, DUMP_TIMEOUT, TOKIO_DUMPS, DISABLE];
+pub const ALL: &[EnvVar] = &[
+    DIR,
+    TCP,
+    TCP_ANY,
+    HTTP,
+    HTTP_ANY,
+    METRICS_LOCATIONS,
+    RETAIN_DONE,
+    RETAIN_FOR,
+    DUMP_TIMEOUT,
+    TOKIO_DUMPS,
+    DISABLE,
+];
 
 /// The table as Markdown, as it appears in the README.
 pub fn markdown_table() -> String {

@@ -138,13 +138,21 @@ pub struct Written {
 /// The profile of `dump`'s tasks (tokio's own runtime tasks left out),
 /// gzipped; `time_nanos` is the wall-clock time of the dump.
 pub fn profile(dump: &Dump, program: &str, time_nanos: i64) -> (Vec<u8>, Written) {
+    profile_noted(dump, program, time_nanos, &[])
+}
+
+/// [`profile`] with `notes` added to its comments (`go tool pprof -raw`
+/// prints them as `Comment:` lines): the agent's profile endpoint says there
+/// where the stacks came from, and why tasks have none.
+pub fn profile_noted(dump: &Dump, program: &str, time_nanos: i64, notes: &[String]) -> (Vec<u8>, Written) {
     let mut b = Builder::default();
     b.string(""); // index 0 is the empty string, as the format requires
     let paths = Paths::new(dump, false);
     let goroutine = b.string("goroutine");
     let count = b.string("count");
     let keys = [b.string("state"), b.string("leaked"), b.string("name"), b.string("spawned_at")];
-    let comment = b.string(&format!("taskscope task profile of {program}: a \"goroutine\" is a tokio task"));
+    let mut comment = vec![b.string(&format!("taskscope task profile of {program}: a \"goroutine\" is a tokio task"))];
+    comment.extend(notes.iter().map(|note| b.string(note)));
     let program = b.string(program);
     let mut samples: HashMap<SampleKey, i64> = HashMap::new();
     let mut tasks = 0;
@@ -194,7 +202,7 @@ pub fn profile(dump: &Dump, program: &str, time_nanos: i64) -> (Vec<u8>, Written
         time_nanos,
         period_type: Some(ValueType { r#type: goroutine, unit: count }),
         period: 1,
-        comment: vec![comment],
+        comment,
     };
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing to a `Vec` cannot fail.
