@@ -138,6 +138,17 @@ pub fn register_runtime(name: impl Into<String>, handle: &Handle) {
         flight: flight::Slot::default(),
         harm: harm::Harm::default(),
     }));
+    if registry.len() >= 2 {
+        // Tasks must now be told apart by runtime (`Task.runtime`); with one
+        // runtime, full-mode spawns pay nothing for it (see `crate::tags`).
+        crate::tags::attribute_spawns();
+    }
+}
+
+/// Each registered runtime's id (as `tags::runtime_u64`), in registration
+/// order: the order of `ProcessInfo.runtimes`.
+pub(crate) fn runtime_ids() -> Vec<u64> {
+    registered().iter().map(|rt| crate::tags::runtime_u64(&rt.handle)).collect()
 }
 
 /// How many runtimes are registered.

@@ -462,7 +462,11 @@ fn tasks_on(runtime: u64) -> HashSet<u64> {
     for index in 0..table.len() {
         let Some(slot) = table.slot(index) else { continue };
         let generation = slot.generation.load(Acquire);
-        if slot.phase.load(Acquire) != LIVE || crate::tags::runtime_of(slot.kind.load(Acquire)) != Some(runtime) {
+        let kind = slot.kind.load(Acquire);
+        // The future the runtime blocks on is the test itself, never a task
+        // it left behind (its first poll tags it with the runtime).
+        let block_on = kind & crate::slots::HOOKED == 0 && crate::slots::kind_name(kind) == "block_on";
+        if slot.phase.load(Acquire) != LIVE || block_on || crate::tags::runtime_of(kind) != Some(runtime) {
             continue;
         }
         let id = slot.task_id.load(Acquire);

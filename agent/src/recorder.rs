@@ -270,7 +270,10 @@ impl Recorder {
     #[inline]
     pub(crate) fn exit_at(&self, key: Key, now: u64) {
         if let Some(slot) = self.table.open_span(key) {
-            exit_slot(key, slot, now);
+            if exit_slot(key, slot, now) {
+                // Still inside the runtime that polled it: the task's own.
+                crate::tags::tag_first_poll(slot);
+            }
         }
     }
 
@@ -405,14 +408,15 @@ pub(crate) fn agent_waker(key: Key, held: bool) {
 }
 
 /// A poll of `key`'s task, whose slot `slot` is, ends at `now` (see
-/// [`Recorder::exit_at`]; the hooks hold the slot already).
+/// [`Recorder::exit_at`]; the hooks hold the slot already). True when it
+/// was the task's first recorded poll.
 #[inline]
-pub(crate) fn exit_slot(key: Key, slot: &Slot, now: u64) {
+pub(crate) fn exit_slot(key: Key, slot: &Slot, now: u64) -> bool {
     if unrecorded(key) {
         UNRECORDED.set(0);
-        return;
+        return false;
     }
-    end_poll(slot, now);
+    end_poll(slot, now)
 }
 
 /// True while no dump may have left flags on any slot: a poll that starts
@@ -438,14 +442,17 @@ pub(crate) fn start_poll(slot: &Slot, now: u64) {
 
 /// Writes the end at `now` of a recorded poll, whose start [`start_poll`]
 /// wrote into the slot (only the polling thread writes it, so the load
-/// finds its own store).
+/// finds its own store). True when it was the task's first: the count it
+/// read says so at no cost.
 #[inline(always)]
-pub(crate) fn end_poll(slot: &Slot, now: u64) {
+pub(crate) fn end_poll(slot: &Slot, now: u64) -> bool {
     let started = slot.poll_started.load(Relaxed);
     slot.busy.store(slot.busy.load(Relaxed) + now.saturating_sub(started), Relaxed);
-    slot.polls.store(slot.polls.load(Relaxed) + 1, Relaxed);
+    let polls = slot.polls.load(Relaxed);
+    slot.polls.store(polls + 1, Relaxed);
     slot.poll_ended.store(now, Release);
     slot.running.store(0, Release);
+    polls == 0
 }
 
 /// Marks `key`'s slot for a safe capture (see [`CAPTURE`]); the caller

@@ -21,6 +21,7 @@ use crate::clock;
 use crate::files::{FileList, FILES};
 use crate::recorder::Recorder;
 use crate::slots::{kind_name, Key, LocKey, Slot, DONE, HOOKED};
+use crate::tags;
 
 /// Tasks per message in streamed answers (well under tonic's 4 MiB limit).
 pub(crate) const CHUNK: usize = 2000;
@@ -282,11 +283,12 @@ impl StateOwner {
     fn scan(&mut self) -> Scan {
         self.count_completions();
         let files = FILES.get().map(|f| f.all()).unwrap_or_default();
+        let runtimes = tags::Index::registered();
         let now_ns = clock::now_ns();
         let mut tasks = Vec::new();
         let mut live_by_loc: FastMap<LocKey, u64> = FastMap::default();
         for (key, slot) in self.slots() {
-            let (task, fp) = task_of(slot, &files);
+            let (task, fp) = task_of(slot, &files, &runtimes);
             if !self.recorder.table.still(key, slot) {
                 // It finished and its slot went to another task while read.
                 continue;
@@ -464,7 +466,7 @@ fn verdict(slot: &Slot) -> (proto::TaskState, bool) {
 }
 
 /// Reads a slot into a protocol record, with a fingerprint of what can change.
-fn task_of(slot: &Slot, files: &FileList) -> (proto::Task, u64) {
+fn task_of(slot: &Slot, files: &FileList, runtimes: &tags::Index) -> (proto::Task, u64) {
     let raw = |c: &std::sync::atomic::AtomicU64| c.load(Acquire);
     let poll_started = raw(&slot.poll_started);
     let poll_ended = raw(&slot.poll_ended);
@@ -475,7 +477,9 @@ fn task_of(slot: &Slot, files: &FileList) -> (proto::Task, u64) {
     let wakes = slot.wakes();
     let live_wakers = clones as i64 - drops as i64;
     let (state, leaked) = verdict(slot);
-    let fingerprint = [polls, wakes, clones, drops, completed, poll_started, poll_ended, state as u64]
+    // Acquire: the tag's runtime was stored before the tag (`tags::tag_with`).
+    let runtime = runtimes.of(slot.kind.load(Acquire));
+    let fingerprint = [polls, wakes, clones, drops, completed, poll_started, poll_ended, state as u64, runtime as u64]
         .iter()
         .fold(0xcbf29ce484222325u64, |h, v| (h ^ v).wrapping_mul(0x100000001b3));
     let task = proto::Task {
@@ -501,7 +505,7 @@ fn task_of(slot: &Slot, files: &FileList) -> (proto::Task, u64) {
         waker_drops: drops,
         live_wakers,
         self_wakes: u64::from(slot.self_wakes.load(Acquire)),
-        runtime: 0,
+        runtime,
     };
     (task, fingerprint)
 }

@@ -12,16 +12,31 @@
 //!   runtime's own); the runtime's id is bound to the tag when it is built
 //!   through the agent, or learnt at its first poll;
 //! - **full mode**: tokio's task spans say nothing of the runtime, so once
-//!   attribution is switched on ([`attribute_spawns`], by the guard and
-//!   `#[taskscope_agent::test]`), each spawn asks for the current runtime
+//!   attribution is switched on ([`attribute_spawns`]: by the guard and
+//!   `#[taskscope_agent::test]`, and by the registration of a second
+//!   runtime), each spawn asks for the current runtime
 //!   (`Handle::try_current`, an `Arc` clone: too dear for every spawn of a
-//!   service, which pays one relaxed load). A task spawned through another
-//!   runtime's `Handle` is then counted on the spawning runtime.
+//!   service with one runtime, which pays one relaxed load), and so does the
+//!   end of each task's first poll ([`tag_first_poll`]), on the thread that
+//!   polled it. The runtime that polls a task is the one that owns it; the
+//!   spawn alone would put a task spawned through another runtime's
+//!   `Handle` (`io.spawn(..)` from `main`) on the spawning runtime until
+//!   its first poll.
+//!
+//! The tags also give each task its `Task.runtime`, the index of its
+//! registered runtime ([`Index`]), read when the table is scanned.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::slots::{Slot, HOOKED, TAG_SHIFT};
+
+/// `Task.runtime` of a task whose runtime is not a registered one, or not
+/// known: out of range of `ProcessInfo.runtimes`.
+pub(crate) const UNKNOWN: u32 = u32::MAX;
+
+/// The bits of `Slot::kind` that hold the tag.
+const TAG_BITS: u32 = !0 << TAG_SHIFT;
 
 /// Runtimes told apart, at most (later ones share the last tag, and the
 /// guard then counts their tasks together). A test binary builds one
@@ -60,6 +75,7 @@ pub(crate) fn attribute_spawns() {
 
 /// At a full-mode spawn, into `slot` just filled: its runtime's tag, if
 /// attribution is on and the spawn is inside a runtime.
+#[cfg(feature = "tracing")]
 #[inline]
 pub(crate) fn tag_spawn(slot: &Slot) {
     if ATTRIBUTING.load(Relaxed) {
@@ -67,12 +83,41 @@ pub(crate) fn tag_spawn(slot: &Slot) {
     }
 }
 
+#[cfg(feature = "tracing")]
 #[cold]
 #[inline(never)]
 fn tag_spawn_slow(slot: &Slot) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
     let tag = tag_of(runtime_u64(&handle));
     slot.kind.fetch_or(TAGGED | ((tag as u32) << TAG_SHIFT), Relaxed);
+}
+
+/// At the end of a full-mode task's first poll, on the thread that polled
+/// it, so inside the runtime that owns it: that runtime's tag, if
+/// attribution is on. Called once per task (the caller knows the poll was
+/// the first from the count it just wrote): nothing per poll.
+#[cfg(feature = "tracing")]
+#[inline]
+pub(crate) fn tag_first_poll(slot: &Slot) {
+    if ATTRIBUTING.load(Relaxed) {
+        tag_first_poll_slow(slot);
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[cold]
+#[inline(never)]
+fn tag_first_poll_slow(slot: &Slot) {
+    if let Some(runtime) = current_runtime() {
+        tag_with(slot, runtime);
+    }
+}
+
+/// Tags `slot`'s task as on `runtime`, replacing a tag the spawn gave it.
+pub(crate) fn tag_with(slot: &Slot, runtime: u64) {
+    let tag = (tag_of(runtime) as u32) << TAG_SHIFT;
+    // The name's flag may be set meanwhile by the task's own poll: keep it.
+    let _ = slot.kind.fetch_update(Release, Relaxed, |kind| Some((kind & !TAG_BITS) | TAGGED | tag));
 }
 
 /// The tag of `runtime`, found among the known ones or made for it.
@@ -125,4 +170,31 @@ pub(crate) fn entry(tag: usize) -> &'static AtomicU64 {
 pub(crate) fn tags_of(runtime: u64) -> Vec<u32> {
     let known = NEXT_TAG.load(Acquire).min(TAGS);
     (0..known).filter(|&t| RUNTIMES[t].load(Acquire) == runtime).map(|t| t as u32).collect()
+}
+
+/// The registered runtimes, as of one scan of the task table: gives each
+/// task the index of its runtime in `ProcessInfo.runtimes`.
+pub(crate) struct Index {
+    /// Each registered runtime's id (as [`runtime_u64`]), in registration
+    /// order, the order of `ProcessInfo.runtimes`.
+    ids: Vec<u64>,
+}
+
+impl Index {
+    /// The runtimes registered now.
+    pub(crate) fn registered() -> Index {
+        Index { ids: crate::dump::runtime_ids() }
+    }
+
+    /// `Task.runtime` of a task whose slot's kind is `kind`: its runtime's
+    /// index, or [`UNKNOWN`]. A task without a tag is the full mode's while
+    /// attribution is off, that is while at most one runtime is registered:
+    /// it is taken to be on that one.
+    pub(crate) fn of(&self, kind: u32) -> u32 {
+        match runtime_of(kind) {
+            Some(runtime) => self.ids.iter().position(|&id| id == runtime).map_or(UNKNOWN, |i| i as u32),
+            None if self.ids.len() == 1 => 0,
+            None => UNKNOWN,
+        }
+    }
 }

@@ -64,10 +64,13 @@ impl Own {
     /// recorded: not a capture's traced poll, nor the re-poll after it.
     pub(crate) fn before_poll(&mut self, traced: bool) -> bool {
         if self.wakes_itself.is_none() {
-            self.wakes_itself = Some(
-                tokio::runtime::Handle::try_current()
-                    .map_or(true, |h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread),
-            );
+            let runtime = tokio::runtime::Handle::try_current().ok();
+            self.wakes_itself =
+                Some(runtime.as_ref().is_none_or(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread));
+            // The runtime that blocks on it, once: its `Task.runtime`.
+            if let Some(handle) = &runtime {
+                crate::tags::tag_with(self.slot, crate::tags::runtime_u64(handle));
+            }
         }
         if traced {
             return false;

@@ -46,6 +46,12 @@ pub async fn dump_of(client: &mut InspectorClient<Channel>, task_ids: Vec<u64>, 
     chunks
 }
 
+/// The counts `GetInfo` answers now.
+pub async fn counts(client: &mut InspectorClient<Channel>) -> proto::TaskCounts {
+    let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+    info.counts.expect("GetInfo has counts")
+}
+
 pub fn header(chunks: &[proto::DumpChunk]) -> &proto::DumpHeader {
     chunks.first().and_then(|c| c.header.as_ref()).expect("the first chunk is the header")
 }

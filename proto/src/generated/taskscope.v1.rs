@@ -202,7 +202,11 @@ pub struct Task {
     /// Wakes that the task issued to itself while running (e.g. `yield_now`).
     #[prost(uint64, tag = "17")]
     pub self_wakes: u64,
-    /// Index into `ProcessInfo.runtimes` of the runtime that owns it, when known.
+    /// Index into `ProcessInfo.runtimes` of the runtime that owns it (the one
+    /// that polls it), when known; out of range (4294967295) when the task is
+    /// on a runtime that is not registered, or the agent cannot tell. While only
+    /// one runtime is registered, a task the full mode has not attributed is
+    /// taken to be on it (index 0).
     #[prost(uint32, tag = "19")]
     pub runtime: u32,
     /// Spawned by tokio's runtime for itself, not by the program: a multi-thread
