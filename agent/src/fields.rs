@@ -22,6 +22,9 @@ use tracing_core::Metadata;
 use crate::files::FILES;
 use crate::slots::kind_code;
 
+/// `kind_code("block_on")`.
+const BLOCK_ON: u32 = 4;
+
 /// True for the span tokio opens around each task.
 pub(crate) fn is_spawn_span(meta: &Metadata<'_>) -> bool {
     meta.is_span() && meta.name() == "runtime.spawn" && meta.target().starts_with("tokio::task")
@@ -108,11 +111,31 @@ pub(crate) struct SpawnFields {
     /// Set only for named tasks whose name does not fit `name_buf`.
     name: Option<String>,
     name_buf: StackStr,
+    /// A `block_on` of tokio's own (see [`SpawnFields::tokios_own`]).
+    tokios_block_on: bool,
 }
 
 impl SpawnFields {
     pub(crate) const fn new() -> Self {
-        SpawnFields { task_id: 0, kind: 0, file: 0, line: 0, col: 0, name: None, name_buf: StackStr::new() }
+        SpawnFields {
+            task_id: 0,
+            kind: 0,
+            file: 0,
+            line: 0,
+            col: 0,
+            name: None,
+            name_buf: StackStr::new(),
+            tokios_block_on: false,
+        }
+    }
+
+    /// Whether the span is a `block_on` that tokio itself calls in its
+    /// `src/runtime/`: the one a multi-thread `Handle::dump` runs on a thread
+    /// of its own (tokio 1.54's `spawn_thread`), that is the agent's dump,
+    /// not the program. Recorded, it added one to `spawned_total` per dump.
+    /// A program's `block_on` is located at its caller (`#[track_caller]`).
+    pub(crate) fn tokios_own(&self) -> bool {
+        self.tokios_block_on
     }
 
     /// The task's name, if it has one.
@@ -175,6 +198,11 @@ impl SpawnFields {
 
     fn keep_file(&mut self, value: &str) {
         self.file = FILES.get().map_or(0, |files| files.intern(value));
+        // tokio records `kind` first. Only a `block_on` pays for the look at
+        // its file: other spawns compare one number.
+        if self.kind == BLOCK_ON && crate::files::in_tokio_runtime(value) {
+            self.tokios_block_on = true;
+        }
     }
 }
 
@@ -242,5 +270,10 @@ mod tests {
         assert_eq!(parse_op(b"waker.wake"), Some(WakeOp::Wake));
         assert_eq!(parse_op(b"waker.wake_by_ref"), Some(WakeOp::WakeByRef));
         assert_eq!(parse_op(b"waker.other"), None);
+    }
+
+    #[test]
+    fn block_on_is_the_code_of_its_kind() {
+        assert_eq!(BLOCK_ON, kind_code("block_on"));
     }
 }

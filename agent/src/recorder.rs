@@ -169,6 +169,9 @@ impl Recorder {
         }
         let mut fields = SpawnFields::new();
         attrs.record(&mut fields);
+        if fields.tokios_own() {
+            return None;
+        }
         let Some((key, slot)) = self.table.alloc() else {
             self.dropped.fetch_add(1, Relaxed);
             return None;

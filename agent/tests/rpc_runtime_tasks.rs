@@ -37,11 +37,16 @@ fn runtime_workers_are_marked_and_block_on_is_not_leaked() {
         let deadline = Instant::now() + Duration::from_secs(10);
         let chunks = loop {
             let chunks = dump(&mut client, 2_000).await;
-            let parked = chunks
+            // Both parked: the future blocked on, and the task it spawned
+            // (which a worker may pick up after the future parks).
+            let idle: Vec<&proto::Task> = chunks
                 .iter()
                 .flat_map(|c| &c.tasks)
                 .filter_map(|t| t.task.as_ref())
-                .any(|t| t.kind == "block_on" && t.state == proto::TaskState::Idle as i32);
+                .filter(|t| t.state == proto::TaskState::Idle as i32)
+                .collect();
+            let parked = idle.iter().any(|t| t.kind == "block_on")
+                && idle.iter().any(|t| t.kind == "task" && t.location.as_ref().is_some_and(|l| l.file.ends_with("rpc_runtime_tasks.rs")));
             if parked || Instant::now() > deadline {
                 break chunks;
             }
