@@ -42,6 +42,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 mod flight;
 mod harm;
 pub(crate) mod policy;
+mod stall;
 #[cfg(all(tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod take;
 #[cfg(test)]

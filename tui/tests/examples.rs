@@ -248,6 +248,42 @@ fn a_blocked_worker_leaves_the_other_tasks_stacks_to_the_safe_capture() {
     assert!(ps.stdout.contains("blocker"), "GetInfo answers while a worker is blocked: {ps:?}");
 }
 
+/// With tokio's dump opted into, a dump of `blocker` waits for the blocked
+/// worker and times out; the reason names the task inside the long poll
+/// (its id, spawn location and how long), not "a task is probably
+/// blocking", and not tokio's dump machinery, which a worker held by no
+/// task would be blamed on.
+#[test]
+fn a_dump_that_waits_on_a_blocked_worker_names_the_blocking_task() {
+    let dir = temp_dir();
+    let ex = Example::start_with(
+        dir.path(),
+        "blocker",
+        &["--after", "100ms", "--for", "20s"],
+        &[("TASKSCOPE_TOKIO_DUMPS", "1")],
+    );
+    let pid = ex.pid();
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = taskscope(dir.path(), &["stack", &pid, "--json", "--timeout", "1s"]);
+    assert_eq!(run.code, 0, "a partial answer is a valid answer: {run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let main = v["runtimes"].as_array().and_then(|r| r.iter().find(|r| r["name"] == "main")).expect("runtime main");
+    assert_eq!(main["status"], "timed_out", "{main}");
+    let blocking = v["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["states"].to_string().contains("running")))
+        .unwrap_or_else(|| panic!("a running group: {v}"));
+    let id = blocking["task_ids"][0].as_u64().expect("the running task's id");
+    let detail = main["detail"].as_str().expect("detail");
+    let named = format!("task {id} spawned at examples/src/bin/blocker.rs:");
+    assert!(detail.starts_with("runtime `main` did not answer within 1s: worker "), "{detail}");
+    assert!(detail.contains(&named), "the blocking task is named: {detail}");
+    let polling = detail.split(" has been inside one poll for ").nth(1).and_then(|rest| rest.split(',').next());
+    let seconds = polling.and_then(|t| t.strip_suffix('s')).and_then(|s| s.parse::<f64>().ok());
+    assert!(seconds.is_some_and(|s| (1.0..20.0).contains(&s)), "{detail}");
+    assert!(!detail.contains("probably") && !detail.contains("dump machinery"), "{detail}");
+}
+
 #[test]
 fn log_follow_shows_the_handlers_stacks_and_says_the_plain_spawned_loop_is_not_wrapped() {
     let dir = temp_dir();

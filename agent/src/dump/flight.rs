@@ -21,6 +21,7 @@ use taskscope_proto as proto;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use super::stall::{self, Stall};
 use super::{runtime_dump, Answer, Registered};
 
 /// The dump in flight for one runtime, if any.
@@ -41,8 +42,8 @@ struct Flight {
     generation: u64,
     started: Instant,
     answer: watch::Receiver<Option<Arc<Answer>>>,
-    /// Why the dump is still waiting for the runtime, when it knows.
-    stalled: Arc<Mutex<Option<String>>>,
+    /// What the dump is still waiting for, when it knows.
+    stalled: Arc<Mutex<Option<Stall>>>,
     /// When tokio was asked for the dump, once it was.
     asked: Arc<Mutex<Option<Instant>>>,
 }
@@ -52,14 +53,14 @@ pub(super) struct Progress {
     rt: Arc<Registered>,
     generation: u64,
     sender: watch::Sender<Option<Arc<Answer>>>,
-    stalled: Arc<Mutex<Option<String>>>,
+    stalled: Arc<Mutex<Option<Stall>>>,
     asked: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Progress {
-    /// Records why the dump is still waiting (`None`: it no longer is), for
-    /// the requests that time out meanwhile.
-    pub(super) fn stalled(&self, why: Option<String>) {
+    /// Records what the dump is still waiting for (`None`: it no longer
+    /// is), for the requests that time out meanwhile.
+    pub(super) fn stalled(&self, why: Option<Stall>) {
         *self.stalled.lock().unwrap_or_else(PoisonError::into_inner) = why;
     }
 
@@ -108,11 +109,7 @@ pub(super) async fn answer(rt: &Arc<Registered>, timeout: Duration) -> Result<Ar
             &format!("the dump of runtime `{}` was abandoned (is the agent shutting down?)", rt.name),
         )),
         Err(_) => {
-            let mut detail = format!(
-                "runtime `{}` did not answer within {}: a task is probably blocking a worker thread",
-                rt.name,
-                duration::format(timeout)
-            );
+            let late = format!("runtime `{}` did not answer within {}", rt.name, duration::format(timeout));
             let stalled = flight.stalled.lock().unwrap_or_else(PoisonError::into_inner).clone();
             let asked = *flight.asked.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(asked) = asked {
@@ -123,11 +120,20 @@ pub(super) async fn answer(rt: &Arc<Registered>, timeout: Duration) -> Result<Ar
                 }
             }
             let waiting_for = flight.started.elapsed();
-            if let Some(why) = stalled {
-                detail.push_str(&format!(" ({why})"));
-            } else if waiting_for > timeout + Duration::from_millis(100) {
-                detail.push_str(&format!(" (a dump requested {} ago is still waiting)", duration::format(waiting_for)));
-            }
+            let detail = match stalled.or(asked.map(|at| Stall::Asked { ago: at.elapsed() })) {
+                // Which task holds a worker, or that none does (tokio
+                // wedged it), from the tasks inside a poll right now.
+                Some(stall) => {
+                    let polling = stall::polling(crate::tags::runtime_u64(&rt.handle));
+                    let fixed = super::policy::fixed(rt.current_thread());
+                    format!("{late}: {}", stall::describe(&stall, polling.as_deref(), fixed))
+                }
+                None if waiting_for > timeout + Duration::from_millis(100) => format!(
+                    "{late}: a task is probably blocking a worker thread (a dump requested {} ago is still waiting)",
+                    duration::format(waiting_for)
+                ),
+                None => format!("{late}: a task is probably blocking a worker thread"),
+            };
             Err(failed(proto::DumpStatus::TimedOut, &detail))
         }
     }

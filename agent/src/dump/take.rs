@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskscope_proto::duration;
 use tokio::runtime::{Dump, Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 
 use super::flight::Progress;
+use super::stall::Stall;
 use super::{parse_ips, DumpError, RawDump, RawTrace, Registered};
 
 /// Dumps the runtime `rt`. Never cancels the dump itself: the caller runs
@@ -155,19 +155,14 @@ async fn wait_until_responsive(handle: &Handle, progress: &Progress) -> bool {
                 progress.stalled(None);
                 return true;
             }
-            progress.stalled(Some(format!(
-                "{queued} tasks are queued on the workers; the dump waits until fewer than {MAX_QUEUED} are"
-            )));
+            progress.stalled(Some(Stall::Queued { queued, most: MAX_QUEUED }));
             if progress.unwanted() {
                 return false;
             }
             previous = current;
             continue;
         };
-        progress.stalled(Some(format!(
-            "worker {worker} has been inside one poll for at least {}; the dump waits for it to return",
-            duration::format(stuck_for)
-        )));
+        progress.stalled(Some(Stall::Worker { worker, still_for: stuck_for }));
         if progress.unwanted() {
             return false;
         }
