@@ -84,6 +84,11 @@ fn other_user(who: String, owner: Option<u32>) -> ConnectError {
 /// Connecting failed (before any request was sent).
 pub fn connect_failed(target: &Target, err: &(dyn StdError + 'static)) -> ConnectError {
     let Some(io_err) = find_io_error(err) else {
+        if let Some(why) = not_http2(err) {
+            // An echo server, an HTTP/1 server, a database: it answered,
+            // but its bytes are no HTTP/2 frames.
+            return ConnectError::NotAnAgent { who: who(target), detail: format!("it does not speak HTTP/2, as gRPC does: {why}") };
+        }
         return closed_or_other_user(target, innermost(err));
     };
     match io_err.kind() {
@@ -246,6 +251,20 @@ fn next_cause<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError
         return Some(inner as &(dyn StdError + 'static));
     }
     err.source()
+}
+
+/// The HTTP/2 library's own complaint about what the peer sent (a frame
+/// too large, a malformed preface), if that is what failed: the peer does
+/// not speak HTTP/2 at all.
+fn not_http2(err: &(dyn StdError + 'static)) -> Option<String> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return (h2.is_library() && !h2.is_io()).then(|| h2.to_string());
+        }
+        cur = next_cause(e);
+    }
+    None
 }
 
 /// The most specific message in an error chain (its last source).

@@ -18,6 +18,7 @@
 // Shared with `crate::console`, which fails the same ways.
 pub(crate) mod diagnose;
 mod error;
+pub(crate) mod probe;
 pub use diagnose::stopped_hint;
 
 use std::path::PathBuf;
@@ -121,7 +122,7 @@ pub async fn connect_with(target: &Target, timeouts: Timeouts) -> Result<Connect
     let backstop = timeouts.connect.saturating_add(Duration::from_secs(1));
     let channel = match tokio::time::timeout(timeouts.connect, open_channel(target, backstop)).await {
         Err(_) => return Err(timeout(timeouts.connect)),
-        Ok(Err(e)) => return Err(diagnose::connect_failed(target, &e)),
+        Ok(Err(e)) => return Err(probe::explain(target, diagnose::connect_failed(target, &e)).await),
         Ok(Ok(channel)) => channel,
     };
     if target.is_console() {
@@ -136,7 +137,7 @@ pub async fn connect_with(target: &Target, timeouts: Timeouts) -> Result<Connect
         Ok(Err(status)) if diagnose::other_grpc_service(&status) => {
             return crate::console::connect(channel, target, timeouts).await;
         }
-        Ok(Err(status)) => return Err(diagnose::get_info_failed(target, &status)),
+        Ok(Err(status)) => return Err(probe::explain(target, diagnose::get_info_failed(target, &status)).await),
         Ok(Ok(response)) => response.into_inner(),
     };
     if info.protocol_version != PROTOCOL_VERSION {
