@@ -17,7 +17,9 @@ use crate::{attach, check, diff, ps, stack};
 /// A program becomes inspectable by calling `taskscope_agent::init()` at the
 /// start of its tokio main. Commands that take `<TARGET>` accept a PID, a Unix
 /// socket path (containing `/` or starting with `unix:`), or a TCP address
-/// (`host:port`) of an agent started with TASKSCOPE_TCP.
+/// (`host:port`) of an agent started with TASKSCOPE_TCP. A program that runs
+/// console-subscriber (tokio-console's agent) instead is inspected at its
+/// address as it is (`127.0.0.1:6669`, or `console://ADDR`), without stacks.
 #[derive(Debug, Parser)]
 #[command(name = "taskscope", version, propagate_version = true)]
 pub struct Cli {

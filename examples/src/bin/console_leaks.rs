@@ -89,17 +89,7 @@ async fn main() {
             std::env::var("TOKIO_CONSOLE_BIND").unwrap_or_else(|_| "127.0.0.1:6669".to_string())
         }
     };
-    let pid = std::process::id();
     let fixed = args.common.fixed;
-    if fixed {
-        println!("console_leaks: pid {pid}, console-subscriber on {listens}, fixed: every task ends or can be woken");
-    } else {
-        println!(
-            "console_leaks: pid {pid}, console-subscriber on {listens}, {} tasks on pending(), {} on a kept \
-             oneshot (run with --fixed for the fix)",
-            args.forgotten, args.waiters
-        );
-    }
     let (shutdown, stopping) = watch::channel(false);
     forget(args.forgotten, fixed, &stopping);
     let senders = wait_for_jobs(args.waiters);
@@ -116,6 +106,17 @@ async fn main() {
     }
     tokio::spawn(tick());
     tokio::spawn(hand_off());
+    // Once every task is spawned, so that a reader of this line sees them all.
+    let pid = std::process::id();
+    if fixed {
+        println!("console_leaks: pid {pid}, console-subscriber on {listens}, fixed: every task ends or can be woken");
+    } else {
+        println!(
+            "console_leaks: pid {pid}, console-subscriber on {listens}, {} tasks on pending(), {} on a kept \
+             oneshot (run with --fixed for the fix)",
+            args.forgotten, args.waiters
+        );
+    }
     run_until_stopped(args.common.exit_after).await;
     let _ = shutdown.send(true);
 }

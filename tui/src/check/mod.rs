@@ -37,7 +37,8 @@ for none.
 Exit status: 0 clean; 1 a condition failed (the report says which and lists \
 the tasks); 2 the check could not be made (the message says why).")]
 pub struct Args {
-    /// PID, Unix socket path, or host:port of the agent.
+    /// PID, Unix socket path, or host:port of the agent, or the address of
+    /// a program's console-subscriber (tokio-console's agent).
     #[arg(value_name = "PID|ADDR")]
     target: String,
 

@@ -34,7 +34,7 @@ use console_api::instrument::InstrumentRequest;
 use taskscope_proto::inspector_client::InspectorClient;
 use tonic::transport::Channel;
 
-use crate::client::{diagnose, ConnectError, Connected, Timeouts};
+use crate::client::{diagnose, probe, ConnectError, Connected, Timeouts};
 use crate::target::Target;
 
 /// `ProcessInfo.mode` of a console-subscriber target: the protocol spoken.
@@ -42,8 +42,7 @@ pub const MODE: &str = "console-api";
 
 /// Why a console-subscriber target has no stacks, once per report.
 pub const NO_STACKS: &str = "console-subscriber serves task records only: no async stacks, so no wait reasons \
-                             and no check of a blocked runtime; the leaked verdict and the groups by spawn \
-                             location are taskscope's own";
+                             and no check of a blocked runtime";
 
 /// Said with [`NO_STACKS`] when a spawn span lacked `size.bytes` (see
 /// [`record::Spawned::sized`]).
@@ -72,12 +71,13 @@ pub async fn connect(channel: Channel, target: &Target, timeouts: Timeouts) -> R
             return Err(ConnectError::OtherProtocol { who, ours: taskscope_proto::PROTOCOL_VERSION });
         }
         Ok(Err(status)) => {
-            return Err(match diagnose::get_info_failed(target, &status) {
+            let err = match diagnose::get_info_failed(target, &status) {
                 ConnectError::Status { who, code, message } => {
                     ConnectError::Io { who, detail: format!("console-subscriber's WatchUpdates failed: {code:?}: {message}") }
                 }
                 other => other,
-            })
+            };
+            return Err(probe::explain(target, err).await);
         }
         Ok(Ok((_, None))) => {
             return Err(ConnectError::Closed { who, detail: "console-subscriber ended its stream at once".into() })

@@ -30,7 +30,9 @@ Exit status: 0 when the agent answered, even if no stacks came (a \
 spawn location: their lifecycle records are valid without stacks); 1 when the \
 agent could not be reached or the dump failed.")]
 pub struct Args {
-    /// PID, Unix socket path, or host:port of the agent.
+    /// PID, Unix socket path, or host:port of the agent, or the address of
+    /// a program's console-subscriber (tokio-console's agent; `console://ADDR`
+    /// to speak only its protocol).
     #[arg(value_name = "PID|ADDR")]
     target: String,
 
