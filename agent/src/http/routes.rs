@@ -22,6 +22,14 @@ use crate::Config;
 /// How long `/metrics` may wait for the state owner.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a metrics answer is served again (see [`Coalesce`]): at most
+/// five scans of the task table a second, however fast requests come.
+const METRICS_FRESH: Duration = Duration::from_millis(200);
+
+/// How long a profile is served again: at most one dump a second for HTTP
+/// clients, since each dump wakes every wrapped task of the program.
+const PROFILE_FRESH: Duration = Duration::from_secs(1);
+
 /// How long a profile may take beyond its dump timeout (symbolising the
 /// first time a stack is seen reads the program's debuginfo).
 const PROFILE_EXTRA: Duration = Duration::from_secs(30);
@@ -65,8 +73,8 @@ impl App {
             config,
             state,
             names: Arc::new(Mutex::new(Names::default())),
-            metrics: Coalesce::new(),
-            profiles: Coalesce::new(),
+            metrics: Coalesce::new(METRICS_FRESH),
+            profiles: Coalesce::new(PROFILE_FRESH),
         }
     }
 
