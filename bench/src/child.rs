@@ -19,6 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::plan::{Variant, Workload};
 
+#[path = "scraper.rs"]
+mod scraper;
+
 #[cfg(feature = "full")]
 mod controls {
     //! The `noop` and `fields` controls: the agent's full mode subscribes to
@@ -157,8 +160,10 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
+    let http = scraper::free_addr();
     let runtime = match variant {
         Variant::Lean | Variant::LeanWrapped => taskscope_agent::build_runtime(&mut builder),
+        Variant::LeanMetrics => taskscope_agent::Builder::from_env().http(http).build_runtime(&mut builder),
         Variant::Hooks => empty_hooks(&mut builder).build(),
         _ => builder.build(),
     }
@@ -167,6 +172,8 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
         match variant {
             #[cfg(feature = "full")]
             Variant::Agent | Variant::AgentWrapped => taskscope_agent::init(),
+            #[cfg(feature = "full")]
+            Variant::AgentMetrics => taskscope_agent::Builder::from_env().http(http).init(),
             #[cfg(feature = "full")]
             Variant::Console => console_subscriber::init(),
             #[cfg(feature = "full")]
@@ -177,6 +184,7 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
             _ => {}
         }
         let base_rss_kib = status_kib("VmRSS:");
+        let _scraper = variant.scraped().then(|| scraper::Scraper::start(http));
         // The workload runs in a task, on the worker threads, as real code does.
         let wrapped = variant.wraps();
         let measured = spawn(wrapped, async move {

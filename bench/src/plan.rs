@@ -38,6 +38,11 @@ pub enum Variant {
     LeanWrapped,
     /// `agent` with every task spawned through `taskscope_agent::spawn`.
     AgentWrapped,
+    /// `agent` serving `/metrics` (`TASKSCOPE_HTTP`) to a scraper that asks
+    /// every second: what a Prometheus scrape costs the program.
+    AgentMetrics,
+    /// `lean` serving `/metrics` the same way (taskscope-bench-lean).
+    LeanMetrics,
 }
 
 impl Variant {
@@ -54,13 +59,20 @@ impl Variant {
             Variant::Hooks => "hooks",
             Variant::LeanWrapped => "lean-wrapped",
             Variant::AgentWrapped => "agent-wrapped",
+            Variant::AgentMetrics => "agent-metrics",
+            Variant::LeanMetrics => "lean-metrics",
         }
     }
 
     /// Runs in `taskscope-bench-lean` (tokio without `tracing`) rather than
     /// in `taskscope-bench`.
     pub fn is_lean(self) -> bool {
-        matches!(self, Variant::PlainLean | Variant::Lean | Variant::Hooks | Variant::LeanWrapped)
+        matches!(self, Variant::PlainLean | Variant::Lean | Variant::Hooks | Variant::LeanWrapped | Variant::LeanMetrics)
+    }
+
+    /// Serves `/metrics` to a scraper in the child (see `scraper.rs`).
+    pub fn scraped(self) -> bool {
+        matches!(self, Variant::AgentMetrics | Variant::LeanMetrics)
     }
 
     /// Spawns its workload's tasks through `taskscope_agent::spawn`.
@@ -71,7 +83,13 @@ impl Variant {
     /// What this variant's ratios are against: the same program with the same
     /// tokio features and no subscriber or agent.
     pub fn baseline(self) -> Variant {
-        if self.is_lean() {
+        // The metrics variants are against the same mode without the
+        // endpoint: their ratio is the cost of the scrapes alone.
+        if self == Variant::AgentMetrics {
+            Variant::Agent
+        } else if self == Variant::LeanMetrics {
+            Variant::Lean
+        } else if self.is_lean() {
             Variant::PlainLean
         } else {
             Variant::Plain
@@ -154,6 +172,9 @@ mod tests {
         assert_eq!(Variant::AgentWrapped.baseline(), Variant::Plain);
         assert!(Variant::Plain.is_baseline() && Variant::PlainLean.is_baseline());
         assert!(!Variant::Lean.is_baseline());
+        assert_eq!(Variant::AgentMetrics.baseline(), Variant::Agent);
+        assert_eq!(Variant::LeanMetrics.baseline(), Variant::Lean);
+        assert!(Variant::LeanMetrics.is_lean() && !Variant::AgentMetrics.is_lean());
     }
 
     #[test]
