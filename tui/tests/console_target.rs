@@ -125,6 +125,23 @@ fn unix_sockets_console_scheme_and_check() {
     assert_eq!(run.code, 0, "the fixed program leaks nothing: {run:?}");
 }
 
+#[test]
+fn diff_names_the_growing_group_by_its_new_tasks() {
+    let dir = temp_dir();
+    let program = Program::start(&["--grow-every", "200ms"]);
+    let run = taskscope(dir.path(), &["stack", &program.addr(), "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let baseline = dir.path().join("before.json");
+    std::fs::write(&baseline, &run.stdout).expect("write the baseline");
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = taskscope(dir.path(), &["diff", baseline.to_str().expect("utf-8 path"), &program.addr()]);
+    assert_eq!(run.code, 1, "a group grew: {run:?}");
+    let grown = group(&run.stdout, &waiters_at());
+    assert!(grown.starts_with('+') && grown.contains("spawned after the baseline"), "{}", run.stdout);
+    assert!(grown.contains("name: job waiter"), "{grown}");
+    assert!(!run.stdout.contains("no stack"), "said once, by stack, not per group: {}", run.stdout);
+}
+
 /// A server that echoes every byte back.
 fn echo_server() -> u16 {
     serve(|mut conn| {

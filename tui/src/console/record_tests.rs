@@ -128,7 +128,7 @@ fn the_table_settles_verdicts_on_the_second_update_and_forgets_finished_tasks() 
     let mut finished = stats(1, 5, 6, 0, 0);
     finished.dropped_at = at(9);
     table.apply(
-        update(10, vec![spawn(1, 101, "task", 10), spawn(2, 102, "task", 20)], vec![(1, parked.clone()), (2, finished)]),
+        update(10, vec![spawn(1, 101, "task", 10), spawn(2, 102, "task", 20)], vec![(1, parked), (2, finished)]),
         Instant::now(),
     );
     let records = table.records();

@@ -96,7 +96,9 @@ pub fn render(before: &Side, after: &Side, compared: &Compared<'_>, baseline: &s
     let paths = paths(before, after);
     for change in &compared.grew {
         out.push('\n');
-        out.push_str(&grown_block(change, &paths));
+        // A console-subscriber's report has no stacks at all: its header said so.
+        let stackless = after.process.mode == taskscope_report::render::CONSOLE_MODE;
+        out.push_str(&grown_block(change, &paths, stackless));
     }
     if !compared.shrank.is_empty() {
         out.push_str("\nshrank or vanished:\n");
@@ -115,7 +117,7 @@ pub fn render(before: &Side, after: &Side, compared: &Compared<'_>, baseline: &s
     out
 }
 
-fn grown_block(change: &Change<'_>, paths: &Paths) -> String {
+fn grown_block(change: &Change<'_>, paths: &Paths, stackless: bool) -> String {
     let a = change.shown();
     let before = change.before.map_or(0, |b| b.count);
     let tasks = if change.growth == 1 { "task" } else { "tasks" };
@@ -145,6 +147,7 @@ fn grown_block(change: &Change<'_>, paths: &Paths) -> String {
                 out.push_str(&frames(backtrace, paths));
             }
         }
+        None if stackless => {}
         None => out.push_str("  (no stack in the report)\n"),
     }
     out

@@ -27,6 +27,10 @@ pub struct Process {
     #[serde(default)]
     pub protocol_version: Option<u32>,
     pub uptime_ns: u64,
+    /// How the records were taken (`console-api`: from a console-subscriber,
+    /// which gives no stacks); empty in reports of taskscope before it.
+    #[serde(default)]
+    pub mode: String,
 }
 
 #[derive(Debug, Deserialize)]
