@@ -54,9 +54,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     match &s.process {
         Some(p) => {
             first.push(Span::styled(p.process_name.clone(), style::value()));
-            first.extend(pair("pid", p.pid.to_string()));
+            // 0: not told (a console-subscriber elsewhere than this machine).
+            first.extend(pair("pid", if p.pid == 0 { "unknown".to_string() } else { p.pid.to_string() }));
             first.extend(pair("up", fmt::opt_duration(s.uptime_ns())));
-            first.extend(pair("tokio", p.tokio_version.clone()));
+            if !p.tokio_version.is_empty() {
+                first.extend(pair("tokio", p.tokio_version.clone()));
+            }
             if p.mode != "tracing" && !p.mode.is_empty() {
                 first.extend(pair("mode", p.mode.clone()));
             }
