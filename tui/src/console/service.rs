@@ -115,16 +115,32 @@ impl Feed {
     }
 
     /// A dump: the header, then the records (those of `ids`, or all).
-    fn dump(&self, ids: &[u64]) -> Vec<proto::DumpChunk> {
+    fn dump(&self, ids: &[u64], waited: Duration) -> Vec<proto::DumpChunk> {
         let table = self.table();
         let records = table.records();
+        let mut detail = NO_STACKS.to_string();
+        if table.old_tokio() {
+            detail = format!("{detail}; {OLD_TOKIO}");
+        }
+        let unsettled = table.unsettled();
+        if table.updates() < 2 || unsettled > 0 {
+            detail = format!(
+                "{detail}; no second update from console-subscriber within {}, so {} not judged leaked yet",
+                crate::duration::format(waited),
+                match unsettled {
+                    0 => "tasks are".to_string(),
+                    1 => "1 task with no live waker is".to_string(),
+                    n => format!("{n} tasks with no live waker are"),
+                }
+            );
+        }
         let header = proto::DumpHeader {
             now_ns: table.now_ns(),
             runtimes: vec![proto::RuntimeDump {
                 // No runtime is known by name: console does not say.
                 runtime: String::new(),
                 status: proto::DumpStatus::Unsupported as i32,
-                detail: if table.old_tokio() { format!("{NO_STACKS}; {OLD_TOKIO}") } else { NO_STACKS.to_string() },
+                detail,
                 elapsed_ns: 0,
             }],
             counts: Some(table.counts(&records)),
@@ -255,7 +271,7 @@ impl Inspector for Adapter {
         if let Some(why) = self.feed.ended() {
             return Err(Status::unavailable(why));
         }
-        let chunks = self.feed.dump(&request.task_ids);
+        let chunks = self.feed.dump(&request.task_ids, limit);
         Ok(Response::new(Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)))))
     }
 }
