@@ -9,7 +9,7 @@
 //!
 //! How: [`connect`] opens console's `WatchUpdates` stream, and answers
 //! taskscope's own `Inspector` service from it, in process
-//! ([`service::Adapter`], reached through [`bridge`]), so the rest of the CLI
+//! (`service::Adapter`, reached through `bridge`), so the rest of the CLI
 //! gets an ordinary [`Connected`] and needs no branch of its own:
 //! `stack`, `--json`, `check`, `diff` and `attach` read `taskscope.v1`
 //! records whatever the program runs. [`crate::client::connect`] comes here
@@ -19,7 +19,7 @@
 //! The records' `ProcessInfo.mode` is [`MODE`], and what console cannot
 //! give is said once, in the dump's header ([`NO_STACKS`]): no async stacks,
 //! so no wait reasons read from them and no check of a blocked runtime. The
-//! PID is known only when the address is on this machine ([`owner`]).
+//! PID is known only when the address is on this machine (`owner`).
 
 mod bridge;
 mod owner;
@@ -37,15 +37,16 @@ use tonic::transport::Channel;
 use crate::client::{diagnose, probe, ConnectError, Connected, Timeouts};
 use crate::target::Target;
 
-/// `ProcessInfo.mode` of a console-subscriber target: the protocol spoken.
-pub const MODE: &str = "console-api";
+/// `ProcessInfo.mode` of a console-subscriber target: the protocol spoken
+/// (the report says `via console-api` for it).
+pub const MODE: &str = taskscope_report::render::CONSOLE_MODE;
 
 /// Why a console-subscriber target has no stacks, once per report.
 pub const NO_STACKS: &str = "console-subscriber serves task records only: no async stacks, so no wait reasons \
                              and no check of a blocked runtime";
 
 /// Said with [`NO_STACKS`] when a spawn span lacked `size.bytes` (see
-/// [`record::Spawned::sized`]).
+/// `record::Spawned::sized`).
 pub const OLD_TOKIO: &str = "this program's tokio is older than 1.41, and before 1.35 a task that spawned \
                              others stays listed until they end (tokio-rs/console#345, #380): a finished \
                              parent can then look parked, or leaked";
