@@ -62,7 +62,7 @@ fn leak_dump() -> Dump {
 }
 
 fn view() -> View {
-    View { all: false, full: false, timeout: Duration::from_secs(5) }
+    View { all: false, full: false, timeout: Duration::from_secs(5), ..View::default() }
 }
 
 #[test]
