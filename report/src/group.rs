@@ -272,6 +272,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn suspects_come_first_unless_sorted_by_count() {
+        let now = 100 * SEC;
+        let mut tasks: Vec<DumpedTask> =
+            (1..=3).map(|i| dumped(i, TaskState::Idle, false, now - SEC, "healthy.rs", 1)).collect();
+        tasks.push(dumped(9, TaskState::Idle, true, now - SEC, "leak.rs", 1));
+        let dump = dump_of(tasks, &[1], now);
+        let by_suspicion = ranked(&dump, &Filter::default(), Sort::Suspects, &Rules::default());
+        assert_eq!(by_suspicion[0].location.as_deref(), Some("leak.rs:25:5"));
+        assert_eq!(by_suspicion[0].suspect, Some(Suspicion::Leaked));
+        assert_eq!(by_suspicion[1].suspect, None);
+        let by_count = ranked(&dump, &Filter::default(), Sort::Count, &Rules::default());
+        assert_eq!(by_count[0].location.as_deref(), Some("healthy.rs:25:5"));
+    }
+
+    #[test]
     fn names_are_distinct_and_sorted() {
         let mut a = dumped(1, TaskState::Idle, false, 1, "a.rs", 1);
         let mut b = dumped(2, TaskState::Idle, false, 1, "a.rs", 1);
