@@ -62,3 +62,16 @@ fn the_groups_leaked_column_and_detail_give_no_count_in_the_lean_mode() {
     let screen = text(&draw(&app, 140, 40));
     assert!(screen.contains("leaked        no verdict (lean mode)"), "{screen}");
 }
+
+/// A console-subscriber target gives no stacks: the header says so once,
+/// with what it does give; an agent of taskscope's gets no such line.
+#[test]
+fn a_console_target_says_once_what_it_cannot_give() {
+    let app = app_in_mode("console-api");
+    let screen = text(&draw(&app, 140, 30));
+    let said = screen.lines().filter(|l| l.contains("a console-subscriber target")).count();
+    assert_eq!(said, 1, "{screen}");
+    assert!(screen.contains("no async stacks"), "{screen}");
+    let agent = text(&draw(&app_in_mode("tracing"), 140, 30));
+    assert!(!agent.contains("console-subscriber"), "{agent}");
+}

@@ -31,6 +31,15 @@ fn warning_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     if let Some(notice) = app.state.follow_notice() {
         wrapped(&notice, " → ", style::value());
     }
+    // Said once, here, rather than as a missing stack under every group.
+    if app.state.process.as_ref().is_some_and(|p| p.mode == taskscope_report::render::CONSOLE_MODE) {
+        wrapped(
+            "a console-subscriber target: lifecycles, wakers and the leaked verdict only; no async stacks, \
+             so no wait reasons and no blocked-runtime diagnosis (embed taskscope's agent for those)",
+            " ℹ ",
+            style::dim(),
+        );
+    }
     lines
 }
 
