@@ -95,6 +95,8 @@ impl Failure {
 pub(crate) struct Answer {
     pub body: Bytes,
     pub content_type: &'static str,
+    /// The body is gzipped (`Content-Encoding: gzip`).
+    pub gzipped: bool,
 }
 
 /// Serves the endpoint on `addr` until the agent's runtime stops. Run it on

@@ -126,19 +126,26 @@ impl Names {
 /// `top` locations named. tokio's own runtime tasks are left out, as
 /// `taskscope stack` leaves them out.
 pub(crate) fn exposition(snapshot: &Snapshot, totals: &[proto::LocationTotals], names: &mut Names, top: usize) -> Exposition {
-    let mut by_location: HashMap<String, Location> = HashMap::new();
-    let mut internal: Vec<String> = Vec::new();
-    let unknown = || "unknown".to_string();
+    // Keyed by the record's own (file, line, column), so that 10k tasks
+    // cost 10k lookups and one string per location, not 10k strings.
+    let mut by_site: HashMap<Site<'_>, Location> = HashMap::new();
+    let mut internal: Vec<Site<'_>> = Vec::new();
+    // The first name seen at each site, and another one if any.
+    let mut named: HashMap<Site<'_>, (&str, Option<&str>)> = HashMap::new();
     for task in &snapshot.tasks {
-        let location = report::location(task).unwrap_or_else(unknown);
+        let site = site(task.location.as_ref());
         if task.runtime_internal {
-            internal.push(location);
+            internal.push(site);
             continue;
         }
-        names.see(&location, &task.name);
-        let state = report::state(task);
-        let entry = by_location.entry(location).or_default();
-        match state {
+        if !task.name.is_empty() {
+            let seen = named.entry(site).or_insert((&task.name, None));
+            if seen.0 != task.name {
+                seen.1 = Some(&task.name);
+            }
+        }
+        let entry = by_site.entry(site).or_default();
+        match report::state(task) {
             proto::TaskState::Running => entry.running += 1,
             proto::TaskState::Scheduled => entry.scheduled += 1,
             proto::TaskState::Idle => entry.idle += 1,
@@ -150,20 +157,23 @@ pub(crate) fn exposition(snapshot: &Snapshot, totals: &[proto::LocationTotals], 
         }
     }
     for total in totals {
-        let location = total
-            .location
-            .as_ref()
-            .filter(|l| !l.file.is_empty())
-            .map_or_else(unknown, |l| format!("{}:{}:{}", l.file, l.line, l.column));
-        if internal.contains(&location) {
+        let site = site(total.location.as_ref());
+        if internal.contains(&site) {
             continue;
         }
-        let entry = by_location.entry(location).or_default();
+        let entry = by_site.entry(site).or_default();
         entry.spawned = total.spawned;
         entry.completed = total.completed;
     }
+    for (site, (first, other)) in named {
+        let label = label_of(site);
+        names.see(&label, first);
+        if let Some(other) = other {
+            names.see(&label, other);
+        }
+    }
+    let by_location = by_site.into_iter().map(|(site, l)| (label_of(site), l));
     let mut locations: Vec<Location> = by_location
-        .into_iter()
         .map(|(location, mut l)| {
             l.name = names.label(&location);
             l.location = location;
@@ -191,6 +201,21 @@ pub(crate) fn exposition(snapshot: &Snapshot, totals: &[proto::LocationTotals], 
         table_bytes: table_bytes(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         tokio_version: env!("TASKSCOPE_TOKIO_VERSION").to_owned(),
+    }
+}
+
+/// A spawn site as a record gives it: file, line, column (`None`: unknown).
+type Site<'a> = Option<(&'a str, u32, u32)>;
+
+fn site(location: Option<&proto::Location>) -> Site<'_> {
+    location.filter(|l| !l.file.is_empty()).map(|l| (l.file.as_str(), l.line, l.column))
+}
+
+/// The `location` label: `file:line:col`, as `taskscope stack` writes it.
+fn label_of(site: Site<'_>) -> String {
+    match site {
+        Some((file, line, column)) => format!("{file}:{line}:{column}"),
+        None => "unknown".to_string(),
     }
 }
 

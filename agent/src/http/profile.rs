@@ -73,6 +73,7 @@ pub(crate) async fn answer(config: &Config, state: &StateHandle, debug: Debug) -
     let text = |all| Answer {
         body: Bytes::from(render::report(&info, &dump, &Filter::default(), view(all))),
         content_type: "text/plain; charset=utf-8",
+        gzipped: false,
     };
     Ok(match debug {
         Debug::Groups => text(false),
@@ -83,7 +84,8 @@ pub(crate) async fn answer(config: &Config, state: &StateHandle, debug: Debug) -
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
             let (bytes, _) = taskscope_report::pprof::profile_noted(&dump, &program, wall, &notes(&dump, timeout));
-            Answer { body: Bytes::from(bytes), content_type: "application/octet-stream" }
+            // The profile is a gzipped file, not a gzipped transfer.
+            Answer { body: Bytes::from(bytes), content_type: "application/octet-stream", gzipped: false }
         }
     })
 }

@@ -127,6 +127,17 @@ fn accept_headers_pick_the_format() {
 }
 
 #[test]
+fn gzip_when_asked_and_not_refused() {
+    use super::routes::accepts_gzip;
+    assert!(accepts_gzip(Some("gzip")));
+    assert!(accepts_gzip(Some("deflate, GZIP;q=0.5")));
+    assert!(accepts_gzip(Some("*")));
+    assert!(!accepts_gzip(Some("gzip;q=0")));
+    assert!(!accepts_gzip(Some("identity")));
+    assert!(!accepts_gzip(None));
+}
+
+#[test]
 fn paths_and_debug_levels() {
     assert_eq!(Route::of("/metrics"), Some(Route::Metrics));
     assert_eq!(Route::of("/debug/pprof/goroutine"), Some(Route::Profile));
@@ -180,6 +191,9 @@ async fn statuses_for_paths_methods_and_queries() {
     assert!(body.to_ascii_lowercase().contains("allow: get, head"), "{body}");
     let (status, _) = get(addr, &format!("GET /debug/pprof/tasks?debug=7 HTTP/1.1\r\nHost: x\r\n{close}")).await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    let (status, answer) = get(addr, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n{close}")).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(answer.to_ascii_lowercase().contains("content-encoding: gzip"), "{answer}");
     let (status, _) = get(addr, "NOT HTTP AT ALL\r\n\r\n").await;
     assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     let huge = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n{close}", "a".repeat(64 * 1024));
