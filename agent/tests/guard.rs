@@ -49,7 +49,7 @@ fn a_task_left_behind_fails_with_its_report() {
         let leaked_at = report.find(leaked).unwrap_or_else(|| panic!("{report}"));
         assert!(report[leaked_at..].contains(&format!("spawned at agent/tests/guard.rs:{line}:9")), "{report}");
         assert!(report.contains("it awaits nothing a task dump can trace"), "{report}");
-        let waiter = "1 task [idle] parked";
+        let waiter = "1 task [idle, oneshot receive] parked";
         let waiter_at = report.find(waiter).unwrap_or_else(|| panic!("{report}"));
         let block = &report[waiter_at..];
         assert!(block.contains(&format!("spawned at agent/tests/guard.rs:{}:9", line + 2)), "{report}");
@@ -177,7 +177,7 @@ fn a_multi_thread_runtime_is_guarded_the_same() {
         let (_tx, rx) = tokio::sync::oneshot::channel();
         taskscope_agent::task::Builder::new().name("left-waiter").spawn(waits_for(rx)).expect("spawned");
         let report = guard.check().await.expect_err("left").to_string();
-        assert!(report.contains("1 task [idle] parked"), "{report}");
+        assert!(report.contains("1 task [idle, oneshot receive] parked"), "{report}");
         assert!(report.contains("left-waiter"), "{report}");
         assert!(report.contains("guard::waits_for"), "{report}");
     });

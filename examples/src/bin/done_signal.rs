@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(super::handle_call(&root, 21).await, Some(42));
         let report = guard.check().await.expect_err("the helper is left").to_string();
         assert!(report.starts_with("taskscope: 1 task spawned since the guard"), "{report}");
-        assert!(report.contains("1 task [idle] parked"), "{report}");
+        assert!(report.contains("1 task [idle, CancellationToken] parked"), "{report}");
         assert!(report.contains("spawned at examples/src/bin/done_signal.rs:"), "{report}");
         assert!(report.contains("done_signal::to_done_channel::{{closure}}"), "the helper's stack: {report}");
         assert!(report.contains("tokio_util::sync::cancellation_token"), "it waits on the token: {report}");

@@ -351,7 +351,7 @@ mod tests {
         let guard = Guard::new().retry_for(Duration::from_millis(300));
         let _log = follow_and_hang_up(false).await;
         let report = guard.check().await.expect_err("the handler is left").to_string();
-        assert!(report.contains("1 task [idle] parked"), "{report}");
+        assert!(report.contains("1 task [idle, broadcast receive] parked"), "{report}");
         assert!(report.contains("  name: logs handler"), "{report}");
         assert!(report.contains("log_follow::follow_logs"), "{report}");
         assert!(report.contains("log_follow::handle_connection"), "{report}");

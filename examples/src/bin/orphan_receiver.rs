@@ -127,7 +127,7 @@ mod tests {
         let report = leaks.to_string();
         assert_eq!(leaks.count(), 2, "{report}");
         assert!(report.contains("(1 leaked: nothing can wake it)"), "{report}");
-        let worker = report.split("\n\n").find(|g| g.starts_with("1 task [idle] parked")).unwrap_or_else(|| panic!("{report}"));
+        let worker = report.split("\n\n").find(|g| g.starts_with("1 task [idle, mpsc receive] parked")).unwrap_or_else(|| panic!("{report}"));
         assert!(worker.contains("spawned at examples/src/bin/orphan_receiver.rs:"), "{report}");
         assert!(worker.contains("orphan_receiver::job_worker"), "the worker's stack: {report}");
         assert!(report.contains("1 task [idle, leaked] parked"), "{report}");
