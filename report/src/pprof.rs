@@ -141,6 +141,22 @@ pub fn profile(dump: &Dump, program: &str, time_nanos: i64) -> (Vec<u8>, Written
     profile_noted(dump, program, time_nanos, &[])
 }
 
+/// The comments a profile of `dump` carries (`go tool pprof -raw` prints
+/// them): where its stacks came from, and how many tasks have none. Used by
+/// `taskscope stack --pprof` and the agent's profile endpoint alike.
+pub fn notes(dump: &Dump, timeout: std::time::Duration) -> Vec<String> {
+    let mut notes: Vec<String> = dump.summary(timeout).map(|s| s.line()).into_iter().collect();
+    let program_tasks = dump.tasks.iter().filter(|t| t.task.as_ref().is_some_and(|r| !r.runtime_internal));
+    let missing = program_tasks.filter(|t| dump.stack_of(t).is_none()).count();
+    if missing > 0 {
+        let tasks = if missing == 1 { "task" } else { "tasks" };
+        notes.push(format!(
+            "{missing} {tasks} without a stack, counted by spawn location under \"[no stack] spawned at FILE:LINE:COL\""
+        ));
+    }
+    notes
+}
+
 /// [`profile`] with `notes` added to its comments (`go tool pprof -raw`
 /// prints them as `Comment:` lines): the agent's profile endpoint says there
 /// where the stacks came from, and why tasks have none.

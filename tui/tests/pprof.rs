@@ -50,6 +50,10 @@ fn go_tool_pprof_reads_the_tasks_as_goroutines() {
     assert!(!samples.get(accept + 1).copied().unwrap_or_default().contains("name:"), "{raw}");
     assert!(raw.contains("log_follow::follow_logs::{{closure}} examples/src/bin/log_follow.rs:"), "{raw}");
     assert!(raw.contains("[no stack] spawned at examples/src/bin/log_follow.rs:"), "the unwrapped accept loop: {raw}");
+    // The same comments as the agent's profile endpoint: where the stacks
+    // came from, and what the tasks without one are counted under.
+    assert!(raw.contains("stacks: 3 wrapped tasks captured safely"), "{raw}");
+    assert!(raw.contains("1 task without a stack, counted by spawn location"), "{raw}");
 
     let traces = pprof(&["-traces"], &file);
     let handler = traces.split("-----------+").find(|t| t.contains("logs handler")).unwrap_or_else(|| panic!("{traces}"));

@@ -83,7 +83,7 @@ pub(crate) async fn answer(config: &Config, state: &StateHandle, debug: Debug) -
             let wall = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-            let (bytes, _) = taskscope_report::pprof::profile_noted(&dump, &program, wall, &notes(&dump, timeout));
+            let (bytes, _) = taskscope_report::pprof::profile_noted(&dump, &program, wall, &taskscope_report::pprof::notes(&dump, timeout));
             // The profile is a gzipped file, not a gzipped transfer.
             Answer { body: Bytes::from(bytes), content_type: "application/octet-stream", gzipped: false }
         }
@@ -101,19 +101,4 @@ async fn take(state: &StateHandle, timeout: Duration) -> Result<Dump, Failure> {
     let snapshot = if timed_out { state.snapshot().await.map_err(gone)? } else { snapshot };
     let chunks = crate::server::chunks::DumpChunks::new(snapshot, capture, &[]);
     Dump::from_chunks(chunks).map_err(|why| Failure::internal(format!("cannot assemble the dump: {why}")))
-}
-
-/// The profile's comments beyond its first: where the stacks came from, and
-/// what a task without one shows as.
-fn notes(dump: &Dump, timeout: Duration) -> Vec<String> {
-    let mut notes: Vec<String> = dump.summary(timeout).map(|s| s.line()).into_iter().collect();
-    let program_tasks = dump.tasks.iter().filter(|t| t.task.as_ref().is_some_and(|r| !r.runtime_internal));
-    let missing = program_tasks.filter(|t| dump.stack_of(t).is_none()).count();
-    if missing > 0 {
-        let tasks = if missing == 1 { "task" } else { "tasks" };
-        notes.push(format!(
-            "{missing} {tasks} without a stack, counted by spawn location under \"[no stack] spawned at FILE:LINE:COL\""
-        ));
-    }
-    notes
 }

@@ -89,7 +89,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         for warning in render::warnings(&conn.info, &dump, args.timeout) {
             eprintln!("taskscope: {warning}");
         }
-        return write_profile(&conn, dump, &filter, path);
+        return write_profile(&conn, dump, &filter, path, args.timeout);
     }
     let text = if args.json {
         // The JSON carries the runtime statuses; still tell a human on stderr.
@@ -121,7 +121,13 @@ pub fn parse_sort(text: &str) -> Result<Sort, String> {
 }
 
 /// `--pprof FILE`: the profile of the tasks the filters keep.
-fn write_profile(conn: &client::Connected, mut dump: Dump, filter: &Filter, path: &std::path::Path) -> anyhow::Result<()> {
+fn write_profile(
+    conn: &client::Connected,
+    mut dump: Dump,
+    filter: &Filter,
+    path: &std::path::Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let kept: std::collections::HashSet<u64> =
         taskscope_report::group::select(&dump, filter).iter().filter_map(|t| t.task.as_ref().map(|r| r.id)).collect();
     dump.tasks.retain(|t| t.task.as_ref().is_some_and(|r| kept.contains(&r.id)));
@@ -129,7 +135,9 @@ fn write_profile(conn: &client::Connected, mut dump: Dump, filter: &Filter, path
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     let program = conn.info.cmdline.first().cloned().unwrap_or_else(|| conn.info.process_name.clone());
-    let (bytes, written) = taskscope_report::pprof::profile(&dump, &program, wall);
+    // The same profile, comments included, as the agent's profile endpoint.
+    let notes = taskscope_report::pprof::notes(&dump, timeout);
+    let (bytes, written) = taskscope_report::pprof::profile_noted(&dump, &program, wall, &notes);
     std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
     crate::output::print(&format!(
         "wrote {}: {} tasks in {} samples, {} bytes (read it with `go tool pprof -traces {}`)\n",
