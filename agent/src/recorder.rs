@@ -178,7 +178,7 @@ impl Recorder {
         };
         slot.task_id.store(fields.task_id, Relaxed);
         slot.kind.store(fields.kind, Relaxed);
-        crate::tags::tag_spawn(slot);
+        crate::tags::tag_current(slot);
         slot.file.store(fields.file, Relaxed);
         slot.line_col.store(((fields.line as u64) << 32) | fields.col as u64, Relaxed);
         if let Some(name) = fields.name() {
@@ -275,7 +275,7 @@ impl Recorder {
         if let Some(slot) = self.table.open_span(key) {
             if exit_slot(key, slot, now) {
                 // Still inside the runtime that polled it: the task's own.
-                crate::tags::tag_first_poll(slot);
+                crate::tags::tag_current(slot);
             }
         }
     }

@@ -73,41 +73,23 @@ pub(crate) fn attribute_spawns() {
     ATTRIBUTING.store(true, Release);
 }
 
-/// At a full-mode spawn, into `slot` just filled: its runtime's tag, if
-/// attribution is on and the spawn is inside a runtime.
+/// Tags `slot` with the runtime the calling thread is in, if attribution is
+/// on: at a full-mode spawn (the spawning runtime) and at the end of a
+/// task's first poll, on the thread that polled it, so inside the runtime
+/// that owns it (the caller knows the poll was the first from the count it
+/// just wrote: nothing per poll). One relaxed load while attribution is off.
 #[cfg(feature = "tracing")]
 #[inline]
-pub(crate) fn tag_spawn(slot: &Slot) {
+pub(crate) fn tag_current(slot: &Slot) {
     if ATTRIBUTING.load(Relaxed) {
-        tag_spawn_slow(slot);
+        tag_current_slow(slot);
     }
 }
 
 #[cfg(feature = "tracing")]
 #[cold]
 #[inline(never)]
-fn tag_spawn_slow(slot: &Slot) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-    let tag = tag_of(runtime_u64(&handle));
-    slot.kind.fetch_or(TAGGED | ((tag as u32) << TAG_SHIFT), Relaxed);
-}
-
-/// At the end of a full-mode task's first poll, on the thread that polled
-/// it, so inside the runtime that owns it: that runtime's tag, if
-/// attribution is on. Called once per task (the caller knows the poll was
-/// the first from the count it just wrote): nothing per poll.
-#[cfg(feature = "tracing")]
-#[inline]
-pub(crate) fn tag_first_poll(slot: &Slot) {
-    if ATTRIBUTING.load(Relaxed) {
-        tag_first_poll_slow(slot);
-    }
-}
-
-#[cfg(feature = "tracing")]
-#[cold]
-#[inline(never)]
-fn tag_first_poll_slow(slot: &Slot) {
+fn tag_current_slow(slot: &Slot) {
     if let Some(runtime) = current_runtime() {
         tag_with(slot, runtime);
     }
