@@ -10,9 +10,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
-use common::{connect, dump, socket_dir, socket_in, task_in};
+use common::{connect, dump_when_idle, socket_dir, socket_in, task_in};
 use taskscope_proto as proto;
 use tokio::runtime::Builder;
 use tokio::sync::oneshot;
@@ -65,17 +64,7 @@ fn lean_tasks_carry_their_runtimes_index() {
         let index = |name: Option<&str>| name.and_then(|n| names.iter().position(|&r| r == n));
         let known = |runtime: u32| usize::try_from(runtime).ok().filter(|&i| i < names.len());
 
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let chunks = loop {
-            let chunks = dump(&mut client, 10_000).await;
-            let idle = |id: &u64| {
-                task_in(&chunks, *id).and_then(|t| t.task.as_ref()).is_some_and(|t| t.state == proto::TaskState::Idle as i32)
-            };
-            if expected.keys().all(idle) || Instant::now() > deadline {
-                break chunks;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let chunks = dump_when_idle(&mut client, expected.keys().copied()).await;
         for (id, runtime) in &expected {
             let task = task_in(&chunks, *id).and_then(|t| t.task.as_ref()).unwrap_or_else(|| panic!("task {id} in the dump"));
             assert_eq!(task.state, proto::TaskState::Idle as i32, "{task:?}");

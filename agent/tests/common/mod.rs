@@ -94,6 +94,22 @@ pub fn task_in(chunks: &[proto::DumpChunk], id: u64) -> Option<&proto::DumpedTas
     chunks.iter().flat_map(|c| &c.tasks).find(|t| t.task.as_ref().is_some_and(|t| t.id == id))
 }
 
+/// Dumps until every task of `ids` is idle (each has had its first poll),
+/// for at most 20 s; the last dump either way.
+pub async fn dump_when_idle(client: &mut InspectorClient<Channel>, ids: impl Iterator<Item = u64> + Clone) -> Vec<proto::DumpChunk> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let chunks = dump(client, 10_000).await;
+        let idle = |id: u64| {
+            task_in(&chunks, id).and_then(|t| t.task.as_ref()).is_some_and(|t| t.state == proto::TaskState::Idle as i32)
+        };
+        if ids.clone().all(idle) || std::time::Instant::now() > deadline {
+            return chunks;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The function names of a dumped task's stack.
 pub fn functions_of(chunks: &[proto::DumpChunk], task: &proto::DumpedTask) -> Vec<String> {
     chunks
