@@ -189,9 +189,7 @@ pub fn group_block_with(g: &Group<'_>, dump: &Dump, paths: &Paths, timeout: Dura
         _ if count == 1 => tags.push_str(", leaked"),
         n => tags.push_str(&format!(", {n} leaked")),
     }
-    if let Some(wait) = g.wait.as_ref().filter(|w| w.phrase != wait::NOTHING_CAN_WAKE) {
-        tags.push_str(&format!(", {}", wait.phrase));
-    }
+    push_wait(&mut tags, g.wait.as_ref());
     let span = |word: &str, times: Option<(u64, u64)>| match times {
         None => String::new(),
         Some((lo, hi)) if format_ns(lo) == format_ns(hi) => format!(" {word} {}", format_ns(hi)),
@@ -241,11 +239,7 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths, timeout: Dura
     if task.leaked {
         tags.push_str(", leaked");
     }
-    if let Some(wait) =
-        wait::of_task(task, dump.standing(dumped), dump.stack_of(dumped)).filter(|w| w.phrase != wait::NOTHING_CAN_WAKE)
-    {
-        tags.push_str(&format!(", {}", wait.phrase));
-    }
+    push_wait(&mut tags, wait::of_task(task, dump.standing(dumped), dump.stack_of(dumped)).as_ref());
     let mut name = if task.name.is_empty() { String::new() } else { format!(" name={}", shown(&task.name)) };
     if !task.kind.is_empty() && task.kind != "task" {
         name.push_str(&format!(" kind={}", shown(&task.kind)));
@@ -257,6 +251,14 @@ pub fn task_block(dumped: &DumpedTask, dump: &Dump, paths: &Paths, timeout: Dura
         out.push_str(&stack_or_why_not(dump.standing(dumped), dump.stack_of(dumped), paths, timeout));
     }
     out
+}
+
+/// Adds `, <what it waits on>` to a group's or task's tags; not for a
+/// leaked one, whose `leaked` tag already says nothing can wake it.
+fn push_wait(tags: &mut String, wait: Option<&wait::Wait>) {
+    if let Some(wait) = wait.filter(|w| w.phrase != wait::NOTHING_CAN_WAKE) {
+        tags.push_str(&format!(", {}", wait.phrase));
+    }
 }
 
 /// The stack under a `stack (captured safely):` line naming its source,

@@ -215,7 +215,7 @@ impl State {
     fn place(&mut self, row: &mut TaskRow) {
         let key = self.survey.as_ref().and_then(|s| s.key_of(row.id, &row.location));
         let survey = self.survey.as_ref();
-        let known = key.as_ref().and_then(|k| survey?.group(k)).and_then(|g| g.wait.clone());
+        let known = key.as_ref().and_then(|k| survey?.wait(k)).cloned();
         row.wait = known.as_ref().map(|w| self.interner.get(&w.phrase));
         row.wait_class = known.as_ref().map(|w| w.class);
         let key = key.unwrap_or_else(|| row.location.clone());

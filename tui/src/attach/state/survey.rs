@@ -28,13 +28,6 @@ use taskscope_report::wait::Wait;
 use super::stack::DumpOutcome;
 use super::task::{location_string, Interner};
 
-/// One group of the survey, as the groups view knows it.
-#[derive(Debug, Clone)]
-pub struct Surveyed {
-    /// What its tasks wait on, when known.
-    pub wait: Option<Wait>,
-}
-
 /// The latest survey.
 #[derive(Debug, Default)]
 pub struct Survey {
@@ -44,8 +37,8 @@ pub struct Survey {
     placed: HashMap<u64, Arc<str>>,
     /// The group keys at each spawn location.
     at: HashMap<Arc<str>, Vec<Arc<str>>>,
-    /// What is known of each group key.
-    groups: HashMap<Arc<str>, Surveyed>,
+    /// What each group key's tasks wait on, when known.
+    waits: HashMap<Arc<str>, Option<Wait>>,
 }
 
 impl Survey {
@@ -62,7 +55,7 @@ impl Survey {
             if !keys.contains(&key) {
                 keys.push(key.clone());
             }
-            survey.groups.insert(key, Surveyed { wait: g.wait.clone() });
+            survey.waits.insert(key, g.wait.clone());
         }
         survey.outcome = outcome;
         survey
@@ -81,8 +74,8 @@ impl Survey {
         }
     }
 
-    /// What is known of group `key`.
-    pub fn group(&self, key: &str) -> Option<&Surveyed> {
-        self.groups.get(key)
+    /// What the tasks of group `key` wait on, when known.
+    pub fn wait(&self, key: &str) -> Option<&Wait> {
+        self.waits.get(key)?.as_ref()
     }
 }
