@@ -33,6 +33,16 @@ pub(crate) struct Entry {
     /// been polled since a request gave up on it (its runtime is blocked, or
     /// tokio's own dump lost it), so a new request does not wait for it.
     pub polled: AtomicU64,
+    /// The request epoch its future has seen (see [`super::Traced`]); only
+    /// the wrapper's polls write it.
+    seen: AtomicU64,
+    /// The identity (data and vtable pointers) of the waker it parked with,
+    /// so that each `Pending` checks it without taking the lock; only the
+    /// wrapper's polls write it.
+    waker_id: [AtomicUsize; 2],
+    /// Where it sits on the board.
+    shard: u32,
+    index: u32,
     shared: Mutex<Shared>,
 }
 
@@ -90,15 +100,12 @@ pub(crate) static BOARD: Board = Board {
     len: AtomicUsize::new(0),
 };
 
-/// A future's registration: its entry and where it sits on the board. Leaves
-/// the board when dropped (when the wrapper is).
+/// A future's registration: its entry, which says where it sits on the
+/// board. Leaves the board when dropped (when the wrapper is). One pointer,
+/// so that the wrapper, which every wrapped task carries parked or not,
+/// stays small: what a parked future needs is in its entry.
 pub(crate) struct Registration {
     pub entry: Arc<Entry>,
-    shard: u32,
-    index: u32,
-    /// The registered waker's identity (data and vtable pointers), so that
-    /// each `Pending` checks it without taking the entry's lock.
-    waker_id: (usize, usize),
 }
 
 fn waker_id(waker: &Waker) -> (usize, usize) {
@@ -110,32 +117,39 @@ impl Board {
         self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts a future that just returned `Pending` with `waker` on the board.
-    pub(crate) fn register(&self, task_id: u64, key: Option<Key>, waker: &Waker) -> Registration {
+    /// Puts a future that just returned `Pending` with `waker` on the board;
+    /// `seen` is the request epoch it read at the start of that poll.
+    pub(crate) fn register(&self, task_id: u64, key: Option<Key>, waker: &Waker, seen: u64) -> Registration {
+        let shard = (task_id as usize) % SHARDS;
+        let mut guard = self.shard(shard);
+        let index = match guard.free.pop() {
+            Some(index) => index,
+            None => {
+                guard.entries.push(None);
+                // More than 4 billion parked futures in one shard (terabytes
+                // of tasks): then the last index is shared, and only the
+                // latest to park there is on the board.
+                u32::try_from(guard.entries.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let (data, vtable) = waker_id(waker);
         let entry = Arc::new(Entry {
             task_id,
             key: key.map_or(0, |k| k.0),
             gave_up: AtomicU64::new(0),
             polled: AtomicU64::new(0),
+            seen: AtomicU64::new(seen),
+            waker_id: [AtomicUsize::new(data), AtomicUsize::new(vtable)],
+            shard: shard as u32,
+            index,
             shared: Mutex::new(Shared { waker: Some(waker.clone()), ..Shared::default() }),
         });
-        let shard = (task_id as usize) % SHARDS;
-        let mut guard = self.shard(shard);
-        let index = match guard.free.pop() {
-            Some(index) => {
-                guard.entries[index as usize] = Some(Arc::clone(&entry));
-                index
-            }
-            None => {
-                guard.entries.push(Some(Arc::clone(&entry)));
-                // More than 4 billion parked futures in one shard: then the
-                // last index is shared, and only its first owner leaves.
-                u32::try_from(guard.entries.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
+        if let Some(place) = guard.entries.get_mut(index as usize) {
+            *place = Some(Arc::clone(&entry));
+        }
         drop(guard);
         self.len.fetch_add(1, Relaxed);
-        Registration { entry, shard: shard as u32, index, waker_id: waker_id(waker) }
+        Registration { entry }
     }
 
     /// Every entry now on the board.
@@ -157,14 +171,29 @@ impl Registration {
     /// Whether `waker` is the one registered (cheap: two comparisons).
     #[inline]
     pub(crate) fn holds(&self, waker: &Waker) -> bool {
-        waker_id(waker) == self.waker_id
+        let (data, vtable) = waker_id(waker);
+        let [held_data, held_vtable] = &self.entry.waker_id;
+        held_data.load(Relaxed) == data && held_vtable.load(Relaxed) == vtable
     }
 
     /// Replaces the registered waker (the future is polled with another one
     /// than before) and returns the old one, for the caller to drop.
     pub(crate) fn replace_waker(&mut self, waker: &Waker) -> Option<Waker> {
-        self.waker_id = waker_id(waker);
+        let (data, vtable) = waker_id(waker);
+        self.entry.waker_id[0].store(data, Relaxed);
+        self.entry.waker_id[1].store(vtable, Relaxed);
         self.entry.shared().waker.replace(waker.clone())
+    }
+
+    /// The request epoch its future has seen.
+    #[inline]
+    pub(crate) fn seen(&self) -> u64 {
+        self.entry.seen.load(Relaxed)
+    }
+
+    /// Its future saw request epoch `epoch`.
+    pub(crate) fn see(&self, epoch: u64) {
+        self.entry.seen.store(epoch, Relaxed);
     }
 
 }
@@ -187,11 +216,11 @@ impl Drop for Registration {
         if let Some(request) = wanted {
             request.answer(&self.entry, Vec::new());
         }
-        let mut guard = BOARD.shard(self.shard as usize);
-        let index = self.index as usize;
+        let mut guard = BOARD.shard(self.entry.shard as usize);
+        let index = self.entry.index as usize;
         if guard.entries.get(index).is_some_and(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(e, &self.entry))) {
             guard.entries[index] = None;
-            guard.free.push(self.index);
+            guard.free.push(self.entry.index);
             drop(guard);
             BOARD.len.fetch_sub(1, Relaxed);
         }
@@ -207,7 +236,7 @@ mod tests {
     /// pointer and the allocator's rounding).
     #[test]
     fn entries_and_registrations_stay_small() {
-        assert!(std::mem::size_of::<Entry>() <= 80, "{}", std::mem::size_of::<Entry>());
-        assert!(std::mem::size_of::<Option<Registration>>() <= 32, "{}", std::mem::size_of::<Option<Registration>>());
+        assert!(std::mem::size_of::<Entry>() <= 112, "{}", std::mem::size_of::<Entry>());
+        assert_eq!(std::mem::size_of::<Option<Registration>>(), 8);
     }
 }

@@ -1,8 +1,9 @@
 //! [`Traced`]: the wrapper that lets a future be traced inside its own poll.
 //!
 //! The fast path, taken by every poll while no capture is asked for, is one
-//! relaxed load of a global and a comparison; a `Pending` checks that the
-//! future is on the board with the same waker (two comparisons). Everything
+//! relaxed load of a global and, once the future has parked, a comparison
+//! with the epoch in its board entry; a `Pending` checks that the future is
+//! on the board with the same waker (two comparisons). Everything
 //! else (the first park, a capture, a name to write, a future that records
 //! itself) is out of line.
 
@@ -23,12 +24,14 @@ pin_project_lite::pin_project! {
     /// and no scheduler lock, so the capture cannot wedge, lose or kill
     /// anything. Made by [`crate::spawn`], [`crate::task::Builder`] and
     /// [`crate::main`].
+    ///
+    /// Two pointers beside the future, since every wrapped task carries them
+    /// in its cell, parked or not: what a parked future needs (the request
+    /// epoch it has seen, its waker's identity) is in its board entry.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Traced<F> {
         #[pin]
         future: F,
-        // The request epoch this future has seen.
-        seen: u64,
         // Its place on the board, once it has parked.
         registration: Option<Registration>,
         // What few futures need (boxed: every wrapped task carries this field).
@@ -49,14 +52,14 @@ impl<F> Traced<F> {
     /// Wraps the future of a tokio task.
     pub(crate) fn task(future: F, name: Option<Box<str>>) -> Self {
         let extra = name.map(|name| Box::new(Extra { name: Some(name), own: None }));
-        Traced { future, seen: EPOCH.load(Relaxed), registration: None, extra }
+        Traced { future, registration: None, extra }
     }
 
     /// Wraps a future that a runtime blocks on, recorded by the agent itself
     /// as a `block_on` task spawned at `location`.
     pub(crate) fn block_on(future: F, location: &'static std::panic::Location<'static>) -> Self {
         let extra = Own::start(location).map(|own| Box::new(Extra { name: None, own: Some(own) }));
-        Traced { future, seen: EPOCH.load(Relaxed), registration: None, extra }
+        Traced { future, registration: None, extra }
     }
 }
 
@@ -66,12 +69,16 @@ impl<F: Future> Future for Traced<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        if this.extra.is_some() || EPOCH.load(Relaxed) != *this.seen {
-            return poll_slow(this.future, this.seen, this.registration, this.extra, cx);
+        // Read before the poll: a request collects the board before it moves
+        // the epoch on, so a future that parks in this poll and is asked
+        // sees the new epoch at its next one (see `park`).
+        let epoch = EPOCH.load(Relaxed);
+        if this.extra.is_some() || this.registration.as_ref().is_some_and(|r| r.seen() != epoch) {
+            return poll_slow(this.future, this.registration, this.extra, cx);
         }
         let poll = this.future.as_mut().poll(cx);
         if poll.is_pending() && !this.registration.as_ref().is_some_and(|r| r.holds(cx.waker())) {
-            park(this.registration, None, cx);
+            park(this.registration, epoch, None, cx);
         }
         poll
     }
@@ -82,7 +89,6 @@ impl<F: Future> Future for Traced<F> {
 #[inline(never)]
 fn poll_slow<F: Future>(
     mut future: Pin<&mut F>,
-    seen: &mut u64,
     registration: &mut Option<Registration>,
     extra: &mut Option<Box<Extra>>,
     cx: &mut Context<'_>,
@@ -97,14 +103,13 @@ fn poll_slow<F: Future>(
     let mut own = extra.as_mut().and_then(|extra| extra.own.as_mut());
     let epoch = EPOCH.load(Acquire);
     // Inside tokio's own dump the leaves are its to trace, not ours.
-    let request = if epoch != *seen && !super::trace::tokio_is_tracing() {
-        *seen = epoch;
-        registration.as_ref().and_then(|r| {
+    let request = match registration.as_ref() {
+        Some(r) if r.seen() != epoch && !super::trace::tokio_is_tracing() => {
+            r.see(epoch);
             r.entry.polled.store(epoch, Relaxed);
             wanted(r, epoch)
-        })
-    } else {
-        None
+        }
+        _ => None,
     };
     let recorded = own.as_mut().is_some_and(|own| own.before_poll(request.is_some()));
     let (poll, traced_a_leaf) = match (request, registration.as_ref()) {
@@ -118,7 +123,7 @@ fn poll_slow<F: Future>(
         own.after_poll(recorded, traced_a_leaf);
     }
     if poll.is_pending() && !registration.as_ref().is_some_and(|r| r.holds(cx.waker())) {
-        park(registration, own.as_deref(), cx);
+        park(registration, epoch, own.as_deref(), cx);
     }
     poll
 }
@@ -129,10 +134,12 @@ fn wanted(registration: &Registration, epoch: u64) -> Option<Arc<Request>> {
 }
 
 /// The future returned `Pending`: puts it on the board, or updates the waker
-/// the board holds for it.
+/// the board holds for it. `epoch` is the request epoch read before the poll:
+/// a request that collects the board after this registration moves the epoch
+/// on only after that, so the future, asked, takes the slow path next time.
 #[cold]
 #[inline(never)]
-fn park(registration: &mut Option<Registration>, own: Option<&Own>, cx: &Context<'_>) {
+fn park(registration: &mut Option<Registration>, epoch: u64, own: Option<&Own>, cx: &Context<'_>) {
     match registration {
         Some(registration) => {
             // Polled with another waker than before. The clone of the new
@@ -149,7 +156,7 @@ fn park(registration: &mut Option<Registration>, own: Option<&Own>, cx: &Context
                     None => return,
                 },
             };
-            let placed = BOARD.register(task_id, key, cx.waker());
+            let placed = BOARD.register(task_id, key, cx.waker(), epoch);
             if let Some(key) = key {
                 crate::recorder::agent_waker(key, true);
             }
@@ -164,6 +171,6 @@ mod tests {
     #[test]
     fn the_wrapper_adds_little_to_a_task() {
         let added = std::mem::size_of::<super::Traced<std::future::Pending<()>>>();
-        assert!(added <= 48, "{added}");
+        assert!(added <= 16, "{added}");
     }
 }
