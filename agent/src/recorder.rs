@@ -15,7 +15,10 @@
 //! dump is in flight, a poll made in tracing mode (tokio's
 //! `Handle::is_tracing`) is not recorded and marks the task TRACED; the wake
 //! that follows is the dump's own and marks it REPOLL; and the poll after that
-//! is the dump's re-poll, not recorded either. Waker clones and drops are
+//! is the dump's re-poll, not recorded either (a program's wake that lands
+//! before the re-poll has run is served by it, tokio running a task woken
+//! twice once, so that one poll of the program's goes uncounted: the price
+//! of never counting a dump's). Waker clones and drops are
 //! always counted, so the live-waker balance stays exact. Runtime hooks (the
 //! lean mode, [`crate::hooks`]) see neither the tracing poll nor the wake:
 //! the dump's tasks are marked before it starts, and the first poll of a

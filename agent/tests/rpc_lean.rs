@@ -79,7 +79,13 @@ fn hooks_mode_serves_lifecycles_and_stacks() {
             assert_eq!(record2.state, proto::TaskState::Idle as i32, "{record2:?}");
         }
 
-        // A real wake is a real poll.
+        // A real wake is a real poll. Not straight after a capture, though:
+        // the capture's re-poll (woken by the wake tokio deferred in the
+        // traced poll) is not counted, and a real wake that comes before it
+        // has run is served by that same poll (tokio runs a task woken twice
+        // once), so it would not count either. The re-poll follows the
+        // traced poll at the worker's next turn; this leaves it ample time.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         tx.send(()).expect("the task waits");
         tokio::time::sleep(Duration::from_millis(200)).await;
         let after = dump_of(&mut client, vec![parked_id], 10_000).await;
