@@ -132,3 +132,25 @@ fn a_check_that_cannot_be_made_exits_2_with_one_line() {
         assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
     }
 }
+
+#[test]
+fn an_undecidable_match_is_exit_2_and_retried_until_it_can_be_decided() {
+    let dir = temp_dir();
+    // One of the two workers blocked for 8 s from 200 ms after the start:
+    // the blocking task is inside its poll, so a capture cannot have its
+    // stack, and nothing can say whether that stack mentions the pattern.
+    let ex = Example::start(dir.path(), "blocker", &["--after", "200ms", "--for", "8s"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let pattern = "no_function_is_called_this";
+    let once = taskscope(dir.path(), &["check", &ex.pid(), "--match", pattern, "--timeout", "300ms"]);
+    assert_eq!(once.code, 2, "{once:?}");
+    assert!(once.stderr.starts_with("taskscope: ") && once.stderr.lines().count() == 1, "{once:?}");
+    assert!(once.stderr.contains("cannot decide --match") && once.stderr.contains("not polled in time"), "{once:?}");
+
+    // With --retry the check looks again until the block ends and the
+    // stack is there: then it decides (nothing mentions the pattern).
+    let retried =
+        taskscope(dir.path(), &["check", &ex.pid(), "--match", pattern, "--timeout", "300ms", "--retry", "30s"]);
+    assert_eq!(retried.code, 0, "{retried:?}");
+    assert!(retried.stdout.contains("clean"), "{retried:?}");
+}

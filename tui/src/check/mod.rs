@@ -4,7 +4,8 @@
 //! Exit status 0 when clean; 1 with a report (the grouped `stack` format of
 //! the offending tasks, or `--json`) when a condition fails; 2 when it could
 //! not check (no agent, a dead process, a bad address, a `--match` that the
-//! missing stacks make undecidable): what a CI step needs to tell "the
+//! missing stacks make undecidable, and still do when `--retry` runs out):
+//! what a CI step needs to tell "the
 //! service leaks" from "the check is broken".
 //!
 //! The conditions are [`conditions`]'s pure functions; this file fetches
@@ -115,12 +116,23 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     }
     let started = Instant::now();
     let mut pause = Duration::from_millis(50);
+    let retry = args.retry.unwrap_or_default();
     let (dump, violations) = loop {
         let dump = crate::stack::fetch::fetch(&mut conn, args.timeout).await?;
-        let violations = conditions.check(&dump).map_err(|why| anyhow::anyhow!("{}", why.0))?;
-        let retry = args.retry.unwrap_or_default();
-        if violations.is_empty() || started.elapsed() >= retry {
-            break (dump, violations);
+        // An undecidable look is retried like a failed one: what made it so
+        // (a task inside a long poll, a runtime whose dump did not complete)
+        // passes.
+        let looked = conditions.check(&dump);
+        let out_of_time = started.elapsed() >= retry;
+        match looked {
+            Ok(violations) if violations.is_empty() || out_of_time => break (dump, violations),
+            Err(why) if out_of_time => {
+                if retry.is_zero() {
+                    anyhow::bail!("{}", why.0);
+                }
+                anyhow::bail!("{} (still so after {} of --retry)", why.0, taskscope_proto::duration::format(retry));
+            }
+            _ => {}
         }
         tokio::time::sleep(pause.min(retry.saturating_sub(started.elapsed()))).await;
         pause = (pause * 2).min(MAX_PAUSE);
