@@ -47,6 +47,30 @@ fn the_group_that_grew_since_the_baseline_comes_first_with_its_new_tasks() {
     let files = taskscope(dir.path(), &["diff", &baseline, &after, "--min-growth", "1000000"]);
     assert_eq!(files.code, 0, "grew, but not by a million: {files:?}");
     assert!(files.stdout.lines().any(|l| l.starts_with('+')), "{files:?}");
+    // The same comparisons as JSON, for a CI step to read.
+    let json = taskscope(dir.path(), &["diff", &baseline, &pid, "--json"]);
+    assert_eq!(json.code, 1, "{json:?}");
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    assert_eq!(report["format"], "taskscope.diff.v1", "{report:#}");
+    assert_eq!(report["failed"], true, "{report:#}");
+    assert_eq!(report["process"]["pid"].to_string(), pid, "{report:#}");
+    assert_eq!(report["baseline"]["same_process"], true, "{report:#}");
+    assert!(report["baseline"]["after_ns"].as_u64().is_some_and(|ns| ns >= 1_500_000_000), "{report:#}");
+    let top = &report["grew"][0];
+    let (growth, before_n, after_n) = (top["growth"].as_i64(), top["before"].as_i64(), top["after"].as_i64());
+    assert!(growth.is_some_and(|g| g >= 50), "about 100 helpers a second are left: {top:#}");
+    assert_eq!(after_n.zip(before_n).map(|(a, b)| a - b), growth, "{top:#}");
+    assert!(top["new_tasks"].as_i64() >= growth, "every task of the growth is new: {top:#}");
+    assert!(top["location"].as_str().is_some_and(|l| l.starts_with("examples/src/bin/done_signal.rs:")), "{top:#}");
+    let functions: Vec<&str> = top["stack"][0].as_array().into_iter().flatten().filter_map(|f| f["function"].as_str()).collect();
+    assert!(functions.iter().any(|f| f.starts_with("done_signal::")), "the group's stack: {top:#}");
+    let passed = taskscope(dir.path(), &["diff", &baseline, &after, "--min-growth", "1000000", "--json"]);
+    assert_eq!(passed.code, 0, "{passed:?}");
+    let passed: serde_json::Value = serde_json::from_str(&passed.stdout).expect("JSON");
+    assert_eq!(passed["failed"], false, "{passed:#}");
+    assert_eq!(passed["baseline"]["same_process"], true, "{passed:#}");
+    assert!(passed["grew"].as_array().is_some_and(|g| !g.is_empty()), "{passed:#}");
+
     let same = taskscope(dir.path(), &["diff", &baseline, &baseline]);
     assert_eq!(same.code, 0, "{same:?}");
     assert!(same.stdout.contains(": 0 groups grew, 0 shrank or vanished"), "{same:?}");

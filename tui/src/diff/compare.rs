@@ -22,8 +22,10 @@ pub struct Change<'a> {
     pub new_tasks: Option<usize>,
 }
 
-impl Change<'_> {
-    fn shown(&self) -> &Bunch {
+impl<'a> Change<'a> {
+    /// The side the group is shown from: after's, or the baseline's when it
+    /// vanished.
+    pub fn shown(&self) -> &'a Bunch {
         self.after.or(self.before).expect("a change has a side")
     }
 }

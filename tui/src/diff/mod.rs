@@ -13,6 +13,7 @@
 //! target).
 
 mod compare;
+mod json;
 mod side;
 
 use std::path::Path;
@@ -47,6 +48,11 @@ pub struct Args {
     /// How long the live program's runtimes may take to produce their stacks.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_wait)]
     timeout: Duration,
+
+    /// Print JSON (`taskscope.diff.v1`): the verdict, and each group that
+    /// grew or shrank with its counts, new tasks and stack.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `taskscope diff`: `Ok(true)` when something grew, `Err` when it
@@ -65,7 +71,11 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         Side::parse(&json).map_err(anyhow::Error::msg).context("the live report")?
     };
     let compared = compare::compare(&before, &after).map_err(anyhow::Error::msg)?;
-    let text = compare::render(&before, &after, &compared, &args.baseline);
+    let text = if args.json {
+        json::render(&before, &after, &compared, &args.baseline, args.min_growth).context("cannot encode the diff")?
+    } else {
+        compare::render(&before, &after, &compared, &args.baseline)
+    };
     crate::output::print(&text)?;
     Ok(compare::failed(&compared, args.min_growth))
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The JSON report, as far as the diff reads it.
 #[derive(Debug, Deserialize)]
@@ -59,8 +59,9 @@ struct Task {
     stack: Option<Vec<Vec<Frame>>>,
 }
 
-/// A frame, leaf first within its backtrace (as the report writes them).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A frame, leaf first within its backtrace (as the report writes them, and
+/// as `diff --json` writes them back).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Frame {
     pub function: String,
     pub file: String,
