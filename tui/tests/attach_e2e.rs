@@ -6,22 +6,18 @@
 //! examples belong to another package; the first test that needs them builds
 //! them into the same target directory (a no-op under `cargo test --workspace`).
 
+mod common;
+
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use common::example::{examples_built, Example};
 
 /// Generous: the machine may be busy compiling.
 const PATIENCE: Duration = Duration::from_secs(40);
-
-fn bin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_taskscope"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf()
-}
 
 /// Fails the test, saying how to get tmux, when it is not installed: these
 /// tests do not pass by skipping (`.ci/run` installs it).
@@ -37,84 +33,6 @@ fn need_tmux() {
         "tmux is not installed: the attach end-to-end tests need a real terminal from tmux \
          (Debian: `apt-get install tmux`; .ci/run installs it)"
     );
-}
-
-fn examples_built() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let dir = bin_dir();
-        let profile = match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_string(),
-            Some(other) => other.to_string(),
-        };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "taskscope-examples",
-                "--bins",
-                "--profile",
-                &profile,
-            ])
-            .arg("--target-dir")
-            .arg(dir.parent().expect("target dir"))
-            .status()
-            .map_err(|e| format!("cannot run cargo to build the examples: {e}"))?;
-        status
-            .success()
-            .then_some(())
-            .ok_or_else(|| format!("building the examples failed: {status}"))
-    });
-    if let Err(e) = built {
-        panic!("{e}");
-    }
-}
-
-/// A running example program, killed on drop.
-struct Example {
-    child: Child,
-}
-
-impl Example {
-    fn start(dir: &Path, name: &str, args: &[&str], env: &[(&str, String)]) -> Example {
-        examples_built();
-        let mut cmd = Command::new(bin_dir().join(name));
-        cmd.args(args)
-            .env("TASKSCOPE_DIR", dir)
-            // The default on this tokio: its own task dump, which harms the
-            // program it dumps, is not taken; only the safe capture runs.
-            .env_remove("TASKSCOPE_TOKIO_DUMPS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let socket = dir.join(format!("{}.sock", child.id()));
-        let start = Instant::now();
-        while !socket.exists() {
-            assert!(start.elapsed() < PATIENCE, "{name} never created {}", socket.display());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Example { child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// A tmux server of our own (its own socket, so the user's tmux is never
@@ -251,7 +169,7 @@ fn the_leak_is_the_top_group_its_stack_names_the_helper_and_q_restores_the_termi
     need_tmux();
     let dir = tempdir();
     let d = dir.path().display().to_string();
-    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "20ms"], &[]);
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "20ms"]);
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
     tmux.type_line(&format!(
@@ -324,9 +242,9 @@ fn reconnects_when_a_tcp_target_comes_back() {
     let dir = tempdir();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let tcp = [("TASKSCOPE_TCP", addr.clone())];
+    let tcp = [("TASKSCOPE_TCP", addr.as_str())];
     let args = ["--calls", "0", "--interval", "50ms"];
-    let mut first = Example::start(dir.path(), "done_signal", &args, &tcp);
+    let mut first = Example::start_with(dir.path(), "done_signal", &args, &tcp);
     let start = Instant::now();
     while TcpStream::connect(&addr).is_err() {
         assert!(start.elapsed() < PATIENCE, "agent never listened on {addr}");
@@ -344,7 +262,7 @@ fn reconnects_when_a_tcp_target_comes_back() {
     // The last data stays on screen while disconnected.
     assert!(screen.contains("done_signal.rs:"), "{screen}");
 
-    let second = Example::start(dir.path(), "done_signal", &args, &tcp);
+    let second = Example::start_with(dir.path(), "done_signal", &args, &tcp);
     tmux.wait_for("live on the restarted process", |s| {
         s.contains(&format!("pid {}", second.pid())) && live(s)
     });
@@ -362,7 +280,7 @@ fn a_pid_target_that_exits_is_named_and_the_programs_next_process_followed() {
     need_tmux();
     let dir = tempdir();
     let args = ["--calls", "0", "--interval", "50ms"];
-    let mut ex = Example::start(dir.path(), "done_signal", &args, &[]);
+    let mut ex = Example::start(dir.path(), "done_signal", &args);
     let pid = ex.pid();
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
@@ -376,7 +294,7 @@ fn a_pid_target_that_exits_is_named_and_the_programs_next_process_followed() {
     // The last data stays on screen meanwhile.
     assert!(!rows_at(&screen, "done_signal.rs:").is_empty(), "{screen}");
 
-    let next = Example::start(dir.path(), "done_signal", &args, &[]);
+    let next = Example::start(dir.path(), "done_signal", &args);
     let new_pid = next.pid();
     let screen = tmux.wait_for("the next process followed, its tasks listed", |s| {
         live(s) && s.contains(&format!("done_signal  pid {new_pid}")) && !rows_at(s, "done_signal.rs:").is_empty()
@@ -394,7 +312,7 @@ fn no_follow_stays_on_the_exited_process() {
     need_tmux();
     let dir = tempdir();
     let args = ["--calls", "0", "--interval", "50ms"];
-    let mut ex = Example::start(dir.path(), "done_signal", &args, &[]);
+    let mut ex = Example::start(dir.path(), "done_signal", &args);
     let pid = ex.pid();
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
@@ -402,7 +320,7 @@ fn no_follow_stays_on_the_exited_process() {
     tmux.wait_for("live", live);
     ex.kill();
     tmux.wait_for("the exit", |s| s.lines().any(|l| l.trim_end() == format!(" ⚠ process {pid} (done_signal) exited")));
-    let next = Example::start(dir.path(), "done_signal", &args, &[]);
+    let next = Example::start(dir.path(), "done_signal", &args);
     // Give a follower every chance to switch (it looks every second).
     std::thread::sleep(Duration::from_secs(3));
     let screen = tmux.screen();
@@ -415,12 +333,14 @@ fn no_follow_stays_on_the_exited_process() {
 fn follow_name_waits_for_the_programs_first_process() {
     need_tmux();
     let dir = tempdir();
-    examples_built();
+    if let Err(e) = examples_built() {
+        panic!("{e}");
+    }
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
     tmux.type_line(&attach_cmd("--follow done_signal"));
     tmux.wait_for("the wait for a process", |s| s.contains("waiting for a done_signal process"));
-    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"]);
     let screen = tmux.wait_for("that process followed", |s| {
         live(s) && s.contains(&format!("done_signal  pid {}", ex.pid())) && !rows_at(s, "done_signal.rs:").is_empty()
     });
@@ -433,7 +353,7 @@ fn sigterm_ends_the_ui_and_restores_the_terminal() {
     need_tmux();
     let dir = tempdir();
     let d = dir.path().display().to_string();
-    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"]);
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
     tmux.type_line(&format!(
@@ -460,7 +380,7 @@ fn sigterm_ends_the_ui_and_restores_the_terminal() {
 fn a_stopped_target_counts_as_lost_and_is_followed_again_when_continued() {
     need_tmux();
     let dir = tempdir();
-    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"], &[]);
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "0", "--interval", "50ms"]);
     let pid = ex.pid().to_string();
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
@@ -525,7 +445,7 @@ fn failures_before_the_screen_opens_are_one_line() {
         "{err}"
     );
 
-    let ex = Example::start(dir.path(), "done_signal", &["--calls", "1"], &[]);
+    let ex = Example::start(dir.path(), "done_signal", &["--calls", "1"]);
     let (code, err) = attach_piped(dir.path(), &[&ex.pid().to_string()]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -550,7 +470,7 @@ fn wait_cell(screen: &str, row: &str) -> String {
 fn the_groups_view_has_stacks_groups_reasons_and_order() {
     need_tmux();
     let dir = tempdir();
-    let ex = Example::start(dir.path(), "service", &[], &[]);
+    let ex = Example::start(dir.path(), "service", &[]);
     let pid = ex.pid().to_string();
     // What `stack` says, as data.
     let start = Instant::now();

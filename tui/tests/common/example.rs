@@ -79,12 +79,17 @@ impl Example {
     pub fn pid(&self) -> String {
         self.child.id().to_string()
     }
+
+    /// Kills it now (a test of what follows a target's exit).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Example {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
