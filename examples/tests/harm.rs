@@ -1,4 +1,4 @@
-//! The harm corpus (`src/bin/harm.rs`) against the real `taskscope stack`:
+//! The harm corpus (`src/bin/harm/main.rs`) against the real `taskscope stack`:
 //! no request may wedge, slow for good, kill, lose or abort anything in the
 //! inspected program.
 //!

@@ -5,7 +5,7 @@
 //!   own test suite, pass (`scripts/check-tokio-patches`);
 //! - a program built against the patched tokio gets tokio's own task dump by
 //!   default, on both runtime flavours, and is not harmed by it: the harm
-//!   corpus (`src/bin/harm.rs`), built by `patches/tokio/check` against the
+//!   corpus (`src/bin/harm/main.rs`), built by `patches/tokio/check` against the
 //!   copy `scripts/patched-tokio` makes, goes through the harm harness
 //!   (`tests/common/harm.rs`) with `TASKSCOPE_TOKIO_DUMPS` removed from its
 //!   environment. Every `taskscope stack` run must say that tokio dumped the

@@ -21,7 +21,7 @@
 //!   and under `panic = "abort"` the process aborts. Even a program that
 //!   unwinds can abort: the panic unwinds through whatever the traced poll
 //!   holds, and a flume channel's lock then panics again in a destructor.
-//!   Measured with the harm corpus (`examples/src/bin/harm.rs`, 20 dumps
+//!   Measured with the harm corpus (`examples/src/bin/harm/main.rs`, 20 dumps
 //!   each, tokio's dump forced on): on current-thread, 5 of 7 shapes lost or
 //!   killed tasks (all but the tokio mpsc ping-pong and the
 //!   `FuturesUnordered` of sleeps) and the flume pipeline aborted the

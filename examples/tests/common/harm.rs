@@ -1,4 +1,4 @@
-//! The harm harness: the harm corpus (`src/bin/harm.rs`) against the real
+//! The harm harness: the harm corpus (`src/bin/harm/main.rs`) against the real
 //! `taskscope stack`, shared by `tests/harm.rs` (the published tokio) and
 //! `tests/harm_patched_tokio.rs` (tokio with `patches/tokio`).
 //!

@@ -1,4 +1,4 @@
-//! A running harm program (`src/bin/harm.rs`): started with a private
+//! A running harm program (`src/bin/harm/main.rs`): started with a private
 //! socket directory, its stdout read line by line (`tasks`, `ready`,
 //! `progress`, `exit`), killed if the test is done with it first.
 
