@@ -23,6 +23,22 @@ fn blocks(out: &str) -> Vec<&str> {
     out.split("\n\n").map(str::trim_end).filter(|b| !b.is_empty()).collect()
 }
 
+/// Runs `stack target` until console's records have reached the verdict on
+/// the program's three forgotten tasks (console-subscriber sends waker
+/// counts with its periodic updates, so a loaded machine may see a first
+/// update without them), up to 20 s; returns the last run.
+fn stack_once_settled(dir: &std::path::Path, target: &str) -> Run {
+    let start = Instant::now();
+    loop {
+        let run = taskscope(dir, &["stack", target]);
+        let settled = run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked"));
+        if settled || run.code != 0 || start.elapsed() > Duration::from_secs(20) {
+            return run;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// The one group spawned at `at`.
 fn group<'a>(out: &'a str, at: &str) -> &'a str {
     let found: Vec<&str> = blocks(out).into_iter().filter(|b| b.lines().next().is_some_and(|l| l.contains(at))).collect();
@@ -34,7 +50,7 @@ fn group<'a>(out: &'a str, at: &str) -> &'a str {
 fn stack_groups_by_spawn_location_and_calls_only_the_pending_tasks_leaked() {
     let dir = temp_dir();
     let program = Program::start(&[]);
-    let run = taskscope(dir.path(), &["stack", &program.addr()]);
+    let run = stack_once_settled(dir.path(), &program.addr());
     assert_eq!(run.code, 0, "{run:?}");
     let out = &run.stdout;
     let head = out.lines().next().unwrap_or_default();
@@ -115,6 +131,8 @@ fn unix_sockets_console_scheme_and_check() {
         assert_eq!(run.code, 0, "{target}: {run:?}");
         assert!(run.stdout.starts_with(&format!("console_leaks (pid {}) via console-api", program.pid())), "{run:?}");
     }
+    let settled = stack_once_settled(dir.path(), &path);
+    assert!(settled.stdout.lines().next().is_some_and(|h| h.contains(" 3 leaked")), "{settled:?}");
     let run = taskscope(dir.path(), &["check", &format!("console://{path}"), "--leaked"]);
     assert_eq!(run.code, 1, "a leak was found: {run:?}");
     assert!(run.stdout.contains("3 tasks leaked"), "{run:?}");
