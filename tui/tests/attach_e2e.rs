@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::example::{examples_built, Example};
+use common::example::{need_examples, Example};
 
 /// Generous: the machine may be busy compiling.
 const PATIENCE: Duration = Duration::from_secs(40);
@@ -333,9 +333,7 @@ fn no_follow_stays_on_the_exited_process() {
 fn follow_name_waits_for_the_programs_first_process() {
     need_tmux();
     let dir = tempdir();
-    if let Err(e) = examples_built() {
-        panic!("{e}");
-    }
+    need_examples();
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
     tmux.type_line(&attach_cmd("--follow done_signal"));

@@ -5,30 +5,17 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::example::Example;
 use common::*;
-
-/// Runs `check` until its exit status is `code` (the program is still
-/// setting up), up to 20 s; returns the last run.
-fn check_until(dir: &std::path::Path, args: &[&str], code: i32) -> Run {
-    let start = Instant::now();
-    loop {
-        let run = taskscope(dir, args);
-        if run.code == code || start.elapsed() > Duration::from_secs(20) {
-            return run;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn a_leaked_task_fails_the_default_check_and_an_allowed_one_does_not() {
     let dir = temp_dir();
     let ex = Example::start(dir.path(), "orphan_receiver", &[]);
     let pid = ex.pid();
-    let run = check_until(dir.path(), &["check", &pid], 1);
+    let run = taskscope_until(dir.path(), &["check", &pid], |run| run.code == 1);
     assert_eq!(run.code, 1, "{run:?}");
     let out = &run.stdout;
     let first = out.lines().next().unwrap_or_default();
@@ -83,7 +70,7 @@ fn the_pouch_check_finds_handlers_of_clients_that_left() {
     let leaky = Example::start(dir.path(), "log_follow", &["--self-clients", "3"]);
     // The self-clients hang up after 1 s; their handlers stay.
     std::thread::sleep(Duration::from_millis(2500));
-    let run = check_until(dir.path(), &["check", &leaky.pid(), "--match", "logs handler"], 1);
+    let run = taskscope_until(dir.path(), &["check", &leaky.pid(), "--match", "logs handler"], |run| run.code == 1);
     assert_eq!(run.code, 1, "{run:?}");
     let out = &run.stdout;
     assert!(out.contains("  3 tasks mention \"logs handler\", more than 0 (--match \"logs handler\" --max-matching 0)\n"), "{out}");

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{taskscope, temp_dir, Run};
+use common::{taskscope, taskscope_until, temp_dir, Run};
 use console_target::program::{self, forgotten_at, ticker_at, waiters_at, Listen, Program};
 use console_target::tmux::Tmux;
 
@@ -28,15 +28,9 @@ fn blocks(out: &str) -> Vec<&str> {
 /// counts with its periodic updates, so a loaded machine may see a first
 /// update without them), up to 20 s; returns the last run.
 fn stack_once_settled(dir: &std::path::Path, target: &str) -> Run {
-    let start = Instant::now();
-    loop {
-        let run = taskscope(dir, &["stack", target]);
-        let settled = run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked"));
-        if settled || run.code != 0 || start.elapsed() > Duration::from_secs(20) {
-            return run;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    taskscope_until(dir, &["stack", target], |run| {
+        run.code != 0 || run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked"))
+    })
 }
 
 /// The one group spawned at `at`.

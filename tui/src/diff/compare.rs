@@ -77,13 +77,18 @@ pub fn compare<'a>(before: &'a Side, after: &'a Side) -> Result<Compared<'a>, St
     Ok(Compared { grew, shrank, same_process })
 }
 
+/// How long after the baseline the other side was taken, when both are of
+/// one process.
+pub fn since_baseline(before: &Side, after: &Side, compared: &Compared<'_>) -> Option<u64> {
+    compared.same_process.then(|| after.process.uptime_ns.saturating_sub(before.process.uptime_ns))
+}
+
 /// The text answer.
 pub fn render(before: &Side, after: &Side, compared: &Compared<'_>, baseline: &str) -> String {
     let grew = compared.grew.len();
     let shrank = compared.shrank.len();
     let mut out = format!("taskscope diff: {} (pid {})", shown(&after.process.name), after.process.pid);
-    if compared.same_process {
-        let ago = after.process.uptime_ns.saturating_sub(before.process.uptime_ns);
+    if let Some(ago) = since_baseline(before, after, compared) {
         out.push_str(&format!(", {} after the baseline {baseline}", format_ns(ago)));
     } else {
         out.push_str(&format!(

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::compare::{failed, Change, Compared};
+use super::compare::{since_baseline, Change, Compared};
 use super::side::{Frame, Side};
 
 /// `format` of the report, versioned like `stack --json`'s.
@@ -74,20 +74,26 @@ fn group<'a>(change: &Change<'a>) -> Group<'a> {
     }
 }
 
-/// The JSON answer, one document and a newline.
-pub fn render(before: &Side, after: &Side, compared: &Compared<'_>, baseline: &str, min_growth: u64) -> serde_json::Result<String> {
+/// The JSON answer, one document and a newline; `failed` is the verdict
+/// for `min_growth`.
+pub fn render(
+    before: &Side,
+    after: &Side,
+    compared: &Compared<'_>,
+    baseline: &str,
+    min_growth: u64,
+    failed: bool,
+) -> serde_json::Result<String> {
     let report = Report {
         format: FORMAT,
-        failed: failed(compared, min_growth),
+        failed,
         min_growth,
         process: Program { name: &after.process.name, pid: after.process.pid },
         baseline: Baseline {
             file: baseline,
             pid: before.process.pid,
             same_process: compared.same_process,
-            after_ns: compared
-                .same_process
-                .then(|| after.process.uptime_ns.saturating_sub(before.process.uptime_ns)),
+            after_ns: since_baseline(before, after, compared),
         },
         grew: compared.grew.iter().map(group).collect(),
         shrank: compared.shrank.iter().map(group).collect(),

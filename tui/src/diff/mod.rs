@@ -71,13 +71,15 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         Side::parse(&json).map_err(anyhow::Error::msg).context("the live report")?
     };
     let compared = compare::compare(&before, &after).map_err(anyhow::Error::msg)?;
+    let failed = compare::failed(&compared, args.min_growth);
     let text = if args.json {
-        json::render(&before, &after, &compared, &args.baseline, args.min_growth).context("cannot encode the diff")?
+        json::render(&before, &after, &compared, &args.baseline, args.min_growth, failed)
+            .context("cannot encode the diff")?
     } else {
         compare::render(&before, &after, &compared, &args.baseline)
     };
     crate::output::print(&text)?;
-    Ok(compare::failed(&compared, args.min_growth))
+    Ok(failed)
 }
 
 /// Reads a report file.

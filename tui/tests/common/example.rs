@@ -43,6 +43,13 @@ pub fn examples_built() -> &'static Result<(), String> {
     })
 }
 
+/// Builds the examples (see [`examples_built`]), failing the test when that fails.
+pub fn need_examples() {
+    if let Err(e) = examples_built() {
+        panic!("{e}");
+    }
+}
+
 /// A running example, killed on drop.
 pub struct Example {
     pub child: Child,
@@ -57,9 +64,7 @@ impl Example {
 
     /// Same, with extra environment variables.
     pub fn start_with(dir: &std::path::Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Example {
-        if let Err(e) = examples_built() {
-            panic!("{e}");
-        }
+        need_examples();
         let child = Command::new(bin_dir().join(name))
             .args(args)
             // The default on this tokio: its own task dump, which harms the

@@ -41,6 +41,19 @@ pub fn taskscope(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// Runs `taskscope args...` until `done` says its run is the one awaited
+/// (the program is still setting up), up to 20 s; returns the last run.
+pub fn taskscope_until(dir: &Path, args: &[&str], done: impl Fn(&Run) -> bool) -> Run {
+    let start = Instant::now();
+    loop {
+        let run = taskscope(dir, args);
+        if done(&run) || start.elapsed() > Duration::from_secs(20) {
+            return run;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Asserts the run failed with exactly one `taskscope: ` line containing `needle`.
 pub fn assert_one_line_error(run: &Run, needle: &str) {
     assert_eq!(run.code, 1, "{run:?}");

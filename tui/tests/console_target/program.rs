@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::example::{bin_dir, examples_built};
+use crate::common::example::{bin_dir, need_examples};
 
 /// How long console-subscriber may take to listen (the machine may be busy compiling).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -61,9 +61,7 @@ impl Program {
 
     /// Starts it listening at `listen`.
     pub fn start_at(listen: Listen, args: &[&str]) -> Program {
-        if let Err(e) = examples_built() {
-            panic!("{e}");
-        }
+        need_examples();
         let mut cmd = Command::new(bin_dir().join("console_leaks"));
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null()).env_remove("RUST_LOG");
         match &listen {
