@@ -126,7 +126,8 @@ pub use taskscope_agent_macros::main;
 /// `start_paused` arguments, plus the guard's options: `leaked_only`,
 /// `include_existing`, `ignore_location = "..."`, `ignore_function = "..."`,
 /// `ignore_top_function = "..."` (each repeatable) and `retry = "1s"`. Works
-/// in both modes, with no `init()`. See [`guard`].
+/// in both modes, with no `init()`. See [`guard`]. `start_paused` needs
+/// tokio's `test-util` feature, as with `#[tokio::test]`.
 pub use taskscope_agent_macros::guarded_test as test;
 
 /// What [`main`]'s expansion names: the tokio the agent was built with, and

@@ -199,3 +199,28 @@ async fn the_attribute_fails_a_test_that_leaks() {
 async fn the_attribute_takes_the_guards_options() {
     tokio::spawn(waits_forever());
 }
+
+// Paused time: the test's clock stands still until its runtime has nothing
+// to do, then jumps to the next timer. The guard waits on the agent's own
+// runtime and clock, so while it waits the test's runtime is idle and its
+// tasks' timers fire at once.
+
+#[taskscope_agent::test(start_paused = true)]
+async fn with_paused_time_a_task_on_a_long_timer_finishes_within_the_retry() {
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(started.elapsed() < Duration::from_secs(60), "the attribute paused the test's clock");
+    // Still asleep when the body returns: an hour of paused time, which
+    // passes while the guard waits.
+    tokio::spawn(tokio::time::sleep(Duration::from_secs(3600)));
+}
+
+#[taskscope_agent::test(start_paused = true, retry = "50ms")]
+#[should_panic(expected = "1 task spawned since the guard taken at agent/tests/guard.rs:")]
+async fn with_paused_time_a_task_left_behind_still_fails() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(waits_for(rx));
+    // The sender outlives the check: the task is left behind, and no
+    // amount of paused time passing finishes it.
+    std::mem::forget(tx);
+}
