@@ -6,7 +6,8 @@
 //! answers the server's snapshot, summary and watch requests by scanning the
 //! slots: live tasks, and the newest completed ones within the retention age
 //! and count. Spawn totals per location are the threads' completion counts
-//! plus the live tasks found. It owns its watchers alone, so none of this
+//! plus the live tasks found, never less than reported before (see
+//! [`spawned_since`]). It owns its watchers alone, so none of this
 //! needs a lock.
 
 use std::collections::{HashMap, HashSet};
@@ -152,6 +153,10 @@ pub(crate) struct StateOwner {
     /// of the latest [`Self::count_completions`].
     completed: FastMap<LocKey, u64>,
     completed_total: u64,
+    /// The spawn totals reported last, in all and per location: see
+    /// [`Self::spawned_since`].
+    spawned_total: std::cell::Cell<u64>,
+    spawned: FastMap<LocKey, u64>,
     watchers: Vec<Watcher>,
 }
 
@@ -165,6 +170,8 @@ impl StateOwner {
             rx,
             completed: FastMap::default(),
             completed_total: 0,
+            spawned_total: std::cell::Cell::new(0),
+            spawned: FastMap::default(),
             watchers: Vec::new(),
         };
         (owner, StateHandle { tx })
@@ -325,19 +332,22 @@ impl StateOwner {
             }
             c.leaked += leaked as u64;
         }
-        c.spawned_total = self.completed_total + c.running + c.scheduled + c.idle + c.runtime_internal;
+        let found = self.completed_total + c.running + c.scheduled + c.idle + c.runtime_internal;
+        c.spawned_total = spawned_since(&self.spawned_total, found);
         c
     }
 
-    fn location_totals(&self, files: &FileList, scan: &Scan) -> Vec<(LocKey, proto::LocationTotals)> {
+    fn location_totals(&mut self, files: &FileList, scan: &Scan) -> Vec<(LocKey, proto::LocationTotals)> {
         let keys: FastSet<LocKey> = self.completed.keys().chain(scan.live_by_loc.keys()).copied().collect();
         keys.into_iter()
             .map(|k| {
                 let completed = self.completed.get(&k).copied().unwrap_or(0);
                 let live = scan.live_by_loc.get(&k).copied().unwrap_or(0);
+                let last = self.spawned.entry(k).or_default();
+                *last = (*last).max(completed + live);
                 let totals = proto::LocationTotals {
                     location: Some(location(files, k.0, k.1)),
-                    spawned: completed + live,
+                    spawned: *last,
                     completed,
                 };
                 (k, totals)
@@ -369,6 +379,21 @@ impl StateOwner {
             }
         }
     }
+}
+
+/// A spawn total that never goes back: the larger of `found` (completions
+/// plus the live tasks a scan found) and the total reported last.
+///
+/// Why: completions are counted before the slots are scanned, so a task
+/// that completes in between is in neither, and `found` is one short for
+/// that scan. It is never more than the truth (a task counted completed is
+/// no longer live when scanned), so the larger of the two is the better
+/// count; and a total that dips reads as a restart to Prometheus, whose
+/// `rate()` then counts the whole total again.
+fn spawned_since(last: &std::cell::Cell<u64>, found: u64) -> u64 {
+    let total = last.get().max(found);
+    last.set(total);
+    total
 }
 
 struct Scan {

@@ -332,6 +332,7 @@ fn scans_stay_consistent_while_workers_churn_slots() {
     });
     let mut scans = 0;
     let mut last = proto::TaskCounts::default();
+    let mut spawned_at = HashMap::new();
     while !churn.is_finished() {
         let scan = owner.scan();
         let ids: HashSet<u64> = scan.tasks.iter().map(|(t, _)| t.id).collect();
@@ -339,13 +340,18 @@ fn scans_stay_consistent_while_workers_churn_slots() {
         let counts = owner.counts(&scan.tasks);
         // Known from the program, not from how the counts are summed: at
         // most the churn task, its 4 spawners and one child each live at
-        // once; nothing is spawned beyond TASKS + 5; completions never go
-        // back. (`spawned_total` may: a task that completes between the
-        // completion count and the slot scan is in neither for that scan.)
+        // once; nothing is spawned beyond TASKS + 5; totals never go back
+        // (Prometheus reads a counter that does as a restart).
         let live = counts.running + counts.scheduled + counts.idle;
         assert!(live <= 9, "at most 9 tasks live at once: {counts:?}");
         assert!(counts.spawned_total <= TASKS + 5, "{counts:?}");
         assert!(counts.completed_total >= last.completed_total, "{last:?} then {counts:?}");
+        assert!(counts.spawned_total >= last.spawned_total, "{last:?} then {counts:?}");
+        let files = FILES.get().map(|f| f.all()).unwrap_or_default();
+        for (location, totals) in owner.location_totals(&files, &scan) {
+            let before = spawned_at.insert(location, totals.spawned).unwrap_or(0);
+            assert!(totals.spawned >= before, "{location:?}: {before} then {totals:?}");
+        }
         // At most retain_done completed tasks are picked; a few picked as
         // live may complete while the scan reads them.
         assert!(counts.done <= 50 + 10, "retention bounds what is shown: {counts:?}");

@@ -119,7 +119,9 @@ pub struct TaskCounts {
     /// Idle tasks that nothing can wake (no live waker); a subset of `idle`.
     #[prost(uint64, tag = "5")]
     pub leaked: u64,
-    /// Tasks spawned since the agent started.
+    /// Tasks spawned since the agent started. Never less than in an earlier
+    /// answer of the same agent; it may lag the live tasks by those that
+    /// completed while the table was being read.
     #[prost(uint64, tag = "6")]
     pub spawned_total: u64,
     /// Tasks completed since the agent started.
@@ -259,7 +261,8 @@ pub struct LocationTotals {
     /// The spawn location.
     #[prost(message, optional, tag = "1")]
     pub location: ::core::option::Option<Location>,
-    /// Tasks spawned there since the agent started.
+    /// Tasks spawned there since the agent started; never less than in an
+    /// earlier answer of the same agent (as `TaskCounts.spawned_total`).
     #[prost(uint64, tag = "2")]
     pub spawned: u64,
     /// Of those, tasks that completed.
