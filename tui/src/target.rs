@@ -68,7 +68,7 @@ impl Target {
     /// /run/x/1234.sock, ./a   -> Unix
     /// unix:/tmp/a.sock        -> Unix
     /// localhost:6669          -> Tcp
-    /// http://127.0.0.1:6669   -> Tcp
+    /// http://127.0.0.1:6669   -> Tcp (tcp://127.0.0.1:6669 too)
     /// [::1]:6669              -> Tcp
     /// console://[ADDR]        -> Console (ADDR a socket path or host:port;
     ///                            127.0.0.1:6669 when empty)
@@ -108,10 +108,12 @@ impl Target {
         if s.starts_with("https://") {
             return Err(fail("TLS is not supported: agents serve plain gRPC; use `http://host:port`"));
         }
-        if let Some(rest) = s.strip_prefix("http://") {
+        // `tcp://` as many tools spell a TCP address; the agent speaks plain
+        // gRPC over it either way.
+        if let Some(rest) = s.strip_prefix("http://").or_else(|| s.strip_prefix("tcp://")) {
             let hostport = rest.strip_suffix('/').unwrap_or(rest);
             if hostport.contains('/') {
-                return Err(fail("a TCP address takes no path: use `http://host:port`"));
+                return Err(fail("a TCP address takes no path: use `host:port`"));
             }
             return parse_host_port(hostport).map_err(|reason| fail(&reason));
         }
@@ -265,6 +267,8 @@ mod tests {
         assert_eq!(Target::parse("http://127.0.0.1:7000/").unwrap(), tcp("127.0.0.1", 7000));
         assert_eq!(Target::parse("[::1]:6669").unwrap(), tcp("[::1]", 6669));
         assert_eq!(Target::parse("http://[::1]:6669").unwrap(), tcp("[::1]", 6669));
+        assert_eq!(Target::parse("tcp://127.0.0.1:7000").unwrap(), tcp("127.0.0.1", 7000));
+        assert_eq!(Target::parse("tcp://[::1]:6669/").unwrap(), tcp("[::1]", 6669));
         assert_eq!(tcp("[::1]", 6669).address(), "[::1]:6669");
         assert_eq!(tcp("h", 1).to_string(), "the agent at h:1");
     }
@@ -302,6 +306,8 @@ mod tests {
             ("[nope]:6669", "not an IPv6"),
             ("http://localhost", "missing port"),
             ("http://h:1/path", "no path"),
+            ("tcp://h:1/path", "no path"),
+            ("tcp://", "missing port"),
             ("https://h:1", "TLS"),
             ("ftp://h:1", "unknown scheme"),
             ("a b:1", "not a host name"),
