@@ -137,9 +137,14 @@ fn ignoring_by_location_and_by_function() {
         taskscope_agent::spawn(ticks_forever());
         by_sleep.check().await.expect("the innermost frame is the sleep's");
 
-        let namesake = Guard::with(options.ignore_function("guard::ticks"));
+        let namesake = Guard::with(options.clone().ignore_function("guard::ticks"));
         taskscope_agent::spawn(ticks_forever());
         assert!(namesake.check().await.is_err(), "a prefix of a name is not that function");
+
+        // Empty patterns (a variable that was not set) ignore nothing.
+        let empty = Guard::with(options.ignore_location("").ignore_function("").ignore_top_function(" "));
+        tokio::spawn(waits_forever());
+        assert_eq!(empty.check().await.expect_err("nothing is ignored").count(), 1);
     });
 }
 

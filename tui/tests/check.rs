@@ -112,6 +112,9 @@ fn a_check_that_cannot_be_made_exits_2_with_one_line() {
         &["check", "1", "--max-matching", "3"],
         &["check", "1", "--retry", "soon"],
         &["check", "1", "--bogus"],
+        // An empty pattern would mention every task (`--allow "$UNSET"`).
+        &["check", "1", "--allow", ""],
+        &["check", "1", "--match", " "],
     ] {
         let run = taskscope(dir.path(), args);
         assert_eq!(run.code, 2, "{args:?}: {run:?}");

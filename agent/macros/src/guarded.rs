@@ -69,9 +69,9 @@ pub(crate) fn parse_args(args: TokenStream) -> syn::Result<Args> {
                 match (name.as_str(), lit) {
                     ("start_paused", Lit::Bool(b)) => out.start_paused = b.value,
                     ("retry", Lit::Str(s)) => out.retry_ms = Some(millis(s)?),
-                    ("ignore_location", Lit::Str(s)) => out.ignore_location.push(s.value()),
-                    ("ignore_function", Lit::Str(s)) => out.ignore_function.push(s.value()),
-                    ("ignore_top_function", Lit::Str(s)) => out.ignore_top_function.push(s.value()),
+                    ("ignore_location", Lit::Str(s)) => out.ignore_location.push(pattern(&name, s)?),
+                    ("ignore_function", Lit::Str(s)) => out.ignore_function.push(pattern(&name, s)?),
+                    ("ignore_top_function", Lit::Str(s)) => out.ignore_top_function.push(pattern(&name, s)?),
                     ("start_paused" | "retry" | "ignore_location" | "ignore_function" | "ignore_top_function", _) => {
                         return Err(syn::Error::new(lit.span(), format!("unexpected value for `{name}`")))
                     }
@@ -86,6 +86,16 @@ pub(crate) fn parse_args(args: TokenStream) -> syn::Result<Args> {
         return Err(syn::Error::new(Span::call_site(), "start_paused needs flavor = \"current_thread\""));
     }
     Ok(out)
+}
+
+/// An `ignore_*` pattern; an empty one would ignore every task, so the
+/// guard could never fail.
+fn pattern(name: &str, lit: &LitStr) -> syn::Result<String> {
+    let text = lit.value();
+    if text.trim().is_empty() {
+        return Err(syn::Error::new(lit.span(), format!("an empty `{name}` would ignore every task")));
+    }
+    Ok(text)
 }
 
 /// `"500ms"`, `"2s"`, `"1m"`, `"0s"` as milliseconds.
@@ -186,6 +196,8 @@ mod tests {
         assert!(error(quote!(retry = 5)).contains("unexpected value"));
         assert!(error(quote!(worker_threads = 2)).contains("multi_thread"));
         assert!(error(quote!(flavor = "multi_thread", start_paused)).contains("current_thread"));
+        assert!(error(quote!(ignore_location = "")).contains("would ignore every task"));
+        assert!(error(quote!(ignore_top_function = " ")).contains("would ignore every task"));
         assert!(error(quote!(ignore(x))).contains("takes `flavor`"));
     }
 

@@ -41,9 +41,11 @@ impl Default for Options {
 
 impl Options {
     /// Ignores tasks spawned at a location containing `pattern`
-    /// (`file:line:column`).
+    /// (`file:line:column`). An empty pattern ignores nothing, as with each
+    /// `ignore_*` option (so that one read from an unset variable cannot
+    /// turn the guard off).
     pub fn ignore_location(mut self, pattern: impl Into<String>) -> Options {
-        self.locations.push(pattern.into());
+        push_pattern(&mut self.locations, pattern.into());
         self
     }
 
@@ -53,7 +55,7 @@ impl Options {
     /// goleak's `IgnoreTopFunction`. Needs the task's stack, so it applies
     /// only to tasks whose stack is captured (see [the module](super)).
     pub fn ignore_top_function(mut self, function: impl Into<String>) -> Options {
-        self.top_functions.push(function.into());
+        push_pattern(&mut self.top_functions, function.into());
         self
     }
 
@@ -61,7 +63,7 @@ impl Options {
     /// frame of their stack, e.g. an accept loop's `my_crate::serve`.
     /// Needs the task's stack, as [`Options::ignore_top_function`] does.
     pub fn ignore_function(mut self, function: impl Into<String>) -> Options {
-        self.functions.push(function.into());
+        push_pattern(&mut self.functions, function.into());
         self
     }
 
@@ -108,6 +110,13 @@ impl Options {
 fn within(name: &str, function: &str) -> bool {
     !function.is_empty()
         && name.strip_prefix(function).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
+/// Adds an `ignore_*` pattern, unless it is empty (see [`Options::ignore_location`]).
+fn push_pattern(patterns: &mut Vec<String>, pattern: String) {
+    if !pattern.trim().is_empty() {
+        patterns.push(pattern);
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,16 @@ use crate::client::{self, Connected};
 use crate::target::Target;
 use conditions::{Conditions, Violation};
 
+/// A `--match` or `--allow` pattern. An empty one would mention every task:
+/// `--allow "$UNSET"` in a CI script would pass any program, and `--match ""`
+/// fail every one, so it is refused instead.
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("an empty pattern would match every task: give a function, file, name or location".to_string());
+    }
+    Ok(text.to_string())
+}
+
 /// Options of `taskscope check`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -53,7 +63,7 @@ pub struct Args {
 
     /// Fail when more than `--max-matching` tasks (default 0) mention TEXT in
     /// their stack, name or spawn location.
-    #[arg(long = "match", value_name = "TEXT")]
+    #[arg(long = "match", value_name = "TEXT", value_parser = non_empty)]
     pattern: Option<String>,
 
     /// How many tasks may match `--match`.
@@ -70,7 +80,7 @@ pub struct Args {
     over: Option<Duration>,
 
     /// Tasks that no condition counts (repeatable): accept loops, signal handlers, tickers.
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", value_parser = non_empty)]
     allow: Vec<String>,
 
     /// Before failing, look again for up to DUR (tasks that are finishing).
