@@ -100,6 +100,7 @@ fn baselines_that_cannot_be_compared_are_one_line_and_exit_2() {
         (vec!["diff", &older, &pid], "protocol version 0, the target's is 1"),
         (vec!["diff", &other, &pid, "--bogus"], "--bogus"),
         (vec!["diff", &missing, &pid], "cannot read"),
+        (vec!["diff", &pid, &pid], "a baseline is a file: save one with `taskscope stack <pid> --json"),
         (vec!["diff", &other, "no-such-host:notaport"], ""),
         (vec!["diff", &other, &pid, "--min-growth", "0"], ""),
     ] {

@@ -84,6 +84,13 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
 
 /// Reads a report file.
 fn read(path: &Path) -> anyhow::Result<Side> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (a baseline is a file: save one with `taskscope stack <pid> --json > before.json`)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot read {}: {e}{hint}", path.display())
+    })?;
     Side::parse(&text).map_err(anyhow::Error::msg).with_context(|| format!("{}", path.display()))
 }
