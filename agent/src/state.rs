@@ -154,7 +154,7 @@ pub(crate) struct StateOwner {
     completed: FastMap<LocKey, u64>,
     completed_total: u64,
     /// The spawn totals reported last, in all and per location: see
-    /// [`Self::spawned_since`].
+    /// [`spawned_since`].
     spawned_total: std::cell::Cell<u64>,
     spawned: FastMap<LocKey, u64>,
     watchers: Vec<Watcher>,
