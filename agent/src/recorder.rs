@@ -1,7 +1,7 @@
 //! The hot path: what happens on spawn, poll, wake and completion.
 //!
 //! Shared by the bare [`crate::subscriber::TaskSubscriber`] (fastest: the span
-//! id *is* the slot key) and the composable [`crate::layer`] (the key is kept
+//! id *is* the slot key) and the composable [`crate::layer()`] (the key is kept
 //! in the span's extensions). Every operation is a few atomic loads and
 //! stores on the task's own slot: no lock, no allocation (a named task's name
 //! is allocated once, at spawn). A completion is handed to the thread it
@@ -20,7 +20,7 @@
 //! twice once, so that one poll of the program's goes uncounted: the price
 //! of never counting a dump's). Waker clones and drops are
 //! always counted, so the live-waker balance stays exact. Runtime hooks (the
-//! lean mode, [`crate::hooks`]) see neither the tracing poll nor the wake:
+//! lean mode, [`mod@crate::hooks`]) see neither the tracing poll nor the wake:
 //! the dump's tasks are marked before it starts, and the first poll of a
 //! marked task is taken to be the dump's re-poll.
 

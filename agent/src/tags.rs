@@ -17,7 +17,7 @@
 //!   runtime), each spawn asks for the current runtime
 //!   (`Handle::try_current`, an `Arc` clone: too dear for every spawn of a
 //!   service with one runtime, which pays one relaxed load), and so does the
-//!   end of each task's first poll ([`tag_first_poll`]), on the thread that
+//!   end of each task's first poll ([`tag_current`]), on the thread that
 //!   polled it. The runtime that polls a task is the one that owns it; the
 //!   spawn alone would put a task spawned through another runtime's
 //!   `Handle` (`io.spawn(..)` from `main`) on the spawning runtime until

@@ -3,7 +3,7 @@
 //!
 //! A stack's leaf end says what the task awaits: the frames between the
 //! program's own code and the point where tokio's trace stopped are tokio's
-//! (or tokio-util's) implementation of one primitive. [`LEAVES`] is the one
+//! (or tokio-util's) implementation of one primitive. `LEAVES` is the one
 //! table that names them; a backtrace is read from its leaf toward its root,
 //! over library frames, and the outermost frame the table knows wins, so
 //! `Sender::send` (a full channel) beats the semaphore it waits on inside,

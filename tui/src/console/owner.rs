@@ -20,7 +20,7 @@ pub struct Owner {
     pub pid: u32,
     /// Its executable's short name (`/proc/<pid>/comm`).
     pub name: String,
-    /// Its command line, argv[0] first.
+    /// Its command line, `argv[0]` first.
     pub cmdline: Vec<String>,
 }
 
