@@ -291,7 +291,7 @@ fn log_follow_shows_the_handlers_stacks_and_says_the_plain_spawned_loop_is_not_w
     let pid = ex.pid();
     let is_handlers = |l: &str| l.starts_with("3 tasks [idle, broadcast receive] parked ") && l.contains("spawned at examples/src/bin/log_follow.rs:");
     let run = stack_until(dir.path(), &["stack", &pid], |out| {
-        out.lines().any(|l| is_handlers(l)) && out.contains("  name: logs handler")
+        out.lines().any(is_handlers) && out.contains("  name: logs handler")
     });
     assert_eq!(run.code, 0, "{run:?}");
     let out = &run.stdout;

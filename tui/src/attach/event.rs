@@ -8,6 +8,9 @@ use super::state::DumpOutcome;
 
 /// Data from the connection task to the UI.
 #[derive(Debug)]
+// A dump's answer is the large one, and it comes once per dump: boxing it
+// would save nothing worth an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum DataEvent {
     /// The link changed state.
     Link(LinkEvent),

@@ -21,6 +21,8 @@ pub const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a requested stack capture stands.
 #[derive(Debug, Clone)]
+// One per open detail view; boxing its answer would save nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Capture {
     /// Asked; the answer has not arrived.
     Capturing,
