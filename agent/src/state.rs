@@ -156,7 +156,7 @@ pub(crate) struct StateOwner {
     /// The spawn totals reported last, in all and per location: see
     /// [`spawned_since`].
     spawned_total: std::cell::Cell<u64>,
-    spawned: FastMap<LocKey, u64>,
+    spawned: FastMap<LocKey, std::cell::Cell<u64>>,
     watchers: Vec<Watcher>,
 }
 
@@ -343,11 +343,9 @@ impl StateOwner {
             .map(|k| {
                 let completed = self.completed.get(&k).copied().unwrap_or(0);
                 let live = scan.live_by_loc.get(&k).copied().unwrap_or(0);
-                let last = self.spawned.entry(k).or_default();
-                *last = (*last).max(completed + live);
                 let totals = proto::LocationTotals {
                     location: Some(location(files, k.0, k.1)),
-                    spawned: *last,
+                    spawned: spawned_since(self.spawned.entry(k).or_default(), completed + live),
                     completed,
                 };
                 (k, totals)
