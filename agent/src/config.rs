@@ -42,6 +42,9 @@ pub struct Config {
     /// Take tokio's own task dump (see `TASKSCOPE_TOKIO_DUMPS`): `None` lets
     /// the agent decide from the tokio it was built with.
     pub tokio_dumps: Option<bool>,
+    /// Read the counter at every poll rather than the 10 ms clock (see
+    /// `TASKSCOPE_EXACT_TIMES`).
+    pub exact_times: bool,
     /// `init()` does nothing.
     pub disabled: bool,
 }
@@ -63,6 +66,7 @@ impl Default for Config {
             retain_for: Duration::from_secs(10),
             dump_timeout: Duration::from_secs(5),
             tokio_dumps: None,
+            exact_times: false,
             disabled: false,
         }
     }
@@ -127,6 +131,9 @@ impl Config {
         }
         if let Some(on) = get(&env::TOKIO_DUMPS).and_then(|v| flag(&env::TOKIO_DUMPS, &v)) {
             config.tokio_dumps = Some(on);
+        }
+        if let Some(on) = get(&env::EXACT_TIMES).and_then(|v| flag(&env::EXACT_TIMES, &v)) {
+            config.exact_times = on;
         }
         if let Some(on) = get(&env::DISABLE).and_then(|v| flag(&env::DISABLE, &v)) {
             config.disabled = on;
@@ -222,6 +229,8 @@ mod tests {
         assert_eq!(with(&[("TASKSCOPE_TOKIO_DUMPS", "enable")]).tokio_dumps, None);
         assert_eq!(with(&[("TASKSCOPE_TOKIO_DUMPS", "ON")]).tokio_dumps, Some(true));
         assert_eq!(with(&[("TASKSCOPE_TOKIO_DUMPS", "0")]).tokio_dumps, Some(false));
+        assert!(with(&[("TASKSCOPE_EXACT_TIMES", "1")]).exact_times);
+        assert!(!with(&[("TASKSCOPE_EXACT_TIMES", "exact")]).exact_times, "a typo keeps the default");
         assert_eq!(with(&[("TASKSCOPE_TCP", "0.0.0.0:7000"), ("TASKSCOPE_TCP_ANY", "y")]).tcp, None);
     }
 

@@ -38,7 +38,6 @@ mod ids;
 /// Installs the recording hooks on `builder`, feeding `recorder`.
 /// Returns the builder's tag (see [`crate::tags`]).
 pub(crate) fn install(builder: &mut tokio::runtime::Builder, recorder: &'static Recorder) -> usize {
-    clock::coarse::start();
     let tag = tags::new_tag();
     let runtime = tags::entry(tag);
     builder

@@ -271,6 +271,16 @@ impl Builder {
         self
     }
 
+    /// Whether to read the CPU's counter at every poll's start and end
+    /// (`TASKSCOPE_EXACT_TIMES`), for exact busy, running and parked times at
+    /// the cost of two counter reads per poll. Optional: by default times
+    /// come from a clock thread's 10 ms tick. The first agent started in a
+    /// process decides.
+    pub fn exact_times(mut self, exact: bool) -> Self {
+        self.config.exact_times = exact;
+        self
+    }
+
     /// Registers no runtime for tokio's dump (neither the one `init` is
     /// called in nor the one `build_runtime` builds): the test guard's
     /// runtimes are each one test's, not the program's.
@@ -361,7 +371,7 @@ impl Builder {
     /// The process's recorder, created by the first caller.
     fn recorder(&self) -> &'static Recorder {
         RECORDER.get_or_init(|| {
-            clock::start();
+            clock::coarse::start(self.config.exact_times);
             // Every mode takes slots through the same free lists, which ask
             // for the next slot's lines early: find out how, once.
             prefetch::init();

@@ -187,7 +187,7 @@ impl Recorder {
         if let Some(name) = fields.name() {
             slot.set_name(name);
         }
-        slot.spawned_at.store(clock::raw(), Release);
+        slot.spawned_at.store(clock::coarse::now(), Release);
         Some(key)
     }
 
@@ -196,7 +196,7 @@ impl Recorder {
     #[inline]
     pub(crate) fn enter(&self, key: Key) {
         if let Some(slot) = self.table.open_span(key) {
-            if self.enter_at(key, slot, clock::raw()) {
+            if self.enter_at(key, slot, clock::coarse::now()) {
                 slot.woken.store(0, Relaxed);
                 CURRENT.set(key.0);
             }
@@ -265,7 +265,7 @@ impl Recorder {
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn exit(&self, key: Key) {
-        self.exit_at(key, clock::raw());
+        self.exit_at(key, clock::coarse::now_noted());
         CURRENT.set(0);
     }
 
@@ -318,7 +318,7 @@ impl Recorder {
             // tracing's `Instrumented` enters the span once more to drop the
             // future; that enter/exit is not a poll.
             slot.polls.store(slot.polls.load(Relaxed).saturating_sub(1), Relaxed);
-            self.table.finish(key, slot, clock::raw());
+            self.table.finish(key, slot, clock::coarse::now());
         }
     }
 

@@ -173,6 +173,8 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
             #[cfg(feature = "full")]
             Variant::Agent | Variant::AgentWrapped => taskscope_agent::init(),
             #[cfg(feature = "full")]
+            Variant::AgentExact => taskscope_agent::Builder::from_env().exact_times(true).init(),
+            #[cfg(feature = "full")]
             Variant::AgentMetrics => taskscope_agent::Builder::from_env().http(http).init(),
             #[cfg(feature = "full")]
             Variant::Console => console_subscriber::init(),

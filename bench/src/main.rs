@@ -22,6 +22,7 @@ mod plan;
 mod report;
 mod runner;
 mod sibling;
+mod steal;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +71,13 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     lean_bin: Option<PathBuf>,
 
+    /// Repeat a workload's round whose host steal time (CPU time the
+    /// hypervisor gave to other machines) exceeded this percentage of the
+    /// host's CPU time, at most `--runs` times in all; every round's steal is
+    /// reported either way.
+    #[arg(long, value_name = "PCT")]
+    max_steal: Option<f64>,
+
     /// Child mode (internal): run one workload under this variant.
     #[arg(long, hide = true, requires = "workload")]
     variant: Option<Variant>,
@@ -108,6 +116,7 @@ fn main() {
         },
         taskscope: args.taskscope,
         lean_bin: args.lean_bin,
+        max_steal: args.max_steal,
     };
     let results = runner::run(&plan);
     report::print(&plan, &results);

@@ -38,6 +38,9 @@ pub enum Variant {
     LeanWrapped,
     /// `agent` with every task spawned through `taskscope_agent::spawn`.
     AgentWrapped,
+    /// `agent` with exact times (`exact_times(true)`, `TASKSCOPE_EXACT_TIMES`):
+    /// the counter read at every poll's start and end, not the 10 ms clock.
+    AgentExact,
     /// `agent` serving `/metrics` (`TASKSCOPE_HTTP`) to a scraper that asks
     /// every second: what a Prometheus scrape costs the program.
     AgentMetrics,
@@ -59,6 +62,7 @@ impl Variant {
             Variant::Hooks => "hooks",
             Variant::LeanWrapped => "lean-wrapped",
             Variant::AgentWrapped => "agent-wrapped",
+            Variant::AgentExact => "agent-exact",
             Variant::AgentMetrics => "agent-metrics",
             Variant::LeanMetrics => "lean-metrics",
         }
@@ -170,6 +174,7 @@ mod tests {
         assert_eq!(Variant::Fields.baseline(), Variant::Plain);
         assert_eq!(Variant::LeanWrapped.baseline(), Variant::PlainLean);
         assert_eq!(Variant::AgentWrapped.baseline(), Variant::Plain);
+        assert_eq!(Variant::AgentExact.baseline(), Variant::Plain);
         assert!(Variant::Plain.is_baseline() && Variant::PlainLean.is_baseline());
         assert!(!Variant::Lean.is_baseline());
         assert_eq!(Variant::AgentMetrics.baseline(), Variant::Agent);

@@ -44,6 +44,7 @@ pub fn print(plan: &Plan, results: &Results) {
     if let Some(note) = base_note(plan) {
         println!("{note}");
     }
+    println!("{}", steal_line(plan, results));
     println!();
     for &workload in &plan.workloads {
         if workload == Workload::Stack {
@@ -54,6 +55,28 @@ pub fn print(plan: &Plan, results: &Results) {
             println!("{}", ratio_line(plan, results, workload));
         }
     }
+}
+
+/// The host's steal over the kept rounds of each workload (see `steal.rs`):
+/// `host steal per round: channel median 0.5%, max 1.0%`, and how many
+/// rounds `--max-steal` had measured again.
+fn steal_line(plan: &Plan, results: &Results) -> String {
+    let mut parts = Vec::new();
+    for (workload, shares) in &results.steal {
+        let mut sorted = shares.clone();
+        let median = median_f64(&mut sorted);
+        let Some(max) = sorted.last() else { continue };
+        parts.push(format!("{} median {median:.1}%, max {max:.1}%", workload.name()));
+    }
+    let mut line = if parts.is_empty() {
+        "host steal: unknown (no steal in /proc/stat)".to_string()
+    } else {
+        format!("host steal per round (CPU time the hypervisor gave to other machines): {}", parts.join("; "))
+    };
+    if let Some(max) = plan.max_steal {
+        line.push_str(&format!("; {} round(s) measured again for steal over {max}%", results.repeated));
+    }
+    line
 }
 
 /// What "vs base" means for the variants in the table, e.g.

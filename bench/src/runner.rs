@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::child::parse_status_kib;
 use crate::plan::{Variant, Workload};
 use crate::sibling;
+use crate::steal;
 
 /// A workload under a variant: what one child measures.
 pub type Pair = (Workload, Variant);
@@ -29,6 +30,8 @@ pub struct Plan {
     pub taskscope: Option<PathBuf>,
     /// `taskscope-bench-lean`, if not the one next to this binary.
     pub lean_bin: Option<PathBuf>,
+    /// Repeat a round whose host steal exceeded this percentage (see `steal.rs`).
+    pub max_steal: Option<f64>,
 }
 
 impl Plan {
@@ -77,6 +80,18 @@ pub struct Results {
     pub stack: BTreeMap<Variant, Vec<StackSample>>,
     /// Pairs not measured, with the reason (`>cap`, a failure, a binary missing).
     pub skipped: BTreeMap<Pair, String>,
+    /// The host's steal in each kept round of each workload, in percent of
+    /// its CPU time (none where `/proc/stat` has no steal).
+    pub steal: BTreeMap<Workload, Vec<f64>>,
+    /// Rounds measured again because of `--max-steal`.
+    pub repeated: usize,
+}
+
+/// What one round of one workload measured, kept only once its steal is known.
+#[derive(Default)]
+struct Round {
+    samples: Vec<(Pair, Sample)>,
+    stack: Vec<(Variant, StackSample)>,
 }
 
 /// Runs the plan: `runs` rounds, each round every pair once, the order of the
@@ -113,60 +128,84 @@ pub fn run(plan: &Plan) -> Results {
             (false, _) => full.as_deref().map_err(Clone::clone),
         }
     };
+    let mut repeats_left = plan.max_steal.map_or(0, |_| plan.runs);
     for round in 0..plan.runs {
         for &workload in &plan.workloads {
-            let mut variants = workload.variants(&plan.variants);
-            let turn = round % variants.len().max(1);
-            variants.rotate_left(turn);
-            for variant in variants {
-                if results.skipped.contains_key(&(workload, variant)) {
-                    continue;
+            loop {
+                let before = steal::read();
+                let measured = run_round(plan, &mut results, round, workload, &exe, taskscope.as_deref(), &dir.0);
+                let share = before.zip(steal::read()).and_then(|(before, after)| steal::share(before, after));
+                if let (Some(share), Some(max)) = (share, plan.max_steal) {
+                    if share > max && repeats_left > 0 {
+                        repeats_left -= 1;
+                        results.repeated += 1;
+                        eprintln!("[run {}/{}] {}: host steal {share:.1}% > {max}%: round measured again", round + 1, plan.runs, workload.name());
+                        continue;
+                    }
                 }
-                let count = workload.count(plan.quick);
-                let label = format!(
-                    "[run {}/{}] {:<8} {:<10}",
-                    round + 1,
-                    plan.runs,
-                    workload.name(),
-                    variant.name()
-                );
-                let outcome = match (workload, &taskscope) {
-                    (Workload::Stack, None) => continue,
-                    (Workload::Stack, Some(cli)) => exe(variant)
-                        .and_then(|exe| time_stack(cli, exe, variant, count, plan.limits, &dir.0))
-                        .map(|s| {
-                            eprintln!(
-                                "{label} cold {:.3} s, warm {:.3} s",
-                                s.cold.as_secs_f64(),
-                                s.warm.as_secs_f64()
-                            );
-                            results.stack.entry(variant).or_default().push(s);
-                        }),
-                    _ => exe(variant)
-                        .and_then(|exe| measure(exe, workload, variant, count, plan.limits, &dir.0))
-                        .map(|s| {
-                            eprintln!(
-                                "{label} {:.3} s (CPU {:.3} s), RSS {} MiB (peak {} MiB)",
-                                s.elapsed.as_secs_f64(),
-                                s.cpu.as_secs_f64(),
-                                s.rss_kib / 1024,
-                                s.peak_rss_kib / 1024
-                            );
-                            results
-                                .samples
-                                .entry((workload, variant))
-                                .or_default()
-                                .push(s);
-                        }),
-                };
-                if let Err(why) = outcome {
-                    eprintln!("{label} skipped ({why})");
-                    results.skipped.insert((workload, variant), why);
+                if let Some(share) = share {
+                    eprintln!("[run {}/{}] {}: host steal {share:.1}%", round + 1, plan.runs, workload.name());
+                    results.steal.entry(workload).or_default().push(share);
                 }
+                for (pair, sample) in measured.samples {
+                    results.samples.entry(pair).or_default().push(sample);
+                }
+                for (variant, sample) in measured.stack {
+                    results.stack.entry(variant).or_default().push(sample);
+                }
+                break;
             }
         }
     }
     results
+}
+
+/// One round of `workload`: every variant once, in an order that rotates
+/// from round to round. A pair that fails is skipped from then on.
+fn run_round<'a>(
+    plan: &Plan,
+    results: &mut Results,
+    round: usize,
+    workload: Workload,
+    exe: &impl Fn(Variant) -> Result<&'a Path, String>,
+    taskscope: Option<&Path>,
+    dir: &Path,
+) -> Round {
+    let mut measured = Round::default();
+    let mut variants = workload.variants(&plan.variants);
+    let turn = round % variants.len().max(1);
+    variants.rotate_left(turn);
+    for variant in variants {
+        if results.skipped.contains_key(&(workload, variant)) {
+            continue;
+        }
+        let count = workload.count(plan.quick);
+        let label = format!("[run {}/{}] {:<8} {:<10}", round + 1, plan.runs, workload.name(), variant.name());
+        let outcome = match (workload, taskscope) {
+            (Workload::Stack, None) => continue,
+            (Workload::Stack, Some(cli)) => exe(variant)
+                .and_then(|exe| time_stack(cli, exe, variant, count, plan.limits, dir))
+                .map(|s| {
+                    eprintln!("{label} cold {:.3} s, warm {:.3} s", s.cold.as_secs_f64(), s.warm.as_secs_f64());
+                    measured.stack.push((variant, s));
+                }),
+            _ => exe(variant).and_then(|exe| measure(exe, workload, variant, count, plan.limits, dir)).map(|s| {
+                eprintln!(
+                    "{label} {:.3} s (CPU {:.3} s), RSS {} MiB (peak {} MiB)",
+                    s.elapsed.as_secs_f64(),
+                    s.cpu.as_secs_f64(),
+                    s.rss_kib / 1024,
+                    s.peak_rss_kib / 1024
+                );
+                measured.samples.push(((workload, variant), s));
+            }),
+        };
+        if let Err(why) = outcome {
+            eprintln!("{label} skipped ({why})");
+            results.skipped.insert((workload, variant), why);
+        }
+    }
+    measured
 }
 
 /// Runs one child (`exe`) and returns its result line, parsed.

@@ -47,7 +47,7 @@ impl Own {
         slot.kind.store(kind_code("block_on"), Relaxed);
         slot.file.store(FILES.get().map_or(0, |files| files.intern(location.file())), Relaxed);
         slot.line_col.store((u64::from(location.line()) << 32) | u64::from(location.column()), Relaxed);
-        slot.spawned_at.store(clock::raw(), std::sync::atomic::Ordering::Release);
+        slot.spawned_at.store(clock::coarse::now(), std::sync::atomic::Ordering::Release);
         Some(Own { key, slot, task_id, skip: 0, wakes_itself: None })
     }
 
@@ -79,7 +79,7 @@ impl Own {
             self.skip -= 1;
             return false;
         }
-        start_poll(self.slot, clock::raw());
+        start_poll(self.slot, clock::coarse::now());
         true
     }
 
@@ -89,7 +89,7 @@ impl Own {
         if traced_a_leaf {
             self.skip = 1;
         } else if recorded {
-            end_poll(self.slot, clock::raw());
+            end_poll(self.slot, clock::coarse::now_noted());
         }
     }
 }
@@ -98,7 +98,7 @@ impl Drop for Own {
     fn drop(&mut self) {
         if let Some(recorder) = crate::recorder_if_started() {
             self.slot.running.store(0, std::sync::atomic::Ordering::Release);
-            recorder.table.finish(self.key, self.slot, clock::raw());
+            recorder.table.finish(self.key, self.slot, clock::coarse::now());
         }
     }
 }

@@ -1,13 +1,16 @@
-//! The lean mode's clock: a reading that a ticker thread refreshes every
+//! The hot path's clock: a reading that a ticker thread refreshes every
 //! [`TICK`], so that a poll costs a load instead of two counter reads.
 //!
-//! Why: on the 2-core machines the budget is set on, reading the time-stamp
-//! counter costs about 10 ns (more under virtualisation), and the hooks read
-//! the time at every poll's start and end. Measured on channel-heavy work,
-//! those reads were two thirds of the lean mode's own cost (×1.20 with them,
-//! ×1.12 without, empty hooks ×1.08), and the lean mode is what a service
-//! leaves on. It records what a leak hunt needs, how long a task has been
-//! parked or running, where milliseconds are plenty.
+//! Why: on the 2-core machines the budgets are set on, reading the
+//! time-stamp counter costs about 10 ns (more under virtualisation), and
+//! both modes read the time at every poll's start and end. Measured on
+//! channel-heavy work, those reads were two thirds of the lean mode's own
+//! cost (×1.20 with them, ×1.12 without, empty hooks ×1.08), and in the full
+//! mode they were what stood between it and its budget (×1.36 with them,
+//! over ×1.30; see bench/README.md, batch 23). What a leak hunt needs is how
+//! long a task has been parked or running, where milliseconds are plenty.
+//! `TASKSCOPE_EXACT_TIMES=1` ([`start`]'s `exact`) keeps the ticker from
+//! starting, so every reading is the counter's own.
 //!
 //! What it costs in precision: times are the latest tick's, so at most one
 //! tick late. Busy time is the sum over polls of (end tick − start tick); a
@@ -48,9 +51,10 @@ struct Coarse {
 
 static CLOCK: Coarse = Coarse::new();
 
-/// Starts the ticker (once per process).
-pub(crate) fn start() {
-    CLOCK.start();
+/// Starts the ticker, once per process: the first call decides. With
+/// `exact`, no ticker is started and every reading is the counter's own.
+pub(crate) fn start(exact: bool) {
+    CLOCK.start(exact);
 }
 
 /// The time at the latest tick, in raw clock ticks (never 0).
@@ -78,20 +82,33 @@ pub(crate) fn ticking_noted() -> Option<u64> {
     }
 }
 
+/// [`now`] for a reading that follows one this thread took moments ago (a
+/// poll's end after its start): see [`ticking_noted`].
+#[inline]
+pub(crate) fn now_noted() -> u64 {
+    match ticking_noted() {
+        Some(now) => now,
+        None => CLOCK.wake(),
+    }
+}
+
 impl Coarse {
     const fn new() -> Coarse {
         Coarse { now: AtomicU64::new(0), read: AtomicBool::new(false), ticker: OnceLock::new() }
     }
 
-    fn start(&'static self) {
+    fn start(&'static self, exact: bool) {
         self.ticker.get_or_init(|| {
             super::start();
+            if exact {
+                return None;
+            }
             let spawned = std::thread::Builder::new().name("taskscope-clock".into()).spawn(|| self.tick());
             match spawned {
                 Ok(handle) => Some(handle.thread().clone()),
                 Err(e) => {
                     // `now` then reads the counter every time.
-                    eprintln!("taskscope-agent: cannot start the clock thread ({e}); the lean mode reads the counter instead");
+                    eprintln!("taskscope-agent: cannot start the clock thread ({e}); times are read from the counter instead");
                     None
                 }
             }
@@ -118,11 +135,13 @@ impl Coarse {
         Some(now)
     }
 
-    /// A reading while the ticker sleeps: the counter itself, and the ticker woken.
+    /// A reading while the ticker sleeps: the counter itself, and the ticker
+    /// woken. With no ticker (exact times, or a thread that could not be
+    /// started), the counter alone: no shared line written per reading.
     #[cold]
     fn wake(&self) -> u64 {
-        self.read.store(true, Relaxed);
         if let Some(Some(ticker)) = self.ticker.get() {
+            self.read.store(true, Relaxed);
             ticker.unpark();
         }
         super::raw()
@@ -157,7 +176,7 @@ mod tests {
 
     fn clock() -> &'static Coarse {
         let clock: &'static Coarse = Box::leak(Box::new(Coarse::new()));
-        clock.start();
+        clock.start(false);
         clock
     }
 
@@ -200,5 +219,19 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the reading did not wake the ticker");
             std::thread::sleep(TICK);
         }
+    }
+
+    #[test]
+    fn exact_times_start_no_ticker_and_every_reading_is_the_counters() {
+        let clock: &'static Coarse = Box::leak(Box::new(Coarse::new()));
+        clock.start(true);
+        // A started ticker would have stored a reading by now.
+        std::thread::sleep(TICK * 3);
+        assert_eq!(clock.ticking(), None, "no tick-based reading");
+        let before = crate::clock::raw();
+        let reading = clock.now();
+        let after = crate::clock::raw();
+        assert!(before <= reading && reading <= after, "the counter's own: {before} <= {reading} <= {after}");
+        assert!(!clock.read.load(Relaxed), "nothing to wake, so nothing written");
     }
 }
