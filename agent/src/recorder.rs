@@ -198,7 +198,7 @@ impl Recorder {
         if let Some(slot) = self.table.open_span(key) {
             if self.enter_at(key, slot, clock::coarse::now()) {
                 slot.woken.store(0, Relaxed);
-                CURRENT.set(key.0);
+                CURRENT.with(|current| current.set(key.0));
             }
         }
     }
