@@ -34,6 +34,10 @@ fn quick_run_reports_every_workload() {
         assert!(found.contains("; noop "), "no noop control in {found:?}");
         assert!(found.contains("; fields "), "no fields control in {found:?}");
     }
+    assert!(
+        stdout.lines().any(|l| l.starts_with("host steal")),
+        "no host steal line in\n{stdout}"
+    );
     check_lean(&stdout, &lean);
     for console in ["; console x", "; console skipped (>cap)"] {
         if stdout.contains(console) {

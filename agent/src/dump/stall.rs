@@ -45,8 +45,8 @@ pub(crate) struct Polling {
 
 /// Polls shorter than a worker's stillness by more than this are another
 /// worker's: the counters stop at their last publication (every 61 polls
-/// or at park), up to one sample before the long poll starts, and the lean
-/// mode's clock ticks every 10 ms.
+/// or at park), up to one sample before the long poll starts, and the
+/// agent's clock ticks every 10 ms (both modes, unless times are exact).
 const SLACK: Duration = Duration::from_millis(250);
 
 /// Why the dump waits, given what it waits for and the program's tasks
