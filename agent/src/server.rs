@@ -127,6 +127,7 @@ pub(crate) fn process_info(summary: &Summary) -> proto::ProcessInfo {
         pid_namespace: process.pid_namespace,
         wrapped_tasks: crate::capture::wrapped() as u64,
         tokio_fixes: dump::policy::TOKIO_FIXES.to_owned(),
+        time_resolution_ns: u64::try_from(crate::clock::coarse::resolution().as_nanos()).unwrap_or(u64::MAX),
     }
 }
 

@@ -41,6 +41,7 @@ fn hooks_mode_serves_lifecycles_and_stacks() {
         let mut client = connect(socket_in(&dir)).await;
         let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
         assert_eq!(info.mode, "hooks");
+        assert_eq!(info.time_resolution_ns, 10_000_000, "times come from the 10 ms clock by default");
         assert!(info.runtimes.iter().any(|r| r.name == "main" && r.workers == 2), "{:?}", info.runtimes);
         assert!(info.dumps_supported, "{}", info.dumps_unsupported_reason);
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -79,6 +79,8 @@ struct Process<'a> {
     wrapped_tasks: u64,
     /// The taskdump fixes of the program's tokio, empty for a stock tokio.
     tokio_fixes: &'a str,
+    /// How late the agent's recorded times can be (0: exact).
+    time_resolution_ns: u64,
 }
 
 #[derive(Serialize)]
@@ -222,6 +224,7 @@ pub fn report_with(
             dumps_supported: info.dumps_supported,
             wrapped_tasks: info.wrapped_tasks,
             tokio_fixes: &info.tokio_fixes,
+            time_resolution_ns: info.time_resolution_ns,
         },
         now_ns: dump.now_ns(),
         counts: Counts {

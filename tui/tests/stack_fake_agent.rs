@@ -284,6 +284,7 @@ fn with_tokios_dump_off_wrapped_tasks_still_have_their_stacks() {
     assert_eq!(v["safe_capture"]["answered"], 11);
     assert_eq!(v["process"]["wrapped_tasks"], 10);
     assert_eq!(v["process"]["tokio_fixes"], "");
+    assert_eq!(v["process"]["time_resolution_ns"], 10_000_000, "the agent's time resolution is passed on");
     let source = |id: u64| {
         let t = v["tasks"].as_array().expect("tasks").iter().find(|t| t["id"] == id).expect("task").clone();
         (t["stack_source"].as_str().map(str::to_string), t["no_stack"].as_str().map(str::to_string))

@@ -57,6 +57,15 @@ pub(crate) fn start(exact: bool) {
     CLOCK.start(exact);
 }
 
+/// How late a reading can be: [`TICK`] while a ticker thread was started,
+/// zero when every reading is the counter's own (exact times, or no thread).
+pub(crate) fn resolution() -> Duration {
+    match CLOCK.ticker.get() {
+        Some(Some(_)) => TICK,
+        _ => Duration::ZERO,
+    }
+}
+
 /// The time at the latest tick, in raw clock ticks (never 0).
 #[inline]
 pub(crate) fn now() -> u64 {
@@ -225,6 +234,7 @@ mod tests {
     fn exact_times_start_no_ticker_and_every_reading_is_the_counters() {
         let clock: &'static Coarse = Box::leak(Box::new(Coarse::new()));
         clock.start(true);
+        assert!(matches!(clock.ticker.get(), Some(None)), "no ticker thread");
         // A started ticker would have stored a reading by now.
         std::thread::sleep(TICK * 3);
         assert_eq!(clock.ticking(), None, "no tick-based reading");

@@ -74,6 +74,15 @@ pub struct ProcessInfo {
     /// tokio's own task dump is taken by default.
     #[prost(string, tag = "17")]
     pub tokio_fixes: ::prost::alloc::string::String,
+    /// How late a recorded time (a poll's start or end, a spawn, a
+    /// completion) can be, in nanoseconds: 10 ms by default, where the agent
+    /// reads a clock thread's tick rather than the CPU's counter at every
+    /// poll; 0 when every reading is the counter's own
+    /// (`TASKSCOPE_EXACT_TIMES=1`). Busy times add up the ticks of each poll,
+    /// so they are right on average but a single short poll counts 0 or one
+    /// tick. Agents before this field say 0.
+    #[prost(uint64, tag = "18")]
+    pub time_resolution_ns: u64,
 }
 /// One tokio runtime known to the agent.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -190,6 +190,7 @@ pub fn info(version: u32) -> ProcessInfo {
         }],
         wrapped_tasks: 10,
         tokio_fixes: String::new(),
+        time_resolution_ns: 10_000_000,
         dumps_supported: true,
         now_ns: 10_000_000_000,
         uptime_ns: 312_000_000_000,
