@@ -128,7 +128,6 @@ pub fn run(plan: &Plan) -> Results {
             (false, _) => full.as_deref().map_err(Clone::clone),
         }
     };
-    let mut repeats_left = plan.max_steal.map_or(0, |_| plan.runs);
     for round in 0..plan.runs {
         for &workload in &plan.workloads {
             loop {
@@ -136,8 +135,8 @@ pub fn run(plan: &Plan) -> Results {
                 let measured = run_round(plan, &mut results, round, workload, &exe, taskscope.as_deref(), &dir.0);
                 let share = before.zip(steal::read()).and_then(|(before, after)| steal::share(before, after));
                 if let (Some(share), Some(max)) = (share, plan.max_steal) {
-                    if share > max && repeats_left > 0 {
-                        repeats_left -= 1;
+                    // At most `runs` repeats in all, so a host that is never quiet still ends.
+                    if share > max && results.repeated < plan.runs {
                         results.repeated += 1;
                         eprintln!("[run {}/{}] {}: host steal {share:.1}% > {max}%: round measured again", round + 1, plan.runs, workload.name());
                         continue;
