@@ -337,15 +337,12 @@ impl Recorder {
     #[inline]
     pub(crate) fn waker(&self, key: Key, op: WakeOp) {
         let Some(slot) = self.table.get(key) else { return };
+        if !no_dump_flags() && not_the_programs(slot, op) {
+            return;
+        }
         let (counter, wakes) = match op {
-            // The agent's own clone and wake of a task's waker (a safe
-            // capture waking it, on the agent's thread): not the program's,
-            // and a snapshot read between the two would count a live waker
-            // more. Only ever while a capture is in flight.
-            _ if !no_dump_flags() && AGENT_THREAD.get() => return,
             WakeOp::Clone => (&slot.waker_clones, false),
             WakeOp::Drop => (&slot.dropped_unused, false),
-            WakeOp::Wake | WakeOp::WakeByRef if !no_dump_flags() && dump_wake(slot, op) => return,
             WakeOp::Wake => (&slot.wakes_by_val, true),
             WakeOp::WakeByRef => (&slot.wakes_by_ref, true),
         };
@@ -361,6 +358,18 @@ impl Recorder {
             }
         }
     }
+}
+
+/// While a dump or capture may be in flight: whether a waker event of the
+/// task in `slot` is the agent's or a dump's, not the program's (what of it
+/// counts is counted here).
+#[cfg(feature = "tracing")]
+#[cold]
+fn not_the_programs(slot: &Slot, op: WakeOp) -> bool {
+    // The agent's own clone and wake of a task's waker (a safe capture
+    // waking it, on the agent's thread): not the program's, and a snapshot
+    // read between the two would count a live waker more.
+    AGENT_THREAD.get() || (matches!(op, WakeOp::Wake | WakeOp::WakeByRef) && dump_wake(slot, op))
 }
 
 /// Whether a wake of the task in `slot` is a dump's, which wakes each task

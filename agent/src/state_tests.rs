@@ -28,10 +28,26 @@ fn by_name<'a>(scan: &'a Scan, name: &str) -> &'a proto::Task {
         .unwrap_or_else(|| panic!("no task named {name} in {:?}", scan.tasks.iter().map(|(t, _)| &t.name).collect::<Vec<_>>()))
 }
 
+/// A dispatcher for `recorder`'s subscriber, to set as a thread's default.
+///
+/// Why the second one, kept for good: while at most one dispatcher is
+/// registered, tracing-core works out a callsite's interest, when the callsite
+/// is first hit, from the default of whichever thread hits it. Another test
+/// (the hooks ones, without a subscriber) hitting tokio's spawn span first
+/// then cached "never" for it while this test ran, and none of its tasks was
+/// recorded (seen in about half of the runs of this module's tests alone).
+/// With two registered, the interest is that of all of them.
+#[cfg(feature = "tracing")]
+fn dispatch(recorder: &'static Recorder) -> tracing_core::Dispatch {
+    static SECOND: std::sync::OnceLock<tracing_core::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing_core::Dispatch::new(tracing_core::subscriber::NoSubscriber::default()));
+    tracing_core::Dispatch::new(TaskSubscriber::new(recorder))
+}
+
 /// Runs `body` on a current-thread runtime whose tasks report to `recorder`.
 #[cfg(feature = "tracing")]
 fn run_traced(recorder: &'static Recorder, body: impl std::future::Future<Output = ()>) -> tokio::runtime::Runtime {
-    let dispatch = tracing_core::Dispatch::new(TaskSubscriber::new(recorder));
+    let dispatch = dispatch(recorder);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     tracing_core::dispatcher::with_default(&dispatch, || rt.block_on(body));
     rt
@@ -130,7 +146,7 @@ fn states_leaks_and_wakers_are_derived_from_real_tasks() {
 #[test]
 fn runtime_workers_are_apart_and_block_on_is_never_leaked() {
     let (recorder, mut owner) = setup(Config::default());
-    let dispatch = tracing_core::Dispatch::new(TaskSubscriber::new(recorder));
+    let dispatch = dispatch(recorder);
     let rt = tracing_core::dispatcher::with_default(&dispatch, || {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
     });
