@@ -128,7 +128,7 @@ pub fn chosen(info: &ProcessInfo, dump: &Dump, timeout: Duration) -> String {
     out
 }
 
-/// `name (pid N), tokio V: totals by state; dropped events`.
+/// `name (pid N), tokio V: totals by state; dropped events; times to R`.
 pub fn header(info: &ProcessInfo, dump: &Dump) -> String {
     let c = dump.header.counts.unwrap_or_default();
     let dropped = dump.header.dropped_events;
@@ -147,6 +147,11 @@ pub fn header(info: &ProcessInfo, dump: &Dump) -> String {
     );
     if dropped > 0 {
         line.push_str(" (some task records may be missing)");
+    }
+    // The agent's clock ticks every 10 ms unless asked for exact times: a
+    // task "busy 0ms" may have run for up to that long.
+    if info.time_resolution_ns > 0 {
+        line.push_str(&format!("; times to {}", format_ns(info.time_resolution_ns)));
     }
     line
 }

@@ -162,6 +162,18 @@ fn other_statuses_say_their_detail() {
     );
 }
 
+/// The header says how precise the agent's times are, and nothing when
+/// they are exact (or, from a console-subscriber, not told).
+#[test]
+fn header_says_the_agents_time_resolution() {
+    let dump = leak_dump();
+    let coarse = ProcessInfo { time_resolution_ns: 10_000_000, ..info() };
+    let line = header(&coarse, &dump);
+    assert!(line.ends_with("0 done; 0 dropped events; times to 10ms"), "{line}");
+    let exact = header(&info(), &dump);
+    assert!(!exact.contains("times to"), "{exact}");
+}
+
 #[test]
 fn mixed_states_are_counted_and_dropped_events_flagged() {
     let tasks = vec![

@@ -134,7 +134,7 @@ fn grouped_report() {
     let run = taskscope(dir.path(), &["stack", &pid]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.starts_with(
-        "fakeprog (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 10 idle, 10 leaked, 0 done; 0 dropped events\n"
+        "fakeprog (pid 4242), tokio 1.54.1: 1 running, 0 scheduled, 10 idle, 10 leaked, 0 done; 0 dropped events; times to 10ms\n"
     ), "{}", run.stdout);
     assert!(run.stdout.contains("\nstacks: tokio dumped runtime main\n"), "{}", run.stdout);
     assert!(run.stdout.contains(&format!(

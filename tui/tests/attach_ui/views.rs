@@ -197,6 +197,22 @@ fn the_leaking_group_is_first_and_highlighted() {
     assert!(buf[(0, first_row)].modifier.contains(Modifier::REVERSED));
 }
 
+/// The header says how precise the agent's times are (its 10 ms clock), and
+/// nothing once the agent says its times are exact.
+#[test]
+fn header_says_the_agents_time_resolution() {
+    let mut app = app(30);
+    let mut info = info();
+    info.time_resolution_ns = 10_000_000;
+    app.handle_data(DataEvent::Info(Box::new(info.clone())));
+    let first = screen(&app).lines().next().unwrap_or_default().to_string();
+    assert!(first.contains("times to 10ms"), "{first}");
+    info.time_resolution_ns = 0;
+    app.handle_data(DataEvent::Info(Box::new(info)));
+    let first = screen(&app).lines().next().unwrap_or_default().to_string();
+    assert!(!first.contains("times to"), "{first}");
+}
+
 #[test]
 fn lean_mode_shows_wakers_as_unknown() {
     let mut app = app(30);

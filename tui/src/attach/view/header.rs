@@ -72,6 +72,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             if p.mode != "tracing" && !p.mode.is_empty() {
                 first.extend(pair("mode", p.mode.clone()));
             }
+            // 0: exact times (or a console-subscriber, which does not say).
+            if p.time_resolution_ns > 0 {
+                first.extend(pair("times to", taskscope_proto::duration::format_ns(p.time_resolution_ns)));
+            }
             for harm in s.harms() {
                 first.push(Span::raw("  "));
                 first.push(Span::styled(format!(" {} ", harm.marker()), style::harmed()));
