@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect, dump, functions_of, header, main_status, socket_dir, socket_in, task_in};
+use common::{client_in, dump, functions_of, header, info, main_status, socket_dir, task_in, tool_runtime};
 use taskscope_proto as proto;
 
 async fn wrapped_waits_for_its_sender(rx: tokio::sync::oneshot::Receiver<u32>) -> u32 {
@@ -45,7 +45,7 @@ fn record(chunks: &[proto::DumpChunk], id: u64) -> (proto::Task, proto::StackSou
 #[test]
 fn wrapped_tasks_are_captured_safely_and_nothing_else_changes() {
     let program = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     let dir = socket_dir("rpc-capture");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (plain_tx, plain_rx) = tokio::sync::oneshot::channel();
@@ -63,10 +63,10 @@ fn wrapped_tasks_are_captured_safely_and_nothing_else_changes() {
     let ids = [id_of(&waiting), id_of(&forever), id_of(&ticker), id_of(&plain)];
 
     tool.block_on(async {
-        let mut client = connect(socket_in(&dir)).await;
+        let mut client = client_in(&dir).await;
         // The tasks park first (their first polls put them on the board).
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+        let info = info(&mut client).await;
         let main = info.runtimes.iter().find(|r| r.name == "main").expect("runtime main");
         assert!(info.wrapped_tasks >= 2, "{info:?}");
 

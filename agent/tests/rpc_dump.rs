@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, dump, main_status, socket_dir, socket_in};
+use common::{client_in, dump, info, main_status, socket_dir, tool_runtime};
 use taskscope_proto as proto;
 
 async fn waits_for_a_message() {
@@ -24,7 +24,7 @@ fn info_and_dumps_over_the_socket() {
     // The program's runtime, and a separate one for the client, so that
     // blocking the program's worker cannot hold up the client's connection.
     let program = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     let dir = socket_dir("rpc-dump");
     let sleeper_id: u64 = program.block_on(async {
         // tokio's own dump (its mechanics are what this tests) is opt-in on tokio 1.54.
@@ -35,9 +35,9 @@ fn info_and_dumps_over_the_socket() {
     });
 
     tool.block_on(async {
-        let mut client = connect(socket_in(&dir)).await;
+        let mut client = client_in(&dir).await;
 
-        let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+        let info = info(&mut client).await;
         assert_eq!(info.protocol_version, proto::PROTOCOL_VERSION);
         assert_eq!(info.pid, std::process::id());
         assert!(!info.process_name.is_empty() && !info.cmdline.is_empty());

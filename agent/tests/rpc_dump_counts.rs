@@ -22,7 +22,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, counts, dump, header, socket_dir, socket_in};
+use common::{client_in, counts, dump, header, socket_dir, tool_runtime};
 use taskscope_proto as proto;
 use tokio::runtime::{Builder, Runtime};
 
@@ -82,10 +82,10 @@ fn dumps_add_nothing_to_the_programs_counts() {
     });
 
     let none = tracing_core::Dispatch::none();
-    let tool = Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     tracing_core::dispatcher::with_default(&none, || {
         tool.block_on(async {
-            let mut client = connect(socket_in(&dir)).await;
+            let mut client = client_in(&dir).await;
             // The four parked tasks and the current runtime's `block_on` future.
             let deadline = Instant::now() + Duration::from_secs(20);
             let before = loop {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect, dump, socket_dir, socket_in, task_in};
+use common::{client_in, dump, info, socket_dir, task_in, tool_runtime};
 use taskscope_proto as proto;
 
 const POLL: Duration = Duration::from_millis(2);
@@ -26,7 +26,7 @@ fn exact_times_record_a_short_poll_as_it_was() {
         .exact_times(true)
         .build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all())
         .expect("runtime");
-    let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     // Three tasks: the 10 ms clock would show all three at 2 ms or more one
     // time in a thousand, so this test cannot pass on it by luck.
     let mut senders = Vec::new();
@@ -40,8 +40,8 @@ fn exact_times_record_a_short_poll_as_it_was() {
         .collect();
 
     tool.block_on(async {
-        let mut client = connect(socket_in(&dir)).await;
-        let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+        let mut client = client_in(&dir).await;
+        let info = info(&mut client).await;
         assert_eq!(info.time_resolution_ns, 0, "exact times say so");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {

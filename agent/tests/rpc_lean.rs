@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect, dump, dump_of, functions_of, main_status, socket_dir, socket_in, task_in};
+use common::{client_in, dump, dump_of, functions_of, info, main_status, socket_dir, task_in, tool_runtime};
 use taskscope_proto as proto;
 
 async fn parked_in_rpc_lean_test(rx: tokio::sync::oneshot::Receiver<()>) {
@@ -24,7 +24,7 @@ fn hooks_mode_serves_lifecycles_and_stacks() {
         .socket_dir(&*dir)
         .build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all())
         .expect("runtime");
-    let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let parked = {
         let _inside = program.enter();
@@ -38,8 +38,8 @@ fn hooks_mode_serves_lifecycles_and_stacks() {
     let finished_id: u64 = finished.id().to_string().parse().expect("numeric id");
 
     tool.block_on(async {
-        let mut client = connect(socket_in(&dir)).await;
-        let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+        let mut client = client_in(&dir).await;
+        let info = info(&mut client).await;
         assert_eq!(info.mode, "hooks");
         assert_eq!(info.time_resolution_ns, 10_000_000, "times come from the 10 ms clock by default");
         assert!(info.runtimes.iter().any(|r| r.name == "main" && r.workers == 2), "{:?}", info.runtimes);

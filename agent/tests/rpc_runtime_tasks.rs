@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, dump, header, socket_dir, socket_in};
+use common::{client_in, dump, header, socket_dir, tool_runtime};
 use taskscope_proto as proto;
 
 #[test]
@@ -31,9 +31,9 @@ fn runtime_workers_are_marked_and_block_on_is_not_leaked() {
         }
     });
 
-    let tool = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     tool.block_on(async {
-        let mut client = connect(socket_in(&dir)).await;
+        let mut client = client_in(&dir).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         let chunks = loop {
             let chunks = dump(&mut client, 2_000).await;

@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{connect, dump_when_idle, counts, dump, socket_dir, socket_in, task_in};
+use common::{client_in, counts, dump, dump_when_idle, info, socket_dir, task_in, tool_runtime};
 use taskscope_proto as proto;
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::oneshot;
@@ -75,11 +75,11 @@ fn tasks_carry_their_runtimes_index() {
     });
 
     let none = tracing_core::Dispatch::none();
-    let tool = Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     tracing_core::dispatcher::with_default(&none, || {
         tool.block_on(async {
-            let mut client = connect(socket_in(&dir)).await;
-            let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+            let mut client = client_in(&dir).await;
+            let info = info(&mut client).await;
             let names: Vec<&str> = info.runtimes.iter().map(|r| r.name.as_str()).collect();
             assert_eq!(names, ["main", "io"], "{:?}", info.runtimes);
             let index = |name: Option<&str>| name.and_then(|n| names.iter().position(|&r| r == n));

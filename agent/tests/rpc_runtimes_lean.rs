@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{connect, dump_when_idle, socket_dir, socket_in, task_in};
+use common::{client_in, dump_when_idle, info, socket_dir, task_in, tool_runtime};
 use taskscope_proto as proto;
 use tokio::runtime::Builder;
 use tokio::sync::oneshot;
@@ -54,10 +54,10 @@ fn lean_tasks_carry_their_runtimes_index() {
     expected.insert(ids.0, Some("runtime-2"));
     expected.insert(ids.1, Some("main"));
 
-    let tool = Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = tool_runtime();
     tool.block_on(async {
-        let mut client = connect(socket_in(&dir)).await;
-        let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
+        let mut client = client_in(&dir).await;
+        let info = info(&mut client).await;
         assert_eq!(info.mode, "hooks");
         let names: Vec<&str> = info.runtimes.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["main", "runtime-2"], "{:?}", info.runtimes);

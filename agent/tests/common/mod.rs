@@ -46,10 +46,25 @@ pub async fn dump_of(client: &mut InspectorClient<Channel>, task_ids: Vec<u64>, 
     chunks
 }
 
+/// The runtime a test's tool side (its client) runs on, apart from the
+/// program's runtimes.
+pub fn tool_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// A client of this process's agent, whose socket is in `dir`.
+pub async fn client_in(dir: &Path) -> InspectorClient<Channel> {
+    connect(socket_in(dir)).await
+}
+
+/// What `GetInfo` answers now.
+pub async fn info(client: &mut InspectorClient<Channel>) -> proto::ProcessInfo {
+    client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner()
+}
+
 /// The counts `GetInfo` answers now.
 pub async fn counts(client: &mut InspectorClient<Channel>) -> proto::TaskCounts {
-    let info = client.get_info(proto::InfoRequest {}).await.expect("GetInfo answers").into_inner();
-    info.counts.expect("GetInfo has counts")
+    info(client).await.counts.expect("GetInfo has counts")
 }
 
 pub fn header(chunks: &[proto::DumpChunk]) -> &proto::DumpHeader {
