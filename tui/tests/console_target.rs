@@ -28,9 +28,16 @@ fn blocks(out: &str) -> Vec<&str> {
 /// counts with its periodic updates, so a loaded machine may see a first
 /// update without them), up to 20 s; returns the last run.
 fn stack_once_settled(dir: &std::path::Path, target: &str) -> Run {
-    taskscope_until(dir, &["stack", target], |run| {
+    let run = taskscope_until(dir, &["stack", target], |run| {
         run.code != 0 || run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked"))
-    })
+    });
+    if run.code == 0 && !run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked")) {
+        // Seen once in CI, under load: two of the three for 40 s. What
+        // console-subscriber said of every task, to tell why next time.
+        let records = taskscope(dir, &["stack", target, "--json"]);
+        panic!("no verdict on the 3 forgotten tasks within 20 s:\n{}\nconsole's records:\n{}", run.stdout, records.stdout);
+    }
+    run
 }
 
 /// The one group spawned at `at`.
