@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use taskscope_proto::Frame;
 
+mod source;
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod symtab;
 
@@ -96,8 +97,10 @@ pub(crate) fn symbolize(backtraces: &[Vec<usize>]) -> Vec<Vec<Frame>> {
     missing.dedup();
     // Resolve without holding the cache lock: a first resolution can take a
     // while and other dumps may be reading the cache meanwhile.
+    let mut sources = source::Sources::default();
     let resolved: Vec<(usize, Arc<[Frame]>)> =
-        missing.into_iter().map(|ip| (ip, resolve_ip(ip))).collect();
+        missing.into_iter().map(|ip| (ip, resolve_ip(ip, &mut sources))).collect();
+    drop(sources);
     if !resolved.is_empty() {
         let mut cache = cache().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() + resolved.len() > MAX_CACHED {
@@ -170,8 +173,9 @@ fn trim_heap() {
 }
 
 /// Resolves one address into its frames, outermost first (an address inside
-/// inlined code yields the inlined functions too).
-fn resolve_ip(ip: usize) -> Arc<[Frame]> {
+/// inlined code yields the inlined functions too). An inlined async body
+/// that the debuginfo names only `{async_fn#0}` is named from `sources`.
+fn resolve_ip(ip: usize, sources: &mut source::Sources) -> Arc<[Frame]> {
     let mut frames = Vec::new();
     backtrace::resolve(ip as *mut c_void, |symbol| {
         let name = symbol.name().map(|name| format!("{name:#}"));
@@ -199,6 +203,11 @@ fn resolve_ip(ip: usize) -> Arc<[Frame]> {
             // No debuginfo: name it from the symbol table, or at least show the address.
             let name = symtab_name(ip).unwrap_or_else(|| format!("{ip:#x}"));
             frames.push(frame(Some(&name), None, None, None));
+        }
+    }
+    for frame in &mut frames {
+        if let Some(named) = sources.name(&frame.function, &frame.file, frame.line, frame.column) {
+            frame.function = named;
         }
     }
     // `backtrace` reports inlined functions innermost first.
