@@ -89,9 +89,9 @@ struct Enclosing {
 }
 
 #[derive(Debug)]
-enum Scope {
-    Fn { name: String, is_async: bool },
-    Impl(Option<String>),
+enum Scope<'a> {
+    Fn { name: &'a str, is_async: bool },
+    Impl(Option<&'a str>),
     Other,
 }
 
@@ -106,7 +106,7 @@ fn enclosing_fn(source: &str, line: u32, column: u32) -> Option<Enclosing> {
         if (at_line, at_col) >= (line, column) {
             break;
         }
-        let step = scan.step(bytes, i);
+        let step = scan.step(source, i);
         for &b in &bytes[i..i + step] {
             if b == b'\n' {
                 at_line += 1;
@@ -120,29 +120,30 @@ fn enclosing_fn(source: &str, line: u32, column: u32) -> Option<Enclosing> {
     let at = scan.scopes.iter().rposition(|s| matches!(s, Scope::Fn { .. }))?;
     let Scope::Fn { name, is_async } = &scan.scopes[at] else { return None };
     let owner = match at.checked_sub(1).map(|below| &scan.scopes[below]) {
-        Some(Scope::Impl(owner)) => owner.clone(),
+        Some(Scope::Impl(owner)) => owner.map(String::from),
         _ => None,
     };
-    Some(Enclosing { name: name.clone(), is_async: *is_async, owner })
+    Some(Enclosing { name: name.to_string(), is_async: *is_async, owner })
 }
 
-/// What the scan has seen so far.
+/// What the scan has seen so far (words borrowed from the source).
 #[derive(Default)]
-struct Scan {
-    scopes: Vec<Scope>,
+struct Scan<'a> {
+    scopes: Vec<Scope<'a>>,
     /// `fn NAME` seen, its body not opened yet (`async` before it).
-    pending_fn: Option<(String, bool)>,
+    pending_fn: Option<(&'a str, bool)>,
     /// `impl` seen, its block not opened yet: the words at angle depth 0.
-    pending_impl: Option<Vec<String>>,
+    pending_impl: Option<Vec<&'a str>>,
     angle: u32,
     /// The last two words, for `async fn` and `fn NAME`.
-    last: [String; 2],
+    last: [&'a str; 2],
 }
 
-impl Scan {
-    /// Takes in what starts at `i` and returns how many bytes it spans.
-    fn step(&mut self, b: &[u8], i: usize) -> usize {
-        let rest = &b[i..];
+impl<'a> Scan<'a> {
+    /// Takes in what starts at byte `i` of `source` and returns how many
+    /// bytes it spans.
+    fn step(&mut self, source: &'a str, i: usize) -> usize {
+        let rest = &source.as_bytes()[i..];
         match rest[0] {
             b'/' if rest.get(1) == Some(&b'/') => until(rest, b"\n"),
             b'/' if rest.get(1) == Some(&b'*') => block_comment(rest),
@@ -152,7 +153,8 @@ impl Scan {
             b'\'' => char_or_lifetime(rest),
             c if c == b'_' || c.is_ascii_alphabetic() => {
                 let len = rest.iter().take_while(|c| **c == b'_' || c.is_ascii_alphanumeric()).count();
-                self.word(String::from_utf8_lossy(&rest[..len]).into_owned());
+                // ASCII at both ends: `i..i + len` is on char boundaries.
+                self.word(&source[i..i + len]);
                 len
             }
             b'{' => {
@@ -187,16 +189,16 @@ impl Scan {
             _ => {
                 // Any other character ends a word pair (`fn (` is a type).
                 if !rest[0].is_ascii_whitespace() {
-                    self.last = [String::new(), String::new()];
+                    self.last = ["", ""];
                 }
                 1
             }
         }
     }
 
-    fn word(&mut self, word: String) {
+    fn word(&mut self, word: &'a str) {
         if self.last[1] == "fn" && self.pending_fn.is_none() {
-            self.pending_fn = Some((word.clone(), self.last[0] == "async"));
+            self.pending_fn = Some((word, self.last[0] == "async"));
             self.pending_impl = None;
         } else if word == "impl" && self.pending_fn.is_none() && self.pending_impl.is_none() {
             // (In a signature, `-> impl Trait` is no block.)
@@ -204,25 +206,25 @@ impl Scan {
             self.angle = 0;
         } else if let Some(words) = self.pending_impl.as_mut() {
             if self.angle == 0 {
-                words.push(word.clone());
+                words.push(word);
             }
         }
-        self.last = [std::mem::take(&mut self.last[1]), word];
+        self.last = [self.last[1], word];
     }
 }
 
 /// The type an `impl` header names: after `for` when it has one, the last
 /// path segment before any `where`.
-fn impl_type(words: &[String]) -> Option<String> {
-    let words = match words.iter().position(|w| w == "where") {
+fn impl_type<'a>(words: &[&'a str]) -> Option<&'a str> {
+    let words = match words.iter().position(|w| *w == "where") {
         Some(at) => &words[..at],
         None => words,
     };
-    let after_for = match words.iter().rposition(|w| w == "for") {
+    let after_for = match words.iter().rposition(|w| *w == "for") {
         Some(at) => &words[at + 1..],
         None => words,
     };
-    after_for.iter().rev().find(|w| !matches!(w.as_str(), "dyn" | "mut" | "const" | "unsafe")).cloned()
+    after_for.iter().rev().find(|w| !matches!(**w, "dyn" | "mut" | "const" | "unsafe")).copied()
 }
 
 /// Bytes up to and including `end` (or to the end).
@@ -377,9 +379,9 @@ impl Conn {
 
     #[test]
     fn impl_headers_name_their_type() {
-        let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-        assert_eq!(impl_type(&words("fmt Display for Wrapper where T")).as_deref(), Some("Wrapper"));
-        assert_eq!(impl_type(&words("Conn")).as_deref(), Some("Conn"));
-        assert_eq!(impl_type(&words("Future for dyn Job")).as_deref(), Some("Job"));
+        let words = |s: &'static str| s.split_whitespace().collect::<Vec<_>>();
+        assert_eq!(impl_type(&words("fmt Display for Wrapper where T")), Some("Wrapper"));
+        assert_eq!(impl_type(&words("Conn")), Some("Conn"));
+        assert_eq!(impl_type(&words("Future for dyn Job")), Some("Job"));
     }
 }
