@@ -283,7 +283,8 @@ fn raw_string(rest: &[u8]) -> usize {
 /// `'x'`, `'\n'`, `'\u{7b}'` or a lifetime (`'a`, which ends at its name).
 fn char_or_lifetime(rest: &[u8]) -> usize {
     if rest.get(1) == Some(&b'\\') {
-        return until(&rest[2..], b"'") + 2;
+        // The escaped character itself may be a quote (`'\''`).
+        return (3 + until(rest.get(3..).unwrap_or_default(), b"'")).min(rest.len());
     }
     // A character literal closes after one character (of up to 4 bytes).
     let width = match rest.get(1) {
@@ -312,6 +313,7 @@ use std::time::Duration;
 async fn handle_client(stream: Conn) {
     let greeting = "}{ not code";
     let brace = '{';
+    let quote = '\'';
     stream.read().await;
 }
 
@@ -348,11 +350,11 @@ impl Conn {
     #[test]
     fn finds_the_function_around_a_line() {
         // Lines count from the raw string's first line break.
-        assert_eq!(at(9, 5), found("handle_client", true, None));
-        assert_eq!(at(16, 9), found("fmt", false, Some("Wrapper")));
-        assert_eq!(at(24, 13), found("serve", true, Some("Conn")), "inside the async block, serve is around it");
-        assert_eq!(at(27, 9), found("serve", true, Some("Conn")), "after the nested fn closed");
-        assert_eq!(at(12, 1), None, "between functions");
+        assert_eq!(at(10, 5), found("handle_client", true, None));
+        assert_eq!(at(17, 9), found("fmt", false, Some("Wrapper")));
+        assert_eq!(at(25, 13), found("serve", true, Some("Conn")), "inside the async block, serve is around it");
+        assert_eq!(at(28, 9), found("serve", true, Some("Conn")), "after the nested fn closed");
+        assert_eq!(at(13, 1), None, "between functions");
         assert_eq!(at(4, 1), None);
     }
 
@@ -364,16 +366,16 @@ impl Conn {
         std::fs::write(&file, SOURCE).expect("write source");
         let file = file.to_string_lossy().into_owned();
         let mut sources = Sources::default();
-        assert_eq!(sources.name("{async_fn#0}", &file, 9, 5).as_deref(), Some("handle_client::{async_fn#0}"));
+        assert_eq!(sources.name("{async_fn#0}", &file, 10, 5).as_deref(), Some("handle_client::{async_fn#0}"));
         assert_eq!(
-            sources.name("{async_block#0}<T>", &file, 24, 13).as_deref(),
+            sources.name("{async_block#0}<T>", &file, 25, 13).as_deref(),
             Some("Conn::serve::{async_block#0}<T>")
         );
         // `fmt` is no async fn: its `{async_fn#0}` would be a wrong guess.
-        assert_eq!(sources.name("{async_fn#0}", &file, 16, 9), None);
-        assert_eq!(sources.name("service::handle_client::{async_fn#0}", &file, 9, 5), None, "already named");
-        assert_eq!(sources.name("poll_fn", &file, 9, 5), None, "not an anonymous body");
-        assert_eq!(sources.name("{async_fn#0}", "/no/such/file.rs", 9, 5), None);
+        assert_eq!(sources.name("{async_fn#0}", &file, 17, 9), None);
+        assert_eq!(sources.name("service::handle_client::{async_fn#0}", &file, 10, 5), None, "already named");
+        assert_eq!(sources.name("poll_fn", &file, 10, 5), None, "not an anonymous body");
+        assert_eq!(sources.name("{async_fn#0}", "/no/such/file.rs", 10, 5), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
