@@ -50,7 +50,12 @@ impl Sources {
     }
 }
 
+/// The file's text. Only an absolute path: a relative one would be read
+/// against the program's working directory, perhaps another project's file.
 fn read(file: &str) -> Option<String> {
+    if !std::path::Path::new(file).is_absolute() {
+        return None;
+    }
     let meta = std::fs::metadata(file).ok()?;
     if !meta.is_file() || meta.len() > MAX_FILE {
         return None;
@@ -376,6 +381,7 @@ impl Conn {
         assert_eq!(sources.name("service::handle_client::{async_fn#0}", &file, 10, 5), None, "already named");
         assert_eq!(sources.name("poll_fn", &file, 10, 5), None, "not an anonymous body");
         assert_eq!(sources.name("{async_fn#0}", "/no/such/file.rs", 10, 5), None);
+        assert_eq!(sources.name("{async_fn#0}", "Cargo.toml", 10, 5), None, "a relative path is not read");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
