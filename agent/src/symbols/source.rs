@@ -7,7 +7,8 @@
 //! function. The source says which: the innermost `fn` around that line and
 //! column, and the `impl` it is in. The agent reads a file only while it
 //! symbolises new addresses (on its blocking thread, never the program's),
-//! once per file and batch, and keeps only the names it derives (in the
+//! once per file and batch (one scan gives every function body of the file),
+//! and keeps only the names it derives (in the
 //! frames' own cache).
 //!
 //! The scan knows Rust only as far as braces, comments, strings and
@@ -17,10 +18,12 @@
 
 use std::collections::HashMap;
 
-/// Source files read during one batch of resolutions; `None` when unreadable.
+/// The outlines of the source files read during one batch of resolutions;
+/// `None` when unreadable. Each file is read and scanned once, whatever the
+/// number of frames in it.
 #[derive(Default)]
 pub(crate) struct Sources {
-    files: HashMap<String, Option<String>>,
+    files: HashMap<String, Option<Outline>>,
 }
 
 /// Files larger than this are not read: no source file of a program is.
@@ -36,14 +39,14 @@ impl Sources {
         if file.is_empty() || line == 0 {
             return None;
         }
-        let source = self.files.entry(file.to_string()).or_insert_with(|| read(file)).as_deref()?;
-        let found = enclosing_fn(source, line, column.max(1))?;
+        let outline = self.files.entry(file.to_string()).or_insert_with(|| read(file).map(|s| Outline::of(&s))).as_ref()?;
+        let found = outline.enclosing(line, column.max(1))?;
         // `{async_fn#N}` is an `async fn`'s own body: the function found
         // must be one, or the scan went wrong and the name would mislead.
         if body_kind == Body::AsyncFn && !found.is_async {
             return None;
         }
-        Some(match found.owner {
+        Some(match &found.owner {
             Some(owner) => format!("{owner}::{}::{function}", found.name),
             None => format!("{}::{function}", found.name),
         })
@@ -84,8 +87,8 @@ fn anonymous_body(function: &str) -> Option<Body> {
     }
 }
 
-/// The function around a point of a source file.
-#[derive(Debug, PartialEq, Eq)]
+/// A function of a source file: what it is called, and whose method it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Enclosing {
     name: String,
     is_async: bool,
@@ -93,48 +96,50 @@ struct Enclosing {
     owner: Option<String>,
 }
 
-#[derive(Debug)]
-enum Scope<'a> {
-    Fn { name: &'a str, is_async: bool },
-    Impl(Option<&'a str>),
-    Other,
+/// A source file's function bodies, from one scan.
+struct Outline {
+    /// Byte offset of each line's start.
+    line_starts: Vec<usize>,
+    /// Each body's `{` and `}` offsets (`usize::MAX` if never closed), in
+    /// the order the bodies open.
+    bodies: Vec<(usize, usize, Enclosing)>,
 }
 
-/// The innermost `fn` whose body holds `line:column` (1-based; columns in
-/// bytes), with its `impl` type when it is a method.
-fn enclosing_fn(source: &str, line: u32, column: u32) -> Option<Enclosing> {
-    let mut scan = Scan::default();
-    let bytes = source.as_bytes();
-    let (mut at_line, mut at_col) = (1u32, 1u32);
-    let mut i = 0;
-    while i < bytes.len() {
-        if (at_line, at_col) >= (line, column) {
-            break;
+impl Outline {
+    fn of(source: &str) -> Outline {
+        let mut scan = Scan::default();
+        let mut i = 0;
+        while i < source.len() {
+            i += scan.step(source, i);
         }
-        let step = scan.step(source, i);
-        for &b in &bytes[i..i + step] {
-            if b == b'\n' {
-                at_line += 1;
-                at_col = 1;
-            } else {
-                at_col += 1;
-            }
-        }
-        i += step;
+        let line_starts = std::iter::once(0).chain(source.match_indices('\n').map(|(at, _)| at + 1)).collect();
+        Outline { line_starts, bodies: scan.bodies }
     }
-    let at = scan.scopes.iter().rposition(|s| matches!(s, Scope::Fn { .. }))?;
-    let Scope::Fn { name, is_async } = &scan.scopes[at] else { return None };
-    let owner = match at.checked_sub(1).map(|below| &scan.scopes[below]) {
-        Some(Scope::Impl(owner)) => owner.map(String::from),
-        _ => None,
-    };
-    Some(Enclosing { name: name.to_string(), is_async: *is_async, owner })
+
+    /// The innermost `fn` whose body holds `line:column` (1-based; columns
+    /// in bytes), with its `impl` type when it is a method.
+    fn enclosing(&self, line: u32, column: u32) -> Option<&Enclosing> {
+        let start = *self.line_starts.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let at = start + usize::try_from(column).ok()?.saturating_sub(1);
+        // Bodies open in order, so the last one around `at` is the innermost.
+        self.bodies.iter().rev().find(|(open, close, _)| *open < at && at <= *close).map(|(_, _, found)| found)
+    }
+}
+
+#[derive(Debug)]
+enum Scope<'a> {
+    /// A function body: its index in [`Scan::bodies`].
+    Fn(usize),
+    Impl(Option<&'a str>),
+    Other,
 }
 
 /// What the scan has seen so far (words borrowed from the source).
 #[derive(Default)]
 struct Scan<'a> {
     scopes: Vec<Scope<'a>>,
+    /// The function bodies opened so far (see [`Outline::bodies`]).
+    bodies: Vec<(usize, usize, Enclosing)>,
     /// `fn NAME` seen, its body not opened yet (`async` before it).
     pending_fn: Option<(&'a str, bool)>,
     /// `impl` seen, its block not opened yet: the words at angle depth 0.
@@ -164,7 +169,12 @@ impl<'a> Scan<'a> {
             }
             b'{' => {
                 let scope = if let Some((name, is_async)) = self.pending_fn.take() {
-                    Scope::Fn { name, is_async }
+                    let owner = match self.scopes.last() {
+                        Some(Scope::Impl(owner)) => owner.map(String::from),
+                        _ => None,
+                    };
+                    self.bodies.push((i, usize::MAX, Enclosing { name: name.to_string(), is_async, owner }));
+                    Scope::Fn(self.bodies.len() - 1)
                 } else if let Some(words) = self.pending_impl.take() {
                     Scope::Impl(impl_type(&words))
                 } else {
@@ -175,7 +185,9 @@ impl<'a> Scan<'a> {
                 1
             }
             b'}' => {
-                self.scopes.pop();
+                if let Some(Scope::Fn(body)) = self.scopes.pop() {
+                    self.bodies[body].1 = i;
+                }
                 1
             }
             b';' => {
@@ -345,7 +357,7 @@ impl Conn {
 "##;
 
     fn at(line: u32, column: u32) -> Option<Enclosing> {
-        enclosing_fn(SOURCE, line, column)
+        Outline::of(SOURCE).enclosing(line, column).cloned()
     }
 
     fn found(name: &str, is_async: bool, owner: Option<&str>) -> Option<Enclosing> {
