@@ -8,8 +8,7 @@
 //! column, and the `impl` it is in. The agent reads a file only while it
 //! symbolises new addresses (on its blocking thread, never the program's),
 //! once per file and batch (one scan gives every function body of the file),
-//! and keeps only the names it derives (in the
-//! frames' own cache).
+//! and keeps only the names it derives (in the frames' own cache).
 //!
 //! The scan knows Rust only as far as braces, comments, strings and
 //! character literals, `fn NAME` and `impl ... TYPE`: enough to find the
