@@ -28,10 +28,9 @@ fn blocks(out: &str) -> Vec<&str> {
 /// counts with its periodic updates, so a loaded machine may see a first
 /// update without them), up to 20 s; returns the last run.
 fn stack_once_settled(dir: &std::path::Path, target: &str) -> Run {
-    let run = taskscope_until(dir, &["stack", target], |run| {
-        run.code != 0 || run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked"))
-    });
-    if run.code == 0 && !run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked")) {
+    let verdict = |run: &Run| run.stdout.lines().next().is_some_and(|head| head.contains(" 3 leaked"));
+    let run = taskscope_until(dir, &["stack", target], |run| run.code != 0 || verdict(run));
+    if run.code == 0 && !verdict(&run) {
         // Seen once in CI, under load: two of the three for 40 s. What
         // console-subscriber said of every task, to tell why next time.
         let records = taskscope(dir, &["stack", target, "--json"]);
