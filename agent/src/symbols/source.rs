@@ -144,8 +144,8 @@ struct Scan<'a> {
     /// `impl` seen, its block not opened yet: the words at angle depth 0.
     pending_impl: Option<Vec<&'a str>>,
     angle: u32,
-    /// The last two words, for `async fn` and `fn NAME`.
-    last: [&'a str; 2],
+    /// The last three words, for `async fn`, `async unsafe fn` and `fn NAME`.
+    last: [&'a str; 3],
 }
 
 impl<'a> Scan<'a> {
@@ -205,7 +205,7 @@ impl<'a> Scan<'a> {
             _ => {
                 // Any other character ends a word pair (`fn (` is a type).
                 if !rest[0].is_ascii_whitespace() {
-                    self.last = ["", ""];
+                    self.last = ["", "", ""];
                 }
                 1
             }
@@ -213,8 +213,12 @@ impl<'a> Scan<'a> {
     }
 
     fn word(&mut self, word: &'a str) {
-        if self.last[1] == "fn" && self.pending_fn.is_none() {
-            self.pending_fn = Some((word, self.last[0] == "async"));
+        if self.last[2] == "fn" && self.pending_fn.is_none() {
+            let is_async = match self.last[..2] {
+                [_, "async"] | ["async", "unsafe"] => true,
+                _ => false,
+            };
+            self.pending_fn = Some((word, is_async));
             self.pending_impl = None;
         } else if word == "impl" && self.pending_fn.is_none() && self.pending_impl.is_none() {
             // (In a signature, `-> impl Trait` is no block.)
@@ -225,7 +229,7 @@ impl<'a> Scan<'a> {
                 words.push(word);
             }
         }
-        self.last = [self.last[1], word];
+        self.last = [self.last[1], self.last[2], word];
     }
 }
 
@@ -394,6 +398,13 @@ impl Conn {
         assert_eq!(sources.name("{async_fn#0}", "/no/such/file.rs", 10, 5), None);
         assert_eq!(sources.name("{async_fn#0}", "Cargo.toml", 10, 5), None, "a relative path is not read");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn qualifiers_between_async_and_fn_keep_it_async() {
+        let outline = Outline::of("pub(crate) async unsafe fn raw() {\n    x.await;\n}\nunsafe fn sync() {\n    y;\n}\n");
+        assert_eq!(outline.enclosing(2, 5).cloned(), found("raw", true, None));
+        assert_eq!(outline.enclosing(5, 1).cloned(), found("sync", false, None));
     }
 
     #[test]
