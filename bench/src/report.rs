@@ -29,7 +29,7 @@ pub fn print(plan: &Plan, results: &Results) {
     );
     println!();
     println!(
-        "{:<8} {:<10} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}",
+        "{:<8} {:<13} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}",
         "workload", "variant", "median", "min - max", "vs base", "CPU", "CPU ×", "RSS", "peak RSS"
     );
     for &workload in &plan.workloads {
@@ -114,7 +114,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
             .map(String::as_str)
             .unwrap_or("not run");
         println!(
-            "{:<8} {:<10} skipped ({why})",
+            "{:<8} {:<13} skipped ({why})",
             workload.name(),
             variant.name()
         );
@@ -140,7 +140,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         );
         let per_task = grown as f64 * 1024.0 / workload.count(plan.quick) as f64;
         println!(
-            "{:<8} {:<10} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
+            "{:<8} {:<13} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
             workload.name(),
             variant.name(),
             rss,
@@ -165,7 +165,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         .map(|r| format!("x{}", ratio(r)))
         .unwrap_or_default();
     println!(
-        "{:<8} {:<10} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
+        "{:<8} {:<13} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
         workload.name(),
         variant.name(),
         median_duration(times.iter().copied()).as_secs_f64(),

@@ -179,7 +179,7 @@ fn run_round<'a>(
             continue;
         }
         let count = workload.count(plan.quick);
-        let label = format!("[run {}/{}] {:<8} {:<10}", round + 1, plan.runs, workload.name(), variant.name());
+        let label = format!("[run {}/{}] {:<8} {:<13}", round + 1, plan.runs, workload.name(), variant.name());
         let outcome = match (workload, taskscope) {
             (Workload::Stack, None) => continue,
             (Workload::Stack, Some(cli)) => exe(variant)

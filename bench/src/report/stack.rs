@@ -11,7 +11,7 @@ use crate::runner::{Plan, Results};
 pub(super) fn print_stack_row(plan: &Plan, results: &Results, variant: Variant) {
     let Some((cold, warm)) = stack_medians(results, variant) else {
         println!(
-            "{:<8} {:<10} skipped ({})",
+            "{:<8} {:<13} skipped ({})",
             "stack",
             variant.name(),
             stack_skip_reason(results, variant)
@@ -19,7 +19,7 @@ pub(super) fn print_stack_row(plan: &Plan, results: &Results, variant: Variant) 
         return;
     };
     println!(
-        "{:<8} {:<10} {:>8.3} s {:>19}   `taskscope stack` on {} parked tasks: first call (cold), second call {:.3} s",
+        "{:<8} {:<13} {:>8.3} s {:>19}   `taskscope stack` on {} parked tasks: first call (cold), second call {:.3} s",
         "stack",
         variant.name(),
         cold.as_secs_f64(),
