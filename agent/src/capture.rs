@@ -201,7 +201,8 @@ mod tests {
 
     #[test]
     fn a_wrapped_future_answers_inside_its_next_poll() {
-        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let program =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = program.spawn(Traced::task(async move { rx.await.is_ok() }, None));
         let id = crate::hooks::id_u64(task.id());
@@ -216,7 +217,8 @@ mod tests {
 
     #[test]
     fn a_wrapped_future_dropped_while_asked_does_not_hold_the_request_up() {
-        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let program =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let task = program.spawn(Traced::task(std::future::pending::<()>(), None));
         let id = crate::hooks::id_u64(task.id());
         std::thread::sleep(Duration::from_millis(50));
@@ -238,7 +240,8 @@ mod tests {
 
     #[test]
     fn a_future_not_polled_since_it_was_last_asked_is_not_waited_for_again() {
-        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let program =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let task = program.spawn(Traced::task(std::future::pending::<()>(), None));
         let id = crate::hooks::id_u64(task.id());
         std::thread::sleep(Duration::from_millis(50));
@@ -260,7 +263,8 @@ mod tests {
 
     #[test]
     fn a_request_cancelled_midway_leaves_the_next_one_whole() {
-        let program = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let program =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let (senders, tasks): (Vec<_>, Vec<_>) = (0..2000)
             .map(|_| {
                 let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -273,8 +277,11 @@ mod tests {
         for round in 0..10 {
             // A client that hangs up a moment after asking (a killed `taskscope stack`).
             let cancelled = tool.block_on(async {
-                tokio::time::timeout(Duration::from_millis(1 + round % 5), collect(Duration::from_secs(2), |id| ids.contains(&id)))
-                    .await
+                tokio::time::timeout(
+                    Duration::from_millis(1 + round % 5),
+                    collect(Duration::from_secs(2), |id| ids.contains(&id)),
+                )
+                .await
             });
             assert!(cancelled.is_err(), "round {round}: the first request was meant to be cut short");
             let asked = Instant::now();

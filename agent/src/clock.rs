@@ -71,7 +71,8 @@ fn paired_reading() -> (Instant, u64) {
         (width, instant, before + width / 2)
     };
     let first = pair();
-    let (_, instant, counter) = (0..2).map(|_| pair()).fold(first, |best, next| if next.0 < best.0 { next } else { best });
+    let (_, instant, counter) =
+        (0..2).map(|_| pair()).fold(first, |best, next| if next.0 < best.0 { next } else { best });
     (instant, counter)
 }
 

@@ -174,9 +174,7 @@ fn parse_listen(v: &str, allow_any: bool, default_port: u16, any: &EnvVar) -> Re
     if is_true(v) {
         return Ok(Some(SocketAddr::from(([127, 0, 0, 1], default_port))));
     }
-    let addr: SocketAddr = v
-        .parse()
-        .map_err(|_| "expected `1` or an address such as 127.0.0.1:7000".to_owned())?;
+    let addr: SocketAddr = v.parse().map_err(|_| "expected `1` or an address such as 127.0.0.1:7000".to_owned())?;
     if !addr.ip().is_loopback() && !allow_any {
         return Err(format!("{} is not a loopback address; set {}=1 to allow it", addr.ip(), any.name));
     }
@@ -192,8 +190,7 @@ mod tests {
     use super::*;
 
     fn with(vars: &[(&str, &str)]) -> Config {
-        let vars: Vec<(String, String)> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
@@ -263,11 +260,8 @@ mod tests {
 
     #[test]
     fn values_parse() {
-        let c = with(&[
-            ("TASKSCOPE_RETAIN_DONE", "5"),
-            ("TASKSCOPE_RETAIN_FOR", "250ms"),
-            ("TASKSCOPE_DISABLE", "true"),
-        ]);
+        let c =
+            with(&[("TASKSCOPE_RETAIN_DONE", "5"), ("TASKSCOPE_RETAIN_FOR", "250ms"), ("TASKSCOPE_DISABLE", "true")]);
         assert_eq!(c.retain_done, 5);
         assert_eq!(c.retain_for, Duration::from_millis(250));
         assert!(c.disabled);

@@ -196,8 +196,7 @@ pub(crate) fn dumps_supported() -> Result<(), String> {
 }
 
 fn platform_support() -> Result<(), String> {
-    if cfg!(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))
-    {
+    if cfg!(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))) {
         return Err("tokio task dumps are only available on Linux on x86_64 or aarch64".to_owned());
     }
     if cfg!(not(tokio_unstable)) {
@@ -229,7 +228,8 @@ async fn capture_of(runtimes: Vec<Arc<Registered>>, timeout: Duration) -> Captur
         match rt.policy() {
             Ok(_) => flight::answer(rt, timeout).await,
             Err(why) => {
-                let status = if rt.harm.get().is_some() { proto::DumpStatus::Harmed } else { proto::DumpStatus::Disabled };
+                let status =
+                    if rt.harm.get().is_some() { proto::DumpStatus::Harmed } else { proto::DumpStatus::Disabled };
                 Err(runtime_dump(rt, status, &why, Duration::ZERO))
             }
         }
@@ -392,7 +392,10 @@ async fn take_dump(rt: &Arc<Registered>, progress: &flight::Progress) -> Option<
 
 #[cfg(not(all(tokio_unstable, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 async fn take_dump(_rt: &Arc<Registered>, _progress: &flight::Progress) -> Option<Result<RawDump, DumpError>> {
-    Some(Err(DumpError { status: proto::DumpStatus::Unsupported, detail: platform_support().err().unwrap_or_default() }))
+    Some(Err(DumpError {
+        status: proto::DumpStatus::Unsupported,
+        detail: platform_support().err().unwrap_or_default(),
+    }))
 }
 
 /// The stack of each task in `answer`, symbolised once per answer on a

@@ -81,10 +81,8 @@ async fn serve_limited(config: &Config, routes: Routes, limit: Limit) {
             Ok(listening) => listening,
             Err(e) => return log(&e),
         };
-        let served = Server::builder()
-            .add_routes(routes.clone())
-            .serve_with_incoming(same_user(listener, limit.clone()))
-            .await;
+        let served =
+            Server::builder().add_routes(routes.clone()).serve_with_incoming(same_user(listener, limit.clone())).await;
         if let Err(e) = served {
             log(&format!("the server on {} stopped: {e}", path.display()));
         }
@@ -96,7 +94,10 @@ async fn serve_limited(config: &Config, routes: Routes, limit: Limit) {
             Ok(listener) => listener,
             Err(source) => return log(&EndpointError::BindTcp { addr, source }),
         };
-        let served = Server::builder().add_routes(routes.clone()).serve_with_incoming(tcp_incoming(listener, limit.clone())).await;
+        let served = Server::builder()
+            .add_routes(routes.clone())
+            .serve_with_incoming(tcp_incoming(listener, limit.clone()))
+            .await;
         if let Err(e) = served {
             log(&format!("the server on TCP {addr} stopped: {e}"));
         }
@@ -123,7 +124,8 @@ fn listen_unix(dir: &Path) -> Result<(UnixListener, PathBuf), EndpointError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(source) => return Err(EndpointError::RemoveStale { path, source }),
     }
-    let listener = UnixListener::bind(&path).map_err(|source| EndpointError::BindUnix { path: path.clone(), source })?;
+    let listener =
+        UnixListener::bind(&path).map_err(|source| EndpointError::BindUnix { path: path.clone(), source })?;
     if let Err(source) = fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
         let _ = fs::remove_file(&path);
         return Err(EndpointError::Chmod { path, source });
@@ -207,7 +209,10 @@ fn same_user(listener: UnixListener, limit: Limit) -> impl Stream<Item = Result<
                         None => continue,
                     },
                     Ok(peer) if !REFUSAL_LOGGED.swap(true, Ordering::Relaxed) => {
-                        log(&format!("refused a connection from uid {} (only uid {ours} may inspect this process)", peer.uid()));
+                        log(&format!(
+                            "refused a connection from uid {} (only uid {ours} may inspect this process)",
+                            peer.uid()
+                        ));
                     }
                     Err(e) if !REFUSAL_LOGGED.swap(true, Ordering::Relaxed) => {
                         log(&format!("refused a connection whose user could not be checked: {e}"));

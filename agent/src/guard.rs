@@ -151,9 +151,8 @@ impl Guard {
     }
 
     fn taken_at(options: Options, taken_at: &'static std::panic::Location<'static>) -> Guard {
-        let runtime = crate::tags::current_runtime().unwrap_or_else(|| {
-            panic!("taskscope_agent::guard::Guard taken outside a tokio runtime (at {taken_at})")
-        });
+        let runtime = crate::tags::current_runtime()
+            .unwrap_or_else(|| panic!("taskscope_agent::guard::Guard taken outside a tokio runtime (at {taken_at})"));
         start_recording();
         let caller = tokio::task::try_id().map(crate::hooks::id_u64);
         Guard { runtime, existing: tasks_on(runtime), caller, taken_at, options, scope: Scope::SinceGuard }
@@ -290,7 +289,8 @@ impl Guard {
         } else {
             crate::server::chunks::DumpChunks::new(snapshot, capture, &ids).collect()
         };
-        let dump = if chunks.is_empty() { Dump::default() } else { Dump::from_chunks(chunks).map_err(Leaks::cannot)? };
+        let dump =
+            if chunks.is_empty() { Dump::default() } else { Dump::from_chunks(chunks).map_err(Leaks::cannot)? };
         let offenders: HashSet<u64> = dump
             .tasks
             .iter()

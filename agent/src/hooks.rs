@@ -29,9 +29,9 @@ use tokio::runtime::TaskMeta;
 
 use crate::clock;
 use crate::files::FILES;
-use crate::tags;
 use crate::recorder::{end_poll, exit_slot, no_dump_flags, on_agent_thread, start_poll, unrecorded, Recorder, TRACED};
 use crate::slots::{Key, Slot, HOOKED, LIVE, TAG_SHIFT};
+use crate::tags;
 
 mod ids;
 

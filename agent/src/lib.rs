@@ -116,11 +116,6 @@ pub use task::spawn;
 
 pub use config::Config;
 pub use dump::register_runtime;
-/// `#[tokio::main]` for the lean mode: put `#[taskscope_agent::main]` in its
-/// place (same `flavor` and `worker_threads` arguments) and the runtime is
-/// built through [`build_runtime`]. One line, like [`init`], for the mode
-/// that can be left on.
-pub use taskscope_agent_macros::main;
 /// `#[tokio::test]` under a [`guard`]: the test fails when it leaves tasks
 /// behind, with their grouped report. Same `flavor`, `worker_threads` and
 /// `start_paused` arguments, plus the guard's options: `leaked_only`,
@@ -129,6 +124,11 @@ pub use taskscope_agent_macros::main;
 /// in both modes, with no `init()`. See [`guard`]. `start_paused` needs
 /// tokio's `test-util` feature, as with `#[tokio::test]`.
 pub use taskscope_agent_macros::guarded_test as test;
+/// `#[tokio::main]` for the lean mode: put `#[taskscope_agent::main]` in its
+/// place (same `flavor` and `worker_threads` arguments) and the runtime is
+/// built through [`build_runtime`]. One line, like [`init`], for the mode
+/// that can be left on.
+pub use taskscope_agent_macros::main;
 
 /// What [`main`]'s expansion names: the tokio the agent was built with, and
 /// the wrapper of the future it blocks on.
@@ -410,14 +410,15 @@ impl Builder {
         };
         let (owner, state) = state::StateOwner::new(recorder);
         let _ = AGENT.set(Agent { state: state.clone(), runtime: runtime.handle().clone() });
-        let spawned = std::thread::Builder::new().name(taskscope_proto::discovery::AGENT_THREAD.into()).spawn(move || {
-            recorder::mark_agent_thread();
-            runtime.spawn(owner.run());
-            if let Some(addr) = config.http {
-                runtime.spawn(http::serve(addr, Arc::clone(&config), state.clone()));
-            }
-            runtime.block_on(endpoint::serve(config, state));
-        });
+        let spawned =
+            std::thread::Builder::new().name(taskscope_proto::discovery::AGENT_THREAD.into()).spawn(move || {
+                recorder::mark_agent_thread();
+                runtime.spawn(owner.run());
+                if let Some(addr) = config.http {
+                    runtime.spawn(http::serve(addr, Arc::clone(&config), state.clone()));
+                }
+                runtime.block_on(endpoint::serve(config, state));
+            });
         if let Err(e) = spawned {
             eprintln!("taskscope-agent: cannot start the agent's thread: {e}");
         }

@@ -132,7 +132,8 @@ pub(crate) fn settle_dump_flags(table: &Table) {
     if seen & 1 == 0 || DUMPING.load(SeqCst) != 0 {
         return;
     }
-    let flagged = (0..table.len()).any(|index| table.slot(index).is_some_and(|slot| slot.dump_flags.load(Acquire) != 0));
+    let flagged =
+        (0..table.len()).any(|index| table.slot(index).is_some_and(|slot| slot.dump_flags.load(Acquire) != 0));
     if !flagged {
         let _ = FLAGGED.compare_exchange(seen, seen + 1, SeqCst, Relaxed);
     }

@@ -490,7 +490,14 @@ mod tests {
         assert!(std::ptr::eq(slot, again), "the freed slot is the next one handed out");
         assert_ne!(new, old, "with the next generation");
         table.open(again);
-        for counter in [&again.polls, &again.busy, &again.poll_started, &again.poll_ended, &again.completed_at, &again.wakes_by_ref] {
+        for counter in [
+            &again.polls,
+            &again.busy,
+            &again.poll_started,
+            &again.poll_ended,
+            &again.completed_at,
+            &again.wakes_by_ref,
+        ] {
             assert_eq!(counter.load(Relaxed), 0);
         }
         assert_eq!((again.running.load(Relaxed), again.dump_flags.load(Relaxed)), (0, 0));

@@ -101,10 +101,7 @@ impl StateHandle {
     /// A stream of updates: a full snapshot (the first message with `reset`,
     /// the last with `complete`), then one batch of changes every `interval`.
     /// Ends when the receiver is dropped.
-    pub(crate) async fn watch(
-        &self,
-        interval: Duration,
-    ) -> Result<mpsc::Receiver<proto::WatchUpdate>, StateGone> {
+    pub(crate) async fn watch(&self, interval: Duration) -> Result<mpsc::Receiver<proto::WatchUpdate>, StateGone> {
         self.ask(|tx| Command::Watch(interval, tx)).await
     }
 }
@@ -460,11 +457,7 @@ fn loc_key(slot: &Slot) -> LocKey {
 
 fn location(files: &FileList, file: u32, line_col: u64) -> proto::Location {
     let file = files.name(file).map(|f| f.to_string());
-    proto::Location {
-        file: file.unwrap_or_default(),
-        line: (line_col >> 32) as u32,
-        column: line_col as u32,
-    }
+    proto::Location { file: file.unwrap_or_default(), line: (line_col >> 32) as u32, column: line_col as u32 }
 }
 
 /// A task's derived state, and whether it is leaked (idle with no live waker).

@@ -7,9 +7,9 @@ use std::future::pending;
 use std::time::Duration;
 
 use super::*;
-use crate::Config;
 #[cfg(feature = "tracing")]
 use crate::subscriber::TaskSubscriber;
+use crate::Config;
 
 fn setup(config: Config) -> (&'static Recorder, StateOwner) {
     clock::start();
@@ -21,11 +21,9 @@ fn setup(config: Config) -> (&'static Recorder, StateOwner) {
 
 #[cfg(feature = "tracing")]
 fn by_name<'a>(scan: &'a Scan, name: &str) -> &'a proto::Task {
-    scan.tasks
-        .iter()
-        .map(|(t, _)| t)
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no task named {name} in {:?}", scan.tasks.iter().map(|(t, _)| &t.name).collect::<Vec<_>>()))
+    scan.tasks.iter().map(|(t, _)| t).find(|t| t.name == name).unwrap_or_else(|| {
+        panic!("no task named {name} in {:?}", scan.tasks.iter().map(|(t, _)| &t.name).collect::<Vec<_>>())
+    })
 }
 
 /// A dispatcher for `recorder`'s subscriber, to set as a thread's default.

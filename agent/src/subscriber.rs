@@ -15,8 +15,8 @@ use tracing_core::span::{Attributes, Current, Id, Record};
 use tracing_core::subscriber::{Interest, Subscriber};
 use tracing_core::{Event, LevelFilter, Metadata};
 
-pub use crate::fields::{is_task_callsite, task_interest};
 use crate::fields::WakerFields;
+pub use crate::fields::{is_task_callsite, task_interest};
 use crate::recorder::Recorder;
 use crate::slots::Key;
 

@@ -216,12 +216,7 @@ fn resolve_ip(ip: usize, sources: &mut source::Sources) -> Arc<[Frame]> {
 }
 
 /// Builds a frame from what a symboliser reported.
-pub(crate) fn frame(
-    name: Option<&str>,
-    file: Option<String>,
-    line: Option<u32>,
-    column: Option<u32>,
-) -> Frame {
+pub(crate) fn frame(name: Option<&str>, file: Option<String>, line: Option<u32>, column: Option<u32>) -> Frame {
     let function = name.map(clean_name).unwrap_or_default();
     let file = file.unwrap_or_default();
     Frame {
@@ -459,10 +454,19 @@ mod tests {
     #[test]
     fn short_names_are_classified_by_file() {
         let at = |function: &str, file: &str| frame(Some(function), Some(file.to_owned()), None, None).internal;
-        assert!(at("poll_elapsed", "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/sleep.rs"));
-        assert!(at("poll_next", "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/futures-util-0.3.34/src/x.rs"));
+        assert!(at(
+            "poll_elapsed",
+            "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/sleep.rs"
+        ));
+        assert!(at(
+            "poll_next",
+            "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/futures-util-0.3.34/src/x.rs"
+        ));
         assert!(at("call_once", "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/ops/function.rs"));
-        assert!(!at("query", "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-postgres-0.7.1/src/client.rs"));
+        assert!(!at(
+            "query",
+            "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-postgres-0.7.1/src/client.rs"
+        ));
         assert!(!at("{async_fn#0}", "src/handler.rs"));
         // A name with a path is classified by the path, not the file.
         assert!(!at("app::handler::{{closure}}", "/rustc/x/library/core/src/future.rs"));

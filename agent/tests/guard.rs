@@ -93,12 +93,8 @@ fn tasks_alive_before_the_guard_are_ignored_unless_asked() {
         tokio::spawn(waits_for(rx));
         tokio::task::yield_now().await;
         Guard::new().retry_for(Duration::ZERO).check().await.expect("it existed before");
-        let leaks = Guard::new()
-            .include_existing()
-            .retry_for(Duration::ZERO)
-            .check()
-            .await
-            .expect_err("counted when asked");
+        let leaks =
+            Guard::new().include_existing().retry_for(Duration::ZERO).check().await.expect_err("counted when asked");
         assert_eq!(leaks.count(), 1, "{leaks}");
     });
 }

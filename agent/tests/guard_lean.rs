@@ -50,7 +50,10 @@ fn lean_mode_guards() {
     assert!(report.contains("note: lean mode (runtime hooks)"), "{report}");
     assert!(report.contains("1 task [idle] parked"), "{report}");
     assert!(report.contains("spawned at agent/tests/guard_lean.rs:21:5"), "{report}");
-    assert!(!report.contains(", leaked") && !report.contains("leaked:"), "the lean mode calls nothing leaked: {report}");
+    assert!(
+        !report.contains(", leaked") && !report.contains("leaked:"),
+        "the lean mode calls nothing leaked: {report}"
+    );
 
     let lean = taskscope_agent::build_runtime(tokio::runtime::Builder::new_current_thread().enable_all())
         .expect("a lean runtime");

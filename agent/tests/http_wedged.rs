@@ -76,7 +76,9 @@ fn metrics_and_profile_answer_while_the_runtime_is_wedged() {
     assert!(metrics_took < Duration::from_secs(1), "/metrics took {metrics_took:?} on a wedged runtime");
     let parked = metrics
         .lines()
-        .find(|l| l.starts_with("taskscope_tasks{location=\"agent/tests/http_wedged.rs:") && l.contains("state=\"idle\""))
+        .find(|l| {
+            l.starts_with("taskscope_tasks{location=\"agent/tests/http_wedged.rs:") && l.contains("state=\"idle\"")
+        })
         .unwrap_or_else(|| panic!("the parked task's series: {metrics}"));
     assert!(parked.ends_with(" 1"), "{parked}");
     assert!(!metrics.contains("taskscope_tasks_leaked"), "the lean mode gives no verdict: {metrics}");
@@ -84,6 +86,9 @@ fn metrics_and_profile_answer_while_the_runtime_is_wedged() {
     assert_eq!(profile_status, 200, "{profile}");
     assert!(profile_took < Duration::from_secs(4), "the profile took {profile_took:?} (dump timeout 1s)");
     assert!(profile.contains("1 task [idle] parked"), "{profile}");
-    assert!(profile.contains("not polled within 1s"), "the wedged task is counted, saying why it has no stack: {profile}");
+    assert!(
+        profile.contains("not polled within 1s"),
+        "the wedged task is counted, saying why it has no stack: {profile}"
+    );
     assert!(answered < unblocked, "both answered while the runtime was still blocked");
 }

@@ -38,7 +38,12 @@ fn the_attribute_builds_a_hooked_multi_thread_runtime() {
     // The body itself, listed as the `block_on` task spawned at the attribute,
     // parked in `own_agent` waiting for the dump it asked for.
     assert!(main.id > u64::MAX / 2, "the agent's own ids count down from u64::MAX: {main:?}");
-    assert!(main.location.as_ref().is_some_and(|l| l.file.ends_with("main_attr.rs") || l.file.ends_with("main_attr_current.rs")), "{main:?}");
+    assert!(
+        main.location
+            .as_ref()
+            .is_some_and(|l| l.file.ends_with("main_attr.rs") || l.file.ends_with("main_attr_current.rs")),
+        "{main:?}"
+    );
     assert!(main_functions.iter().any(|f| f.contains("own_agent")), "{main_functions:#?}");
     assert!(main_functions.iter().any(|f| f.contains("program")), "{main_functions:#?}");
 }

@@ -85,7 +85,10 @@ fn info_and_dumps_over_the_socket() {
             .iter()
             .flat_map(|c| &c.tasks)
             .filter_map(|t| t.task.as_ref())
-            .find(|t| t.state == proto::TaskState::Running as i32 && t.location.as_ref().is_some_and(|l| l.file.ends_with("rpc_dump.rs")))
+            .find(|t| {
+                t.state == proto::TaskState::Running as i32
+                    && t.location.as_ref().is_some_and(|l| l.file.ends_with("rpc_dump.rs"))
+            })
             .expect("the blocking task is running");
         let polling = now_ns.saturating_sub(blocker.last_poll_started_ns);
         assert!(polling >= 300_000_000, "in its poll for {polling} ns as of the answer: {blocker:?}");

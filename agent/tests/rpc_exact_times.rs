@@ -51,7 +51,11 @@ fn exact_times_record_a_short_poll_as_it_was() {
                 && records.iter().all(|r| r.polls == 1 && r.state == proto::TaskState::Idle as i32);
             if parked {
                 for record in &records {
-                    assert!(record.busy_ns >= POLL.as_nanos() as u64, "a {POLL:?} poll shows as {} ns: {record:?}", record.busy_ns);
+                    assert!(
+                        record.busy_ns >= POLL.as_nanos() as u64,
+                        "a {POLL:?} poll shows as {} ns: {record:?}",
+                        record.busy_ns
+                    );
                     assert!(record.last_poll_ended_ns > record.last_poll_started_ns, "{record:?}");
                 }
                 break;

@@ -46,7 +46,9 @@ fn runtime_workers_are_marked_and_block_on_is_not_leaked() {
                 .filter(|t| t.state == proto::TaskState::Idle as i32)
                 .collect();
             let parked = idle.iter().any(|t| t.kind == "block_on")
-                && idle.iter().any(|t| t.kind == "task" && t.location.as_ref().is_some_and(|l| l.file.ends_with("rpc_runtime_tasks.rs")));
+                && idle.iter().any(|t| {
+                    t.kind == "task" && t.location.as_ref().is_some_and(|l| l.file.ends_with("rpc_runtime_tasks.rs"))
+                });
             if parked || Instant::now() > deadline {
                 break chunks;
             }
@@ -67,7 +69,10 @@ fn runtime_workers_are_marked_and_block_on_is_not_leaked() {
         // dump and says why and how to turn it on.
         let second = header(&chunks).runtimes.iter().find(|r| r.runtime == "second").expect("runtime second");
         assert_eq!(second.status, proto::DumpStatus::Disabled as i32, "{second:?}");
-        assert!(second.detail.contains("tokio-rs/tokio#8370") && second.detail.contains("TASKSCOPE_TOKIO_DUMPS=1"), "{second:?}");
+        assert!(
+            second.detail.contains("tokio-rs/tokio#8370") && second.detail.contains("TASKSCOPE_TOKIO_DUMPS=1"),
+            "{second:?}"
+        );
         let counts = header(&chunks).counts.expect("counts");
         assert_eq!(counts.runtime_internal, 2, "{counts:?}");
         // The client's own connection tasks are in this process too.

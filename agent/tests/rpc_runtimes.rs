@@ -87,17 +87,20 @@ fn tasks_carry_their_runtimes_index() {
             // Every task parked: each has had its first poll.
             let chunks = dump_when_idle(&mut client, expected.keys().copied()).await;
             for (id, runtime) in &expected {
-                let task = task_in(&chunks, *id).and_then(|t| t.task.as_ref()).unwrap_or_else(|| panic!("task {id} in the dump"));
+                let task = task_in(&chunks, *id)
+                    .and_then(|t| t.task.as_ref())
+                    .unwrap_or_else(|| panic!("task {id} in the dump"));
                 assert_eq!(task.state, proto::TaskState::Idle as i32, "{task:?}");
-                assert_eq!(index(*runtime), usize::try_from(task.runtime).ok().filter(|&i| i < names.len()), "task {id} is on {runtime:?}: {task:?}");
+                assert_eq!(
+                    index(*runtime),
+                    usize::try_from(task.runtime).ok().filter(|&i| i < names.len()),
+                    "task {id} is on {runtime:?}: {task:?}"
+                );
             }
 
             // The same from Watch's first snapshot.
-            let mut updates = client
-                .watch(proto::WatchRequest { interval_ms: 100 })
-                .await
-                .expect("Watch answers")
-                .into_inner();
+            let mut updates =
+                client.watch(proto::WatchRequest { interval_ms: 100 }).await.expect("Watch answers").into_inner();
             let mut watched = HashMap::new();
             while let Some(update) = updates.message().await.expect("a well-formed stream") {
                 watched.extend(update.tasks.into_iter().map(|t| (t.id, t.runtime)));
@@ -116,7 +119,10 @@ fn tasks_carry_their_runtimes_index() {
             assert_eq!(before.spawned_total, expected.len() as u64 + 1, "the tasks, and io's spawner: {before:?}");
             for _ in 0..4 {
                 let chunks = dump(&mut client, 10_000).await;
-                assert!(common::header(&chunks).runtimes.iter().all(|r| r.status != proto::DumpStatus::TimedOut as i32));
+                assert!(common::header(&chunks)
+                    .runtimes
+                    .iter()
+                    .all(|r| r.status != proto::DumpStatus::TimedOut as i32));
             }
             let after = counts(&mut client).await;
             assert_eq!(

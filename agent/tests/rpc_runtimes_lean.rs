@@ -66,7 +66,8 @@ fn lean_tasks_carry_their_runtimes_index() {
 
         let chunks = dump_when_idle(&mut client, expected.keys().copied()).await;
         for (id, runtime) in &expected {
-            let task = task_in(&chunks, *id).and_then(|t| t.task.as_ref()).unwrap_or_else(|| panic!("task {id} in the dump"));
+            let task =
+                task_in(&chunks, *id).and_then(|t| t.task.as_ref()).unwrap_or_else(|| panic!("task {id} in the dump"));
             assert_eq!(task.state, proto::TaskState::Idle as i32, "{task:?}");
             assert_eq!(index(*runtime), known(task.runtime), "task {id} is on {runtime:?}: {task:?}");
         }

@@ -152,10 +152,7 @@ pub fn run(variant: Variant, workload: Workload, count: usize) -> Result<(), Str
                 variant.name()
             )
         } else {
-            format!(
-                "variant {} needs tokio's `tracing` feature: run it with taskscope-bench",
-                variant.name()
-            )
+            format!("variant {} needs tokio's `tracing` feature: run it with taskscope-bench", variant.name())
         });
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -227,17 +224,11 @@ where
 async fn spawn_many(wrapped: bool, count: usize) -> Measured {
     let cpu = process_cpu();
     let start = Instant::now();
-    let tasks: Vec<_> = (0..count)
-        .map(|i| spawn(wrapped, async move { std::hint::black_box(i) }))
-        .collect();
+    let tasks: Vec<_> = (0..count).map(|i| spawn(wrapped, async move { std::hint::black_box(i) })).collect();
     for task in tasks {
         task.await.expect("short task");
     }
-    Measured {
-        elapsed: start.elapsed(),
-        cpu: process_cpu() - cpu,
-        rss_kib: status_kib("VmRSS:"),
-    }
+    Measured { elapsed: start.elapsed(), cpu: process_cpu() - cpu, rss_kib: status_kib("VmRSS:") }
 }
 
 /// `count` round trips between this task and an echo task over two bounded
@@ -263,11 +254,7 @@ async fn round_trips(wrapped: bool, count: usize) -> Measured {
     let cpu = process_cpu() - cpu;
     drop(to_echo);
     echo.await.expect("echo task");
-    Measured {
-        elapsed,
-        cpu,
-        rss_kib: status_kib("VmRSS:"),
-    }
+    Measured { elapsed, cpu, rss_kib: status_kib("VmRSS:") }
 }
 
 /// Spawns `count` tasks parked on a oneshot each, waits until all have parked
@@ -283,11 +270,7 @@ async fn park_many(wrapped: bool, count: usize) -> Measured {
     for task in tasks {
         task.await.expect("parked task");
     }
-    Measured {
-        elapsed,
-        cpu,
-        rss_kib,
-    }
+    Measured { elapsed, cpu, rss_kib }
 }
 
 /// Holds `count` parked tasks and prints `ready`; the parent times
@@ -302,11 +285,7 @@ async fn hold_parked(wrapped: bool, count: usize) -> Measured {
     never.await.expect("the sender lives as long as this task")
 }
 
-type Parked = (
-    Vec<oneshot::Sender<()>>,
-    Vec<tokio::task::JoinHandle<()>>,
-    Duration,
-);
+type Parked = (Vec<oneshot::Sender<()>>, Vec<tokio::task::JoinHandle<()>>, Duration);
 
 /// Spawns `count` tasks that each park on a oneshot receiver, and returns once
 /// all of them have been polled, with the time that took.

@@ -110,10 +110,7 @@ fn main() {
         workloads: args.workloads,
         variants: args.variants,
         quick: args.quick,
-        limits: runner::Limits {
-            time: args.time_cap,
-            mem_kib: args.mem_cap_mib.saturating_mul(1024),
-        },
+        limits: runner::Limits { time: args.time_cap, mem_kib: args.mem_cap_mib.saturating_mul(1024) },
         taskscope: args.taskscope,
         lean_bin: args.lean_bin,
         max_steal: args.max_steal,

@@ -71,7 +71,10 @@ impl Variant {
     /// Runs in `taskscope-bench-lean` (tokio without `tracing`) rather than
     /// in `taskscope-bench`.
     pub fn is_lean(self) -> bool {
-        matches!(self, Variant::PlainLean | Variant::Lean | Variant::Hooks | Variant::LeanWrapped | Variant::LeanMetrics)
+        matches!(
+            self,
+            Variant::PlainLean | Variant::Lean | Variant::Hooks | Variant::LeanWrapped | Variant::LeanMetrics
+        )
     }
 
     /// Serves `/metrics` to a scraper in the child (see `scraper.rs`).
@@ -185,14 +188,8 @@ mod tests {
     #[test]
     fn stack_runs_under_lean_only_when_wanted() {
         let all = [Variant::Plain, Variant::Lean];
-        assert_eq!(
-            Workload::Stack.variants(&all),
-            [Variant::Agent, Variant::Lean]
-        );
-        assert_eq!(
-            Workload::Stack.variants(&[Variant::Plain]),
-            [Variant::Agent]
-        );
+        assert_eq!(Workload::Stack.variants(&all), [Variant::Agent, Variant::Lean]);
+        assert_eq!(Workload::Stack.variants(&[Variant::Plain]), [Variant::Agent]);
         assert_eq!(Workload::Spawn.variants(&all), all);
     }
 

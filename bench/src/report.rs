@@ -18,9 +18,7 @@ use stack::{print_stack_row, stack_line};
 
 /// Prints the table and the ratio lines on stdout.
 pub fn print(plan: &Plan, results: &Results) {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!();
     println!(
         "taskscope-bench: median of {} interleaved run(s), {cpus} CPU(s), one fresh process per measurement{}",
@@ -94,11 +92,7 @@ fn base_note(plan: &Plan) -> Option<String> {
     let parts: Vec<String> = groups
         .iter()
         .map(|(base, names)| {
-            let why = if base.is_lean() {
-                " (tokio without its `tracing` feature)"
-            } else {
-                ""
-            };
+            let why = if base.is_lean() { " (tokio without its `tracing` feature)" } else { "" };
             format!("{} against {}{why}", names.join(", "), base.name())
         })
         .collect();
@@ -108,36 +102,20 @@ fn base_note(plan: &Plan) -> Option<String> {
 fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Variant) {
     let key = (workload, variant);
     let Some(samples) = results.samples.get(&key).filter(|s| !s.is_empty()) else {
-        let why = results
-            .skipped
-            .get(&key)
-            .map(String::as_str)
-            .unwrap_or("not run");
-        println!(
-            "{:<8} {:<13} skipped ({why})",
-            workload.name(),
-            variant.name()
-        );
+        let why = results.skipped.get(&key).map(String::as_str).unwrap_or("not run");
+        println!("{:<8} {:<13} skipped ({why})", workload.name(), variant.name());
         return;
     };
-    let skipped_later = results
-        .skipped
-        .get(&key)
-        .map(|why| format!("  (later runs skipped: {why})"))
-        .unwrap_or_default();
+    let skipped_later =
+        results.skipped.get(&key).map(|why| format!("  (later runs skipped: {why})")).unwrap_or_default();
     let rss = mib(median_u64(samples.iter().map(|s| s.rss_kib)));
     let peak = mib(median_u64(samples.iter().map(|s| s.peak_rss_kib)));
     if workload == Workload::Idle {
         // For idle the measurement is memory; the time to spawn and park is context.
-        let vs_base = bytes_per_task_vs_base(plan, results, variant)
-            .map(|b| format!("{b:+.0} B/task"))
-            .unwrap_or_default();
+        let vs_base =
+            bytes_per_task_vs_base(plan, results, variant).map(|b| format!("{b:+.0} B/task")).unwrap_or_default();
         let secs = median_duration(samples.iter().map(|s| s.elapsed));
-        let grown = median_u64(
-            samples
-                .iter()
-                .map(|s| s.rss_kib.saturating_sub(s.base_rss_kib)),
-        );
+        let grown = median_u64(samples.iter().map(|s| s.rss_kib.saturating_sub(s.base_rss_kib)));
         let per_task = grown as f64 * 1024.0 / workload.count(plan.quick) as f64;
         println!(
             "{:<8} {:<13} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
@@ -154,16 +132,9 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         return;
     }
     let times: Vec<Duration> = samples.iter().map(|s| s.elapsed).collect();
-    let (min, max) = (
-        times.iter().min().copied().unwrap_or_default(),
-        times.iter().max().copied().unwrap_or_default(),
-    );
-    let vs_base = time_ratio(results, workload, variant, wall)
-        .map(|r| format!("x{}", ratio(r)))
-        .unwrap_or_default();
-    let cpu_vs_base = time_ratio(results, workload, variant, cpu)
-        .map(|r| format!("x{}", ratio(r)))
-        .unwrap_or_default();
+    let (min, max) = (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
+    let vs_base = time_ratio(results, workload, variant, wall).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
+    let cpu_vs_base = time_ratio(results, workload, variant, cpu).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
     println!(
         "{:<8} {:<13} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
         workload.name(),
@@ -184,17 +155,15 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
     let name = workload.name();
     if workload == Workload::Idle {
         let parts: Vec<String> = others(plan)
-            .map(
-                |variant| match bytes_per_task_vs_base(plan, results, variant) {
-                    Some(bytes) => format!(
-                        "{} {bytes:+.0} B/task vs {} (RSS {})",
-                        variant.name(),
-                        variant.baseline().name(),
-                        mib(median_rss(results, workload, variant).unwrap_or_default())
-                    ),
-                    None => format!("{} {}", variant.name(), missing(results, workload, variant)),
-                },
-            )
+            .map(|variant| match bytes_per_task_vs_base(plan, results, variant) {
+                Some(bytes) => format!(
+                    "{} {bytes:+.0} B/task vs {} (RSS {})",
+                    variant.name(),
+                    variant.baseline().name(),
+                    mib(median_rss(results, workload, variant).unwrap_or_default())
+                ),
+                None => format!("{} {}", variant.name(), missing(results, workload, variant)),
+            })
             .collect();
         let bases: Vec<String> = baselines(plan)
             .filter_map(|base| {
@@ -202,11 +171,7 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
                 Some(format!("{} RSS {}", base.name(), mib(rss)))
             })
             .collect();
-        let bases = if bases.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", bases.join("; "))
-        };
+        let bases = if bases.is_empty() { String::new() } else { format!(" [{}]", bases.join("; ")) };
         return format!("{name}: {}{bases}", parts.join("; "));
     }
     // " vs BASE" once per baseline, on the first variant compared with it.
@@ -224,10 +189,7 @@ fn ratio_line(plan: &Plan, results: &Results, workload: Workload) -> String {
                 Some((low, high)) => format!(" (90% interval x{}-{})", ratio(low), ratio(high)),
                 None => String::new(),
             };
-            match (
-                time_ratio(results, workload, variant, wall),
-                time_ratio(results, workload, variant, cpu),
-            ) {
+            match (time_ratio(results, workload, variant, wall), time_ratio(results, workload, variant, cpu)) {
                 (Some(r), Some(c)) => {
                     format!("{} x{}{interval}{vs} (CPU x{})", variant.name(), ratio(r), ratio(c))
                 }
@@ -246,21 +208,13 @@ fn baselines(plan: &Plan) -> impl Iterator<Item = Variant> + '_ {
 
 /// Median resident memory of a pair, if it was measured.
 fn median_rss(results: &Results, workload: Workload, variant: Variant) -> Option<u64> {
-    let samples = results
-        .samples
-        .get(&(workload, variant))
-        .filter(|s| !s.is_empty())?;
+    let samples = results.samples.get(&(workload, variant)).filter(|s| !s.is_empty())?;
     Some(median_u64(samples.iter().map(|s| s.rss_kib)))
 }
 
 /// Why a variant has no ratio: it was skipped, or its baseline was.
 fn missing(results: &Results, workload: Workload, variant: Variant) -> String {
-    let measured = |v: Variant| {
-        results
-            .samples
-            .get(&(workload, v))
-            .is_some_and(|s| !s.is_empty())
-    };
+    let measured = |v: Variant| results.samples.get(&(workload, v)).is_some_and(|s| !s.is_empty());
     if measured(variant) && !measured(variant.baseline()) {
         format!("(no {} to compare with)", variant.baseline().name())
     } else {
@@ -293,17 +247,9 @@ fn cpu(sample: &Sample) -> Duration {
 }
 
 /// Median of `what` for `variant` over the median for its baseline.
-fn time_ratio(
-    results: &Results,
-    workload: Workload,
-    variant: Variant,
-    what: fn(&Sample) -> Duration,
-) -> Option<f64> {
+fn time_ratio(results: &Results, workload: Workload, variant: Variant, what: fn(&Sample) -> Duration) -> Option<f64> {
     let median = |v: Variant| -> Option<f64> {
-        let samples: &Vec<Sample> = results
-            .samples
-            .get(&(workload, v))
-            .filter(|s| !s.is_empty())?;
+        let samples: &Vec<Sample> = results.samples.get(&(workload, v)).filter(|s| !s.is_empty())?;
         Some(median_duration(samples.iter().map(what)).as_secs_f64())
     };
     let (base, this) = (median(variant.baseline())?, median(variant)?);

@@ -37,9 +37,7 @@ pub struct Plan {
 impl Plan {
     /// Every (workload, variant) pair the plan measures.
     fn pairs(&self) -> impl Iterator<Item = Pair> + '_ {
-        self.workloads
-            .iter()
-            .flat_map(|&w| w.variants(&self.variants).into_iter().map(move |v| (w, v)))
+        self.workloads.iter().flat_map(|&w| w.variants(&self.variants).into_iter().map(move |v| (w, v)))
     }
 }
 
@@ -100,26 +98,21 @@ pub fn run(plan: &Plan) -> Results {
     let mut results = Results::default();
     let dir = BenchDir::create();
     // A binary that cannot be found skips every pair that runs it, up front.
-    let mut find =
-        |sibling: &sibling::Sibling, explicit: Option<&Path>, runs_it: fn(Pair) -> bool| {
-            if !plan.pairs().any(runs_it) {
-                return None;
-            }
-            sibling
-                .find(explicit)
-                .map_err(|why| {
-                    for pair in plan.pairs().filter(|&pair| runs_it(pair)) {
-                        results.skipped.insert(pair, why.clone());
-                    }
-                })
-                .ok()
-        };
-    let taskscope = find(&sibling::TASKSCOPE, plan.taskscope.as_deref(), |(w, _)| {
-        w == Workload::Stack
-    });
-    let lean = find(&sibling::LEAN, plan.lean_bin.as_deref(), |(_, v)| {
-        v.is_lean()
-    });
+    let mut find = |sibling: &sibling::Sibling, explicit: Option<&Path>, runs_it: fn(Pair) -> bool| {
+        if !plan.pairs().any(runs_it) {
+            return None;
+        }
+        sibling
+            .find(explicit)
+            .map_err(|why| {
+                for pair in plan.pairs().filter(|&pair| runs_it(pair)) {
+                    results.skipped.insert(pair, why.clone());
+                }
+            })
+            .ok()
+    };
+    let taskscope = find(&sibling::TASKSCOPE, plan.taskscope.as_deref(), |(w, _)| w == Workload::Stack);
+    let lean = find(&sibling::LEAN, plan.lean_bin.as_deref(), |(_, v)| v.is_lean());
     let full = std::env::current_exe().map_err(|e| format!("find own binary: {e}"));
     let exe = |variant: Variant| -> Result<&Path, String> {
         match (variant.is_lean(), &lean) {
@@ -138,7 +131,12 @@ pub fn run(plan: &Plan) -> Results {
                     // At most `runs` repeats in all, so a host that is never quiet still ends.
                     if share > max && results.repeated < plan.runs {
                         results.repeated += 1;
-                        eprintln!("[run {}/{}] {}: host steal {share:.1}% > {max}%: round measured again", round + 1, plan.runs, workload.name());
+                        eprintln!(
+                            "[run {}/{}] {}: host steal {share:.1}% > {max}%: round measured again",
+                            round + 1,
+                            plan.runs,
+                            workload.name()
+                        );
                         continue;
                     }
                 }
@@ -182,12 +180,12 @@ fn run_round<'a>(
         let label = format!("[run {}/{}] {:<8} {:<13}", round + 1, plan.runs, workload.name(), variant.name());
         let outcome = match (workload, taskscope) {
             (Workload::Stack, None) => continue,
-            (Workload::Stack, Some(cli)) => exe(variant)
-                .and_then(|exe| time_stack(cli, exe, variant, count, plan.limits, dir))
-                .map(|s| {
+            (Workload::Stack, Some(cli)) => {
+                exe(variant).and_then(|exe| time_stack(cli, exe, variant, count, plan.limits, dir)).map(|s| {
                     eprintln!("{label} cold {:.3} s, warm {:.3} s", s.cold.as_secs_f64(), s.warm.as_secs_f64());
                     measured.stack.push((variant, s));
-                }),
+                })
+            }
             _ => exe(variant).and_then(|exe| measure(exe, workload, variant, count, plan.limits, dir)).map(|s| {
                 eprintln!(
                     "{label} {:.3} s (CPU {:.3} s), RSS {} MiB (peak {} MiB)",
@@ -256,8 +254,7 @@ fn time_stack(
 fn run_cli(cli: &Path, pid: u32, cap: Duration, dir: &Path) -> Result<(Duration, String), String> {
     let out_path = dir.join("stack.out");
     let err_path = dir.join("stack.err");
-    let file =
-        |p: &Path| std::fs::File::create(p).map_err(|e| format!("create {}: {e}", p.display()));
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("create {}: {e}", p.display()));
     let start = Instant::now();
     let mut proc = Command::new(cli)
         .arg("stack")
@@ -268,19 +265,13 @@ fn run_cli(cli: &Path, pid: u32, cap: Duration, dir: &Path) -> Result<(Duration,
         .spawn()
         .map_err(|e| format!("run {}: {e}", cli.display()))?;
     let status = loop {
-        if let Some(status) = proc
-            .try_wait()
-            .map_err(|e| format!("wait for taskscope: {e}"))?
-        {
+        if let Some(status) = proc.try_wait().map_err(|e| format!("wait for taskscope: {e}"))? {
             break status;
         }
         if start.elapsed() > cap {
             let _ = proc.kill();
             let _ = proc.wait();
-            return Err(format!(
-                "`taskscope stack` took >{}",
-                humantime::format_duration(cap)
-            ));
+            return Err(format!("`taskscope stack` took >{}", humantime::format_duration(cap)));
         }
         std::thread::sleep(Duration::from_millis(1));
     };
@@ -288,16 +279,9 @@ fn run_cli(cli: &Path, pid: u32, cap: Duration, dir: &Path) -> Result<(Duration,
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     if !status.success() {
         let err = read(&err_path);
-        return Err(format!(
-            "`taskscope stack` failed: {}",
-            err.lines().next().unwrap_or("no message")
-        ));
+        return Err(format!("`taskscope stack` failed: {}", err.lines().next().unwrap_or("no message")));
     }
-    let header = read(&out_path)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let header = read(&out_path).lines().next().unwrap_or_default().to_string();
     Ok((elapsed, header))
 }
 
@@ -310,22 +294,9 @@ struct Watched {
 }
 
 impl Watched {
-    fn start(
-        exe: &Path,
-        workload: Workload,
-        variant: Variant,
-        count: usize,
-        dir: &Path,
-    ) -> Result<Watched, String> {
+    fn start(exe: &Path, workload: Workload, variant: Variant, count: usize, dir: &Path) -> Result<Watched, String> {
         let mut child = Command::new(exe)
-            .args([
-                "--variant",
-                variant.name(),
-                "--workload",
-                workload.name(),
-                "--count",
-                &count.to_string(),
-            ])
+            .args(["--variant", variant.name(), "--workload", workload.name(), "--count", &count.to_string()])
             .env("TASKSCOPE_DIR", dir)
             // The `stack` child runs a multi-thread runtime. Unwrapped, its
             // tasks have stacks only from tokio's own dump, opted into here
@@ -348,46 +319,29 @@ impl Watched {
                 }
             }
         });
-        Ok(Watched {
-            child,
-            lines,
-            started: Instant::now(),
-        })
+        Ok(Watched { child, lines, started: Instant::now() })
     }
 
     /// Waits for a stdout line matching `wanted`, killing the child when it
     /// exceeds a cap or exits first.
-    fn wait_for_line(
-        &mut self,
-        wanted: impl Fn(&str) -> bool,
-        limits: Limits,
-    ) -> Result<String, String> {
+    fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool, limits: Limits) -> Result<String, String> {
         let status_path = format!("/proc/{}/status", self.child.id());
         loop {
             match self.lines.recv_timeout(Duration::from_millis(10)) {
                 Ok(line) if wanted(&line) => return Ok(line),
                 Ok(_) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self
-                        .child
-                        .wait()
-                        .map_err(|e| format!("wait for child: {e}"))?;
+                    let status = self.child.wait().map_err(|e| format!("wait for child: {e}"))?;
                     return Err(format!("child exited ({status}) without a result"));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            let rss = parse_status_kib(
-                &std::fs::read_to_string(&status_path).unwrap_or_default(),
-                "VmRSS:",
-            );
+            let rss = parse_status_kib(&std::fs::read_to_string(&status_path).unwrap_or_default(), "VmRSS:");
             if rss > limits.mem_kib {
                 return Err(format!(">cap: RSS over {} MiB", limits.mem_kib / 1024));
             }
             if self.started.elapsed() > limits.time {
-                return Err(format!(
-                    ">cap: over {}",
-                    humantime::format_duration(limits.time)
-                ));
+                return Err(format!(">cap: over {}", humantime::format_duration(limits.time)));
             }
         }
     }

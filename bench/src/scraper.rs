@@ -27,11 +27,7 @@ fn every() -> Duration {
         Some(ms) => ms.parse().ok().map(Duration::from_millis),
         None => v.strip_suffix('s')?.parse().ok().map(Duration::from_secs_f64),
     };
-    std::env::var("BENCH_SCRAPE_EVERY")
-        .ok()
-        .and_then(|v| parse(v.trim()))
-        .filter(|d| !d.is_zero())
-        .unwrap_or(EVERY)
+    std::env::var("BENCH_SCRAPE_EVERY").ok().and_then(|v| parse(v.trim())).filter(|d| !d.is_zero()).unwrap_or(EVERY)
 }
 
 /// A moment in `0..period`, different from run to run.

@@ -23,17 +23,10 @@ pub struct Sibling {
     pub option: &'static str,
 }
 
-pub const TASKSCOPE: Sibling = Sibling {
-    name: "taskscope",
-    package: "taskscope",
-    option: "--taskscope",
-};
+pub const TASKSCOPE: Sibling = Sibling { name: "taskscope", package: "taskscope", option: "--taskscope" };
 
-pub const LEAN: Sibling = Sibling {
-    name: "taskscope-bench-lean",
-    package: "taskscope-bench-lean",
-    option: "--lean-bin",
-};
+pub const LEAN: Sibling =
+    Sibling { name: "taskscope-bench-lean", package: "taskscope-bench-lean", option: "--lean-bin" };
 
 impl Sibling {
     /// `explicit` if given, else the binary next to this one, (re)built first
@@ -74,11 +67,7 @@ impl Sibling {
             build.arg("--release");
         }
         // Not quiet: a stale binary can take minutes to rebuild.
-        eprintln!(
-            "taskscope-bench: cargo build{} -p {}",
-            if release { " --release" } else { "" },
-            self.package
-        );
+        eprintln!("taskscope-bench: cargo build{} -p {}", if release { " --release" } else { "" }, self.package);
         let failure = match build.status() {
             Ok(status) if status.success() => return,
             Ok(status) => format!("failed ({status})"),
@@ -89,9 +78,6 @@ impl Sibling {
         } else {
             "and there is no older binary"
         };
-        eprintln!(
-            "taskscope-bench: `cargo build -p {}` {failure}; {then}",
-            self.package
-        );
+        eprintln!("taskscope-bench: `cargo build -p {}` {failure}; {then}", self.package);
     }
 }

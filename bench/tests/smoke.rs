@@ -22,10 +22,7 @@ fn quick_run_reports_every_workload() {
         .expect("run taskscope-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    assert!(out.status.success(), "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     for line in ["spawn: agent x", "channel: agent x", "idle: agent "] {
         let found = stdout
             .lines()
@@ -34,10 +31,7 @@ fn quick_run_reports_every_workload() {
         assert!(found.contains("; noop "), "no noop control in {found:?}");
         assert!(found.contains("; fields "), "no fields control in {found:?}");
     }
-    assert!(
-        stdout.lines().any(|l| l.starts_with("host steal")),
-        "no host steal line in\n{stdout}"
-    );
+    assert!(stdout.lines().any(|l| l.starts_with("host steal")), "no host steal line in\n{stdout}");
     check_lean(&stdout, &lean);
     for console in ["; console x", "; console skipped (>cap)"] {
         if stdout.contains(console) {
@@ -53,10 +47,7 @@ fn check_lean(stdout: &str, lean: &Path) {
     for workload in ["spawn", "channel", "idle"] {
         for variant in ["plain-lean", "lean", "hooks"] {
             let row = format!("{workload:<8} {variant:<10} ");
-            assert!(
-                stdout.lines().any(|l| l.starts_with(&row)),
-                "no {variant} row for {workload} in\n{stdout}"
-            );
+            assert!(stdout.lines().any(|l| l.starts_with(&row)), "no {variant} row for {workload} in\n{stdout}");
         }
     }
     for workload in ["spawn: ", "channel: ", "idle: "] {
@@ -66,36 +57,23 @@ fn check_lean(stdout: &str, lean: &Path) {
             .unwrap_or_else(|| panic!("no {workload:?} line in\n{stdout}"));
         if lean.is_file() {
             assert!(
-                line.contains("; lean ")
-                    && !line.contains("; lean skipped")
-                    && line.contains(" vs plain-lean"),
+                line.contains("; lean ") && !line.contains("; lean skipped") && line.contains(" vs plain-lean"),
                 "{line}"
             );
-            assert!(
-                line.contains("; hooks ") && !line.contains("; hooks skipped"),
-                "{line}"
-            );
+            assert!(line.contains("; hooks ") && !line.contains("; hooks skipped"), "{line}");
         } else {
             for variant in ["lean", "hooks"] {
-                assert!(
-                    line.contains(&format!("; {variant} skipped (no taskscope-bench-lean at")),
-                    "{line}"
-                );
+                assert!(line.contains(&format!("; {variant} skipped (no taskscope-bench-lean at")), "{line}");
             }
         }
     }
 }
 
 fn check_stack(stdout: &str, cli: &Path, lean: &Path) {
-    let stack = stdout
-        .lines()
-        .find(|l| l.starts_with("stack: "))
-        .unwrap_or_else(|| panic!("no stack line in\n{stdout}"));
+    let stack =
+        stdout.lines().find(|l| l.starts_with("stack: ")).unwrap_or_else(|| panic!("no stack line in\n{stdout}"));
     if cli.is_file() {
-        assert!(
-            stack.starts_with("stack: `taskscope stack` (grouped) against 100 parked tasks"),
-            "{stack}"
-        );
+        assert!(stack.starts_with("stack: `taskscope stack` (grouped) against 100 parked tasks"), "{stack}");
     } else {
         assert!(stack.contains("skipped (no taskscope at"), "{stack}");
     }
@@ -105,8 +83,7 @@ fn check_stack(stdout: &str, cli: &Path, lean: &Path) {
         .unwrap_or_else(|| panic!("no lean stack line in\n{stdout}"));
     if cli.is_file() && lean.is_file() {
         assert!(
-            stack_lean
-                .starts_with("stack (lean): `taskscope stack` (grouped) against 100 parked tasks"),
+            stack_lean.starts_with("stack (lean): `taskscope stack` (grouped) against 100 parked tasks"),
             "{stack_lean}"
         );
     } else {

@@ -21,10 +21,7 @@ fn layer_next_to_a_fmt_layer_records_tasks() {
     let cli = process::taskscope_cli();
     // Before the agent starts: it reads the environment once.
     std::env::set_var("TASKSCOPE_DIR", &dir);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         // As in the README.
         tracing_subscriber::registry()

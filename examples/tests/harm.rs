@@ -37,20 +37,12 @@ fn stack_requests_harm_no_program() {
     let mut configs = Vec::new();
     for &shape in SHAPES {
         for &runtime in RUNTIMES {
-            configs.push(Config {
-                shape,
-                runtime,
-                lean: false,
-            });
+            configs.push(Config { shape, runtime, lean: false });
         }
     }
     for &shape in SHAPES {
         for &runtime in LEAN_RUNTIMES {
-            configs.push(Config {
-                shape,
-                runtime,
-                lean: true,
-            });
+            configs.push(Config { shape, runtime, lean: true });
         }
     }
     let setup = Setup {

@@ -77,11 +77,8 @@ fn the_patch_series_applies_and_its_regression_tests_pass() {
         toolchain(&mut Command::new(repo.join("scripts/check-tokio-patches"))),
         &log,
     );
-    let missing: Vec<&str> = REGRESSION_TESTS
-        .iter()
-        .copied()
-        .filter(|name| !output.contains(&format!("test {name} ... ok")))
-        .collect();
+    let missing: Vec<&str> =
+        REGRESSION_TESTS.iter().copied().filter(|name| !output.contains(&format!("test {name} ... ok"))).collect();
     assert!(
         missing.is_empty(),
         "scripts/check-tokio-patches passed, but these regression tests did not pass in it: {missing:?} \
@@ -107,19 +104,11 @@ fn a_program_on_the_patched_tokio_gets_tokios_dump_by_default_and_no_harm() {
     let mut configs = Vec::new();
     for &shape in SHAPES {
         for runtime in ["current", "multi2"] {
-            configs.push(Config {
-                shape,
-                runtime,
-                lean: false,
-            });
+            configs.push(Config { shape, runtime, lean: false });
         }
     }
     for &(shape, runtime) in LEAN {
-        configs.push(Config {
-            shape,
-            runtime,
-            lean: true,
-        });
+        configs.push(Config { shape, runtime, lean: true });
     }
     let setup = Setup {
         program: harm,
@@ -175,14 +164,7 @@ fn build_harm_on_patched_tokio() -> PathBuf {
     run_logged(
         "building the harm corpus against the patched tokio",
         toolchain(&mut Command::new(cargo()))
-            .args([
-                "build",
-                "-p",
-                "taskscope-examples",
-                "--bin",
-                "harm",
-                "--manifest-path",
-            ])
+            .args(["build", "-p", "taskscope-examples", "--bin", "harm", "--manifest-path"])
             .arg(project.join("Cargo.toml"))
             .current_dir(&project)
             .env("CARGO_TARGET_DIR", &target)
@@ -193,11 +175,7 @@ fn build_harm_on_patched_tokio() -> PathBuf {
     );
     same_versions(&repo.join("Cargo.lock"), &project.join("Cargo.lock"));
     let harm = target.join("debug/harm");
-    assert!(
-        harm.is_file(),
-        "the build did not produce {}",
-        harm.display()
-    );
+    assert!(harm.is_file(), "the build did not produce {}", harm.display());
     harm
 }
 
@@ -208,29 +186,21 @@ fn build_harm_on_patched_tokio() -> PathBuf {
 fn install(fresh: &Path, copy: &Path) {
     let marker = |dir: &Path| std::fs::read(dir.join(".taskscope-patched-tokio")).ok();
     let made = marker(fresh);
-    assert!(
-        made.is_some(),
-        "scripts/patched-tokio left no marker in {}",
-        fresh.display()
-    );
+    assert!(made.is_some(), "scripts/patched-tokio left no marker in {}", fresh.display());
     if marker(copy) == made {
-        std::fs::remove_dir_all(fresh)
-            .unwrap_or_else(|e| panic!("remove {}: {e}", fresh.display()));
+        std::fs::remove_dir_all(fresh).unwrap_or_else(|e| panic!("remove {}: {e}", fresh.display()));
         return;
     }
     if copy.exists() {
         std::fs::remove_dir_all(copy).unwrap_or_else(|e| panic!("remove {}: {e}", copy.display()));
     }
-    std::fs::rename(fresh, copy)
-        .unwrap_or_else(|e| panic!("move {} to {}: {e}", fresh.display(), copy.display()));
+    std::fs::rename(fresh, copy).unwrap_or_else(|e| panic!("move {} to {}: {e}", fresh.display(), copy.display()));
 }
 
 /// Checks that the check project's lock file has tokio from the patched
 /// copy and every other crate at a version of the workspace's lock file.
 fn same_versions(workspace: &Path, project: &Path) {
-    let read = |lock: &Path| {
-        std::fs::read_to_string(lock).unwrap_or_else(|e| panic!("read {}: {e}", lock.display()))
-    };
+    let read = |lock: &Path| std::fs::read_to_string(lock).unwrap_or_else(|e| panic!("read {}: {e}", lock.display()));
     let (workspace_lock, project_lock) = (read(workspace), read(project));
     let locked = packages(&workspace_lock);
     let mut tokio = None;
@@ -273,10 +243,7 @@ fn packages(lock: &str) -> Vec<(&str, &str, Option<&str>)> {
 
 /// The repository's root.
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("examples/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("examples/ has a parent").to_path_buf()
 }
 
 /// The cargo that runs this test.
@@ -293,12 +260,7 @@ fn toolchain(command: &mut Command) -> &mut Command {
         let paths = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
         command.env("PATH", std::env::join_paths(paths).expect("PATH entries"));
     }
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-    ] {
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS"] {
         command.env_remove(var);
     }
     command
@@ -313,8 +275,7 @@ fn run_logged(what: &str, command: &mut Command, log: &Path) -> String {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     }
-    let file =
-        std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+    let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
     let err = file.try_clone().expect("clone the log's handle");
     let started = Instant::now();
     let mut child = command

@@ -40,12 +40,7 @@ impl Example {
                 }
             }
         });
-        Example {
-            child,
-            lines,
-            name,
-            _dir: dir,
-        }
+        Example { child, lines, name, _dir: dir }
     }
 
     /// The next line that contains `needle`, or a panic after a generous wait.
@@ -65,10 +60,7 @@ impl Example {
     fn start_line(&self) -> String {
         let line = self.line_with(": pid ");
         let expected = format!("{}: pid {}, ", self.name, self.child.id());
-        assert!(
-            line.starts_with(&expected),
-            "start line {line:?} should start with {expected:?}"
-        );
+        assert!(line.starts_with(&expected), "start line {line:?} should start with {expected:?}");
         line
     }
 }
@@ -85,11 +77,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let unique = format!(
-            "taskscope-examples-{name}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        );
+        let unique = format!("taskscope-examples-{name}-{}-{:?}", std::process::id(), std::thread::current().id());
         let dir = std::env::temp_dir().join(unique.replace(['(', ')'], ""));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -104,19 +92,10 @@ impl Drop for TempDir {
 
 #[test]
 fn done_signal_leaks_one_task_per_call() {
-    let ex = Example::start(
-        "done_signal",
-        env!("CARGO_BIN_EXE_done_signal"),
-        &["--calls", "50", "--interval", "1ms"],
-    );
-    assert!(ex
-        .start_line()
-        .contains("leaking one task per call (run with --fixed for the fix)"));
+    let ex = Example::start("done_signal", env!("CARGO_BIN_EXE_done_signal"), &["--calls", "50", "--interval", "1ms"]);
+    assert!(ex.start_line().contains("leaking one task per call (run with --fixed for the fix)"));
     let progress = ex.line_with("calls made");
-    assert!(
-        progress.contains("50 calls made; 50 helper tasks still alive"),
-        "{progress}"
-    );
+    assert!(progress.contains("50 calls made; 50 helper tasks still alive"), "{progress}");
 }
 
 #[test]
@@ -128,41 +107,24 @@ fn done_signal_fixed_leaks_nothing() {
     );
     assert!(ex.start_line().contains("fixed"));
     let progress = ex.line_with("calls made");
-    assert!(
-        progress.contains("50 calls made; 0 helper tasks still alive"),
-        "{progress}"
-    );
+    assert!(progress.contains("50 calls made; 0 helper tasks still alive"), "{progress}");
 }
 
 #[test]
 fn log_follow_keeps_a_handler_per_departed_client() {
-    let ex = Example::start(
-        "log_follow",
-        env!("CARGO_BIN_EXE_log_follow"),
-        &["--self-clients", "3"],
-    );
+    let ex = Example::start("log_follow", env!("CARGO_BIN_EXE_log_follow"), &["--self-clients", "3"]);
     let start = ex.start_line();
     assert!(start.contains("listening on http://127.0.0.1:"), "{start}");
     let progress = ex.line_with("clients hung up");
-    assert!(
-        progress.contains("3 clients hung up after 1s; 3 handlers still following"),
-        "{progress}"
-    );
+    assert!(progress.contains("3 clients hung up after 1s; 3 handlers still following"), "{progress}");
 }
 
 #[test]
 fn log_follow_fixed_ends_handlers_on_hangup() {
-    let ex = Example::start(
-        "log_follow",
-        env!("CARGO_BIN_EXE_log_follow"),
-        &["--self-clients", "3", "--fixed"],
-    );
+    let ex = Example::start("log_follow", env!("CARGO_BIN_EXE_log_follow"), &["--self-clients", "3", "--fixed"]);
     ex.start_line();
     let progress = ex.line_with("clients hung up");
-    assert!(
-        progress.contains("3 clients hung up after 1s; 0 handlers still following"),
-        "{progress}"
-    );
+    assert!(progress.contains("3 clients hung up after 1s; 0 handlers still following"), "{progress}");
 }
 
 #[test]
@@ -176,11 +138,9 @@ fn log_follow_serves_plain_http() {
         .and_then(|rest| rest.split(',').next())
         .unwrap_or_else(|| panic!("no address in {start:?}"));
     let mut conn = std::net::TcpStream::connect(addr).expect("connect");
-    conn.write_all(b"GET /logs HTTP/1.1\r\nhost: x\r\n\r\n")
-        .expect("send request");
+    conn.write_all(b"GET /logs HTTP/1.1\r\nhost: x\r\n\r\n").expect("send request");
     let mut response = String::new();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    conn.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     conn.read_to_string(&mut response).expect("read response");
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(response.ends_with("ready\n"), "{response}");
@@ -188,30 +148,16 @@ fn log_follow_serves_plain_http() {
 
 #[test]
 fn orphan_receiver_leaves_two_tasks() {
-    let ex = Example::start(
-        "orphan_receiver",
-        env!("CARGO_BIN_EXE_orphan_receiver"),
-        &[],
-    );
+    let ex = Example::start("orphan_receiver", env!("CARGO_BIN_EXE_orphan_receiver"), &[]);
     assert!(ex.start_line().contains("(run with --fixed for the fix)"));
-    assert_eq!(
-        ex.line_with("tasks alive"),
-        "orphan_receiver: 2 tasks alive"
-    );
+    assert_eq!(ex.line_with("tasks alive"), "orphan_receiver: 2 tasks alive");
 }
 
 #[test]
 fn orphan_receiver_fixed_leaves_none() {
-    let ex = Example::start(
-        "orphan_receiver",
-        env!("CARGO_BIN_EXE_orphan_receiver"),
-        &["--fixed"],
-    );
+    let ex = Example::start("orphan_receiver", env!("CARGO_BIN_EXE_orphan_receiver"), &["--fixed"]);
     ex.start_line();
-    assert_eq!(
-        ex.line_with("tasks alive"),
-        "orphan_receiver: 0 tasks alive"
-    );
+    assert_eq!(ex.line_with("tasks alive"), "orphan_receiver: 0 tasks alive");
 }
 
 #[test]
@@ -221,16 +167,11 @@ fn blocker_blocks_then_recovers() {
         env!("CARGO_BIN_EXE_blocker"),
         &["--after", "100ms", "--for", "300ms", "--exit-after", "1s"],
     );
-    assert!(ex
-        .start_line()
-        .contains("blocking one of the runtime's two workers for 300ms after 100ms"));
+    assert!(ex.start_line().contains("blocking one of the runtime's two workers for 300ms after 100ms"));
     ex.line_with("blocking call started");
     ex.line_with("blocking call ended");
     let status = ex.child.wait().expect("wait");
-    assert!(
-        status.success(),
-        "--exit-after should end the program cleanly: {status}"
-    );
+    assert!(status.success(), "--exit-after should end the program cleanly: {status}");
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 fn generated_code_is_fresh() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = tempdir(root);
-    let fds = protox::compile(["taskscope/v1/inspector.proto"], [root.join("proto")])
-        .expect("the .proto files compile");
+    let fds =
+        protox::compile(["taskscope/v1/inspector.proto"], [root.join("proto")]).expect("the .proto files compile");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -176,10 +176,8 @@ mod tests {
 
     #[test]
     fn location_text() {
-        let t = Task {
-            location: Some(Location { file: "src/main.rs".into(), line: 10, column: 5 }),
-            ..Task::default()
-        };
+        let t =
+            Task { location: Some(Location { file: "src/main.rs".into(), line: 10, column: 5 }), ..Task::default() };
         assert_eq!(location(&t).as_deref(), Some("src/main.rs:10:5"));
         assert_eq!(location(&Task::default()), None);
     }
@@ -215,7 +213,8 @@ mod tests {
     #[test]
     fn the_same_leaves_in_another_order_are_one_stack() {
         let bt = |f: &str| Backtrace { frames: vec![Frame { function: f.into(), ..Frame::default() }] };
-        let task = |id, stack_id| DumpedTask { task: Some(Task { id, ..Task::default() }), stack_id, ..Default::default() };
+        let task =
+            |id, stack_id| DumpedTask { task: Some(Task { id, ..Task::default() }), stack_id, ..Default::default() };
         let chunks = vec![DumpChunk {
             header: Some(DumpHeader::default()),
             stacks: vec![

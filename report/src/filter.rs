@@ -73,7 +73,8 @@ pub fn mentions(task: &DumpedTask, stack: Option<&Stack>, pattern: &str) -> bool
     let Some(record) = &task.task else { return false };
     let needle = pattern.to_lowercase();
     let has = |text: &str| contains_ignoring_case(text, &needle);
-    let in_stack = stack.is_some_and(|s| s.backtraces.iter().flat_map(|b| &b.frames).any(|f| has(&f.function) || has(&f.file)));
+    let in_stack =
+        stack.is_some_and(|s| s.backtraces.iter().flat_map(|b| &b.frames).any(|f| has(&f.function) || has(&f.file)));
     in_stack || has(&record.name) || dump::location(record).is_some_and(|l| has(&l))
 }
 

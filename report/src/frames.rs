@@ -98,8 +98,7 @@ impl Paths {
         absolute: impl IntoIterator<Item = &'a str>,
         full: bool,
     ) -> Paths {
-        let relative: HashSet<&str> =
-            relative.into_iter().filter(|f| !f.is_empty() && !f.starts_with('/')).collect();
+        let relative: HashSet<&str> = relative.into_iter().filter(|f| !f.is_empty() && !f.starts_with('/')).collect();
         let absolute: HashSet<&str> = absolute.into_iter().filter(|f| f.starts_with('/')).collect();
         let mut roots: Vec<String> = Vec::new();
         for file in absolute {
@@ -238,7 +237,8 @@ mod tests {
     #[test]
     fn workspace_root_is_learned_from_spawn_locations() {
         use taskscope_proto::{Backtrace, DumpedTask, Location, Stack, Task};
-        let own = Frame { function: "app::f".into(), file: "/home/u/app/src/main.rs".into(), line: 3, ..Frame::default() };
+        let own =
+            Frame { function: "app::f".into(), file: "/home/u/app/src/main.rs".into(), line: 3, ..Frame::default() };
         let other = Frame { file: "/home/u/app/src/other.rs".into(), ..Frame::default() };
         let elsewhere = Frame { file: "/opt/src/main.rs.bak".into(), ..Frame::default() };
         let dump = Dump {

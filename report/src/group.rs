@@ -94,11 +94,8 @@ impl Group<'_> {
 
 /// The tasks of `dump` that pass `filter`, by task id (the `--all` view).
 pub fn select<'a>(dump: &'a Dump, filter: &Filter) -> Vec<&'a DumpedTask> {
-    let mut kept: Vec<&DumpedTask> = dump
-        .tasks
-        .iter()
-        .filter(|t| filter.keep(t, dump.stack_of(t), dump.now_ns()))
-        .collect();
+    let mut kept: Vec<&DumpedTask> =
+        dump.tasks.iter().filter(|t| filter.keep(t, dump.stack_of(t), dump.now_ns())).collect();
     kept.sort_by_key(|t| t.task.as_ref().map_or(0, |r| r.id));
     kept
 }
@@ -127,10 +124,7 @@ pub fn ranked<'a>(dump: &'a Dump, filter: &Filter, sort: Sort, rules: &Rules) ->
         let wait = wait::of_task(task, standing, stack);
         by_key.entry((stack_id, dump::location(task), source, standing, wait)).or_default().push(task);
     }
-    let mut groups: Vec<Group<'a>> = by_key
-        .into_iter()
-        .map(|(key, tasks)| summarize(key, tasks, now, rules))
-        .collect();
+    let mut groups: Vec<Group<'a>> = by_key.into_iter().map(|(key, tasks)| summarize(key, tasks, now, rules)).collect();
     groups.sort_by(|a, b| {
         let rank = match sort {
             // `None` (no suspicion) sorts after every suspicion.
@@ -299,10 +293,8 @@ pub(crate) mod tests {
 
     #[test]
     fn select_sorts_by_id_and_filters() {
-        let tasks = vec![
-            dumped(9, TaskState::Idle, false, 1, "a.rs", 1),
-            dumped(4, TaskState::Running, false, 1, "a.rs", 1),
-        ];
+        let tasks =
+            vec![dumped(9, TaskState::Idle, false, 1, "a.rs", 1), dumped(4, TaskState::Running, false, 1, "a.rs", 1)];
         let dump = dump_of(tasks, &[1], 10 * SEC);
         let all = select(&dump, &Filter::default());
         assert_eq!(all.iter().map(|t| t.task.as_ref().unwrap().id).collect::<Vec<_>>(), vec![4, 9]);

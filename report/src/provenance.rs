@@ -90,7 +90,10 @@ impl Missing {
                 .to_string(),
             Missing::NotPolled => format!(
                 "wrapped, but not polled {}: it is inside a long poll, or its runtime is blocked",
-                timeout.map_or_else(|| "in time".to_string(), |t| format!("within {}", taskscope_proto::duration::format(t)))
+                timeout.map_or_else(
+                    || "in time".to_string(),
+                    |t| format!("within {}", taskscope_proto::duration::format(t))
+                )
             ),
             Missing::NotDumped => return "no stack captured".to_string(),
         };
@@ -159,9 +162,7 @@ pub fn standing(source: StackSource, has_stack: bool, parked: bool, all_dumped: 
 /// dumps unsupported for every runtime (a console-subscriber). Then the
 /// header says so once, and no task repeats it.
 pub fn no_source(runtimes: &[RuntimeDump], safe: Option<&SafeCapture>) -> bool {
-    safe.is_none()
-        && !runtimes.is_empty()
-        && runtimes.iter().all(|r| r.status == DumpStatus::Unsupported as i32)
+    safe.is_none() && !runtimes.is_empty() && runtimes.iter().all(|r| r.status == DumpStatus::Unsupported as i32)
 }
 
 /// Whether every runtime's tokio dump succeeded (false without runtimes).
@@ -257,7 +258,11 @@ fn runtime_part(rt: &RuntimeDump, timeout: Duration) -> String {
                 _ if rt.detail.is_empty() => "a task may be blocking a worker thread",
                 _ => rt.detail.as_str(),
             };
-            format!("runtime {runtime} did not answer within {}: {}", taskscope_proto::duration::format(timeout), explained(why))
+            format!(
+                "runtime {runtime} did not answer within {}: {}",
+                taskscope_proto::duration::format(timeout),
+                explained(why)
+            )
         }
         // No runtime is named when none is known (a console-subscriber).
         Ok(DumpStatus::Unsupported) if rt.runtime.is_empty() => format!("task dumps are not supported{detail}"),
@@ -388,13 +393,17 @@ mod tests {
         let none = SafeCapture::default();
         assert_eq!(
             summary(std::slice::from_ref(&off), Some(&none), false, T).map(|s| s.short()).as_deref(),
-            Some("no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: \
-                  tokio 1.54.1's task dump can leave a worker stuck")
+            Some(
+                "no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: \
+                  tokio 1.54.1's task dump can leave a worker stuck"
+            )
         );
         assert_eq!(
             line(&[off], Some(&none), false, T).as_deref(),
-            Some("warning: no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: \
-                  tokio 1.54.1's task dump can leave a worker stuck; tasks are shown by spawn location only")
+            Some(
+                "warning: no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: \
+                  tokio 1.54.1's task dump can leave a worker stuck; tasks are shown by spawn location only"
+            )
         );
         let late = SafeCapture { wanted: 3, answered: 1, ..Default::default() };
         assert_eq!(
@@ -427,11 +436,19 @@ mod tests {
         let known = vec![RuntimeInfo { name: "main".into(), harmed: "worker 1 lost".into(), ..Default::default() }];
         let dumped = vec![
             rt(DumpStatus::Harmed, "refused for good: an earlier one harmed it (worker 1 lost)"),
-            RuntimeDump { runtime: "io".into(), status: DumpStatus::Harmed as i32, detail: "a panic".into(), elapsed_ns: 0 },
+            RuntimeDump {
+                runtime: "io".into(),
+                status: DumpStatus::Harmed as i32,
+                detail: "a panic".into(),
+                elapsed_ns: 0,
+            },
         ];
         let h = harms(&known, &dumped);
         assert_eq!(h.len(), 2);
-        assert_eq!(h[0].warning(), "warning: tokio's dump harmed runtime main (worker 1 lost); the program should be restarted");
+        assert_eq!(
+            h[0].warning(),
+            "warning: tokio's dump harmed runtime main (worker 1 lost); the program should be restarted"
+        );
         assert_eq!(h[1].what, "a panic");
         assert_eq!(h[0].marker(), "tokio dump harmed runtime main: restart");
     }

@@ -30,11 +30,11 @@ use crate::dump::{self, Dump};
 use crate::filter::Filter;
 use crate::frames::{self, Line, Paths};
 use crate::group::{self, Group};
-use taskscope_proto::duration::format_ns;
-use crate::text::shown;
 use crate::provenance::{self, Missing, Standing};
 use crate::suspect::{Rules, Sort};
+use crate::text::shown;
 use crate::wait;
+use taskscope_proto::duration::format_ns;
 
 /// `ProcessInfo.mode` of a program read through console-subscriber's
 /// protocol (`console-api`) rather than a taskscope agent's.

@@ -22,7 +22,8 @@ fn sourced(mut t: DumpedTask, source: StackSource) -> DumpedTask {
 /// poll; 2 plain `tokio::spawn` tasks (one idle, one scheduled).
 fn off_dump() -> Dump {
     let now = 100 * SEC;
-    let mut main = sourced(dumped(u64::MAX, TaskState::Idle, false, now - 9 * SEC, "src/main.rs", 1), StackSource::Captured);
+    let mut main =
+        sourced(dumped(u64::MAX, TaskState::Idle, false, now - 9 * SEC, "src/main.rs", 1), StackSource::Captured);
     main.task.as_mut().unwrap().kind = "block_on".into();
     let tasks = vec![
         sourced(dumped(10, TaskState::Idle, false, now - 3 * SEC, FILE, 1), StackSource::Captured),
@@ -49,7 +50,8 @@ fn off_dump() -> Dump {
             wanted: 5,
             answered: 4,
             elapsed_ns: 5 * SEC,
-            detail: "1 of 5 wrapped tasks were not polled within 5s (inside a long poll, or on a blocked runtime)".into(),
+            detail: "1 of 5 wrapped tasks were not polled within 5s (inside a long poll, or on a blocked runtime)"
+                .into(),
         }),
     };
     dump
@@ -95,7 +97,10 @@ stacks: 4 of 5 wrapped tasks captured safely (1 not polled within 5s); tokio's d
     ), "{out}");
     assert!(!out.contains("warning"), "stacks came: no warning: {out}");
     let timeout = report(&info(), &off_dump(), &Filter::default(), View { timeout: Duration::from_secs(2), ..view() });
-    assert!(timeout.contains("(1 not polled within 2s)") && timeout.contains("not polled within 2s: it is inside"), "{timeout}");
+    assert!(
+        timeout.contains("(1 not polled within 2s)") && timeout.contains("not polled within 2s: it is inside"),
+        "{timeout}"
+    );
 }
 
 #[test]
@@ -103,7 +108,12 @@ fn all_names_each_tasks_source_or_reason() {
     let out = report(&info(), &off_dump(), &Filter::default(), View { all: true, ..view() });
     assert!(out.contains("\ntask 10 [idle 3s, Notify] spawned at examples/src/bin/done_signal.rs:25:5\n  stack (captured safely):\n    ... 2 runtime frames\n"), "{out}");
     assert!(out.contains("\ntask 13 [running] spawned at src/busy.rs:25:5\n    (no stack captured: wrapped, but not polled within 5s"), "{out}");
-    assert!(out.contains("\ntask 20 [idle 6s] spawned at src/plain.rs:25:5\n    (no stack captured: not wrapped, and tokio's dump"), "{out}");
+    assert!(
+        out.contains(
+            "\ntask 20 [idle 6s] spawned at src/plain.rs:25:5\n    (no stack captured: not wrapped, and tokio's dump"
+        ),
+        "{out}"
+    );
     assert!(out.contains("\ntask 21 [scheduled] spawned at src/plain.rs:25:5\n    (no stack captured: not parked; only tasks that wait"), "{out}");
     assert!(out.contains("\ntask 18446744073709551615 [idle 9s, Notify] kind=block_on spawned at src/main.rs:25:5\n  stack (captured safely):\n"), "{out}");
 }
@@ -119,11 +129,17 @@ fn tokios_dump_labels_its_stacks_and_splits_groups_by_reason() {
     ];
     let mut dump = dump_of(tasks, &[], now);
     dump.stacks.insert(1, waiter_stack());
-    dump.header.runtimes = vec![RuntimeDump { runtime: "main".into(), status: DumpStatus::Ok as i32, ..Default::default() }];
+    dump.header.runtimes =
+        vec![RuntimeDump { runtime: "main".into(), status: DumpStatus::Ok as i32, ..Default::default() }];
     dump.header.safe_capture = Some(SafeCapture { wanted: 1, answered: 1, ..Default::default() });
     let out = report(&info(), &dump, &Filter::default(), view());
     assert!(out.contains("\nstacks: 1 wrapped task captured safely; tokio dumped runtime main\n"), "{out}");
-    assert!(out.contains("spawned at examples/src/bin/done_signal.rs:25:5\n  stack (tokio's dump):\n    ... 2 runtime frames\n"), "{out}");
+    assert!(
+        out.contains(
+            "spawned at examples/src/bin/done_signal.rs:25:5\n  stack (tokio's dump):\n    ... 2 runtime frames\n"
+        ),
+        "{out}"
+    );
     // Same location, no stack: the idle task tokio's dump traced awaits
     // nothing traceable, the running one was not parked: two groups, each
     // with a reason true of all its tasks (and a third for the task the
@@ -144,14 +160,25 @@ fn no_stacks_at_all_is_a_warning_and_each_task_says_spawn_it_wrapped() {
     dump.tasks.retain(|t| t.stack_source == StackSource::NotWrapped as i32);
     dump.header.safe_capture = Some(SafeCapture::default());
     let out = report(&info(), &dump, &Filter::default(), view());
-    assert!(out.contains(&format!(
-        "\nwarning: no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: {OFF}; \
+    assert!(
+        out.contains(&format!(
+            "\nwarning: no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: {OFF}; \
          tasks are shown by spawn location only\n"
-    )), "{out}");
-    assert_eq!(out.matches("(no stack captured: not wrapped, and tokio's dump of its runtime was not taken").count(), 1, "{out}");
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("(no stack captured: not wrapped, and tokio's dump of its runtime was not taken").count(),
+        1,
+        "{out}"
+    );
     let all = report(&info(), &dump, &Filter::default(), View { all: true, ..view() });
     // The idle one; the scheduled one is not parked (and its header line says the rest).
-    assert_eq!(all.matches("(no stack captured: not wrapped, and tokio's dump of its runtime was not taken").count(), 1, "{all}");
+    assert_eq!(
+        all.matches("(no stack captured: not wrapped, and tokio's dump of its runtime was not taken").count(),
+        1,
+        "{all}"
+    );
     assert_eq!(all.matches("(no stack captured: not parked; only tasks that wait are traced)").count(), 1, "{all}");
     assert_eq!(warnings(&info(), &dump, view().timeout).len(), 1);
 }
@@ -188,21 +215,34 @@ fn a_harmed_runtime_is_a_warning_with_what_happened_and_the_advice_to_restart() 
     assert!(warnings(&info, &dump, view().timeout)[0].starts_with("warning: tokio's dump harmed runtime main ("));
     // Harm that happened during this very dump: GetInfo did not know yet.
     let fresh = report(&super::info(), &dump, &Filter::default(), view());
-    assert!(fresh.contains("\nwarning: tokio's dump harmed runtime main (tokio's dump of runtime `main` is refused for good"), "{fresh}");
+    assert!(
+        fresh.contains(
+            "\nwarning: tokio's dump harmed runtime main (tokio's dump of runtime `main` is refused for good"
+        ),
+        "{fresh}"
+    );
 
     let json: serde_json::Value =
-        serde_json::from_str(&crate::json::report(&info, &dump, &Filter::default(), false).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info, &dump, &Filter::default(), false).expect("json"))
+            .expect("parses");
     assert_eq!(json["runtimes"][0]["status"], "harmed");
-    assert!(json["runtimes"][0]["harmed"].as_str().is_some_and(|h| h.starts_with("worker 1 of runtime `main`")), "{json}");
+    assert!(
+        json["runtimes"][0]["harmed"].as_str().is_some_and(|h| h.starts_with("worker 1 of runtime `main`")),
+        "{json}"
+    );
 }
 
 #[test]
 fn json_says_each_source_and_reason_and_the_safe_capture() {
     let dump = off_dump();
     let json: serde_json::Value =
-        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), true).expect("json"))
+            .expect("parses");
     let sc = &json["safe_capture"];
-    assert_eq!((sc["wanted"].as_u64(), sc["answered"].as_u64(), sc["elapsed_ns"].as_u64()), (Some(5), Some(4), Some(5 * SEC)));
+    assert_eq!(
+        (sc["wanted"].as_u64(), sc["answered"].as_u64(), sc["elapsed_ns"].as_u64()),
+        (Some(5), Some(4), Some(5 * SEC))
+    );
     assert!(sc["detail"].as_str().is_some_and(|d| d.starts_with("1 of 5 wrapped tasks")), "{sc}");
     assert_eq!(json["runtimes"][0]["status"], "disabled");
     assert_eq!(json["runtimes"][0]["detail"], OFF);
@@ -224,9 +264,14 @@ fn json_says_each_source_and_reason_and_the_safe_capture() {
     assert_eq!(by_id(u64::MAX)["kind"], "block_on");
 
     let grouped: serde_json::Value =
-        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), false).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), false).expect("json"))
+            .expect("parses");
     let g = &grouped["groups"][0];
-    assert_eq!((g["count"].as_u64(), g["stack_source"].as_str(), g["no_stack"].as_str()), (Some(2), Some("captured"), None), "{g}");
+    assert_eq!(
+        (g["count"].as_u64(), g["stack_source"].as_str(), g["no_stack"].as_str()),
+        (Some(2), Some("captured"), None),
+        "{g}"
+    );
     let plain: Vec<(Option<&str>, Option<&str>)> = grouped["groups"]
         .as_array()
         .unwrap()
@@ -235,5 +280,9 @@ fn json_says_each_source_and_reason_and_the_safe_capture() {
         .map(|g| (g["stack_source"].as_str(), g["no_stack"].as_str()))
         .collect();
     assert_eq!(plain.len(), 2, "two reasons, two groups: {plain:?}");
-    assert!(plain.contains(&(Some("not_wrapped"), Some("not_wrapped"))) && plain.contains(&(Some("not_wrapped"), Some("not_parked"))), "{plain:?}");
+    assert!(
+        plain.contains(&(Some("not_wrapped"), Some("not_wrapped")))
+            && plain.contains(&(Some("not_wrapped"), Some("not_parked"))),
+        "{plain:?}"
+    );
 }

@@ -103,7 +103,10 @@ fn all_lists_each_task() {
     let out = report(&info(), &leak_dump(), &Filter::default(), View { all: true, ..view() });
     assert!(out.contains("\ntask 1 [running] spawned at src/main.rs:25:5\n    (no stack captured: "), "{out}");
     assert!(out.contains("\ntask 42 [idle 5m12s, leaked, Notify] name=worker spawned at src/main.rs:25:5\n    ... 2 runtime frames\n"), "{out}");
-    assert!(out.contains("\ntask 10 [idle 2.1s, leaked, Notify] spawned at examples/src/bin/done_signal.rs:25:5\n"), "{out}");
+    assert!(
+        out.contains("\ntask 10 [idle 2.1s, leaked, Notify] spawned at examples/src/bin/done_signal.rs:25:5\n"),
+        "{out}"
+    );
     assert_eq!(out.matches("\ntask ").count(), 1002);
 }
 
@@ -143,7 +146,12 @@ fn timed_out_runtime_warns_and_still_groups_by_location() {
 fn other_statuses_say_their_detail() {
     let mut dump = leak_dump();
     dump.header.runtimes = vec![
-        RuntimeDump { runtime: "main".into(), status: DumpStatus::Unsupported as i32, detail: "not Linux".into(), elapsed_ns: 0 },
+        RuntimeDump {
+            runtime: "main".into(),
+            status: DumpStatus::Unsupported as i32,
+            detail: "not Linux".into(),
+            elapsed_ns: 0,
+        },
         RuntimeDump { runtime: "io".into(), status: DumpStatus::Failed as i32, detail: "boom".into(), elapsed_ns: 0 },
     ];
     // Some tasks still came with stacks: no warning, one line for both runtimes.
@@ -299,20 +307,33 @@ fn dump_with_runtime_tasks() -> Dump {
 fn runtime_tasks_are_hidden_unless_full() {
     let dump = dump_with_runtime_tasks();
     let out = report(&info(), &dump, &Filter::default(), view());
-    assert!(out.contains("\nnote: 2 tasks of tokio's runtime (its worker threads) not shown; --full shows them\n"), "{out}");
+    assert!(
+        out.contains("\nnote: 2 tasks of tokio's runtime (its worker threads) not shown; --full shows them\n"),
+        "{out}"
+    );
     assert!(!out.contains("worker.rs"), "{out}");
-    assert!(out.contains("\n1 block_on task [idle, nothing tokio can trace] parked 3s  spawned at src/lib.rs:25:5\n"), "{out}");
+    assert!(
+        out.contains("\n1 block_on task [idle, nothing tokio can trace] parked 3s  spawned at src/lib.rs:25:5\n"),
+        "{out}"
+    );
     let filter = Filter { pattern: Some("main.rs".into()), ..Filter::default() };
     assert!(report(&info(), &dump, &filter, view()).contains("showing 2 of 1003 tasks (--match \"main.rs\")\n"));
 
     let full = Filter { runtime_tasks: true, ..Filter::default() };
     let out = report(&info(), &dump, &full, View { all: true, full: true, ..view() });
-    assert!(out.contains("\nnote: 2 tasks are tokio's runtime's own (its worker threads), not counted above\n"), "{out}");
+    assert!(
+        out.contains("\nnote: 2 tasks are tokio's runtime's own (its worker threads), not counted above\n"),
+        "{out}"
+    );
     assert!(out.contains("\ntask 2 [running 7s] kind=blocking spawned at /h/.cargo/"), "{out}");
-    assert!(out.contains("\ntask 4 [idle 3s, nothing tokio can trace] kind=block_on spawned at src/lib.rs:25:5\n"), "{out}");
+    assert!(
+        out.contains("\ntask 4 [idle 3s, nothing tokio can trace] kind=block_on spawned at src/lib.rs:25:5\n"),
+        "{out}"
+    );
 
     let json: serde_json::Value =
-        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), true).expect("json")).expect("parses");
+        serde_json::from_str(&crate::json::report(&info(), &dump, &Filter::default(), true).expect("json"))
+            .expect("parses");
     let tasks = json["tasks"].as_array().expect("tasks");
     assert!(tasks.iter().all(|t| t["runtime_internal"] == false), "hidden without --full");
     assert_eq!(tasks.len(), 1003);

@@ -49,9 +49,7 @@ impl Suspicion {
     pub fn why(self, rules: &Rules) -> String {
         match self {
             Suspicion::Leaked => "leaked: nothing can wake them, they will never run again".to_string(),
-            Suspicion::Growing => {
-                "growing while waiting on another task, with no timer or I/O branch".to_string()
-            }
+            Suspicion::Growing => "growing while waiting on another task, with no timer or I/O branch".to_string(),
             Suspicion::LongSync => format!(
                 "waiting on another task for over {}, with no timer or I/O branch",
                 humantime::format_duration(rules.long_after)

@@ -282,7 +282,11 @@ mod tests {
     #[test]
     fn select_branches_are_named_in_one_order_and_a_timer_bounds_them() {
         let recv = bt(&["tokio::sync::broadcast::Recv<T>::poll", "app::h"]);
-        let read = bt(&["tokio::runtime::io::registration::Registration::poll_ready", "tokio::net::tcp::stream::TcpStream::poll_read_priv", "app::h"]);
+        let read = bt(&[
+            "tokio::runtime::io::registration::Registration::poll_ready",
+            "tokio::net::tcp::stream::TcpStream::poll_read_priv",
+            "app::h",
+        ]);
         let sleep = bt(&["tokio::time::sleep::Sleep::poll_elapsed", "app::h"]);
         let a = wait(vec![recv.clone(), read.clone()]);
         assert_eq!(a, wait(vec![read.clone(), recv.clone()]));

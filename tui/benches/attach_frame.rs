@@ -34,11 +34,7 @@ fn task(id: u64, now: u64) -> proto::Task {
         ("src/bin/service.rs".to_string(), 31, String::new())
     } else {
         let site = id % 400;
-        (
-            format!("src/handlers/h{site}.rs"),
-            10 + (site % 7) as u32,
-            format!("handler-{}", site % 3),
-        )
+        (format!("src/handlers/h{site}.rs"), 10 + (site % 7) as u32, format!("handler-{}", site % 3))
     };
     let spawned = now.saturating_sub((id % 600) * SEC);
     proto::Task {
@@ -70,11 +66,7 @@ fn snapshot(now: u64) -> Vec<proto::WatchUpdate> {
             reset: i == 0,
             complete: i == last,
             tasks: chunk.iter().map(|id| task(*id, now)).collect(),
-            counts: (i == last).then(|| proto::TaskCounts {
-                idle: LIVE,
-                spawned_total: LIVE,
-                ..Default::default()
-            }),
+            counts: (i == last).then(|| proto::TaskCounts { idle: LIVE, spawned_total: LIVE, ..Default::default() }),
             ..Default::default()
         })
         .collect()
@@ -100,10 +92,7 @@ fn batch(step: u64) -> proto::WatchUpdate {
         complete: true,
         tasks,
         removed,
-        counts: Some(proto::TaskCounts {
-            idle: LIVE,
-            ..Default::default()
-        }),
+        counts: Some(proto::TaskCounts { idle: LIVE, ..Default::default() }),
         ..Default::default()
     }
 }
@@ -133,11 +122,7 @@ fn main() {
     }
     let initial = t.elapsed();
     terminal.draw(|f| f.render_widget(&app, f.area())).expect("draw");
-    println!(
-        "{} tasks in {} groups",
-        app.state.task_count(),
-        app.state.groups().ordered().len()
-    );
+    println!("{} tasks in {} groups", app.state.task_count(), app.state.groups().ordered().len());
     println!("{:<44} {:>8.2?}", "initial snapshot (100k tasks, 20 messages)", initial);
 
     let (mut apply, mut render, mut both) = (Vec::new(), Vec::new(), Vec::new());
@@ -167,13 +152,7 @@ fn main() {
     stats("render one frame, groups view", groups_render);
 
     let mut keys = Vec::new();
-    for code in [
-        KeyCode::Char('s'),
-        KeyCode::Char('r'),
-        KeyCode::Char('3'),
-        KeyCode::Char('3'),
-        KeyCode::PageDown,
-    ] {
+    for code in [KeyCode::Char('s'), KeyCode::Char('r'), KeyCode::Char('3'), KeyCode::Char('3'), KeyCode::PageDown] {
         let t = Instant::now();
         app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
         terminal.draw(|f| f.render_widget(&app, f.area())).expect("draw");

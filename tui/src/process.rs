@@ -48,7 +48,8 @@ pub fn has_agent_thread(pid: u32) -> bool {
         return false;
     };
     threads.filter_map(Result::ok).any(|t| {
-        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|comm| comm.trim_end() == taskscope_proto::discovery::AGENT_THREAD)
+        std::fs::read_to_string(t.path().join("comm"))
+            .is_ok_and(|comm| comm.trim_end() == taskscope_proto::discovery::AGENT_THREAD)
     })
 }
 

@@ -15,8 +15,8 @@ use serde::Serialize;
 use taskscope_proto::discovery;
 
 use crate::client::{self, ConnectError, Timeouts};
-use taskscope_report::provenance::{self, Harm};
 use crate::target::Target;
+use taskscope_report::provenance::{self, Harm};
 
 /// Options of `taskscope ps`.
 #[derive(Debug, clap::Args)]
@@ -149,10 +149,8 @@ fn row(pid: u32, socket: &Path, result: Result<client::Connected, ConnectError>)
 pub fn render(rows: &[Row]) -> String {
     let dash = || "-".to_string();
     let num = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
-    let mut cells: Vec<[String; 7]> = vec![[
-        "PID", "NAME", "LIVE", "IDLE", "LEAKED", "UPTIME", "ADDRESS",
-    ]
-    .map(String::from)];
+    let mut cells: Vec<[String; 7]> =
+        vec![["PID", "NAME", "LIVE", "IDLE", "LEAKED", "UPTIME", "ADDRESS"].map(String::from)];
     for r in rows {
         cells.push([
             format!(

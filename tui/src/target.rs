@@ -232,10 +232,7 @@ mod tests {
     #[test]
     fn digits_are_a_pid_with_its_discovery_socket() {
         let t = Target::parse("1234").unwrap();
-        assert_eq!(
-            t,
-            Target::Pid { pid: 1234, socket: taskscope_proto::discovery::socket_path(1234) }
-        );
+        assert_eq!(t, Target::Pid { pid: 1234, socket: taskscope_proto::discovery::socket_path(1234) });
         assert_eq!(t.pid(), Some(1234));
         assert_eq!(t.to_string(), "process 1234");
     }

@@ -44,11 +44,7 @@ struct Tmux {
 impl Tmux {
     fn start(dir: &Path) -> Tmux {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!(
-            "taskscope-attach-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
+        let socket = format!("taskscope-attach-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         let tmux = Tmux { socket };
         let shell = format!(
             "env -i PATH=/usr/bin:/bin HOME={dir} TERM=screen-256color TASKSCOPE_DIR={dir} PS1='$ ' sh",
@@ -59,17 +55,8 @@ impl Tmux {
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("run tmux");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -128,20 +115,12 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").stderr(Stdio::null()).status();
     }
 }
 
 fn tempdir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("ts-attach-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = tempfile::Builder::new().prefix("ts-attach-").tempdir().expect("temp dir");
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
     dir
 }
@@ -152,10 +131,7 @@ fn attach_cmd(args: &str) -> String {
 
 /// Whether the header says the link is live (right after the name).
 fn live(screen: &str) -> bool {
-    screen
-        .lines()
-        .next()
-        .is_some_and(|l| l.trim_start().starts_with("taskscope   live "))
+    screen.lines().next().is_some_and(|l| l.trim_start().starts_with("taskscope   live "))
 }
 
 /// The first data row of the list (after two header lines, the tab line and
@@ -192,29 +168,19 @@ fn the_leak_is_the_top_group_its_stack_names_the_helper_and_q_restores_the_termi
     assert!(screen.contains("LIVE") && screen.contains("TREND"), "{screen}");
     // Highlighted: selected (reverse video), in the leak colour once its
     // oldest task has been parked past --leak-after.
-    tmux.wait_for_on(
-        "the top group in reverse video and the leak colour",
-        Tmux::screen_styled,
-        |s| {
-            let row = first_row(s);
-            let reversed = row.contains("[0;7m") || row.contains("[7m") || row.contains(";7;");
-            let leak_colour = row.contains("38;5;9m") || row.contains("[91m");
-            reversed && leak_colour && row.contains("done_signal.rs:")
-        },
-    );
+    tmux.wait_for_on("the top group in reverse video and the leak colour", Tmux::screen_styled, |s| {
+        let row = first_row(s);
+        let reversed = row.contains("[0;7m") || row.contains("[7m") || row.contains(";7;");
+        let leak_colour = row.contains("38;5;9m") || row.contains("[91m");
+        reversed && leak_colour && row.contains("done_signal.rs:")
+    });
 
     tmux.key("Enter");
     let screen = tmux.wait_for("the group's shared stack", |s| s.contains("share this stack"));
-    assert!(
-        screen.contains("done_signal::to_done_channel"),
-        "the example's own function: {screen}"
-    );
+    assert!(screen.contains("done_signal::to_done_channel"), "the example's own function: {screen}");
     // A default `#[tokio::main]` program: the helpers, spawned with
     // `taskscope_agent::spawn`, are captured safely, with no variable set.
-    assert!(
-        screen.contains("share this stack (captured safely)"),
-        "{screen}"
-    );
+    assert!(screen.contains("share this stack (captured safely)"), "{screen}");
     assert!(!screen.contains("capturing…"), "{screen}");
 
     tmux.key("Escape");
@@ -229,11 +195,7 @@ fn the_leak_is_the_top_group_its_stack_names_the_helper_and_q_restores_the_termi
 
 /// A free loopback port (bound and released).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 #[test]
@@ -253,9 +215,7 @@ fn reconnects_when_a_tcp_target_comes_back() {
     let tmux = Tmux::start(dir.path());
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
     tmux.type_line(&attach_cmd(&addr));
-    tmux.wait_for("live on the first process", |s| {
-        s.contains(&format!("pid {}", first.pid())) && live(s)
-    });
+    tmux.wait_for("live on the first process", |s| s.contains(&format!("pid {}", first.pid())) && live(s));
 
     first.kill();
     let screen = tmux.wait_for("the lost connection", |s| s.contains("lost, retry in"));
@@ -263,9 +223,7 @@ fn reconnects_when_a_tcp_target_comes_back() {
     assert!(screen.contains("done_signal.rs:"), "{screen}");
 
     let second = Example::start_with(dir.path(), "done_signal", &args, &tcp);
-    tmux.wait_for("live on the restarted process", |s| {
-        s.contains(&format!("pid {}", second.pid())) && live(s)
-    });
+    tmux.wait_for("live on the restarted process", |s| s.contains(&format!("pid {}", second.pid())) && live(s));
     tmux.key("q");
 }
 
@@ -300,7 +258,9 @@ fn a_pid_target_that_exits_is_named_and_the_programs_next_process_followed() {
         live(s) && s.contains(&format!("done_signal  pid {new_pid}")) && !rows_at(s, "done_signal.rs:").is_empty()
     });
     assert!(
-        screen.contains(&format!("now following process {new_pid} (done_signal), after process {pid} (done_signal) exited")),
+        screen.contains(&format!(
+            "now following process {new_pid} (done_signal), after process {pid} (done_signal) exited"
+        )),
         "{screen}"
     );
     assert!(!screen.contains("exited; waiting"), "{screen}");
@@ -361,11 +321,7 @@ fn sigterm_ends_the_ui_and_restores_the_terminal() {
     tmux.wait_for("live", live);
     let children = tmux.shell_children();
     assert_eq!(children.len(), 1, "one taskscope under the shell: {children:?}");
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(children[0].to_string())
-        .status()
-        .expect("kill");
+    let status = Command::new("kill").arg("-TERM").arg(children[0].to_string()).status().expect("kill");
     assert!(status.success());
     let screen = tmux.wait_for("the shell after SIGTERM", |s| s.contains("usable-42"));
     assert!(screen.contains("attach-exit=0"), "{screen}");
@@ -385,19 +341,9 @@ fn a_stopped_target_counts_as_lost_and_is_followed_again_when_continued() {
     tmux.type_line(&format!("{} --interval 200ms", attach_cmd(&pid)));
     tmux.wait_for("live", live);
     // A stopped process keeps its socket open but sends nothing.
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .expect("kill")
-        .success());
-    tmux.wait_for("the stall noticed", |s| {
-        s.contains("lost, retry in") && s.contains("no update for")
-    });
-    assert!(Command::new("kill")
-        .args(["-CONT", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    tmux.wait_for("the stall noticed", |s| s.contains("lost, retry in") && s.contains("no update for"));
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
     tmux.wait_for("live again", live);
     tmux.key("q");
 }
@@ -411,10 +357,7 @@ fn attach_piped(dir: &Path, args: &[&str]) -> (i32, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run taskscope");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -427,10 +370,7 @@ fn failures_before_the_screen_opens_are_one_line() {
     let (code, err) = attach_piped(dir.path(), &[&dead]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("taskscope: ") && err.contains(&format!("process {dead} is not running")),
-        "{err}"
-    );
+    assert!(err.starts_with("taskscope: ") && err.contains(&format!("process {dead} is not running")), "{err}");
 
     let (code, err) = attach_piped(dir.path(), &[]);
     assert_eq!(code, 2, "no target: a usage error: {err}");
@@ -438,18 +378,12 @@ fn failures_before_the_screen_opens_are_one_line() {
 
     let (code, err) = attach_piped(dir.path(), &["1", "--warn-after", "2m", "--leak-after", "1m"]);
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("--warn-after (2m0s) must not be longer than --leak-after (1m0s)"),
-        "{err}"
-    );
+    assert!(err.contains("--warn-after (2m0s) must not be longer than --leak-after (1m0s)"), "{err}");
 
     let ex = Example::start(dir.path(), "done_signal", &["--calls", "1"]);
     let (code, err) = attach_piped(dir.path(), &[&ex.pid().to_string()]);
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("needs a terminal") && err.contains("taskscope stack"),
-        "{err}"
-    );
+    assert!(err.contains("needs a terminal") && err.contains("taskscope stack"), "{err}");
 }
 
 /// The WAIT column of a groups-view row: the text between the SPAWNED
@@ -457,7 +391,12 @@ fn failures_before_the_screen_opens_are_one_line() {
 fn wait_cell(screen: &str, row: &str) -> String {
     let titles = screen.lines().find(|l| l.starts_with("LIVE")).unwrap_or("");
     let (Some(start), Some(end)) = (titles.find("WAIT"), titles.find("NAME")) else { return String::new() };
-    row.chars().skip(titles[..start].chars().count()).take(titles[start..end].chars().count()).collect::<String>().trim().to_string()
+    row.chars()
+        .skip(titles[..start].chars().count())
+        .take(titles[start..end].chars().count())
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// `attach` shows the groups `stack` shows, in its order, with the same

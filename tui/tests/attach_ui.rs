@@ -13,10 +13,10 @@ pub use taskscope::attach;
 mod app;
 #[path = "attach_ui/fixtures.rs"]
 mod fixtures;
-#[path = "attach_ui/lean.rs"]
-mod lean;
 #[path = "attach_ui/keys.rs"]
 mod keys;
+#[path = "attach_ui/lean.rs"]
+mod lean;
 #[path = "attach_ui/model.rs"]
 mod model;
 #[path = "attach_ui/stack_sources.rs"]

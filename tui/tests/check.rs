@@ -73,7 +73,10 @@ fn the_pouch_check_finds_handlers_of_clients_that_left() {
     let run = taskscope_until(dir.path(), &["check", &leaky.pid(), "--match", "logs handler"], |run| run.code == 1);
     assert_eq!(run.code, 1, "{run:?}");
     let out = &run.stdout;
-    assert!(out.contains("  3 tasks mention \"logs handler\", more than 0 (--match \"logs handler\" --max-matching 0)\n"), "{out}");
+    assert!(
+        out.contains("  3 tasks mention \"logs handler\", more than 0 (--match \"logs handler\" --max-matching 0)\n"),
+        "{out}"
+    );
     assert!(out.contains("  name: logs handler"), "{out}");
     assert!(out.contains("log_follow::handle_connection"), "the handlers' stacks are in the report: {out}");
     let within = taskscope(dir.path(), &["check", &leaky.pid(), "--match", "logs handler", "--max-matching", "3"]);

@@ -147,10 +147,8 @@ fn live_pid_with_dead_socket_is_an_agent_not_answering() {
 fn other_protocol_version_is_refused() {
     let dir = temp_dir();
     let pid = std::process::id();
-    let _agent = serve_agent(
-        &socket_in(dir.path(), pid),
-        FakeAgent { info: info(2), dump: DumpAnswer::Chunks(vec![]) },
-    );
+    let _agent =
+        serve_agent(&socket_in(dir.path(), pid), FakeAgent { info: info(2), dump: DumpAnswer::Chunks(vec![]) });
     let run = taskscope(dir.path(), &["stack", &pid.to_string()]);
     assert_one_line_error(&run, "agent speaks protocol v2, this taskscope speaks v1");
 }

@@ -34,14 +34,18 @@ fn stack_once_settled(dir: &std::path::Path, target: &str) -> Run {
         // Seen once in CI, under load: two of the three for 40 s. What
         // console-subscriber said of every task, to tell why next time.
         let records = taskscope(dir, &["stack", target, "--json"]);
-        panic!("no verdict on the 3 forgotten tasks within 20 s:\n{}\nconsole's records:\n{}", run.stdout, records.stdout);
+        panic!(
+            "no verdict on the 3 forgotten tasks within 20 s:\n{}\nconsole's records:\n{}",
+            run.stdout, records.stdout
+        );
     }
     run
 }
 
 /// The one group spawned at `at`.
 fn group<'a>(out: &'a str, at: &str) -> &'a str {
-    let found: Vec<&str> = blocks(out).into_iter().filter(|b| b.lines().next().is_some_and(|l| l.contains(at))).collect();
+    let found: Vec<&str> =
+        blocks(out).into_iter().filter(|b| b.lines().next().is_some_and(|l| l.contains(at))).collect();
     assert_eq!(found.len(), 1, "one group spawned at {at} in:\n{out}");
     found[0]
 }
@@ -58,7 +62,10 @@ fn stack_groups_by_spawn_location_and_calls_only_the_pending_tasks_leaked() {
     assert!(head.contains(" 3 leaked"), "{out}");
     // What console cannot give is said once, and not under every group.
     assert_eq!(out.matches("no async stacks").count(), 1, "{out}");
-    assert!(out.contains("warning: no stacks: task dumps are not supported (console-subscriber serves task records only"), "{out}");
+    assert!(
+        out.contains("warning: no stacks: task dumps are not supported (console-subscriber serves task records only"),
+        "{out}"
+    );
     assert!(!out.contains("no stack captured"), "{out}");
 
     let forgotten = group(out, &forgotten_at());
@@ -119,7 +126,11 @@ fn json_has_the_same_groups_verdicts_and_records() {
         let forgotten = t["location"].as_str().is_some_and(|l| l.starts_with(&forgotten_at()));
         assert_eq!(leaked, forgotten, "{t}");
         if forgotten {
-            assert_eq!((t["live_wakers"].as_i64(), t["polls"].as_u64(), t["state"].as_str()), (Some(0), Some(1), Some("idle")), "{t}");
+            assert_eq!(
+                (t["live_wakers"].as_i64(), t["polls"].as_u64(), t["state"].as_str()),
+                (Some(0), Some(1), Some("idle")),
+                "{t}"
+            );
         }
     }
     assert!(tasks.iter().any(|t| t["wakes"].as_u64().is_some_and(|w| w > 0)), "the ticker is woken: {tasks:?}");
@@ -204,11 +215,9 @@ fn something_else_listening_is_one_clear_line() {
     let http = "it answered in HTTP/1, not in HTTP/2 as gRPC does: `HTTP/1.1 400 Bad Request`";
     for (port, what) in [(echo_server(), echo), (http1_server(), http)] {
         let addr = format!("127.0.0.1:{port}");
-        for args in [
-            vec!["stack", addr.as_str()],
-            vec!["attach", addr.as_str()],
-            vec!["check", addr.as_str(), "--leaked"],
-        ] {
+        for args in
+            [vec!["stack", addr.as_str()], vec!["attach", addr.as_str()], vec!["check", addr.as_str(), "--leaked"]]
+        {
             let start = Instant::now();
             let run: Run = taskscope(dir.path(), &args);
             assert!(start.elapsed() < Duration::from_secs(10), "{args:?} took {:?}", start.elapsed());

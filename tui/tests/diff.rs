@@ -36,7 +36,12 @@ fn the_group_that_grew_since_the_baseline_comes_first_with_its_new_tasks() {
     assert!(grown.contains("spawned after the baseline)"), "{grown}");
     assert!(grown.contains("spawned at examples/src/bin/done_signal.rs:"), "{grown}");
     let growth: u64 = grown[1..].split(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{grown}"));
-    let new: u64 = grown.split("; ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{grown}"));
+    let new: u64 = grown
+        .split("; ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{grown}"));
     assert!(growth >= 50, "about 100 helpers a second are left: {grown}");
     assert!(new >= growth, "every task of the growth is new: {grown}");
     assert!(out.contains("\n    done_signal::"), "the group's stack: {out}");
@@ -62,7 +67,8 @@ fn the_group_that_grew_since_the_baseline_comes_first_with_its_new_tasks() {
     assert_eq!(after_n.zip(before_n).map(|(a, b)| a - b), growth, "{top:#}");
     assert!(top["new_tasks"].as_i64() >= growth, "every task of the growth is new: {top:#}");
     assert!(top["location"].as_str().is_some_and(|l| l.starts_with("examples/src/bin/done_signal.rs:")), "{top:#}");
-    let functions: Vec<&str> = top["stack"][0].as_array().into_iter().flatten().filter_map(|f| f["function"].as_str()).collect();
+    let functions: Vec<&str> =
+        top["stack"][0].as_array().into_iter().flatten().filter_map(|f| f["function"].as_str()).collect();
     assert!(functions.iter().any(|f| f.starts_with("done_signal::")), "the group's stack: {top:#}");
     let passed = taskscope(dir.path(), &["diff", &baseline, &after, "--min-growth", "1000000", "--json"]);
     assert_eq!(passed.code, 0, "{passed:?}");
@@ -88,7 +94,8 @@ fn baselines_that_cannot_be_compared_are_one_line_and_exit_2() {
     let renamed = write(dir.path(), "renamed.json", &renamed);
     let newer = std::fs::read_to_string(&other).expect("read").replace("taskscope.stack.v1", "taskscope.stack.v2");
     let newer = write(dir.path(), "newer.json", &newer);
-    let older = std::fs::read_to_string(&other).expect("read").replace("\"protocol_version\": 1,", "\"protocol_version\": 0,");
+    let older =
+        std::fs::read_to_string(&other).expect("read").replace("\"protocol_version\": 1,", "\"protocol_version\": 0,");
     assert_ne!(older, std::fs::read_to_string(&other).expect("read"), "the report names its protocol version");
     let older = write(dir.path(), "older.json", &older);
     let garbage = write(dir.path(), "garbage.json", "{\"process\": 3");

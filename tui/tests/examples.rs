@@ -46,7 +46,8 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
     let pid = ex.pid();
     let site = "spawned at examples/src/bin/done_signal.rs:";
 
-    let run = stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle, CancellationToken] parked "));
+    let run =
+        stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle, CancellationToken] parked "));
     assert_eq!(run.code, 0, "{run:?}");
     let out = &run.stdout;
     assert!(out.starts_with(&format!("done_signal (pid {pid}), tokio ")), "{out}");
@@ -83,7 +84,9 @@ fn done_signal_shows_one_growing_group_of_parked_helpers() {
     // for all 50 to be idle.
     let idle_helpers = |out: &str| {
         out.lines()
-            .filter(|l| l.starts_with("task ") && l.contains("[idle ") && l.ends_with(&format!("spawned at {location}")))
+            .filter(|l| {
+                l.starts_with("task ") && l.contains("[idle ") && l.ends_with(&format!("spawned at {location}"))
+            })
             .count()
     };
     let all = stack_until(dir.path(), &["stack", &pid, "--all"], |out| idle_helpers(out) == 50);
@@ -134,7 +137,8 @@ fn done_signal_in_lean_mode_shows_the_same_group_without_leak_verdicts() {
     let dir = temp_dir();
     let ex = Example::start(dir.path(), "done_signal", &["--lean", "--calls", "50", "--interval", "1ms"]);
     let pid = ex.pid();
-    let run = stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle, CancellationToken] parked "));
+    let run =
+        stack_until(dir.path(), &["stack", &pid], |out| out.contains("\n50 tasks [idle, CancellationToken] parked "));
     assert_eq!(run.code, 0, "{run:?}");
     let out = &run.stdout;
     assert!(out.contains("\nnote: lean mode (runtime hooks)"), "{out}");
@@ -178,17 +182,22 @@ fn orphan_receiver_shows_a_leaked_task_and_a_parked_receiver() {
     let leaked_group = group_of(out, leaked);
     assert!(
         leaked_group.get(1).is_some_and(|l| l == "  suspect: leaked: nothing can wake them, they will never run again")
-            && leaked_group.get(2).is_some_and(|l| l.contains("(no stack captured: it awaits nothing a task dump can trace")),
+            && leaked_group
+                .get(2)
+                .is_some_and(|l| l.contains("(no stack captured: it awaits nothing a task dump can trace")),
         "{out}"
     );
-    let worker = out.lines().find(|l| l.starts_with("1 task [idle, mpsc receive] parked ")).expect("the worker's group");
+    let worker =
+        out.lines().find(|l| l.starts_with("1 task [idle, mpsc receive] parked ")).expect("the worker's group");
     let worker = group_of(out, worker);
     assert_eq!(worker.get(1).map(String::as_str), Some("  stack (captured safely):"), "{out}");
     assert!(worker.iter().any(|l| l.contains("orphan_receiver::job_worker")), "{out}");
 
     let all = taskscope(dir.path(), &["stack", &pid, "--all"]);
     assert!(
-        all.stdout.lines().any(|l| l.starts_with("task ") && l.contains(", leaked] spawned at examples/src/bin/orphan_receiver.rs:")),
+        all.stdout
+            .lines()
+            .any(|l| l.starts_with("task ") && l.contains(", leaked] spawned at examples/src/bin/orphan_receiver.rs:")),
         "{}",
         all.stdout
     );
@@ -289,7 +298,10 @@ fn log_follow_shows_the_handlers_stacks_and_says_the_plain_spawned_loop_is_not_w
     let dir = temp_dir();
     let ex = Example::start(dir.path(), "log_follow", &["--self-clients", "3"]);
     let pid = ex.pid();
-    let is_handlers = |l: &str| l.starts_with("3 tasks [idle, broadcast receive] parked ") && l.contains("spawned at examples/src/bin/log_follow.rs:");
+    let is_handlers = |l: &str| {
+        l.starts_with("3 tasks [idle, broadcast receive] parked ")
+            && l.contains("spawned at examples/src/bin/log_follow.rs:")
+    };
     let run = stack_until(dir.path(), &["stack", &pid], |out| {
         out.lines().any(is_handlers) && out.contains("  name: logs handler")
     });

@@ -52,16 +52,29 @@ fn go_tool_pprof_pulls_the_task_profile_over_http() {
     let raw = pprof(dir.path(), &["-raw"], &url);
     assert!(raw.contains("PeriodType: goroutine count"), "{raw}");
     assert!(raw.contains("Comment: taskscope task profile of "), "{raw}");
-    assert!(raw.contains("Comment: stacks: 3 wrapped tasks captured safely; tokio's dump of runtime main is off"), "{raw}");
-    assert!(raw.contains("Comment: 1 task without a stack, counted by spawn location under \"[no stack] spawned at"), "{raw}");
+    assert!(
+        raw.contains("Comment: stacks: 3 wrapped tasks captured safely; tokio's dump of runtime main is off"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("Comment: 1 task without a stack, counted by spawn location under \"[no stack] spawned at"),
+        "{raw}"
+    );
     let lines: Vec<&str> = samples(&raw).lines().collect();
     let handlers = lines.iter().position(|l| l.trim_start().starts_with("3: ")).unwrap_or_else(|| panic!("{raw}"));
     let labels = lines.get(handlers + 1).copied().unwrap_or_default();
-    for label in ["name:[logs handler]", "state:[idle]", "leaked:[false]", "spawned_at:[examples/src/bin/log_follow.rs:133:14]"] {
+    for label in
+        ["name:[logs handler]", "state:[idle]", "leaked:[false]", "spawned_at:[examples/src/bin/log_follow.rs:132:72]"]
+    {
         assert!(labels.contains(label), "{label} in {labels:?}: {raw}");
     }
     let accept = lines.iter().position(|l| l.trim_start().starts_with("1: ")).unwrap_or_else(|| panic!("{raw}"));
-    assert!(lines.get(accept + 1).is_some_and(|l| l.contains("spawned_at:[examples/src/bin/log_follow.rs:") && !l.contains("name:")), "{raw}");
+    assert!(
+        lines
+            .get(accept + 1)
+            .is_some_and(|l| l.contains("spawned_at:[examples/src/bin/log_follow.rs:") && !l.contains("name:")),
+        "{raw}"
+    );
     assert!(raw.contains("log_follow::follow_logs::{{closure}} examples/src/bin/log_follow.rs:"), "{raw}");
     assert!(raw.contains("[no stack] spawned at examples/src/bin/log_follow.rs:"), "the unwrapped accept loop: {raw}");
 
@@ -81,7 +94,8 @@ fn go_tool_pprof_pulls_the_task_profile_over_http() {
 
     // `-traces`: leaf first, as pprof wants, with the program's own frames.
     let traces = pprof(dir.path(), &["-traces"], &url);
-    let handler = traces.split("-----------+").find(|t| t.contains("logs handler")).unwrap_or_else(|| panic!("{traces}"));
+    let handler =
+        traces.split("-----------+").find(|t| t.contains("logs handler")).unwrap_or_else(|| panic!("{traces}"));
     let own: Vec<&str> = handler.lines().map(str::trim).filter(|l| l.contains("log_follow::")).collect();
     assert_eq!(own.len(), 2, "{handler}");
     assert!(own[0].ends_with("log_follow::follow_logs::{{closure}}"), "{handler}");

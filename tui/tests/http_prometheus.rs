@@ -15,7 +15,7 @@ use common::temp_dir;
 use http_common::Prometheus;
 
 /// Where `done_signal` spawns the task each call leaves behind.
-const LEAKING: &str = "examples/src/bin/done_signal.rs:172:5";
+const LEAKING: &str = "examples/src/bin/done_signal.rs:165:5";
 
 /// The README's alert rules (the YAML between its `rules` markers).
 fn readme_rules() -> String {
@@ -89,37 +89,54 @@ fn prometheus_sees_the_leaking_location_grow_and_the_fix_stay_flat() {
     let first = prometheus.query(&idle);
     assert_eq!(first.len(), 1, "{idle}: {first:?}");
     assert_eq!(label(&first[0].0, "name"), "", "its tasks are not named: {first:?}");
-    for series in ["taskscope_tasks_spawned_total", "taskscope_tasks_completed_total", "taskscope_task_longest_parked_seconds", "taskscope_tasks_leaked"] {
+    for series in [
+        "taskscope_tasks_spawned_total",
+        "taskscope_tasks_completed_total",
+        "taskscope_task_longest_parked_seconds",
+        "taskscope_tasks_leaked",
+    ] {
         let found = prometheus.query(&format!("{series}{{job=\"leaky\",location=\"{LEAKING}\"}}"));
         assert_eq!(found.len(), 1, "{series}: {found:?}");
     }
     std::thread::sleep(Duration::from_secs(4));
     let later = prometheus.query(&idle);
     assert!(later[0].1 >= first[0].1 + 20.0, "the leak grows, 20 tasks a second: {first:?} then {later:?}");
-    let spawned = prometheus.query(&format!("increase(taskscope_tasks_spawned_total{{job=\"leaky\",location=\"{LEAKING}\"}}[5s])"));
+    let spawned = prometheus
+        .query(&format!("increase(taskscope_tasks_spawned_total{{job=\"leaky\",location=\"{LEAKING}\"}}[5s])"));
     assert!(spawned[0].1 > 20.0, "{spawned:?}");
 
     // The fix spawns at the same place as fast, and keeps none.
     let fixed_live = prometheus.query(&format!("sum(taskscope_tasks{{job=\"fixed\",location=\"{LEAKING}\"}})"));
     assert!(fixed_live[0].1 <= 2.0, "the fix leaves no tasks: {fixed_live:?}");
     let fixed_growth = prometheus.query("sum without (state) (delta(taskscope_tasks{job=\"fixed\"}[5s]))");
-    assert!(!fixed_growth.is_empty() && fixed_growth.iter().all(|(_, v)| v.abs() <= 2.0), "no growth: {fixed_growth:?}");
-    let fixed_spawned = prometheus.query(&format!("increase(taskscope_tasks_spawned_total{{job=\"fixed\",location=\"{LEAKING}\"}}[5s])"));
+    assert!(
+        !fixed_growth.is_empty() && fixed_growth.iter().all(|(_, v)| v.abs() <= 2.0),
+        "no growth: {fixed_growth:?}"
+    );
+    let fixed_spawned = prometheus
+        .query(&format!("increase(taskscope_tasks_spawned_total{{job=\"fixed\",location=\"{LEAKING}\"}}[5s])"));
     assert!(fixed_spawned[0].1 > 20.0, "the fix does the same work: {fixed_spawned:?}");
 
     // The README's rules: loaded and evaluated without error...
     let deadline = Instant::now() + Duration::from_secs(10);
     let loaded = loop {
         let data = prometheus.api("rules", &[]);
-        let rules: Vec<serde_json::Value> =
-            data["groups"].as_array().into_iter().flatten().flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default()).collect();
+        let rules: Vec<serde_json::Value> = data["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
         if rules.len() == 2 && rules.iter().all(|r| r["health"] == "ok") {
             break rules;
         }
         assert!(Instant::now() < deadline, "the README's rules did not load: {data}\n{}", prometheus.log());
         std::thread::sleep(Duration::from_millis(250));
     };
-    assert_eq!(loaded.iter().map(|r| r["name"].as_str().unwrap_or_default()).collect::<Vec<_>>(), ["TasksKeepGrowing", "TaskLeaked"]);
+    assert_eq!(
+        loaded.iter().map(|r| r["name"].as_str().unwrap_or_default()).collect::<Vec<_>>(),
+        ["TasksKeepGrowing", "TaskLeaked"]
+    );
     // ...and their expressions, with an hour shortened to 8 s, catch the
     // leaking process and location, and nothing else.
     let exprs = exprs(&rules);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::temp_dir;
 use http_common::{get, request, rss_kib, sample, Served};
 
-const LEAKING: &str = "examples/src/bin/done_signal.rs:172:5";
+const LEAKING: &str = "examples/src/bin/done_signal.rs:165:5";
 
 /// Tasks the program has spawned at its leaking location so far (asked
 /// again after a `503`, as a scraper would).
@@ -85,7 +85,12 @@ fn bad_requests_get_clear_statuses_and_the_program_works_on() {
     let took = started.elapsed();
     let ok = answers.iter().filter(|a| a.status == 200).count();
     let busy: Vec<_> = answers.iter().filter(|a| a.status == 503).collect();
-    assert_eq!(ok + busy.len(), 100, "every answer is 200 or 503: {:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    assert_eq!(
+        ok + busy.len(),
+        100,
+        "every answer is 200 or 503: {:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
     assert!(ok >= 50, "{ok} of 100 answered");
     assert!(busy.iter().all(|a| a.header("retry-after") == Some("1")), "a 503 says when to retry");
     assert!(answers.iter().filter(|a| a.status == 200).all(|a| !a.body.is_empty()));
@@ -96,7 +101,10 @@ fn bad_requests_get_clear_statuses_and_the_program_works_on() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let dropped = loop {
         let _ = greedy.set_write_timeout(Some(Duration::from_millis(200)));
-        if greedy.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut) {
+        if greedy
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut)
+        {
             break true;
         }
         if Instant::now() > deadline {

@@ -39,11 +39,14 @@ fn go_tool_pprof_reads_the_tasks_as_goroutines() {
 
     let raw = pprof(&["-raw"], &file);
     assert!(raw.contains("PeriodType: goroutine count"), "{raw}");
-    let samples: Vec<&str> = raw.split("Samples:\n").nth(1).and_then(|s| s.split("Locations").next()).unwrap_or_default().lines().collect();
+    let samples: Vec<&str> =
+        raw.split("Samples:\n").nth(1).and_then(|s| s.split("Locations").next()).unwrap_or_default().lines().collect();
     // `   3: 1 2 3 4 5` then its labels on the next line.
     let handlers = samples.iter().position(|l| l.trim_start().starts_with("3: ")).unwrap_or_else(|| panic!("{raw}"));
     let labels = samples.get(handlers + 1).copied().unwrap_or_default();
-    for label in ["name:[logs handler]", "state:[idle]", "leaked:[false]", "spawned_at:[examples/src/bin/log_follow.rs:"] {
+    for label in
+        ["name:[logs handler]", "state:[idle]", "leaked:[false]", "spawned_at:[examples/src/bin/log_follow.rs:"]
+    {
         assert!(labels.contains(label), "{label} in {labels:?}: {raw}");
     }
     let accept = samples.iter().position(|l| l.trim_start().starts_with("1: ")).unwrap_or_else(|| panic!("{raw}"));
@@ -56,7 +59,8 @@ fn go_tool_pprof_reads_the_tasks_as_goroutines() {
     assert!(raw.contains("1 task without a stack, counted by spawn location"), "{raw}");
 
     let traces = pprof(&["-traces"], &file);
-    let handler = traces.split("-----------+").find(|t| t.contains("logs handler")).unwrap_or_else(|| panic!("{traces}"));
+    let handler =
+        traces.split("-----------+").find(|t| t.contains("logs handler")).unwrap_or_else(|| panic!("{traces}"));
     let lines: Vec<&str> = handler.lines().map(str::trim).collect();
     let own: Vec<&&str> = lines.iter().filter(|l| l.contains("log_follow::")).collect();
     assert_eq!(own.len(), 2, "{handler}");

@@ -118,7 +118,12 @@ fn safe_chunks(runtime: RuntimeDump) -> Vec<DumpChunk> {
 }
 
 fn disabled() -> RuntimeDump {
-    RuntimeDump { runtime: "main".into(), status: DumpStatus::Disabled as i32, detail: TOKIO_DUMP_OFF.into(), elapsed_ns: 0 }
+    RuntimeDump {
+        runtime: "main".into(),
+        status: DumpStatus::Disabled as i32,
+        detail: TOKIO_DUMP_OFF.into(),
+        elapsed_ns: 0,
+    }
 }
 
 fn serve(dir: &std::path::Path, dump: DumpAnswer) -> (Served, String) {
@@ -140,7 +145,11 @@ fn grouped_report() {
     assert!(run.stdout.contains(&format!(
         "\n10 tasks [idle, 10 leaked, Notify] parked 3s..12s  spawned at {SITE}:25:5\n  suspect: leaked: nothing can wake them, they will never run again\n  stack (tokio's dump):\n    tokio::runtime::task::trace::trace_leaf\n        /r/tokio/src/trace.rs:14:9\n    tokio::sync::notify::Notified::poll\n"
     )), "{}", run.stdout);
-    assert!(run.stdout.contains(&format!("    done_signal::wait_for_done::{{{{closure}}}}\n        {SITE}:14:9\n")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("    done_signal::wait_for_done::{{{{closure}}}}\n        {SITE}:14:9\n")),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains(&format!(
         "\n1 task [running]  spawned at {SITE}:40:5\n  name: worker\n    (no stack captured: not parked; only tasks that wait are traced)\n"
     )), "{}", run.stdout);
@@ -154,7 +163,11 @@ fn all_and_filters() {
     let run = taskscope(dir.path(), &["stack", &pid, "--all"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains(&format!("\ntask 7 [running] name=worker spawned at {SITE}:40:5\n")), "{}", run.stdout);
-    assert!(run.stdout.contains(&format!("\ntask 109 [idle 12s, leaked, Notify] spawned at {SITE}:25:5\n")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("\ntask 109 [idle 12s, leaked, Notify] spawned at {SITE}:25:5\n")),
+        "{}",
+        run.stdout
+    );
 
     let run = taskscope(dir.path(), &["stack", &pid, "--all", "--min-idle", "10s"]);
     assert_eq!(run.stdout.matches("\ntask ").count(), 3, "{}", run.stdout);
@@ -210,7 +223,11 @@ fn timed_out_runtime_warns_but_succeeds() {
 
     let run = taskscope(dir.path(), &["stack", &pid, "--timeout", "2s", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stderr.contains("warning: no stacks: no wrapped tasks to capture safely; runtime main did not answer within 2s"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("warning: no stacks: no wrapped tasks to capture safely; runtime main did not answer within 2s"),
+        "{run:?}"
+    );
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(v["runtimes"][0]["status"], "timed_out");
     assert_eq!(v["groups"][0]["stack"], serde_json::Value::Null);
@@ -272,8 +289,20 @@ fn with_tokios_dump_off_wrapped_tasks_still_have_their_stacks() {
     }
 
     let all = taskscope(dir.path(), &["stack", &pid, "--all"]);
-    assert!(all.stdout.contains(&format!("\ntask 100 [idle 3s, leaked, Notify] spawned at {SITE}:25:5\n  stack (captured safely):\n")), "{}", all.stdout);
-    assert!(all.stdout.contains(&format!("\ntask 18446744073709551615 [idle 20s, nothing tokio can trace] kind=block_on spawned at {SITE}:8:5\n")), "{}", all.stdout);
+    assert!(
+        all.stdout.contains(&format!(
+            "\ntask 100 [idle 3s, leaked, Notify] spawned at {SITE}:25:5\n  stack (captured safely):\n"
+        )),
+        "{}",
+        all.stdout
+    );
+    assert!(
+        all.stdout.contains(&format!(
+            "\ntask 18446744073709551615 [idle 20s, nothing tokio can trace] kind=block_on spawned at {SITE}:8:5\n"
+        )),
+        "{}",
+        all.stdout
+    );
 
     let json = taskscope(dir.path(), &["stack", &pid, "--json", "--all"]);
     assert_eq!((json.code, json.stderr.as_str()), (0, ""), "{json:?}");
@@ -316,7 +345,8 @@ fn no_stack_from_either_source_is_a_warning_on_both_outputs() {
 #[test]
 fn a_harmed_runtime_is_a_warning_everywhere_and_marked_in_ps() {
     let dir = temp_dir();
-    let harm = "worker 1 of runtime `main` has made no progress for 3s since tokio's dump of it: it was lost to the dump \
+    let harm =
+        "worker 1 of runtime `main` has made no progress for 3s since tokio's dump of it: it was lost to the dump \
                 (tokio-rs/tokio#8370) or a task blocks it";
     let mut info = info(1);
     info.runtimes[0].harmed = harm.into();
@@ -330,20 +360,27 @@ fn a_harmed_runtime_is_a_warning_everywhere_and_marked_in_ps() {
         elapsed_ns: 0,
     };
     let pid = std::process::id();
-    let _agent = serve_agent(&socket_in(dir.path(), pid), FakeAgent { info, dump: DumpAnswer::Chunks(safe_chunks(refused)) });
+    let _agent =
+        serve_agent(&socket_in(dir.path(), pid), FakeAgent { info, dump: DumpAnswer::Chunks(safe_chunks(refused)) });
     let pid = pid.to_string();
 
     let run = taskscope(dir.path(), &["stack", &pid, "--timeout", "2s"]);
     assert_eq!(run.code, 0, "{run:?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines[1], format!("warning: tokio's dump harmed runtime main ({harm}); the program should be restarted"));
+    assert_eq!(
+        lines[1],
+        format!("warning: tokio's dump harmed runtime main ({harm}); the program should be restarted")
+    );
     assert_eq!(
         lines[2],
         "stacks: 11 of 12 wrapped tasks captured safely (1 not polled within 2s); tokio's dump of runtime main is refused: it harmed the runtime"
     );
 
     let json = taskscope(dir.path(), &["stack", &pid, "--json"]);
-    assert_eq!(json.stderr, format!("taskscope: warning: tokio's dump harmed runtime main ({harm}); the program should be restarted\n"));
+    assert_eq!(
+        json.stderr,
+        format!("taskscope: warning: tokio's dump harmed runtime main ({harm}); the program should be restarted\n")
+    );
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(v["runtimes"][0]["status"], "harmed");
     assert_eq!(v["runtimes"][0]["harmed"], harm);

@@ -138,7 +138,12 @@ fn a_service_shows_one_group_per_await_point_with_the_suspects_first() {
         "{summary:#?}"
     );
     // The healthy waits are not suspects.
-    for healthy in ["broadcast receive | I/O read", "interval", "sleep", "something a dump cannot trace (I/O readiness or a non-tokio future)"] {
+    for healthy in [
+        "broadcast receive | I/O read",
+        "interval",
+        "sleep",
+        "something a dump cannot trace (I/O readiness or a non-tokio future)",
+    ] {
         let at = find(healthy).unwrap_or_else(|| panic!("no {healthy:?} group: {summary:#?}"));
         assert_eq!(summary[at].3, "-", "{healthy} is no suspect: {summary:#?}");
         assert!(at >= 3, "{healthy} comes after the suspects: {summary:#?}");

@@ -205,7 +205,12 @@ mod tests {
     fn the_expansion_is_a_test_that_runs_the_body_under_a_guard() {
         let tokens = expand(
             quote!(ignore_function = "app::serve"),
-            quote!(#[should_panic] async fn leaks() -> Result<(), E> { Ok(()) }),
+            quote!(
+                #[should_panic]
+                async fn leaks() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
         )
         .unwrap();
         let text = tokens.to_string();
@@ -213,7 +218,14 @@ mod tests {
         assert!(text.contains(":: taskscope_agent :: __private :: test (builder"), "{text}");
         assert!(text.contains(". ignore_function (\"app::serve\")"), "{text}");
         assert!(text.contains("new_current_thread"), "{text}");
-        let error = expand(quote!(), quote!(fn plain() {})).unwrap_err().to_string();
+        let error = expand(
+            quote!(),
+            quote!(
+                fn plain() {}
+            ),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("async fn"), "{error}");
     }
 }

@@ -133,13 +133,28 @@ mod tests {
 
     #[test]
     fn only_async_functions() {
-        let error = expand(quote!(), quote!(fn main() {})).unwrap_err().to_string();
+        let error = expand(
+            quote!(),
+            quote!(
+                fn main() {}
+            ),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("async fn"), "{error}");
     }
 
     #[test]
     fn the_expansion_builds_through_the_agent() {
-        let tokens = expand(quote!(worker_threads = 2), quote!(async fn main() -> Result<(), E> { Ok(()) })).unwrap();
+        let tokens = expand(
+            quote!(worker_threads = 2),
+            quote!(
+                async fn main() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        )
+        .unwrap();
         let text = tokens.to_string();
         assert!(text.starts_with("fn main () -> Result < () , E >"), "{text}");
         assert!(text.contains(":: taskscope_agent :: build_runtime (& mut builder)"), "{text}");

@@ -195,7 +195,6 @@ impl Registration {
     pub(crate) fn see(&self, epoch: u64) {
         self.entry.seen.store(epoch, Relaxed);
     }
-
 }
 
 impl Drop for Registration {

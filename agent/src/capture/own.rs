@@ -65,8 +65,9 @@ impl Own {
     pub(crate) fn before_poll(&mut self, traced: bool) -> bool {
         if self.wakes_itself.is_none() {
             let runtime = tokio::runtime::Handle::try_current().ok();
-            self.wakes_itself =
-                Some(runtime.as_ref().is_none_or(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread));
+            self.wakes_itself = Some(
+                runtime.as_ref().is_none_or(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread),
+            );
             // The runtime that blocks on it, once: its `Task.runtime`.
             if let Some(handle) = &runtime {
                 crate::tags::tag_with(self.slot, crate::tags::runtime_u64(handle));

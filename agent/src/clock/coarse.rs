@@ -117,7 +117,9 @@ impl Coarse {
                 Ok(handle) => Some(handle.thread().clone()),
                 Err(e) => {
                     // `now` then reads the counter every time.
-                    eprintln!("taskscope-agent: cannot start the clock thread ({e}); times are read from the counter instead");
+                    eprintln!(
+                        "taskscope-agent: cannot start the clock thread ({e}); times are read from the counter instead"
+                    );
                     None
                 }
             }

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use taskscope_proto::duration;
 use taskscope_proto as proto;
+use taskscope_proto::duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 

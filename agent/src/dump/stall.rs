@@ -147,17 +147,15 @@ pub(crate) fn polling(runtime: u64) -> Option<Vec<Polling>> {
         let kind = slot.kind.load(Acquire);
         let file = slot.file.load(Acquire);
         let off_worker = kind & HOOKED == 0 && matches!(kind_name(kind), "blocking" | "block_on");
-        let elsewhere = slot.polls.load(Acquire) > 0
-            && crate::tags::runtime_of(kind).is_some_and(|other| other != runtime);
+        let elsewhere =
+            slot.polls.load(Acquire) > 0 && crate::tags::runtime_of(kind).is_some_and(|other| other != runtime);
         if off_worker || elsewhere || files.in_runtime(file) {
             continue;
         }
         let started = slot.poll_started.load(Acquire);
         let line_col = slot.line_col.load(Acquire);
-        let location = files
-            .name(file)
-            .map(|f| format!("{f}:{}:{}", line_col >> 32, line_col as u32))
-            .unwrap_or_default();
+        let location =
+            files.name(file).map(|f| format!("{f}:{}:{}", line_col >> 32, line_col as u32)).unwrap_or_default();
         let task = Polling {
             id: slot.task_id.load(Acquire),
             name: slot.name(),
@@ -203,7 +201,12 @@ mod tests {
         // Inside a poll, but for far less time than the worker has been
         // still: another worker's poll, not what holds this one.
         let why = describe(&STILL, Some(&[task(7, 300)]), false);
-        assert!(why.starts_with("worker 0 has not come back to the scheduler for at least 2s, yet no task is inside a poll: "), "{why}");
+        assert!(
+            why.starts_with(
+                "worker 0 has not come back to the scheduler for at least 2s, yet no task is inside a poll: "
+            ),
+            "{why}"
+        );
         assert!(why.contains("stuck inside tokio's own task-dump machinery, not blocked by a task"), "{why}");
         assert!(why.contains("tokio-rs/tokio#8370"), "{why}");
         assert!(!why.contains("task 7"), "{why}");
@@ -222,9 +225,17 @@ mod tests {
     fn a_dump_that_tokio_does_not_return() {
         let asked = Stall::Asked { ago: Duration::from_secs(3) };
         let why = describe(&asked, Some(&[]), false);
-        assert!(why.starts_with("tokio was asked for the dump 3s ago and has not returned, and no task is inside a poll: "), "{why}");
+        assert!(
+            why.starts_with("tokio was asked for the dump 3s ago and has not returned, and no task is inside a poll: "),
+            "{why}"
+        );
         let why = describe(&asked, Some(&[Polling { name: "logs".into(), ..task(9, 5000) }]), false);
-        assert!(why.contains(": task 9 (\"logs\") spawned at examples/src/bin/blocker.rs:96:5 has been inside one poll for 5s"), "{why}");
+        assert!(
+            why.contains(
+                ": task 9 (\"logs\") spawned at examples/src/bin/blocker.rs:96:5 has been inside one poll for 5s"
+            ),
+            "{why}"
+        );
     }
 
     #[test]

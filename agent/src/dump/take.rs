@@ -180,11 +180,8 @@ fn reduce(dump: &Dump, skip: Option<tokio::task::Id>) -> RawDump {
         }
         let id = crate::hooks::id_u64(task.id());
         let trace = task.trace();
-        let ips: Vec<Vec<usize>> = parse_ips(&format!("{trace:?}"))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|ips| !ips.is_empty())
-            .collect();
+        let ips: Vec<Vec<usize>> =
+            parse_ips(&format!("{trace:?}")).unwrap_or_default().into_iter().filter(|ips| !ips.is_empty()).collect();
         if ips.is_empty() {
             // Either the task awaits no tokio leaf (no stack), or tokio's
             // Debug output changed shape: then let tokio resolve it.

@@ -137,7 +137,11 @@ fn a_blocked_worker_is_waited_for_never_dumped() {
     let status = status_of(&first, "test-blocked");
     assert_eq!(status.status, proto::DumpStatus::TimedOut as i32, "{status:?}");
     assert!(status.detail.contains("runtime `test-blocked` did not answer within 400ms"), "{}", status.detail);
-    assert!(status.detail.contains("worker") && status.detail.contains("has not come back to the scheduler"), "{}", status.detail);
+    assert!(
+        status.detail.contains("worker") && status.detail.contains("has not come back to the scheduler"),
+        "{}",
+        status.detail
+    );
 
     let asked = Instant::now();
     let second = agent.block_on(capture("test-blocked", Duration::from_millis(300)));

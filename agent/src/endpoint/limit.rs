@@ -42,7 +42,10 @@ impl Limit {
             Ok(permit) => Some(Counted { io, _permit: permit }),
             Err(_) => {
                 if !LOGGED.swap(true, Ordering::Relaxed) {
-                    super::log(&format!("closed a connection: {} are open already (the most the agent holds)", self.max));
+                    super::log(&format!(
+                        "closed a connection: {} are open already (the most the agent holds)",
+                        self.max
+                    ));
                 }
                 None
             }

@@ -160,7 +160,9 @@ async fn live_sockets_are_left_alone_whatever_their_pid() {
     let inode = fs::metadata(&same_pid).expect("stat").ino();
 
     let config = config(&dir);
-    let served = tokio::time::timeout(Duration::from_secs(5), serve_routes(&config, Routes::new(InspectorServer::new(StandIn)))).await;
+    let served =
+        tokio::time::timeout(Duration::from_secs(5), serve_routes(&config, Routes::new(InspectorServer::new(StandIn))))
+            .await;
     assert!(served.is_ok(), "serve should give up instead of taking a live socket");
     assert!(matches!(listen_unix(&dir), Err(EndpointError::Taken { .. })));
     assert!(theirs.exists(), "a listening socket of a PID absent here stays");
@@ -175,9 +177,10 @@ async fn connections_past_the_cap_are_closed_at_once() {
     use std::io::Read;
     let dir = private_dir("cap");
     let config = config(&dir);
-    let server = tokio::spawn(async move {
-        serve_limited(&config, Routes::new(InspectorServer::new(StandIn)), Limit::new(2)).await
-    });
+    let server =
+        tokio::spawn(
+            async move { serve_limited(&config, Routes::new(InspectorServer::new(StandIn)), Limit::new(2)).await },
+        );
     let socket = socket_in(&dir);
     assert_eq!(pid_over(&socket).await, 4242);
     // Clients that connect and say nothing. An admitted one hears the
@@ -214,7 +217,9 @@ async fn directory_writable_by_others_is_refused() {
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
     let config = config(&dir);
     // Nothing to serve on: it gives up instead of running forever.
-    let served = tokio::time::timeout(Duration::from_secs(5), serve_routes(&config, Routes::new(InspectorServer::new(StandIn)))).await;
+    let served =
+        tokio::time::timeout(Duration::from_secs(5), serve_routes(&config, Routes::new(InspectorServer::new(StandIn))))
+            .await;
     assert!(served.is_ok(), "serve should give up on an open directory");
     assert!(!socket_in(&dir).exists());
     assert!(matches!(prepare_dir(&dir), Err(EndpointError::DirOpen { mode: 0o777, .. })));

@@ -108,8 +108,7 @@ impl Options {
 
 /// Whether frame function `name` is `function` or nested in it.
 fn within(name: &str, function: &str) -> bool {
-    !function.is_empty()
-        && name.strip_prefix(function).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    !function.is_empty() && name.strip_prefix(function).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
 }
 
 /// Adds an `ignore_*` pattern, unless it is empty (see [`Options::ignore_location`]).
@@ -153,10 +152,8 @@ mod tests {
 
     #[test]
     fn locations_match_by_substring() {
-        let task = Task {
-            location: Some(Location { file: "src/accept.rs".into(), line: 40, column: 5 }),
-            ..Task::default()
-        };
+        let task =
+            Task { location: Some(Location { file: "src/accept.rs".into(), line: 40, column: 5 }), ..Task::default() };
         assert!(Options::default().ignore_location("src/accept.rs:40").ignores_location(&task));
         assert!(!Options::default().ignore_location("src/other.rs").ignores_location(&task));
         assert!(!Options::default().ignore_location("x").ignores_location(&Task::default()));

@@ -125,7 +125,12 @@ impl Names {
 /// The exposition of `snapshot` and its location `totals`, with at most
 /// `top` locations named. tokio's own runtime tasks are left out, as
 /// `taskscope stack` leaves them out.
-pub(crate) fn exposition(snapshot: &Snapshot, totals: &[proto::LocationTotals], names: &mut Names, top: usize) -> Exposition {
+pub(crate) fn exposition(
+    snapshot: &Snapshot,
+    totals: &[proto::LocationTotals],
+    names: &mut Names,
+    top: usize,
+) -> Exposition {
     // Keyed by the record's own (file, line, column), so that 10k tasks
     // cost 10k lookups and one string per location, not 10k strings.
     let mut by_site: HashMap<Site<'_>, Location> = HashMap::new();
@@ -314,8 +319,12 @@ impl Collector for Exposition {
             }
         }
         let help = "Task events the agent could not record (its records are incomplete when this grows)";
-        ConstCounter::new(self.dropped_events)
-            .encode(encoder.encode_descriptor("taskscope_dropped_events", help, None, MetricType::Counter)?)?;
+        ConstCounter::new(self.dropped_events).encode(encoder.encode_descriptor(
+            "taskscope_dropped_events",
+            help,
+            None,
+            MetricType::Counter,
+        )?)?;
         let memory = encoder.encode_descriptor(
             "taskscope_agent_memory",
             "Memory the agent holds for its task table",
@@ -324,17 +333,30 @@ impl Collector for Exposition {
         )?;
         ConstGauge::new(self.table_bytes).encode(memory)?;
         let help = "How long the dumps the agent took for its clients lasted (stack, attach, the profile endpoint)";
-        crate::http::stats::dump_seconds()
-            .encode(encoder.encode_descriptor("taskscope_dump_duration", help, Some(&Unit::Seconds), MetricType::Histogram)?)?;
+        crate::http::stats::dump_seconds().encode(encoder.encode_descriptor(
+            "taskscope_dump_duration",
+            help,
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?)?;
         let help = "Spawn locations known (those past TASKSCOPE_METRICS_LOCATIONS are summed under location=\"other\")";
-        ConstGauge::new(self.known_locations as u64)
-            .encode(encoder.encode_descriptor("taskscope_spawn_locations", help, None, MetricType::Gauge)?)?;
+        ConstGauge::new(self.known_locations as u64).encode(encoder.encode_descriptor(
+            "taskscope_spawn_locations",
+            help,
+            None,
+            MetricType::Gauge,
+        )?)?;
         let info = Info::new([
             ("mode", self.mode.clone()),
             ("agent_version", self.agent_version.clone()),
             ("tokio_version", self.tokio_version.clone()),
         ]);
-        info.encode(encoder.encode_descriptor("taskscope_agent", "The agent and the tokio it records", None, MetricType::Info)?)?;
+        info.encode(encoder.encode_descriptor(
+            "taskscope_agent",
+            "The agent and the tokio it records",
+            None,
+            MetricType::Info,
+        )?)?;
         Ok(())
     }
 }

@@ -83,7 +83,12 @@ pub(crate) async fn answer(config: &Config, state: &StateHandle, debug: Debug) -
             let wall = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-            let (bytes, _) = taskscope_report::pprof::profile_noted(&dump, &program, wall, &taskscope_report::pprof::notes(&dump, timeout));
+            let (bytes, _) = taskscope_report::pprof::profile_noted(
+                &dump,
+                &program,
+                wall,
+                &taskscope_report::pprof::notes(&dump, timeout),
+            );
             // The profile is a gzipped file, not a gzipped transfer.
             Answer { body: Bytes::from(bytes), content_type: "application/octet-stream", gzipped: false }
         }

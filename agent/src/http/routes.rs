@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, VARY};
+use hyper::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, VARY,
+};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::metrics::{self, Format, Names};
@@ -126,7 +128,8 @@ impl App {
             }
             Err(failure) => {
                 let retry = failure.status == StatusCode::SERVICE_UNAVAILABLE;
-                let mut response = respond(failure.status, "text/plain; charset=utf-8", format!("{}\n", failure.message));
+                let mut response =
+                    respond(failure.status, "text/plain; charset=utf-8", format!("{}\n", failure.message));
                 if retry {
                     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 }
@@ -142,17 +145,23 @@ impl App {
         let render = async move {
             let (snapshot, totals) = tokio::time::timeout(METRICS_TIMEOUT, state.snapshot_with_totals())
                 .await
-                .map_err(|_| Failure::unavailable(format!("the agent's task table did not answer within {METRICS_TIMEOUT:?}")))?
+                .map_err(|_| {
+                    Failure::unavailable(format!("the agent's task table did not answer within {METRICS_TIMEOUT:?}"))
+                })?
                 .map_err(|e| Failure::unavailable(e.to_string()))?;
             let exposition = {
                 let mut names = names.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 metrics::exposition(&snapshot, &totals, &mut names, top)
             };
             drop(snapshot);
-            let text = metrics::encode(exposition, format).map_err(|_| Failure::internal("cannot encode the metrics"))?;
+            let text =
+                metrics::encode(exposition, format).map_err(|_| Failure::internal("cannot encode the metrics"))?;
             Ok(if gzipped { Bytes::from(gzip(text.as_bytes())) } else { Bytes::from(text) })
         };
-        self.metrics.get((format, gzipped), || render.boxed()).await.unwrap_or_else(|| Err(Failure::internal("the metrics rendering failed")))
+        self.metrics
+            .get((format, gzipped), || render.boxed())
+            .await
+            .unwrap_or_else(|| Err(Failure::internal("the metrics rendering failed")))
     }
 
     async fn profile(&self, debug: Debug) -> Result<Answer, Failure> {
@@ -164,7 +173,10 @@ impl App {
                 .await
                 .unwrap_or_else(|_| Err(Failure::unavailable(format!("the task profile took longer than {limit:?}"))))
         };
-        self.profiles.get(debug, || render.boxed()).await.unwrap_or_else(|| Err(Failure::internal("the profile failed")))
+        self.profiles
+            .get(debug, || render.boxed())
+            .await
+            .unwrap_or_else(|| Err(Failure::internal("the profile failed")))
     }
 }
 

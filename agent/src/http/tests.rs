@@ -28,7 +28,11 @@ fn task(id: u64, file: &str, state: proto::TaskState, name: &str) -> proto::Task
 }
 
 fn totals(file: &str, spawned: u64, completed: u64) -> proto::LocationTotals {
-    proto::LocationTotals { location: Some(proto::Location { file: file.into(), line: 1, column: 2 }), spawned, completed }
+    proto::LocationTotals {
+        location: Some(proto::Location { file: file.into(), line: 1, column: 2 }),
+        spawned,
+        completed,
+    }
 }
 
 /// Three locations: `a.rs` 3 idle (one leaked), `b.rs` 2, `c.rs` 1 running
@@ -50,7 +54,8 @@ fn snapshot() -> (Snapshot, Vec<proto::LocationTotals>) {
     internal.runtime_internal = true;
     tasks.push(internal);
     let snapshot = Snapshot { now_ns: 3_000_000_500, tasks, ..Snapshot::default() };
-    let totals = vec![totals("a.rs", 3, 0), totals("b.rs", 2, 0), totals("c.rs", 6, 5), totals("tokio/src/runtime/x.rs", 1, 0)];
+    let totals =
+        vec![totals("a.rs", 3, 0), totals("b.rs", 2, 0), totals("c.rs", 6, 5), totals("tokio/src/runtime/x.rs", 1, 0)];
     (snapshot, totals)
 }
 
@@ -191,7 +196,8 @@ async fn statuses_for_paths_methods_and_queries() {
     assert!(body.to_ascii_lowercase().contains("allow: get, head"), "{body}");
     let (status, _) = get(addr, &format!("GET /debug/pprof/tasks?debug=7 HTTP/1.1\r\nHost: x\r\n{close}")).await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
-    let (status, answer) = get(addr, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n{close}")).await;
+    let (status, answer) =
+        get(addr, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n{close}")).await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(answer.to_ascii_lowercase().contains("content-encoding: gzip"), "{answer}");
     let (status, _) = get(addr, "NOT HTTP AT ALL\r\n\r\n").await;

@@ -75,10 +75,7 @@ fn key(stack: &Stack) -> usize {
 }
 
 fn to_message(id: u32, stack: &Stack) -> proto::Stack {
-    proto::Stack {
-        id,
-        backtraces: stack.iter().map(|frames| proto::Backtrace { frames: frames.clone() }).collect(),
-    }
+    proto::Stack { id, backtraces: stack.iter().map(|frames| proto::Backtrace { frames: frames.clone() }).collect() }
 }
 
 impl Iterator for DumpChunks {
@@ -183,10 +180,12 @@ mod tests {
 
     #[test]
     fn selected_tasks_include_completed_ones() {
-        let tasks = vec![task(1, proto::TaskState::Idle), task(2, proto::TaskState::Done), task(3, proto::TaskState::Idle)];
+        let tasks =
+            vec![task(1, proto::TaskState::Idle), task(2, proto::TaskState::Done), task(3, proto::TaskState::Idle)];
         let capture = Capture::default();
         let chunks: Vec<_> = DumpChunks::new(snapshot(tasks), capture, &[2, 3, 99]).collect();
-        let ids: Vec<u64> = chunks.iter().flat_map(|c| &c.tasks).filter_map(|t| t.task.as_ref()).map(|t| t.id).collect();
+        let ids: Vec<u64> =
+            chunks.iter().flat_map(|c| &c.tasks).filter_map(|t| t.task.as_ref()).map(|t| t.id).collect();
         assert_eq!(ids, [2, 3]);
         assert!(chunks[0].header.is_some());
     }

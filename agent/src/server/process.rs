@@ -33,10 +33,7 @@ pub(super) fn facts() -> &'static Facts {
 
 fn cmdline() -> Vec<String> {
     if let Ok(raw) = std::fs::read("/proc/self/cmdline") {
-        let args: Vec<String> = raw
-            .split(|&b| b == 0)
-            .map(|arg| String::from_utf8_lossy(arg).into_owned())
-            .collect();
+        let args: Vec<String> = raw.split(|&b| b == 0).map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
         // The file ends with a NUL, which leaves one empty piece at the end.
         let args = match args.split_last() {
             Some((last, rest)) if last.is_empty() => rest.to_vec(),
@@ -60,11 +57,7 @@ fn name(cmdline: &[String]) -> String {
         Some(name)
     };
     let from_comm = || std::fs::read_to_string("/proc/self/comm").ok().map(|c| c.trim().to_owned());
-    from_exe
-        .or_else(from_argv)
-        .or_else(from_comm)
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
+    from_exe.or_else(from_argv).or_else(from_comm).filter(|n| !n.is_empty()).unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// How long the process has been running, from the kernel's records.

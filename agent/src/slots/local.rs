@@ -25,8 +25,8 @@
 //! the shared path for everything.
 
 use std::cell::{Cell, RefCell};
-use std::ptr::NonNull;
 use std::collections::HashMap;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 

@@ -38,7 +38,8 @@ impl Sources {
         if file.is_empty() || line == 0 {
             return None;
         }
-        let outline = self.files.entry(file.to_string()).or_insert_with(|| read(file).map(|s| Outline::of(&s))).as_ref()?;
+        let outline =
+            self.files.entry(file.to_string()).or_insert_with(|| read(file).map(|s| Outline::of(&s))).as_ref()?;
         let found = outline.enclosing(line, column.max(1))?;
         // `{async_fn#N}` is an `async fn`'s own body: the function found
         // must be one, or the scan went wrong and the name would mislead.
@@ -402,7 +403,8 @@ impl Conn {
 
     #[test]
     fn qualifiers_between_async_and_fn_keep_it_async() {
-        let outline = Outline::of("pub(crate) async unsafe fn raw() {\n    x.await;\n}\nunsafe fn sync() {\n    y;\n}\n");
+        let outline =
+            Outline::of("pub(crate) async unsafe fn raw() {\n    x.await;\n}\nunsafe fn sync() {\n    y;\n}\n");
         assert_eq!(outline.enclosing(2, 5).cloned(), found("raw", true, None));
         assert_eq!(outline.enclosing(5, 1).cloned(), found("sync", false, None));
     }

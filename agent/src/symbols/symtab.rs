@@ -67,9 +67,7 @@ fn map_executable() -> Option<&'static [u8]> {
     // SAFETY: a fresh private read-only mapping of a whole regular file; no
     // other memory is affected. The kernel refuses writes to a running
     // executable (ETXTBSY), so the bytes cannot change under the slice.
-    let ptr = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
-    };
+    let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
     if ptr == libc::MAP_FAILED {
         return None;
     }
@@ -81,7 +79,11 @@ fn map_executable() -> Option<&'static [u8]> {
 /// Load bias and segments of the main program (the first object the
 /// dynamic loader reports).
 fn main_program() -> Option<(usize, Vec<Range<usize>>)> {
-    unsafe extern "C" fn first(info: *mut libc::dl_phdr_info, _size: libc::size_t, out: *mut libc::c_void) -> libc::c_int {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        out: *mut libc::c_void,
+    ) -> libc::c_int {
         // SAFETY: the loader passes a valid `info` for the duration of the
         // call, and `out` is the `Option` that `main_program` lends us.
         let (info, out) = unsafe { (&*info, &mut *out.cast::<Option<(usize, Vec<Range<usize>>)>>()) };

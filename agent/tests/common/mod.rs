@@ -36,7 +36,11 @@ pub async fn dump(client: &mut InspectorClient<Channel>, timeout_ms: u32) -> Vec
 }
 
 /// A dump of the tasks `task_ids` (all live tasks when empty).
-pub async fn dump_of(client: &mut InspectorClient<Channel>, task_ids: Vec<u64>, timeout_ms: u32) -> Vec<proto::DumpChunk> {
+pub async fn dump_of(
+    client: &mut InspectorClient<Channel>,
+    task_ids: Vec<u64>,
+    timeout_ms: u32,
+) -> Vec<proto::DumpChunk> {
     let request = proto::DumpRequest { task_ids, timeout_ms };
     let mut stream = client.dump(request).await.expect("Dump answers").into_inner();
     let mut chunks = Vec::new();
@@ -111,7 +115,10 @@ pub fn task_in(chunks: &[proto::DumpChunk], id: u64) -> Option<&proto::DumpedTas
 
 /// Dumps until every task of `ids` is idle (each has had its first poll),
 /// for at most 20 s; the last dump either way.
-pub async fn dump_when_idle(client: &mut InspectorClient<Channel>, ids: impl Iterator<Item = u64> + Clone) -> Vec<proto::DumpChunk> {
+pub async fn dump_when_idle(
+    client: &mut InspectorClient<Channel>,
+    ids: impl Iterator<Item = u64> + Clone,
+) -> Vec<proto::DumpChunk> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let chunks = dump(client, 10_000).await;

@@ -34,11 +34,7 @@ macro_rules! site {
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// One scrape: (answer bytes, body bytes, time to the last byte).
@@ -192,7 +188,11 @@ async fn main() {
     site!(keep, per_site);
     site!(keep, per_site);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    println!("metrics_scrape: pid {}, {} tasks parked in 100 spawn locations, TASKSCOPE_METRICS_LOCATIONS={top}", std::process::id(), keep.len());
+    println!(
+        "metrics_scrape: pid {}, {} tasks parked in 100 spawn locations, TASKSCOPE_METRICS_LOCATIONS={top}",
+        std::process::id(),
+        keep.len()
+    );
     tokio::task::spawn_blocking(move || {
         // What Prometheus 2.42 asks for.
         let prometheus = "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n\

@@ -73,11 +73,7 @@ pub fn run(spec: Spec) -> Result<(), String> {
     // Every task has been polled; give the agent a moment to record them.
     std::thread::sleep(Duration::from_millis(300));
     let pid = std::process::id();
-    println!(
-        "ready pid={pid} socket={} tasks={}",
-        spec.socket_dir.join(format!("{pid}.sock")).display(),
-        load.tasks()
-    );
+    println!("ready pid={pid} socket={} tasks={}", spec.socket_dir.join(format!("{pid}.sock")).display(), load.tasks());
     let mut last = load.snapshot();
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| format!("read a command: {e}"))?;

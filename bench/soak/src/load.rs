@@ -52,8 +52,16 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] =
-        [Kind::Parked, Kind::Burst, Kind::Busy, Kind::Heartbeat, Kind::Blocker, Kind::Driver, Kind::Churner, Kind::Churn];
+    pub const ALL: [Kind; 8] = [
+        Kind::Parked,
+        Kind::Burst,
+        Kind::Busy,
+        Kind::Heartbeat,
+        Kind::Blocker,
+        Kind::Driver,
+        Kind::Churner,
+        Kind::Churn,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -330,7 +338,11 @@ async fn soak_burst(i: usize, mut rx: mpsc::UnboundedReceiver<()>, c: Arc<Counte
 
 /// Every [`BURST_EVERY`], wakes every burst task at once; returns the rounds
 /// sent, which each burst task must have received.
-async fn soak_driver(senders: Vec<mpsc::UnboundedSender<()>>, c: Arc<Counters>, mut stop: watch::Receiver<bool>) -> u64 {
+async fn soak_driver(
+    senders: Vec<mpsc::UnboundedSender<()>>,
+    c: Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) -> u64 {
     c.started.fetch_add(1, Relaxed);
     let mut rounds = 0;
     while stopped_after(&mut stop, BURST_EVERY).await.is_none() {

@@ -166,11 +166,8 @@ fn run_child(args: &Args) -> i32 {
         eprintln!("taskscope-soak child: --socket-dir is required");
         return 2;
     };
-    let shape = if args.idle {
-        load::Shape::idle(args.parked)
-    } else {
-        load::Shape::loaded(args.child_workers, args.parked)
-    };
+    let shape =
+        if args.idle { load::Shape::idle(args.parked) } else { load::Shape::loaded(args.child_workers, args.parked) };
     let spec = child::Spec { agent: args.agent, workers: args.child_workers, shape, socket_dir };
     match child::run(spec) {
         Ok(()) => 0,

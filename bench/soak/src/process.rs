@@ -130,7 +130,11 @@ impl Proc {
                 Ok(line) if line.starts_with(prefix) => return Ok(line),
                 Ok(line) => eprintln!("taskscope-soak: child {}: {line}", self.pid),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!("no {:?} line from the child within {}", prefix.trim(), humantime::format_duration(within)))
+                    return Err(format!(
+                        "no {:?} line from the child within {}",
+                        prefix.trim(),
+                        humantime::format_duration(within)
+                    ))
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
@@ -195,7 +199,10 @@ impl Proc {
                 }
                 Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
                 Ok(None) => {
-                    let why = format!("the child did not exit within {} of `finish`", humantime::format_duration(EXIT_WITHIN));
+                    let why = format!(
+                        "the child did not exit within {} of `finish`",
+                        humantime::format_duration(EXIT_WITHIN)
+                    );
                     finished.error.get_or_insert(why);
                     break;
                 }

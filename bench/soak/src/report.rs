@@ -71,7 +71,11 @@ pub fn print_soak(outcome: &Outcome) {
         samples.len(),
         outcome.failed.len(),
         outcome.wedged,
-        if outcome.cancelled > 0 { format!(", {} cancelled by the client on purpose", outcome.cancelled) } else { String::new() }
+        if outcome.cancelled > 0 {
+            format!(", {} cancelled by the client on purpose", outcome.cancelled)
+        } else {
+            String::new()
+        }
     );
     for failure in outcome.failed.iter().take(5) {
         println!("    {failure}");
@@ -187,7 +191,16 @@ pub fn print_scale(rows: &[Row], captures: usize, timeout_ms: u32) {
     );
     println!(
         "{:<5} {:>6} {:>14} {:>10} {:>14} {:>10} {:>10} {:>13} {:>5} {:>6}",
-        "mode", "tasks", "safe median", "safe max", "RPC median", "RPC max", "RPC first", "all answered", "lost", "clean"
+        "mode",
+        "tasks",
+        "safe median",
+        "safe max",
+        "RPC median",
+        "RPC max",
+        "RPC first",
+        "all answered",
+        "lost",
+        "clean"
     );
     for row in rows {
         let median = |time: fn(&Sample) -> Duration| {

@@ -106,7 +106,10 @@ fn check(row: &mut Row, i: usize, capture: &Capture) {
         wrong.push(format!("{} wanted of {} wrapped tasks", safe.wanted, row.tasks));
     }
     if parked.captured as usize != row.tasks {
-        wrong.push(format!("{} of {} parked tasks captured ({} NOT_POLLED)", parked.captured, row.tasks, parked.not_polled));
+        wrong.push(format!(
+            "{} of {} parked tasks captured ({} NOT_POLLED)",
+            parked.captured, row.tasks, parked.not_polled
+        ));
     }
     if parked.empty_stack + parked.wrong_stack > 0 {
         wrong.push(format!("{} with no stack, {} with a wrong one", parked.empty_stack, parked.wrong_stack));

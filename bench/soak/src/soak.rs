@@ -184,7 +184,10 @@ pub fn run(exe: &Path, dir: &Path, config: Config) -> Outcome {
 }
 
 fn soak(mut proc: Proc, config: Config, outcome: &mut Outcome) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("client runtime: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("client runtime: {e}"))?;
     let mut client = rt.block_on(client::connect(&proc.socket))?;
     let mut health = Health { last: snapshot(&mut proc)?, last_at: Instant::now() };
     let first = health.last.clone();
@@ -318,7 +321,13 @@ struct Health {
 
 impl Health {
     /// Checks at least `interval` after the previous reading.
-    fn check(&mut self, proc: &mut Proc, when: &str, interval: Duration, outcome: &mut Outcome) -> Result<Counters, String> {
+    fn check(
+        &mut self,
+        proc: &mut Proc,
+        when: &str,
+        interval: Duration,
+        outcome: &mut Outcome,
+    ) -> Result<Counters, String> {
         if let Some(wait) = interval.checked_sub(self.last_at.elapsed()) {
             std::thread::sleep(wait);
         }

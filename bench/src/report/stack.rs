@@ -10,12 +10,7 @@ use crate::runner::{Plan, Results};
 
 pub(super) fn print_stack_row(plan: &Plan, results: &Results, variant: Variant) {
     let Some((cold, warm)) = stack_medians(results, variant) else {
-        println!(
-            "{:<8} {:<13} skipped ({})",
-            "stack",
-            variant.name(),
-            stack_skip_reason(results, variant)
-        );
+        println!("{:<8} {:<13} skipped ({})", "stack", variant.name(), stack_skip_reason(results, variant));
         return;
     };
     println!(
@@ -33,19 +28,12 @@ pub(super) fn print_stack_row(plan: &Plan, results: &Results, variant: Variant) 
 /// if the workload ran.
 fn stack_medians(results: &Results, variant: Variant) -> Option<(Duration, Duration)> {
     let samples = results.stack.get(&variant).filter(|s| !s.is_empty())?;
-    Some((
-        median_duration(samples.iter().map(|s| s.cold)),
-        median_duration(samples.iter().map(|s| s.warm)),
-    ))
+    Some((median_duration(samples.iter().map(|s| s.cold)), median_duration(samples.iter().map(|s| s.warm))))
 }
 
 /// Why the `stack` workload has no result for `variant`.
 fn stack_skip_reason(results: &Results, variant: Variant) -> &str {
-    results
-        .skipped
-        .get(&(Workload::Stack, variant))
-        .map(String::as_str)
-        .unwrap_or("not run")
+    results.skipped.get(&(Workload::Stack, variant)).map(String::as_str).unwrap_or("not run")
 }
 
 /// `stack: `taskscope stack` (grouped) against 10000 parked tasks: ...` for
@@ -58,12 +46,7 @@ pub(super) fn stack_line(plan: &Plan, results: &Results, variant: Variant) -> St
     let Some((cold, warm)) = stack_medians(results, variant) else {
         return format!("{name}: skipped ({})", stack_skip_reason(results, variant));
     };
-    let header = results
-        .stack
-        .get(&variant)
-        .and_then(|s| s.last())
-        .map(|s| s.header.as_str())
-        .unwrap_or_default();
+    let header = results.stack.get(&variant).and_then(|s| s.last()).map(|s| s.header.as_str()).unwrap_or_default();
     format!(
         "{name}: `taskscope stack` (grouped) against {} parked tasks: {:.3} s cold, {:.3} s warm  [{header}]",
         Workload::Stack.count(plan.quick),

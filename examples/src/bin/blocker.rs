@@ -60,10 +60,7 @@ async fn main() {
     taskscope_agent::init();
     let args = Args::parse();
     let pid = std::process::id();
-    let (after, block_for) = (
-        humantime::format_duration(args.after),
-        humantime::format_duration(args.block_for),
-    );
+    let (after, block_for) = (humantime::format_duration(args.after), humantime::format_duration(args.block_for));
     if args.common.fixed {
         println!("blocker: pid {pid}, fixed: the {block_for} blocking call after {after} runs on the blocking pool");
     } else {

@@ -97,19 +97,12 @@ async fn run(args: Args) {
     if args.common.fixed {
         println!("done_signal: pid {pid}, fixed: each call cancels its own child token, so its task ends with it");
     } else {
-        println!(
-            "done_signal: pid {pid}, leaking one task per call (run with --fixed for the fix)"
-        );
+        println!("done_signal: pid {pid}, leaking one task per call (run with --fixed for the fix)");
     }
 
     // Cancelled when the service shuts down: in a long-running service, never.
     let root = CancellationToken::new();
-    taskscope_agent::spawn(serve(
-        root.clone(),
-        args.calls,
-        args.interval,
-        args.common.fixed,
-    ));
+    taskscope_agent::spawn(serve(root.clone(), args.calls, args.interval, args.common.fixed));
     run_until_stopped(args.common.exit_after).await;
     root.cancel();
 }

@@ -83,12 +83,12 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let addr = listener.local_addr().expect("a bound listener has an address");
     let pid = std::process::id();
     if args.common.fixed {
-        println!("log_follow: pid {pid}, listening on http://{addr}, fixed: a handler returns when its client hangs up");
+        println!(
+            "log_follow: pid {pid}, listening on http://{addr}, fixed: a handler returns when its client hangs up"
+        );
     } else {
         println!(
             "log_follow: pid {pid}, listening on http://{addr}, leaking one handler task per client that hangs up \
@@ -128,9 +128,8 @@ async fn accept_loop(listener: TcpListener, log: Arc<Log>, fixed: bool) {
             }
         };
         let log = log.clone();
-        let spawned = taskscope_agent::task::Builder::new()
-            .name("logs handler")
-            .spawn(handle_connection(stream, log, fixed));
+        let spawned =
+            taskscope_agent::task::Builder::new().name("logs handler").spawn(handle_connection(stream, log, fixed));
         if let Err(e) = spawned {
             eprintln!("log_follow: spawn handler: {e}");
         }
@@ -148,14 +147,10 @@ async fn handle_connection(mut stream: TcpStream, log: Arc<Log>, fixed: bool) {
     };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     if path != "/logs" {
-        let _ = stream
-            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-            .await;
+        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
         return;
     }
-    let follow = query
-        .split('&')
-        .any(|kv| kv == "follow=1" || kv == "follow=true");
+    let follow = query.split('&').any(|kv| kv == "follow=1" || kv == "follow=true");
 
     // Subscribe before writing the old lines so that no new line falls between.
     let mut new_lines = log.new_lines.subscribe();
@@ -165,11 +160,7 @@ async fn handle_connection(mut stream: TcpStream, log: Arc<Log>, fixed: bool) {
         return;
     }
     for line in &log.lines {
-        if writer
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .is_err()
-        {
+        if writer.write_all(format!("{line}\n").as_bytes()).await.is_err() {
             return;
         }
     }
@@ -185,18 +176,11 @@ async fn handle_connection(mut stream: TcpStream, log: Arc<Log>, fixed: bool) {
 
 /// Streams new log lines until a write fails. The leak: with no new line, no
 /// write ever fails, so a client that hung up is never noticed.
-async fn follow_logs(
-    writer: &mut (impl AsyncWrite + Unpin),
-    new_lines: &mut broadcast::Receiver<String>,
-) {
+async fn follow_logs(writer: &mut (impl AsyncWrite + Unpin), new_lines: &mut broadcast::Receiver<String>) {
     loop {
         match new_lines.recv().await {
             Ok(line) => {
-                if writer
-                    .write_all(format!("{line}\n").as_bytes())
-                    .await
-                    .is_err()
-                {
+                if writer.write_all(format!("{line}\n").as_bytes()).await.is_err() {
                     return; // write: broken pipe
                 }
             }
@@ -258,9 +242,7 @@ async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
 /// Connects `n` followers that hang up after 1 s, like `curl -m 1`, then
 /// reports how many handlers are still running.
 async fn self_clients(addr: String, n: usize) {
-    let clients: Vec<_> = (0..n)
-        .map(|_| taskscope_agent::spawn(impatient_follower(addr.clone())))
-        .collect();
+    let clients: Vec<_> = (0..n).map(|_| taskscope_agent::spawn(impatient_follower(addr.clone()))).collect();
     for client in clients {
         let _ = client.await;
     }

@@ -68,9 +68,7 @@ async fn main() {
 
     // Like the report's `logGoNum()`: how many tasks are left once things settle.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let alive = tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks();
+    let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
     println!("orphan_receiver: {alive} tasks alive");
 
     run_until_stopped(args.common.exit_after).await;
@@ -127,7 +125,10 @@ mod tests {
         let report = leaks.to_string();
         assert_eq!(leaks.count(), 2, "{report}");
         assert!(report.contains("(1 leaked: nothing can wake it)"), "{report}");
-        let worker = report.split("\n\n").find(|g| g.starts_with("1 task [idle, mpsc receive] parked")).unwrap_or_else(|| panic!("{report}"));
+        let worker = report
+            .split("\n\n")
+            .find(|g| g.starts_with("1 task [idle, mpsc receive] parked"))
+            .unwrap_or_else(|| panic!("{report}"));
         assert!(worker.contains("spawned at examples/src/bin/orphan_receiver.rs:"), "{report}");
         assert!(worker.contains("orphan_receiver::job_worker"), "the worker's stack: {report}");
         assert!(report.contains("1 task [idle, leaked] parked"), "{report}");

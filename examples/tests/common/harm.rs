@@ -110,18 +110,13 @@ pub fn run_matrix(title: &str, configs: &[Config], setup: &Setup) -> Vec<Report>
     });
     let mut reports = reports.into_inner().unwrap();
     reports.sort_by_key(|r| {
-        configs.iter().position(|c| {
-            (c.shape, c.runtime, c.lean) == (r.config.shape, r.config.runtime, r.config.lean)
-        })
+        configs.iter().position(|c| (c.shape, c.runtime, c.lean) == (r.config.shape, r.config.runtime, r.config.lean))
     });
 
     // Straight to stderr, past the test harness's capture: the table is the
     // point of the run, passed or not.
-    let mut summary = format!(
-        "\n{title}: {} configurations in {:.1}s\n",
-        reports.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let mut summary =
+        format!("\n{title}: {} configurations in {:.1}s\n", reports.len(), started.elapsed().as_secs_f64());
     for report in &reports {
         summary += &report.summary();
         summary.push('\n');
@@ -138,16 +133,9 @@ pub fn assert_unharmed(reports: &[Report]) {
         .iter()
         .filter(|r| !r.passed())
         .map(|r| {
-            let why = [r.start_error.clone(), r.dump_error.clone()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("; ");
-            format!(
-                "{}\n  {why}\n  program stderr (tail): {}",
-                r.summary(),
-                tail(&r.stderr, 1500)
-            )
+            let why =
+                [r.start_error.clone(), r.dump_error.clone()].into_iter().flatten().collect::<Vec<_>>().join("; ");
+            format!("{}\n  {why}\n  program stderr (tail): {}", r.summary(), tail(&r.stderr, 1500))
         })
         .collect();
     assert!(
@@ -195,26 +183,18 @@ fn check(program: &mut Program, report: &mut Report, setup: &Setup) {
     let mut names = None;
     loop {
         match program.line_until(deadline) {
-            Some(line) if line.starts_with("tasks ") => {
-                names = Some(line.split_whitespace().count() - 1)
-            }
+            Some(line) if line.starts_with("tasks ") => names = Some(line.split_whitespace().count() - 1),
             Some(line) if line.starts_with("ready pid=") => break,
             Some(_) => {}
             None => {
-                report.start_error = Some(format!(
-                    "no `ready` line within {READY_WITHIN:?} ({})",
-                    program.status()
-                ));
+                report.start_error = Some(format!("no `ready` line within {READY_WITHIN:?} ({})", program.status()));
                 return;
             }
         }
     }
     report.counters = names.unwrap_or(0);
     let Some(before) = program.next_progress(Instant::now() + Duration::from_secs(5)) else {
-        report.start_error = Some(format!(
-            "no progress line after `ready` ({})",
-            program.status()
-        ));
+        report.start_error = Some(format!("no progress line after `ready` ({})", program.status()));
         return;
     };
 
@@ -223,11 +203,8 @@ fn check(program: &mut Program, report: &mut Report, setup: &Setup) {
     let socket = program.dir.0.join(format!("{pid}.sock"));
     while !socket.exists() {
         if Instant::now() >= deadline {
-            report.start_error = Some(format!(
-                "no agent socket {} within {READY_WITHIN:?} ({})",
-                socket.display(),
-                program.status()
-            ));
+            report.start_error =
+                Some(format!("no agent socket {} within {READY_WITHIN:?} ({})", socket.display(), program.status()));
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -236,24 +213,18 @@ fn check(program: &mut Program, report: &mut Report, setup: &Setup) {
     let mut timeouts = 0;
     for run in 1..=DUMPS {
         let out = run_with_timeout(
-            Command::new(&setup.cli)
-                .args(["stack", &pid])
-                .env("TASKSCOPE_DIR", &program.dir.0),
+            Command::new(&setup.cli).args(["stack", &pid]).env("TASKSCOPE_DIR", &program.dir.0),
             CLI_WITHIN,
         );
         match out.status {
             Some(status) if status.success() => report.dumps_ok += 1,
             Some(status) => {
-                let why = format!(
-                    "taskscope stack run {run}: {status}: {}",
-                    tail(&out.stderr, 300).trim()
-                );
+                let why = format!("taskscope stack run {run}: {status}: {}", tail(&out.stderr, 300).trim());
                 report.dump_error.get_or_insert(why);
             }
             None => {
                 timeouts += 1;
-                let why =
-                    format!("taskscope stack run {run}: no answer within {CLI_WITHIN:?}, killed");
+                let why = format!("taskscope stack run {run}: no answer within {CLI_WITHIN:?}, killed");
                 report.dump_error.get_or_insert(why);
             }
         }
@@ -270,14 +241,7 @@ fn check(program: &mut Program, report: &mut Report, setup: &Setup) {
     }
     if let Some(fixes) = setup.tokio_dump {
         if program.exited().is_none() && timeouts < 2 {
-            let json = check_json(
-                &setup.cli,
-                &pid,
-                &program.dir.0,
-                &prefix,
-                report.counters,
-                fixes,
-            );
+            let json = check_json(&setup.cli, &pid, &program.dir.0, &prefix, report.counters, fixes);
             report.json = Some(json);
         }
     }
@@ -290,11 +254,7 @@ fn check(program: &mut Program, report: &mut Report, setup: &Setup) {
     let settle = Instant::now() + SETTLE_WITHIN;
     let mut latest = None;
     while let Some(progress) = program.next_progress(settle) {
-        let rose = progress
-            .iter()
-            .zip(&baseline)
-            .filter(|(now, then)| now > then)
-            .count();
+        let rose = progress.iter().zip(&baseline).filter(|(now, then)| now > then).count();
         latest = Some(progress);
         report.rose = rose;
         if rose == baseline.len() {
@@ -306,9 +266,7 @@ fn check(program: &mut Program, report: &mut Report, setup: &Setup) {
     if let Some(status) = program.exited() {
         report.exit = Exit::DiedEarlier(status.to_string());
         // What it said on its way out, if anything.
-        let lost = program
-            .exit_lines(Instant::now() + Duration::from_secs(1))
-            .1;
+        let lost = program.exit_lines(Instant::now() + Duration::from_secs(1)).1;
         report.lost = (!lost.is_empty()).then_some(lost);
         return;
     }

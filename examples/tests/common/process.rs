@@ -18,12 +18,7 @@ pub struct Output {
 /// Runs `command` to its end, or kills it after `within`.
 pub fn run_with_timeout(command: &mut Command, within: Duration) -> Output {
     let deadline = Instant::now() + within;
-    let mut child = match command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
+    let mut child = match command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
         Ok(child) => child,
         Err(e) => panic!("cannot run {command:?}: {e}"),
     };
@@ -47,11 +42,7 @@ pub fn run_with_timeout(command: &mut Command, within: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// The `taskscope` binary next to this test (`target/<profile>/taskscope`),
@@ -60,34 +51,19 @@ pub fn taskscope_cli() -> PathBuf {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| {
         let exe = std::env::current_exe().expect("this test's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>/deps");
+        let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
         let cli = profile_dir.join("taskscope");
         if !cli.is_file() {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let mut build = Command::new(cargo);
             build.args(["build", "-p", "taskscope"]);
-            if profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release")
-            {
+            if profile_dir.file_name().is_some_and(|name| name == "release") {
                 build.arg("--release");
             }
-            let status = build.status().unwrap_or_else(|e| {
-                panic!("no {} and cannot run cargo to build it: {e}", cli.display())
-            });
-            assert!(
-                status.success(),
-                "no {} and `cargo build -p taskscope` failed: {status}",
-                cli.display()
-            );
-            assert!(
-                cli.is_file(),
-                "`cargo build -p taskscope` did not produce {}",
-                cli.display()
-            );
+            let status =
+                build.status().unwrap_or_else(|e| panic!("no {} and cannot run cargo to build it: {e}", cli.display()));
+            assert!(status.success(), "no {} and `cargo build -p taskscope` failed: {status}", cli.display());
+            assert!(cli.is_file(), "`cargo build -p taskscope` did not produce {}", cli.display());
         }
         cli
     })
@@ -108,8 +84,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("taskscope-harm-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("taskscope-harm-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
     }

@@ -20,12 +20,7 @@ pub(super) struct Program {
 
 impl Program {
     pub(super) fn start(config: Config, setup: &Setup) -> Result<Program, String> {
-        let dir = TempDir::new(&format!(
-            "{}-{}-{}",
-            config.shape,
-            config.runtime,
-            config.mode()
-        ));
+        let dir = TempDir::new(&format!("{}-{}-{}", config.shape, config.runtime, config.mode()));
         let mut command = Command::new(&setup.program);
         command.args(["--shape", config.shape, "--runtime", config.runtime]);
         if config.lean {
@@ -56,24 +51,15 @@ impl Program {
         std::thread::spawn(move || {
             let mut buf = [0; 4096];
             while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Ok(Program {
-            child,
-            lines,
-            stderr,
-            dir,
-        })
+        Ok(Program { child, lines, stderr, dir })
     }
 
     /// The next stdout line, or None at the deadline or the end of stdout.
     pub(super) fn line_until(&self, deadline: Instant) -> Option<String> {
-        self.lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()
+        self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
     }
 
     /// Reads stdout to its end or the deadline: whether it said `exit ok`,
@@ -115,10 +101,7 @@ impl Program {
 
     pub(super) fn status(&mut self) -> String {
         match self.exited() {
-            Some(status) => format!(
-                "it exited: {status}; stderr: {}",
-                tail(&self.stderr.lock().unwrap(), 500)
-            ),
+            Some(status) => format!("it exited: {status}; stderr: {}", tail(&self.stderr.lock().unwrap(), 500)),
             None => "it is still running".to_string(),
         }
     }

@@ -95,16 +95,11 @@ impl Report {
 
     fn tokio_dump_passed(&self) -> bool {
         self.tokio_dumped == DUMPS
-            && self
-                .json
-                .as_ref()
-                .is_some_and(|j| j.error.is_none() && j.dumped_tasks >= self.counters)
+            && self.json.as_ref().is_some_and(|j| j.error.is_none() && j.dumped_tasks >= self.counters)
     }
 
     fn lost_text(&self) -> String {
-        self.lost
-            .as_ref()
-            .map_or("?".to_string(), |lost| lost.len().to_string())
+        self.lost.as_ref().map_or("?".to_string(), |lost| lost.len().to_string())
     }
 
     fn exit_text(&self) -> String {
@@ -136,11 +131,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let c = &self.config;
         let yes = |b: bool| if b { "yes" } else { "no" };
-        let dump = if self.tokio_dump {
-            format!(", {}", self.tokio_dump_text())
-        } else {
-            String::new()
-        };
+        let dump = if self.tokio_dump { format!(", {}", self.tokio_dump_text()) } else { String::new() };
         format!(
             "{} {} {}: alive {}, counters rose {}/{}, stacks captured {} ({}/{} runs), tasks lost {}, dumps ok {}/{DUMPS}{dump}, clean exit {} ({:.1}s)",
             c.shape,
@@ -187,11 +178,7 @@ impl Report {
             c.mode(),
             self.rose,
             self.counters,
-            if self.stacks {
-                format!("yes ({}/{} runs)", self.stack_runs, self.dumps_ok)
-            } else {
-                "no".to_string()
-            },
+            if self.stacks { format!("yes ({}/{} runs)", self.stack_runs, self.dumps_ok) } else { "no".to_string() },
             self.lost_text(),
             self.exit_text(),
         )

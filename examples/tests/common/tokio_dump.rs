@@ -25,8 +25,7 @@ const JSON_REQUESTS: usize = 20;
 /// captured that way.
 pub(super) fn says_tokio_dumped(report: &str) -> bool {
     let dumped = report.lines().any(|line| {
-        line.strip_prefix("stacks: ")
-            .is_some_and(|parts| parts.split("; ").any(|p| p == "tokio dumped runtime main"))
+        line.strip_prefix("stacks: ").is_some_and(|parts| parts.split("; ").any(|p| p == "tokio dumped runtime main"))
     });
     dumped && !report.lines().any(|line| line.starts_with("warning: "))
 }
@@ -36,22 +35,13 @@ pub(super) fn says_tokio_dumped(report: &str) -> bool {
 /// answer must say the runtime was dumped (`ok`, not harmed), that the
 /// program's tokio carries `fixes`, and that no task lacks a stack because
 /// tokio's dump was not taken.
-pub(super) fn check_json(
-    cli: &Path,
-    pid: &str,
-    dir: &Path,
-    prefix: &str,
-    tasks: usize,
-    fixes: &str,
-) -> JsonCheck {
+pub(super) fn check_json(cli: &Path, pid: &str, dir: &Path, prefix: &str, tasks: usize, fixes: &str) -> JsonCheck {
     let mut check = JsonCheck::default();
     let mut dumped = BTreeSet::new();
     while check.requests < JSON_REQUESTS && dumped.len() < tasks {
         check.requests += 1;
         let out = run_with_timeout(
-            Command::new(cli)
-                .args(["stack", "--json", "--all", pid])
-                .env("TASKSCOPE_DIR", dir),
+            Command::new(cli).args(["stack", "--json", "--all", pid]).env("TASKSCOPE_DIR", dir),
             CLI_WITHIN,
         );
         match json_answer(&out, prefix, fixes) {
@@ -81,15 +71,10 @@ fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<Vec<u64>, Stri
         Some(status) => return Err(format!("{status}: {}", tail(&out.stderr, 300).trim())),
         None => return Err(format!("no answer within {CLI_WITHIN:?}, killed")),
     }
-    let report: serde_json::Value =
-        serde_json::from_str(&out.stdout).map_err(|e| format!("not JSON: {e}"))?;
-    let announced = report["process"]["tokio_fixes"]
-        .as_str()
-        .unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| format!("not JSON: {e}"))?;
+    let announced = report["process"]["tokio_fixes"].as_str().unwrap_or_default();
     if announced != fixes {
-        return Err(format!(
-            "process.tokio_fixes is {announced:?}, not {fixes:?}"
-        ));
+        return Err(format!("process.tokio_fixes is {announced:?}, not {fixes:?}"));
     }
     let runtimes = report["runtimes"].as_array().map_or(&[][..], Vec::as_slice);
     if runtimes.is_empty() {
@@ -113,11 +98,7 @@ fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<Vec<u64>, Stri
             .flatten()
             .filter_map(|backtrace| backtrace.as_array())
             .flatten()
-            .any(|frame| {
-                frame["function"]
-                    .as_str()
-                    .is_some_and(|f| f.contains(prefix))
-            });
+            .any(|frame| frame["function"].as_str().is_some_and(|f| f.contains(prefix)));
         if task["stack_source"] == "tokio_dump" && named {
             ids.push(task["id"].as_u64().unwrap_or_default());
         }

@@ -10,8 +10,8 @@ use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
-pub use super::cursor::Cursor;
 use super::cursor::scroll;
+pub use super::cursor::Cursor;
 use super::event::{Command, DataEvent, LinkEvent};
 use super::keys::{self, Action, Context};
 use super::state::{Capture, Connection, State, TaskState};
@@ -257,10 +257,7 @@ impl App {
             None => self.tasks.selected = self.tasks.selected.min(self.state.shown_count().saturating_sub(1)),
         }
         let ordered = self.state.groups().ordered();
-        match self
-            .selected_group_id
-            .and_then(|id| ordered.iter().position(|g| *g == id))
-        {
+        match self.selected_group_id.and_then(|id| ordered.iter().position(|g| *g == id)) {
             Some(pos) => self.groups.selected = pos,
             None => self.groups.selected = self.groups.selected.min(ordered.len().saturating_sub(1)),
         }
@@ -289,24 +286,15 @@ impl App {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        let (full_frames, scroll) = self
-            .detail
-            .as_ref()
-            .filter(|d| d.target == target)
-            .map_or((false, 0), |d| (d.full_frames, d.scroll));
+        let (full_frames, scroll) =
+            self.detail.as_ref().filter(|d| d.target == target).map_or((false, 0), |d| (d.full_frames, d.scroll));
         let capture = if self.state.connection.is_live() {
             self.outbox.push(Command::Dump { seq, task_ids });
             Capture::Capturing
         } else {
             Capture::Failed("not connected to the agent".to_string())
         };
-        self.detail = Some(Detail {
-            target,
-            seq,
-            capture,
-            scroll,
-            full_frames,
-        });
+        self.detail = Some(Detail { target, seq, capture, scroll, full_frames });
     }
 
     /// Applies data from the connection task.
@@ -316,10 +304,7 @@ impl App {
                 let connection = match link {
                     LinkEvent::Connecting { attempt } => Connection::Connecting { attempt },
                     LinkEvent::Live => Connection::Live,
-                    LinkEvent::Lost { reason, retry_in } => Connection::Lost {
-                        reason,
-                        retry_at: self.now + retry_in,
-                    },
+                    LinkEvent::Lost { reason, retry_in } => Connection::Lost { reason, retry_at: self.now + retry_in },
                     // No countdown: a new process is looked for all along.
                     LinkEvent::Exited { pid, retry_in: _ } => Connection::Exited { pid },
                     LinkEvent::Seeking { name } => Connection::Seeking { name },

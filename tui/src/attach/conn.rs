@@ -143,9 +143,7 @@ async fn watch(
     if !send(events, DataEvent::Info(Box::new(info))).await {
         return None;
     }
-    let request = proto::WatchRequest {
-        interval_ms: interval.as_millis().clamp(50, u32::MAX as u128) as u32,
-    };
+    let request = proto::WatchRequest { interval_ms: interval.as_millis().clamp(50, u32::MAX as u128) as u32 };
     let mut stream = match client.watch(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => return Some(format!("the agent refused the watch: {}", status_text(&status))),
@@ -191,18 +189,13 @@ async fn dump(
 ) -> Result<DumpOutcome, String> {
     let call = async {
         let mut stream = client
-            .dump(proto::DumpRequest {
-                task_ids,
-                timeout_ms: DUMP_TIMEOUT.as_millis() as u32,
-            })
+            .dump(proto::DumpRequest { task_ids, timeout_ms: DUMP_TIMEOUT.as_millis() as u32 })
             .await
             .map_err(|s| format!("the agent refused the dump: {}", status_text(&s)))?
             .into_inner();
         let mut chunks = Vec::new();
-        while let Some(chunk) = stream
-            .message()
-            .await
-            .map_err(|s| format!("the dump broke off: {}", status_text(&s)))?
+        while let Some(chunk) =
+            stream.message().await.map_err(|s| format!("the dump broke off: {}", status_text(&s)))?
         {
             chunks.push(chunk);
         }

@@ -19,10 +19,7 @@ pub enum DataEvent {
     /// One message of the `Watch` stream.
     Update(Box<proto::WatchUpdate>),
     /// The answer to [`Command::Dump`] number `seq`.
-    Dump {
-        seq: u64,
-        result: Result<DumpOutcome, String>,
-    },
+    Dump { seq: u64, result: Result<DumpOutcome, String> },
 }
 
 /// A change of the link to the agent.

@@ -125,10 +125,7 @@ pub struct Key {
 
 impl Key {
     const fn plain(code: KeyCode) -> Self {
-        Self {
-            code,
-            mods: KeyModifiers::NONE,
-        }
+        Self { code, mods: KeyModifiers::NONE }
     }
 
     const fn ch(c: char) -> Self {
@@ -136,10 +133,7 @@ impl Key {
     }
 
     const fn ctrl(c: char) -> Self {
-        Self {
-            code: KeyCode::Char(c),
-            mods: KeyModifiers::CONTROL,
-        }
+        Self { code: KeyCode::Char(c), mods: KeyModifiers::CONTROL }
     }
 
     /// Placeholder for "any printable character" (the NUL char never arrives).
@@ -148,11 +142,7 @@ impl Key {
     /// The crossterm event this key produces: what a test sends to press it
     /// (`tests/attach_ui`).
     pub fn event(self) -> KeyEvent {
-        let code = if self == Self::ANY_CHAR {
-            KeyCode::Char('x')
-        } else {
-            self.code
-        };
+        let code = if self == Self::ANY_CHAR { KeyCode::Char('x') } else { self.code };
         let mods = match code {
             KeyCode::Char(c) if c.is_ascii_uppercase() => self.mods | KeyModifiers::SHIFT,
             KeyCode::BackTab => self.mods | KeyModifiers::SHIFT,
@@ -231,14 +221,7 @@ const fn bind(
     footer: Option<&'static str>,
     help: &'static str,
 ) -> Binding {
-    Binding {
-        keys,
-        keys_label: None,
-        scope,
-        action,
-        footer,
-        help,
-    }
+    Binding { keys, keys_label: None, scope, action, footer, help }
 }
 
 use Action as A;
@@ -287,17 +270,12 @@ pub static BINDINGS: &[Binding] = &[
 
 /// The binding a key event triggers in `ctx`, if any.
 pub fn lookup(ctx: Context, ev: &KeyEvent) -> Option<&'static Binding> {
-    BINDINGS
-        .iter()
-        .find(|b| b.scope.includes(ctx) && b.keys.iter().any(|k| k.matches(ev)))
+    BINDINGS.iter().find(|b| b.scope.includes(ctx) && b.keys.iter().any(|k| k.matches(ev)))
 }
 
 /// The footer entries for `ctx`: (keys, text), in table order.
 pub fn footer(ctx: Context) -> impl Iterator<Item = (String, &'static str)> {
-    BINDINGS
-        .iter()
-        .filter(move |b| b.scope.includes(ctx))
-        .filter_map(|b| Some((b.keys_text(), b.footer?)))
+    BINDINGS.iter().filter(move |b| b.scope.includes(ctx)).filter_map(|b| Some((b.keys_text(), b.footer?)))
 }
 
 /// The help screen's sections: scope, then (keys, text) per binding.
@@ -305,11 +283,7 @@ pub fn help() -> Vec<(Scope, Vec<(String, &'static str)>)> {
     Scope::ALL
         .iter()
         .map(|scope| {
-            let lines = BINDINGS
-                .iter()
-                .filter(|b| b.scope == *scope)
-                .map(|b| (b.keys_text(), b.help))
-                .collect();
+            let lines = BINDINGS.iter().filter(|b| b.scope == *scope).map(|b| (b.keys_text(), b.help)).collect();
             (*scope, lines)
         })
         .filter(|(_, lines): &(Scope, Vec<_>)| !lines.is_empty())

@@ -122,10 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("attach draws a live screen and needs a terminal; for a one-shot text dump use `taskscope stack`");
     }
 
-    let thresholds = Thresholds {
-        warn_after: args.warn_after,
-        leak_after: args.leak_after,
-    };
+    let thresholds = Thresholds { warn_after: args.warn_after, leak_after: args.leak_after };
     let mut app = App::new(State::new(thresholds, args.keep_done), Instant::now());
     app.surveys = surveying::Schedule::new(args.survey_every);
     app.state.set_group_sort(args.sort);

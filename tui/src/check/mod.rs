@@ -166,8 +166,7 @@ fn offenders(dump: &Dump, violations: &[Violation]) -> Dump {
     let mut kept = dump.clone();
     kept.tasks.retain(|t| {
         t.task.as_ref().is_some_and(|r| {
-            ids.contains(&r.id)
-                || taskscope_report::dump::location(r).is_some_and(|l| locations.contains(l.as_str()))
+            ids.contains(&r.id) || taskscope_report::dump::location(r).is_some_and(|l| locations.contains(l.as_str()))
         })
     });
     kept
@@ -178,7 +177,11 @@ fn text_report(conn: &Connected, dump: &Dump, violations: &[Violation], timeout:
     if violations.is_empty() {
         return format!("taskscope check: {who}: clean\n");
     }
-    let failed = if violations.len() == 1 { "1 condition failed".to_string() } else { format!("{} conditions failed", violations.len()) };
+    let failed = if violations.len() == 1 {
+        "1 condition failed".to_string()
+    } else {
+        format!("{} conditions failed", violations.len())
+    };
     let mut out = format!("taskscope check: {who}: {failed}\n");
     for v in violations {
         out.push_str(&format!("  {} ({})\n", v.what, v.condition));

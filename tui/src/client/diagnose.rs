@@ -73,9 +73,7 @@ pub fn stopped_hint(pid: Option<u32>) -> String {
 
 fn other_user(who: String, owner: Option<u32>) -> ConnectError {
     let hint = match owner {
-        Some(uid) => format!(
-            " (uid {uid}); its agent serves only that user: run taskscope as uid {uid}"
-        ),
+        Some(uid) => format!(" (uid {uid}); its agent serves only that user: run taskscope as uid {uid}"),
         None => "; its agent serves only that user: run taskscope as that user".to_string(),
     };
     ConnectError::OtherUser { who, hint }
@@ -87,7 +85,10 @@ pub fn connect_failed(target: &Target, err: &(dyn StdError + 'static)) -> Connec
         if let Some(why) = not_http2(err) {
             // An echo server, an HTTP/1 server, a database: it answered,
             // but its bytes are no HTTP/2 frames.
-            return ConnectError::NotAnAgent { who: who(target), detail: format!("it does not speak HTTP/2, as gRPC does: {why}") };
+            return ConnectError::NotAnAgent {
+                who: who(target),
+                detail: format!("it does not speak HTTP/2, as gRPC does: {why}"),
+            };
         }
         return closed_or_other_user(target, innermost(err));
     };

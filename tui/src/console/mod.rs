@@ -73,9 +73,10 @@ pub async fn connect(channel: Channel, target: &Target, timeouts: Timeouts) -> R
         }
         Ok(Err(status)) => {
             let err = match diagnose::get_info_failed(target, &status) {
-                ConnectError::Status { who, code, message } => {
-                    ConnectError::Io { who, detail: format!("console-subscriber's WatchUpdates failed: {code:?}: {message}") }
-                }
+                ConnectError::Status { who, code, message } => ConnectError::Io {
+                    who,
+                    detail: format!("console-subscriber's WatchUpdates failed: {code:?}: {message}"),
+                },
                 other => other,
             };
             return Err(probe::explain(target, err).await);

@@ -159,8 +159,8 @@ pub fn record(spawned: &Spawned, stats: &api::tasks::Stats, settled: bool) -> pr
     } else {
         proto::TaskState::Idle
     };
-    let live_wakers = i64::try_from(stats.waker_clones).unwrap_or(i64::MAX)
-        - i64::try_from(stats.waker_drops).unwrap_or(i64::MAX);
+    let live_wakers =
+        i64::try_from(stats.waker_clones).unwrap_or(i64::MAX) - i64::try_from(stats.waker_drops).unwrap_or(i64::MAX);
     let mut task = proto::Task {
         id: spawned.id,
         name: spawned.name.clone(),

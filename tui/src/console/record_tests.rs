@@ -69,15 +69,24 @@ fn spawn_fields_are_read_by_name_or_index() {
     // Names sent as indices into the span's metadata.
     let mut task = spawn(1, 42, "local", 10);
     task.fields = vec![
-        api::Field { name: Some(api::field::Name::NameIdx(1)), value: Some(api::field::Value::StrVal("worker".into())), metadata_id: None },
-        api::Field { name: Some(api::field::Name::NameIdx(2)), value: Some(api::field::Value::U64Val(9)), metadata_id: None },
+        api::Field {
+            name: Some(api::field::Name::NameIdx(1)),
+            value: Some(api::field::Value::StrVal("worker".into())),
+            metadata_id: None,
+        },
+        api::Field {
+            name: Some(api::field::Name::NameIdx(2)),
+            value: Some(api::field::Value::U64Val(9)),
+            metadata_id: None,
+        },
     ];
     let names = FieldNames::from([(7, vec!["kind".to_string(), "task.name".to_string(), "task.id".to_string()])]);
     let s = Spawned::read(&task, &names);
     assert_eq!((s.id, s.name.as_str(), s.kind.as_str(), s.sized), (9, "worker", "task", false));
     // tokio's runtime spawning its own workers.
     let mut task = spawn(1, 42, "blocking", 10);
-    task.location.as_mut().unwrap().file = Some("/home/u/.cargo/registry/src/x/tokio-1.54.1/src/runtime/blocking/pool.rs".into());
+    task.location.as_mut().unwrap().file =
+        Some("/home/u/.cargo/registry/src/x/tokio-1.54.1/src/runtime/blocking/pool.rs".into());
     assert!(Spawned::read(&task, &names).runtime_internal);
 }
 
@@ -109,14 +118,19 @@ fn leaked_means_idle_polled_settled_spawned_and_no_live_waker() {
     assert!(!verdict("task", stats(0, 0, 0, 0, 0), true), "never polled");
     assert!(!verdict("blocking", stats(1, 5, 6, 0, 0), true), "no waker wakes a blocking task");
     assert!(!verdict("task", stats(1, 5, 4, 0, 0), true), "running");
-    let idle = Task { state: TaskState::Idle as i32, kind: "task".into(), polls: 1, live_wakers: -1, ..Task::default() };
+    let idle =
+        Task { state: TaskState::Idle as i32, kind: "task".into(), polls: 1, live_wakers: -1, ..Task::default() };
     assert!(leaked(&idle, true), "more drops than clones still means none live");
 }
 
 fn update(now: i64, new: Vec<api::tasks::Task>, stats: Vec<(u64, api::tasks::Stats)>) -> api::instrument::Update {
     api::instrument::Update {
         now: at(now),
-        task_update: Some(api::tasks::TaskUpdate { new_tasks: new, stats_update: stats.into_iter().collect(), dropped_events: 1 }),
+        task_update: Some(api::tasks::TaskUpdate {
+            new_tasks: new,
+            stats_update: stats.into_iter().collect(),
+            dropped_events: 1,
+        }),
         ..Default::default()
     }
 }

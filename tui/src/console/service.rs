@@ -150,7 +150,11 @@ impl Feed {
         let mut tasks: Vec<proto::DumpedTask> = records
             .into_iter()
             .filter(|t| ids.is_empty() || ids.contains(&t.id))
-            .map(|t| proto::DumpedTask { task: Some(t), stack_id: 0, stack_source: proto::StackSource::Unspecified as i32 })
+            .map(|t| proto::DumpedTask {
+                task: Some(t),
+                stack_id: 0,
+                stack_source: proto::StackSource::Unspecified as i32,
+            })
             .collect();
         tasks.sort_by_key(|t| t.task.as_ref().map_or(0, |t| t.id));
         let mut chunks = vec![proto::DumpChunk { header: Some(header), ..Default::default() }];
@@ -214,7 +218,12 @@ impl Feed {
         let mut out = Vec::new();
         loop {
             let rest = changed.split_off(changed.len().min(CHUNK));
-            out.push(proto::WatchUpdate { now_ns, reset: snapshot && out.is_empty(), tasks: changed, ..Default::default() });
+            out.push(proto::WatchUpdate {
+                now_ns,
+                reset: snapshot && out.is_empty(),
+                tasks: changed,
+                ..Default::default()
+            });
             changed = rest;
             if changed.is_empty() {
                 break;

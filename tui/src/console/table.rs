@@ -205,6 +205,7 @@ impl Table {
 }
 
 fn totals((file, line, column): &LocationKey, (spawned, completed): (u64, u64)) -> proto::LocationTotals {
-    let location = Some(proto::Location { file: file.clone(), line: *line, column: *column }).filter(|l| !l.file.is_empty());
+    let location =
+        Some(proto::Location { file: file.clone(), line: *line, column: *column }).filter(|l| !l.file.is_empty());
     proto::LocationTotals { location, spawned, completed }
 }

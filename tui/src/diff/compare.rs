@@ -193,10 +193,8 @@ fn paths(before: &Side, after: &Side) -> Paths {
         // `file:line:column`
         l.rsplitn(3, ':').nth(2).unwrap_or(l)
     });
-    let absolute = bunches()
-        .flat_map(|b| b.stack.iter().flatten().flatten())
-        .filter(|f| !f.internal)
-        .map(|f| f.file.as_str());
+    let absolute =
+        bunches().flat_map(|b| b.stack.iter().flatten().flatten()).filter(|f| !f.internal).map(|f| f.file.as_str());
     Paths::pairing(relative, absolute, false)
 }
 
@@ -237,12 +235,20 @@ mod tests {
 
     #[test]
     fn growth_is_sorted_and_new_tasks_are_told_apart_by_id() {
-        let before = side(7, 1_000_000_000, &[group("src/a.rs:1:1", &[1, 2], 0), group("src/b.rs:1:1", &[3, 4, 5], 0)].join(","));
+        let before = side(
+            7,
+            1_000_000_000,
+            &[group("src/a.rs:1:1", &[1, 2], 0), group("src/b.rs:1:1", &[3, 4, 5], 0)].join(","),
+        );
         let after = side(
             7,
             4_000_000_000,
-            &[group("src/a.rs:1:1", &[1, 2, 10, 11, 12], 3), group("src/c.rs:1:1", &[20], 0), group("src/b.rs:1:1", &[3], 0)]
-                .join(","),
+            &[
+                group("src/a.rs:1:1", &[1, 2, 10, 11, 12], 3),
+                group("src/c.rs:1:1", &[20], 0),
+                group("src/b.rs:1:1", &[3], 0),
+            ]
+            .join(","),
         );
         let compared = compare(&before, &after).expect("one program");
         assert!(compared.same_process);
@@ -252,9 +258,17 @@ mod tests {
         assert_eq!(compared.shrank.len(), 1);
         assert!(failed(&compared, 1) && failed(&compared, 3) && !failed(&compared, 4));
         let text = render(&before, &after, &compared, "before.json");
-        assert!(text.starts_with("taskscope diff: svc (pid 7), 3s after the baseline before.json: 2 groups grew, 1 shrank or vanished\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "taskscope diff: svc (pid 7), 3s after the baseline before.json: 2 groups grew, 1 shrank or vanished\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("\n+3 tasks (2 → 5; 3 spawned after the baseline) [idle 5, 3 leaked] parked up to 2s  spawned at src/a.rs:1:1\n  stack:\n    ... 1 runtime frame\n    svc::wait\n        src/svc.rs:9\n"), "{text}");
-        assert!(text.contains("\nshrank or vanished:\n  -2 (3 → 1)  spawned at src/b.rs:1:1  at svc::wait\n"), "{text}");
+        assert!(
+            text.contains("\nshrank or vanished:\n  -2 (3 → 1)  spawned at src/b.rs:1:1  at svc::wait\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -264,7 +278,8 @@ mod tests {
         let compared = compare(&before, &restarted).expect("one program");
         assert!(!compared.same_process);
         assert_eq!(compared.grew[0].new_tasks, None, "ids of another process say nothing");
-        assert!(render(&before, &restarted, &compared, "b.json").contains("of another run (pid 7): groups compared by count"));
+        assert!(render(&before, &restarted, &compared, "b.json")
+            .contains("of another run (pid 7): groups compared by count"));
         let mut other = restarted.clone();
         other.process.name = "other".into();
         assert!(compare(&before, &other).unwrap_err().contains("a baseline compares one program with itself"));

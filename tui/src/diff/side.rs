@@ -95,7 +95,8 @@ pub struct Side {
 impl Side {
     /// Reads a `stack --json` report; the error says what is wrong with it.
     pub fn parse(text: &str) -> Result<Side, String> {
-        let file: File = serde_json::from_str(text).map_err(|e| format!("not a `taskscope stack --json` report ({e})"))?;
+        let file: File =
+            serde_json::from_str(text).map_err(|e| format!("not a `taskscope stack --json` report ({e})"))?;
         match file.format.as_deref() {
             None | Some(taskscope_report::json::FORMAT) => {}
             Some(other) => {

@@ -12,8 +12,8 @@ use anyhow::Context as _;
 
 use crate::client;
 use crate::target::Target;
-use taskscope_report::filter::Filter;
 use taskscope_report::dump::Dump;
+use taskscope_report::filter::Filter;
 use taskscope_report::suspect::{Rules, Sort};
 use taskscope_report::{json, render};
 
@@ -97,7 +97,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("taskscope: {warning}");
         }
         let rules = Rules { long_after: args.suspect_after };
-        json::report_with(&conn.info, &dump, &filter, args.all, args.sort, &rules).context("cannot encode the dump as JSON")?
+        json::report_with(&conn.info, &dump, &filter, args.all, args.sort, &rules)
+            .context("cannot encode the dump as JSON")?
     } else {
         let view = render::View {
             all: args.all,

@@ -62,9 +62,7 @@ fn a_chosen_group_stays_selected_as_the_groups_rerank() {
     let chosen = app.selected_group().unwrap();
     let location = app.state.groups().get(chosen).unwrap().location.clone();
     // A burst of long-parked tasks at a new place outranks everything.
-    let burst = (0..50)
-        .map(|i| idle(task(5000 + i, "", ("src/new.rs", 1, 1), SEC), SEC + MS, 1, 0))
-        .collect();
+    let burst = (0..50).map(|i| idle(task(5000 + i, "", ("src/new.rs", 1, 1), SEC), SEC + MS, 1, 0)).collect();
     app.handle_data(DataEvent::Update(Box::new(proto::WatchUpdate {
         now_ns: 131 * SEC,
         complete: true,
@@ -72,8 +70,5 @@ fn a_chosen_group_stays_selected_as_the_groups_rerank() {
         ..Default::default()
     })));
     assert_eq!(app.selected_group(), Some(chosen));
-    assert_eq!(
-        app.state.groups().get(app.selected_group().unwrap()).unwrap().location,
-        location
-    );
+    assert_eq!(app.state.groups().get(app.selected_group().unwrap()).unwrap().location, location);
 }

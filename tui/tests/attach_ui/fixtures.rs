@@ -22,11 +22,7 @@ pub const WORKER_LOC: (&str, u32, u32) = ("src/worker.rs", 12, 17);
 pub const REQUEST_LOC: (&str, u32, u32) = ("src/server.rs", 77, 13);
 
 pub fn location((file, line, column): (&str, u32, u32)) -> proto::Location {
-    proto::Location {
-        file: file.to_string(),
-        line,
-        column,
-    }
+    proto::Location { file: file.to_string(), line, column }
 }
 
 /// A task record with everything zero but its identity.
@@ -139,26 +135,10 @@ fn counts(tasks: &[proto::Task], leaks: u64, now_leaked: u64) -> proto::TaskCoun
 
 fn totals(leaks: u64) -> Vec<proto::LocationTotals> {
     vec![
-        proto::LocationTotals {
-            location: Some(location(LEAK_LOC)),
-            spawned: leaks,
-            completed: 0,
-        },
-        proto::LocationTotals {
-            location: Some(location(ACCEPT_LOC)),
-            spawned: 1,
-            completed: 0,
-        },
-        proto::LocationTotals {
-            location: Some(location(WORKER_LOC)),
-            spawned: 4,
-            completed: 0,
-        },
-        proto::LocationTotals {
-            location: Some(location(REQUEST_LOC)),
-            spawned: 292,
-            completed: 290,
-        },
+        proto::LocationTotals { location: Some(location(LEAK_LOC)), spawned: leaks, completed: 0 },
+        proto::LocationTotals { location: Some(location(ACCEPT_LOC)), spawned: 1, completed: 0 },
+        proto::LocationTotals { location: Some(location(WORKER_LOC)), spawned: 4, completed: 0 },
+        proto::LocationTotals { location: Some(location(REQUEST_LOC)), spawned: 292, completed: 290 },
     ]
 }
 
@@ -169,12 +149,7 @@ pub fn watch_stream(seconds: u64) -> Vec<proto::WatchUpdate> {
     let mut out = Vec::new();
     let now = 100 * SEC;
     let steady = steady_tasks(now);
-    out.push(proto::WatchUpdate {
-        now_ns: now,
-        reset: true,
-        tasks: steady[..3].to_vec(),
-        ..Default::default()
-    });
+    out.push(proto::WatchUpdate { now_ns: now, reset: true, tasks: steady[..3].to_vec(), ..Default::default() });
     out.push(proto::WatchUpdate {
         now_ns: now,
         complete: true,
@@ -187,12 +162,7 @@ pub fn watch_stream(seconds: u64) -> Vec<proto::WatchUpdate> {
         let now = (100 + s) * SEC;
         let mut tasks = vec![leak_task(s)];
         // The accept loop wakes every second; the worker keeps running.
-        tasks.push(idle(
-            task(1, "accept-loop", ACCEPT_LOC, SEC / 10),
-            now - 2 * SEC,
-            41 + s,
-            1,
-        ));
+        tasks.push(idle(task(1, "accept-loop", ACCEPT_LOC, SEC / 10), now - 2 * SEC, 41 + s, 1));
         out.push(proto::WatchUpdate {
             now_ns: now,
             complete: true,
@@ -243,24 +213,14 @@ fn leak_stack() -> proto::Stack {
                     320,
                     true,
                 ),
-                frame(
-                    "done_signal::to_done_channel::{{closure}}",
-                    "examples/src/bin/done_signal.rs",
-                    33,
-                    false,
-                ),
+                frame("done_signal::to_done_channel::{{closure}}", "examples/src/bin/done_signal.rs", 33, false),
                 frame(
                     "tokio_util::sync::cancellation_token::WaitForCancellationFuture::poll",
                     "/cargo/tokio-util/src/sync/cancellation_token.rs",
                     301,
                     true,
                 ),
-                frame(
-                    "tokio::sync::notify::Notified::poll_notified",
-                    "/cargo/tokio/src/sync/notify.rs",
-                    1011,
-                    true,
-                ),
+                frame("tokio::sync::notify::Notified::poll_notified", "/cargo/tokio/src/sync/notify.rs", 1011, true),
             ],
         }],
     }
@@ -277,12 +237,7 @@ pub const HARM: &str = "worker 1 of runtime `main` has made no progress for 3s s
                         lost to the dump (tokio-rs/tokio#8370) or a task blocks it";
 
 fn runtime_dump(status: proto::DumpStatus, detail: &str) -> proto::RuntimeDump {
-    proto::RuntimeDump {
-        runtime: "main".into(),
-        status: status as i32,
-        detail: detail.to_string(),
-        elapsed_ns: 4 * MS,
-    }
+    proto::RuntimeDump { runtime: "main".into(), status: status as i32, detail: detail.to_string(), elapsed_ns: 4 * MS }
 }
 
 /// A dump of `ids` with `runtime`'s status and `safe` capture, where
@@ -310,21 +265,17 @@ fn chunks_of(
             proto::DumpedTask {
                 task: Some(match id {
                     1000.. => leak_task(id - 1000),
-                    _ => steady_tasks(130 * SEC).into_iter().find(|t| t.id == id).unwrap_or_else(|| task(id, "", WORKER_LOC, 0)),
+                    _ => steady_tasks(130 * SEC)
+                        .into_iter()
+                        .find(|t| t.id == id)
+                        .unwrap_or_else(|| task(id, "", WORKER_LOC, 0)),
                 }),
                 stack_id,
                 stack_source: source as i32,
             }
         })
         .collect();
-    vec![
-        header,
-        proto::DumpChunk {
-            stacks: vec![leak_stack()],
-            tasks,
-            ..Default::default()
-        },
-    ]
+    vec![header, proto::DumpChunk { stacks: vec![leak_stack()], tasks, ..Default::default() }]
 }
 
 /// What the agent sends by default on a stock tokio, where it declines

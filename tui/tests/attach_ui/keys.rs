@@ -42,12 +42,7 @@ fn every_key_in_the_table_does_what_the_table_says() {
                     found.help
                 );
                 let mut app = app_in(ctx);
-                assert_eq!(
-                    app.handle_key(key.event()),
-                    Some(binding.action),
-                    "{} in {ctx:?}",
-                    key.name()
-                );
+                assert_eq!(app.handle_key(key.event()), Some(binding.action), "{} in {ctx:?}", key.name());
             }
         }
     }
@@ -55,13 +50,7 @@ fn every_key_in_the_table_does_what_the_table_says() {
 
 #[test]
 fn keys_outside_the_table_do_nothing() {
-    let unbound = [
-        KeyCode::Char('x'),
-        KeyCode::Char('Z'),
-        KeyCode::F(5),
-        KeyCode::Insert,
-        KeyCode::Char('5'),
-    ];
+    let unbound = [KeyCode::Char('x'), KeyCode::Char('Z'), KeyCode::F(5), KeyCode::Insert, KeyCode::Char('5')];
     for ctx in [Context::Tasks, Context::Groups, Context::Detail, Context::Help] {
         for code in unbound {
             let ev = KeyEvent::new(code, KeyModifiers::NONE);
@@ -87,18 +76,11 @@ fn the_footer_lists_the_tables_footer_entries_in_order() {
         let mut at = 0;
         for (k, text) in &expected {
             let entry = format!(" {k}  {text}");
-            let found = footer[at..]
-                .find(&entry)
-                .unwrap_or_else(|| panic!("{ctx:?}: `{entry}` in `{footer}`"));
+            let found = footer[at..].find(&entry).unwrap_or_else(|| panic!("{ctx:?}: `{entry}` in `{footer}`"));
             at += found + entry.len();
         }
         // Nothing else: every key cap in the footer is one of the entries.
-        let caps = buf
-            .content()
-            .iter()
-            .skip(31 * 250)
-            .filter(|c| c.bg == ratatui::style::Color::Cyan)
-            .count();
+        let caps = buf.content().iter().skip(31 * 250).filter(|c| c.bg == ratatui::style::Color::Cyan).count();
         let expected_caps: usize = expected.iter().map(|(k, _)| k.chars().count() + 2).sum::<usize>()
             + if ctx == Context::FilterInput { 3 } else { 0 };
         assert_eq!(caps, expected_caps, "{ctx:?}: footer has only the table's keys");
@@ -125,13 +107,7 @@ fn the_help_lists_every_binding() {
 #[test]
 fn keys_change_the_app() {
     let mut app = app(30);
-    let ev = |c: char| {
-        Key {
-            code: KeyCode::Char(c),
-            mods: KeyModifiers::NONE,
-        }
-        .event()
-    };
+    let ev = |c: char| Key { code: KeyCode::Char(c), mods: KeyModifiers::NONE }.event();
     app.handle_key(ev('s'));
     assert_eq!(app.state.sort_column(), SortColumn::Polls);
     assert!(app.state.sort_descending(), "POLLS starts ↓, the most polls first");
@@ -166,10 +142,7 @@ fn keys_change_the_app() {
     let mut app = app_in(Context::Tasks);
     app.handle_key(ev('q'));
     assert!(app.quit);
-    assert!(matches!(
-        keys::lookup(Context::Tasks, &ev('q')).map(|b| b.action),
-        Some(Action::Quit)
-    ));
+    assert!(matches!(keys::lookup(Context::Tasks, &ev('q')).map(|b| b.action), Some(Action::Quit)));
 }
 
 /// Esc is pressed to back out, often once too often: leaving a detail or the
@@ -210,7 +183,11 @@ fn esc_never_quits() {
     assert!(!app.quit);
 
     // What quits.
-    for (ev, ctx) in [(ch('q'), Context::Tasks), (ch('q'), Context::Detail), (KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), Context::FilterInput)] {
+    for (ev, ctx) in [
+        (ch('q'), Context::Tasks),
+        (ch('q'), Context::Detail),
+        (KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), Context::FilterInput),
+    ] {
         let mut app = app_in(ctx);
         app.handle_key(ev);
         assert!(app.quit, "{ev:?} in {ctx:?}");
@@ -219,5 +196,7 @@ fn esc_never_quits() {
     let app = app_in(Context::Help);
     let screen = text(&draw(&app, 120, 80));
     assert!(screen.contains("clear the filter, if any (only q and Ctrl-C quit)"), "{screen}");
-    assert!(!BINDINGS.iter().any(|b| b.action == Action::Quit && b.keys.contains(&Key { code: KeyCode::Esc, mods: KeyModifiers::NONE })));
+    assert!(!BINDINGS
+        .iter()
+        .any(|b| b.action == Action::Quit && b.keys.contains(&Key { code: KeyCode::Esc, mods: KeyModifiers::NONE })));
 }

@@ -88,13 +88,7 @@ fn never_polled_idle_task_is_parked_since_spawn() {
     let mut s = State::new(Thresholds::default(), false);
     let mut t = task(3, "", WORKER_LOC, 5 * SEC);
     t.state = proto::TaskState::Idle as i32;
-    s.apply(proto::WatchUpdate {
-        now_ns: 20 * SEC,
-        reset: true,
-        complete: true,
-        tasks: vec![t],
-        ..Default::default()
-    });
+    s.apply(proto::WatchUpdate { now_ns: 20 * SEC, reset: true, complete: true, tasks: vec![t], ..Default::default() });
     assert_eq!(s.task(3).unwrap().parked_ns(s.now_ns), Some(15 * SEC));
 }
 
@@ -105,13 +99,8 @@ fn default_order_is_longest_parked_first_and_reverses() {
     let ids = shown_ids(&s);
     assert_eq!(&ids[..4], &[10, 9, 1001, 1002]);
     // Tasks that are not parked come after every parked one.
-    let first_unparked = ids
-        .iter()
-        .position(|id| s.task(*id).unwrap().parked_ns(s.now_ns).is_none())
-        .unwrap();
-    assert!(ids[first_unparked..]
-        .iter()
-        .all(|id| s.task(*id).unwrap().parked_ns(s.now_ns).is_none()));
+    let first_unparked = ids.iter().position(|id| s.task(*id).unwrap().parked_ns(s.now_ns).is_none()).unwrap();
+    assert!(ids[first_unparked..].iter().all(|id| s.task(*id).unwrap().parked_ns(s.now_ns).is_none()));
     // ↑: the shortest parked first; the tasks that are not parked stay last.
     s.reverse_order();
     let reversed = shown_ids(&s);
@@ -159,7 +148,11 @@ fn expected(s: &State, column: SortColumn, descending: bool) -> Vec<u64> {
     let mut tasks: Vec<_> = (0..s.shown_count()).map(|i| s.shown_task(i).unwrap().clone()).collect();
     tasks.sort_by(|a, b| {
         let ((a_after, a_value), (b_after, b_value)) = (value(a, column, now), value(b, column, now));
-        let by_value = if descending { b_value.cmp(&a_value).then(a.id.cmp(&b.id)) } else { a_value.cmp(&b_value).then(b.id.cmp(&a.id)) };
+        let by_value = if descending {
+            b_value.cmp(&a_value).then(a.id.cmp(&b.id))
+        } else {
+            a_value.cmp(&b_value).then(b.id.cmp(&a.id))
+        };
         a_after.cmp(&b_after).then(by_value)
     });
     tasks.iter().map(|t| t.id).collect()
@@ -191,7 +184,8 @@ fn down_puts_the_largest_value_first_in_every_column() {
         if !s.sort_descending() {
             s.reverse_order();
         }
-        let values: Vec<(bool, Value)> = (0..s.shown_count()).map(|i| value(s.shown_task(i).unwrap(), column, now)).collect();
+        let values: Vec<(bool, Value)> =
+            (0..s.shown_count()).map(|i| value(s.shown_task(i).unwrap(), column, now)).collect();
         let largest = values.iter().filter(|(after, _)| !after).map(|(_, v)| v).max().expect("values");
         let smallest = values.iter().filter(|(after, _)| !after).map(|(_, v)| v).min().expect("values");
         assert_ne!(largest, smallest, "{column:?}: the fixture has distinct values");
@@ -225,24 +219,15 @@ fn incremental_updates_keep_the_same_order_as_a_full_sort() {
         let mut s = State::new(Thresholds::default(), false);
         s.set_sort_column(column);
         let mut now = 10 * SEC;
-        s.apply(proto::WatchUpdate {
-            now_ns: now,
-            reset: true,
-            complete: true,
-            ..Default::default()
-        });
+        s.apply(proto::WatchUpdate { now_ns: now, reset: true, complete: true, ..Default::default() });
         let locs = [LEAK_LOC, ACCEPT_LOC, WORKER_LOC, REQUEST_LOC];
         for _ in 0..40 {
             now += SEC;
             let mut tasks = Vec::new();
             for _ in 0..rng.next(60) {
                 let id = rng.next(400) + 1;
-                let base = task(
-                    id,
-                    ["", "a", "b"][rng.next(3) as usize],
-                    locs[(id % 4) as usize],
-                    rng.next(now / MS) * MS,
-                );
+                let base =
+                    task(id, ["", "a", "b"][rng.next(3) as usize], locs[(id % 4) as usize], rng.next(now / MS) * MS);
                 let since = base.spawned_at_ns + rng.next((now - base.spawned_at_ns) / MS + 1) * MS;
                 tasks.push(match rng.next(4) {
                     0 => idle(base, since.max(MS), rng.next(50) + 1, rng.next(3) as i64),
@@ -252,20 +237,10 @@ fn incremental_updates_keep_the_same_order_as_a_full_sort() {
                 });
             }
             let removed = (0..rng.next(10)).map(|_| rng.next(400) + 1).collect();
-            s.apply(proto::WatchUpdate {
-                now_ns: now,
-                complete: true,
-                tasks,
-                removed,
-                ..Default::default()
-            });
+            s.apply(proto::WatchUpdate { now_ns: now, complete: true, tasks, removed, ..Default::default() });
             let incremental = shown_ids(&s);
             assert_eq!(incremental, expected(&s, column, s.sort_descending()), "column {column:?}");
-            assert_eq!(
-                incremental.iter().collect::<HashSet<_>>().len(),
-                s.task_count(),
-                "no duplicates"
-            );
+            assert_eq!(incremental.iter().collect::<HashSet<_>>().len(), s.task_count(), "no duplicates");
         }
     }
 }
@@ -321,10 +296,7 @@ fn groups_put_the_growing_leak_first() {
     assert_eq!(first.severity(), Severity::Leaked);
     // The sparkline history holds one sample per second since it appeared.
     assert_eq!(first.history.len(), 90);
-    let names: Vec<String> = s
-        .shown_groups()
-        .map(|(_, g)| format!("{}|{}", g.location, g.name))
-        .collect();
+    let names: Vec<String> = s.shown_groups().map(|(_, g)| format!("{}|{}", g.location, g.name)).collect();
     assert_eq!(
         names,
         [
@@ -353,17 +325,9 @@ fn a_reset_starts_over() {
 #[test]
 fn a_batch_is_applied_when_complete() {
     let mut s = fed(0);
-    s.apply(proto::WatchUpdate {
-        now_ns: 101 * SEC,
-        tasks: vec![leak_task(1)],
-        ..Default::default()
-    });
+    s.apply(proto::WatchUpdate { now_ns: 101 * SEC, tasks: vec![leak_task(1)], ..Default::default() });
     assert_eq!(s.shown_count(), 7, "the list waits for the end of the batch");
-    s.apply(proto::WatchUpdate {
-        now_ns: 101 * SEC,
-        complete: true,
-        ..Default::default()
-    });
+    s.apply(proto::WatchUpdate { now_ns: 101 * SEC, complete: true, ..Default::default() });
     assert_eq!(s.shown_count(), 8);
 }
 
@@ -372,14 +336,8 @@ fn connection_states_read_well() {
     let now = std::time::Instant::now();
     let later = now + std::time::Duration::from_millis(2_100);
     assert_eq!(Connection::Live.describe(now), "live");
-    assert_eq!(
-        Connection::Connecting { attempt: 3 }.describe(now),
-        "reconnecting (attempt 3)…"
-    );
-    let lost = Connection::Lost {
-        reason: "connection refused".into(),
-        retry_at: later,
-    };
+    assert_eq!(Connection::Connecting { attempt: 3 }.describe(now), "reconnecting (attempt 3)…");
+    let lost = Connection::Lost { reason: "connection refused".into(), retry_at: later };
     // The reason is not squeezed onto the first line: the header wraps it.
     assert_eq!(lost.describe(now), "lost, retry in 3s");
     assert_eq!(lost.problem(), Some("connection refused"));
@@ -433,7 +391,9 @@ fn dumps_are_reassembled_and_explained() {
         }
         TaskStack::Missing(why) => panic!("no stack: {why}"),
     }
-    assert!(matches!(ok.stack_for(8), TaskStack::Missing(why) if why.contains("not parked; only tasks that wait are traced")));
+    assert!(
+        matches!(ok.stack_for(8), TaskStack::Missing(why) if why.contains("not parked; only tasks that wait are traced"))
+    );
     assert!(matches!(ok.stack_for(10), TaskStack::Missing(why) if why.contains("`std::future::pending()`")));
     assert!(matches!(ok.stack_for(99), TaskStack::Missing(why) if why.contains("not in the dump")));
     let shared = ok.shared();
@@ -473,7 +433,11 @@ fn tokios_dump_declined_is_no_failure_while_wrapped_tasks_answered() {
         missing(7),
         "no stack captured: wrapped, but not polled within 5s: it is inside a long poll, or its runtime is blocked"
     );
-    assert!(missing(9).starts_with("no stack captured: not wrapped, and tokio's dump of its runtime was not taken"), "{}", missing(9));
+    assert!(
+        missing(9).starts_with("no stack captured: not wrapped, and tokio's dump of its runtime was not taken"),
+        "{}",
+        missing(9)
+    );
 
     let tokio = DumpOutcome::from_chunks(tokio_dump_chunks(&[1001, 7]));
     assert!(matches!(tokio.stack_for(1001), TaskStack::Found(_, Origin::TokioDump)));
@@ -481,7 +445,10 @@ fn tokios_dump_declined_is_no_failure_while_wrapped_tasks_answered() {
 
     let nothing = DumpOutcome::from_chunks(stackless_chunks(&[9, 10]));
     let why = nothing.failure().expect("no stack from either source");
-    assert!(why.starts_with("no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: "), "{why}");
+    assert!(
+        why.starts_with("no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off: "),
+        "{why}"
+    );
 }
 
 #[test]

@@ -95,9 +95,16 @@ fn no_stack_from_either_source_is_the_only_failure() {
     let mut app = app(30);
     open(&mut app, Target::Task(9), stackless_chunks);
     let shown = detail_text(&app);
-    assert!(shown.contains("async stack no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off:"), "{shown}");
+    assert!(
+        shown.contains(
+            "async stack no stacks: no wrapped tasks to capture safely; tokio's dump of runtime main is off:"
+        ),
+        "{shown}"
+    );
     let buf = draw(&app, 120, 40);
-    let y = (0..40).find(|&y| (0..120).map(|x| buf[(x, y)].symbol()).collect::<String>().contains("no stacks:")).expect("shown");
+    let y = (0..40)
+        .find(|&y| (0..120).map(|x| buf[(x, y)].symbol()).collect::<String>().contains("no stacks:"))
+        .expect("shown");
     assert_eq!(buf[(3, y)].fg, Color::Yellow, "the failure in the warning colour");
 }
 
@@ -108,7 +115,11 @@ fn a_group_lists_its_stacks_and_each_reason_for_none() {
     app.handle_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
     app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
     let Some(Command::Dump { seq, task_ids }) = app.take_commands().pop() else { panic!("Enter asks for a dump") };
-    assert_eq!(task_ids.iter().copied().collect::<std::collections::BTreeSet<_>>(), [7, 8, 9, 10].into(), "the workers");
+    assert_eq!(
+        task_ids.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        [7, 8, 9, 10].into(),
+        "the workers"
+    );
     app.handle_data(DataEvent::Dump { seq, result: Ok(DumpOutcome::from_chunks(dump_chunks(&task_ids))) });
     let shown = detail_text(&app);
     assert!(shown.contains("■ 2 tasks: no stack captured: not wrapped, and tokio's dump"), "{shown}");
@@ -138,6 +149,10 @@ fn a_harmed_runtime_is_a_red_marker_in_the_header() {
     let mut app = crate::fixtures::app(30);
     open(&mut app, Target::Task(9), harmed_chunks);
     assert!(screen(&app).lines().next().is_some_and(|l| l.contains(marker)), "{}", screen(&app));
-    assert!(detail_text(&app).contains("tokio's dump of runtime main is refused: it harmed the runtime"), "{}", detail_text(&app));
+    assert!(
+        detail_text(&app).contains("tokio's dump of runtime main is refused: it harmed the runtime"),
+        "{}",
+        detail_text(&app)
+    );
     assert_snapshot!("header_harmed", screen(&app).lines().take(3).collect::<Vec<_>>().join("\n"));
 }

@@ -28,13 +28,8 @@ fn press(app: &mut App, code: KeyCode) {
 /// Presses Enter and answers the dump request with `chunks(ids)`.
 fn open_with_dump(app: &mut App, chunks: impl Fn(&[u64]) -> Vec<taskscope_proto::DumpChunk>) {
     press(app, KeyCode::Enter);
-    let Some(Command::Dump { seq, task_ids }) = app.take_commands().pop() else {
-        panic!("Enter asks for a dump")
-    };
-    app.handle_data(DataEvent::Dump {
-        seq,
-        result: Ok(DumpOutcome::from_chunks(chunks(&task_ids))),
-    });
+    let Some(Command::Dump { seq, task_ids }) = app.take_commands().pop() else { panic!("Enter asks for a dump") };
+    app.handle_data(DataEvent::Dump { seq, result: Ok(DumpOutcome::from_chunks(chunks(&task_ids))) });
 }
 
 #[test]
@@ -69,13 +64,7 @@ fn task_detail_capturing() {
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Enter);
-    assert_eq!(
-        app.take_commands(),
-        vec![Command::Dump {
-            seq: 1,
-            task_ids: vec![1001]
-        }]
-    );
+    assert_eq!(app.take_commands(), vec![Command::Dump { seq: 1, task_ids: vec![1001] }]);
     assert_snapshot!("task_detail_capturing", screen(&app));
 }
 
@@ -114,10 +103,7 @@ fn help_screen() {
 
 #[test]
 fn waiting_for_the_first_snapshot() {
-    let app = App::new(
-        crate::attach::state::State::new(Default::default(), false),
-        std::time::Instant::now(),
-    );
+    let app = App::new(crate::attach::state::State::new(Default::default(), false), std::time::Instant::now());
     assert_snapshot!("waiting", screen(&app));
 }
 
@@ -129,10 +115,7 @@ fn lost_connection_and_exited_target() {
         retry_in: Duration::from_secs(4),
     }));
     assert_snapshot!("lost", screen(&app).lines().take(3).collect::<Vec<_>>().join("\n"));
-    app.handle_data(DataEvent::Link(LinkEvent::Exited {
-        pid: 4242,
-        retry_in: Duration::from_secs(8),
-    }));
+    app.handle_data(DataEvent::Link(LinkEvent::Exited { pid: 4242, retry_in: Duration::from_secs(8) }));
     assert_snapshot!("exited", screen(&app).lines().take(3).collect::<Vec<_>>().join("\n"));
     // Data already received stays on screen.
     assert!(screen(&app).contains("done_signal.rs:31:5"));
@@ -148,10 +131,7 @@ fn a_narrow_terminal_still_renders() {
     // Under 40x7 no screen fits: one line says so, on the middle row, cut
     // at the window's edge, instead of the detail view drawn over itself.
     assert_eq!(text(&draw(&app, 20, 5)), "\n\nwindow too small (20\n\n\n");
-    assert_eq!(
-        text(&draw(&app, 39, 7)).lines().nth(3),
-        Some("window too small (39x7): taskscope need")
-    );
+    assert_eq!(text(&draw(&app, 39, 7)).lines().nth(3), Some("window too small (39x7): taskscope need"));
 }
 
 /// Colours: parked past the warning threshold in yellow, past the leak
@@ -163,12 +143,7 @@ fn long_parked_and_leaked_rows_are_highlighted() {
     let buf = draw(&app, 120, 50);
     let row_of = |needle: &str| {
         (0..buf.area.height)
-            .find(|y| {
-                (0..buf.area.width)
-                    .map(|x| buf[(x, *y)].symbol())
-                    .collect::<String>()
-                    .contains(needle)
-            })
+            .find(|y| (0..buf.area.width).map(|x| buf[(x, *y)].symbol()).collect::<String>().contains(needle))
             .unwrap_or_else(|| panic!("{needle} on screen"))
     };
     // Worker 10 (parked 2m) is first: selected and long-parked.

@@ -19,10 +19,7 @@ fn words(screen: &str) -> String {
 }
 
 fn lost(app: &mut App, reason: &str) {
-    app.handle_data(DataEvent::Link(LinkEvent::Lost {
-        reason: reason.into(),
-        retry_in: Duration::from_secs(4),
-    }));
+    app.handle_data(DataEvent::Link(LinkEvent::Lost { reason: reason.into(), retry_in: Duration::from_secs(4) }));
 }
 
 #[test]
@@ -73,7 +70,8 @@ fn a_tiny_window_keeps_the_body_and_footer() {
 #[test]
 fn why_tokio_dumps_are_off_is_read_to_its_end_in_a_narrow_detail() {
     let mut app = app(30);
-    app.detail = Some(Detail { target: Target::Task(9), seq: 7, capture: Capture::Capturing, scroll: 0, full_frames: false });
+    app.detail =
+        Some(Detail { target: Target::Task(9), seq: 7, capture: Capture::Capturing, scroll: 0, full_frames: false });
     app.handle_data(DataEvent::Dump { seq: 7, result: Ok(DumpOutcome::from_chunks(stackless_chunks(&[9]))) });
     let screen = text(&draw(&app, 60, 60));
     let inner = words(&screen.replace('│', " "));
@@ -100,6 +98,9 @@ fn the_header_names_the_exited_process_and_then_the_one_followed() {
     let screen = text(&draw(&app, 120, 30));
     let lines: Vec<&str> = screen.lines().collect();
     assert!(lines[0].contains("live") && lines[0].contains("pid 5151"), "{screen}");
-    assert_eq!(lines[2].trim_end(), " → now following process 5151 (done_signal), after process 4242 (done_signal) exited");
+    assert_eq!(
+        lines[2].trim_end(),
+        " → now following process 5151 (done_signal), after process 4242 (done_signal) exited"
+    );
     assert!(!screen.contains('⚠'), "{screen}");
 }

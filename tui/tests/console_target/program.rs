@@ -19,7 +19,8 @@ const SOURCE: &str = include_str!("../../../examples/src/bin/console_leaks.rs");
 /// `examples/src/bin/console_leaks.rs:LINE:`, the start of the spawn
 /// location of the spawn call on the first line containing `needle`.
 pub fn spawned_at(needle: &str) -> String {
-    let line = SOURCE.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in the example"));
+    let line =
+        SOURCE.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in the example"));
     format!("examples/src/bin/console_leaks.rs:{}:", line + 1)
 }
 

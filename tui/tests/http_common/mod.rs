@@ -100,9 +100,8 @@ pub fn parse(bytes: &[u8]) -> Answer {
     let head = String::from_utf8_lossy(head);
     let mut lines = head.split("\r\n");
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers: Vec<String> = lines
-        .filter_map(|l| l.split_once(": ").map(|(k, v)| format!("{}: {v}", k.to_ascii_lowercase())))
-        .collect();
+    let headers: Vec<String> =
+        lines.filter_map(|l| l.split_once(": ").map(|(k, v)| format!("{}: {v}", k.to_ascii_lowercase()))).collect();
     let length = headers.iter().find_map(|h| h.strip_prefix("content-length: ")).and_then(|n| n.parse().ok());
     let body = match length {
         Some(n) if n <= body.len() => body[..n].to_vec(),

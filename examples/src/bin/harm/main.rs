@@ -106,20 +106,12 @@ fn main() -> ExitCode {
         Flavor::Current => tokio::runtime::Builder::new_current_thread(),
         Flavor::Multi2 | Flavor::Multi4 => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(if matches!(args.runtime, Flavor::Multi2) {
-                2
-            } else {
-                4
-            });
+            builder.worker_threads(if matches!(args.runtime, Flavor::Multi2) { 2 } else { 4 });
             builder
         }
     };
     builder.enable_all();
-    let built = if args.lean {
-        taskscope_agent::build_runtime(&mut builder)
-    } else {
-        builder.build()
-    };
+    let built = if args.lean { taskscope_agent::build_runtime(&mut builder) } else { builder.build() };
     let runtime = match built {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -147,21 +139,16 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> bool {
     // Registered before `ready`, so that a SIGINT sent as soon as the line
     // is read stops the tasks instead of killing the process.
-    let mut interrupt =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
-            Ok(signal) => signal,
-            Err(e) => {
-                eprintln!("harm: cannot handle SIGINT: {e}");
-                return false;
-            }
-        };
+    let mut interrupt = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            eprintln!("harm: cannot handle SIGINT: {e}");
+            return false;
+        }
+    };
     let mut tasks = Tasks::default();
     for copy in 0..args.tasks {
-        let suffix = if args.tasks == 1 {
-            String::new()
-        } else {
-            format!("#{copy}")
-        };
+        let suffix = if args.tasks == 1 { String::new() } else { format!("#{copy}") };
         tasks.suffix = suffix;
         if let Err(e) = spawn_shape(args.shape, &mut tasks) {
             eprintln!("harm: cannot spawn the {:?} tasks: {e}", args.shape);
@@ -247,17 +234,11 @@ impl Tasks {
         let count = Arc::new(AtomicU64::new(0));
         let future = work(self.stop.clone(), Arc::clone(&count));
         let handle = match how {
-            Spawn::Named => taskscope_agent::task::Builder::new()
-                .name(&name)
-                .spawn(future)?,
+            Spawn::Named => taskscope_agent::task::Builder::new().name(&name).spawn(future)?,
             Spawn::Traced => taskscope_agent::spawn(future),
             Spawn::Plain => tokio::spawn(future),
         };
-        self.list.push(Task {
-            name,
-            count,
-            handle,
-        });
+        self.list.push(Task { name, count, handle });
         Ok(())
     }
 
@@ -313,17 +294,14 @@ fn spawn_shape(shape: Shape, tasks: &mut Tasks) -> std::io::Result<()> {
             // The waiters first: tokio's current-thread dump traces idle
             // tasks in about spawn order, and a wake harms it when it hits
             // a task traced before.
-            tasks.spawn("waiter", Spawn::Traced, move |stop, count| {
-                harm_notify_other_waiter_task(stop, count, first)
-            })?;
+            tasks
+                .spawn("waiter", Spawn::Traced, move |stop, count| harm_notify_other_waiter_task(stop, count, first))?;
             tasks.spawn("waiter-plain", Spawn::Plain, move |stop, count| {
                 harm_notify_other_waiter_task(stop, count, second)
             })?;
             // Captured safely, it notifies from inside its own poll.
             let also = targets.clone();
-            tasks.spawn("notifier", Spawn::Named, move |stop, count| {
-                harm_notify_other_task(stop, count, also)
-            })?;
+            tasks.spawn("notifier", Spawn::Named, move |stop, count| harm_notify_other_task(stop, count, also))?;
             // Left to tokio's dump, which polls it with the scheduler held
             // (and the safe capture does not wake it first).
             tasks.spawn("notifier-plain", Spawn::Plain, move |stop, count| {
@@ -383,4 +361,3 @@ fn spawn_shape(shape: Shape, tasks: &mut Tasks) -> std::io::Result<()> {
     }
     Ok(())
 }
-

@@ -217,8 +217,7 @@ impl Groups {
             .collect();
         let groups = &self.groups;
         let sort = self.sort;
-        self.order
-            .sort_by(|a, b| groups[*a as usize].rank(sort).cmp(&groups[*b as usize].rank(sort)));
+        self.order.sort_by(|a, b| groups[*a as usize].rank(sort).cmp(&groups[*b as usize].rank(sort)));
     }
 
     /// Pushes one live-count sample per group for each agent second elapsed

@@ -193,13 +193,7 @@ impl State {
         }
         for lt in update.location_totals {
             let loc = self.interner.get(&location_string(lt.location.as_ref()));
-            self.totals.insert(
-                loc,
-                Totals {
-                    spawned: lt.spawned,
-                    completed: lt.completed,
-                },
-            );
+            self.totals.insert(loc, Totals { spawned: lt.spawned, completed: lt.completed });
         }
         self.dropped_events = self.dropped_events.max(update.dropped_events);
         if update.complete {
@@ -279,14 +273,9 @@ impl State {
 
     fn regroup(&mut self) {
         let needle = self.order.filter().text.to_lowercase();
-        self.groups
-            .recount(self.tasks.values(), self.now_ns, &self.thresholds, &needle);
-        self.oldest_parked_since = self
-            .groups
-            .ordered()
-            .iter()
-            .filter_map(|i| self.groups.get(*i)?.oldest_parked_since)
-            .min();
+        self.groups.recount(self.tasks.values(), self.now_ns, &self.thresholds, &needle);
+        self.oldest_parked_since =
+            self.groups.ordered().iter().filter_map(|i| self.groups.get(*i)?.oldest_parked_since).min();
     }
 
     /// Records a change of the connection.
@@ -333,10 +322,7 @@ impl State {
     /// Shows only tasks and groups whose name or location contain `text`
     /// (any case), or whose id is `text`.
     pub fn set_filter_text(&mut self, text: &str) {
-        let filter = Filter {
-            text: text.to_string(),
-            ..self.order.filter().clone()
-        };
+        let filter = Filter { text: text.to_string(), ..self.order.filter().clone() };
         self.order.set_filter(filter);
         self.refresh();
     }
@@ -398,10 +384,7 @@ impl State {
 
     /// Groups the groups view shows, in rank order.
     pub fn shown_groups(&self) -> impl ExactSizeIterator<Item = (u32, &Group)> + '_ {
-        self.groups
-            .ordered()
-            .iter()
-            .map(|i| (*i, self.groups.get(*i).expect("ordered group exists")))
+        self.groups.ordered().iter().map(|i| (*i, self.groups.get(*i).expect("ordered group exists")))
     }
 
     /// Lifetime totals of a spawn location.

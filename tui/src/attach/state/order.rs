@@ -155,10 +155,7 @@ pub struct Filter {
 
 impl Default for Filter {
     fn default() -> Self {
-        Self {
-            text: String::new(),
-            shown: [true; 4],
-        }
+        Self { text: String::new(), shown: [true; 4] }
     }
 }
 
@@ -251,10 +248,7 @@ impl TaskOrder {
         if self.stale {
             self.stale = false;
             self.entries.clear();
-            self.entries.extend(
-                all.filter(|t| self.filter.admits(t, &self.needle))
-                    .map(|t| (column.key(t), t.id)),
-            );
+            self.entries.extend(all.filter(|t| self.filter.admits(t, &self.needle)).map(|t| (column.key(t), t.id)));
             self.entries.sort_unstable();
             return;
         }

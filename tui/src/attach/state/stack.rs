@@ -81,12 +81,7 @@ impl DumpOutcome {
         }
         dump.canonicalize();
         let index = dump.tasks.iter().enumerate().filter_map(|(i, t)| Some((t.task.as_ref()?.id, i))).collect();
-        DumpOutcome {
-            runtimes: dump.header.runtimes.clone(),
-            safe: dump.header.safe_capture.clone(),
-            dump,
-            index,
-        }
+        DumpOutcome { runtimes: dump.header.runtimes.clone(), safe: dump.header.safe_capture.clone(), dump, index }
     }
 
     /// The dumped record of task `id`.
@@ -138,10 +133,8 @@ impl DumpOutcome {
             let stack_id = if matches!(standing, Standing::Stack(_)) { d.stack_id } else { 0 };
             *counts.entry((stack_id, standing)).or_default() += 1;
         }
-        let mut out: Vec<Shared> = counts
-            .into_iter()
-            .map(|((stack_id, standing), tasks)| Shared { stack_id, standing, tasks })
-            .collect();
+        let mut out: Vec<Shared> =
+            counts.into_iter().map(|((stack_id, standing), tasks)| Shared { stack_id, standing, tasks }).collect();
         out.sort_by_key(|s| (s.stack_id == 0, std::cmp::Reverse(s.tasks), s.stack_id, s.standing));
         out
     }

@@ -78,10 +78,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self {
-            warn_after: Duration::from_secs(10),
-            leak_after: Duration::from_secs(60),
-        }
+        Self { warn_after: Duration::from_secs(10), leak_after: Duration::from_secs(60) }
     }
 }
 
@@ -137,11 +134,7 @@ impl TaskRow {
     /// Since when the task has been parked, for idle tasks only: the end of
     /// its last poll, or its spawn if it was never polled.
     pub fn parked_since_ns(&self) -> Option<u64> {
-        let since = if self.last_poll_ended_ns > 0 {
-            self.last_poll_ended_ns
-        } else {
-            self.spawned_at_ns
-        };
+        let since = if self.last_poll_ended_ns > 0 { self.last_poll_ended_ns } else { self.spawned_at_ns };
         (self.state == TaskState::Idle).then_some(since)
     }
 
@@ -152,11 +145,7 @@ impl TaskRow {
 
     /// Time since spawn; for a finished task, how long it lived.
     pub fn age_ns(&self, now_ns: u64) -> u64 {
-        let end = if self.completed_at_ns > 0 {
-            self.completed_at_ns
-        } else {
-            now_ns
-        };
+        let end = if self.completed_at_ns > 0 { self.completed_at_ns } else { now_ns };
         end.saturating_sub(self.spawned_at_ns)
     }
 

@@ -14,8 +14,8 @@ use taskscope_report::frames::{Line as FrameLine, Paths};
 use taskscope_report::suspect::Rules;
 
 use super::super::state::{Capture, Group, TaskRow, TaskStack, DUMP_TIMEOUT};
-use taskscope_report::provenance::Standing;
 use super::{fmt, style};
+use taskscope_report::provenance::Standing;
 
 /// At most this many distinct stacks are drawn for a group.
 const MAX_GROUP_STACKS: usize = 8;
@@ -32,17 +32,11 @@ pub fn render(app: &App, detail: &Detail, area: Rect, buf: &mut Buffer) {
     app.page.set(inner_height.max(1) as usize);
     let max = (lines.len() as u16).saturating_sub(inner_height);
     app.scroll_max.set(max);
-    Paragraph::new(lines)
-        .block(block)
-        .scroll((detail.scroll.min(max), 0))
-        .render(area, buf);
+    Paragraph::new(lines).block(block).scroll((detail.scroll.min(max), 0)).render(area, buf);
 }
 
 fn kv(label: &str, value: String) -> [Span<'static>; 2] {
-    [
-        Span::styled(format!("{label:<14}"), style::label()),
-        Span::styled(value, style::value()),
-    ]
+    [Span::styled(format!("{label:<14}"), style::label()), Span::styled(value, style::value())]
 }
 
 fn line(parts: Vec<[Span<'static>; 2]>) -> Line<'static> {
@@ -72,14 +66,7 @@ fn task_lines(app: &App, id: u64) -> Vec<Line<'static>> {
         Span::raw(" "),
         Span::styled(format!("{sym} {word}"), style::state_cell_style(t)),
         Span::raw("  "),
-        Span::styled(
-            if t.name.is_empty() {
-                "(unnamed)".to_string()
-            } else {
-                t.name.to_string()
-            },
-            style::value(),
-        ),
+        Span::styled(if t.name.is_empty() { "(unnamed)".to_string() } else { t.name.to_string() }, style::value()),
         // The lean mode does not know kinds: it sends none.
         Span::styled(format!("  {} spawned at ", if t.kind.is_empty() { "task" } else { &t.kind }), style::label()),
         Span::styled(t.location.to_string(), style::own_frame()),
@@ -87,16 +74,10 @@ fn task_lines(app: &App, id: u64) -> Vec<Line<'static>> {
     let mut lines = vec![
         head,
         line(vec![kv("state", state), kv("age", fmt::duration(t.age_ns(now)))]),
-        line(vec![
-            kv("polls", fmt::count(t.polls)),
-            kv("busy", fmt::duration(t.busy_ns)),
-        ]),
+        line(vec![kv("polls", fmt::count(t.polls)), kv("busy", fmt::duration(t.busy_ns))]),
     ];
     if s.wakers_observed() {
-        lines.push(line(vec![
-            kv("wakes", fmt::count(t.wakes)),
-            kv("self wakes", fmt::count(t.self_wakes)),
-        ]));
+        lines.push(line(vec![kv("wakes", fmt::count(t.wakes)), kv("self wakes", fmt::count(t.self_wakes))]));
         lines.push(line(vec![
             kv("live wakers", t.live_wakers.to_string()),
             kv("clones/drops", format!("{}/{}", t.waker_clones, t.waker_drops)),
@@ -122,14 +103,12 @@ fn verdict(app: &App, t: &TaskRow) -> Option<String> {
     let th = &app.state.thresholds;
     match t.severity(app.state.now_ns, th) {
         Severity::Leaked => Some("leaked: idle with no live waker, nothing can wake it again".to_string()),
-        Severity::Long => Some(format!(
-            "parked longer than {} (--leak-after)",
-            fmt::duration(th.leak_after.as_nanos() as u64)
-        )),
-        Severity::Warn => Some(format!(
-            "parked longer than {} (--warn-after)",
-            fmt::duration(th.warn_after.as_nanos() as u64)
-        )),
+        Severity::Long => {
+            Some(format!("parked longer than {} (--leak-after)", fmt::duration(th.leak_after.as_nanos() as u64)))
+        }
+        Severity::Warn => {
+            Some(format!("parked longer than {} (--warn-after)", fmt::duration(th.warn_after.as_nanos() as u64)))
+        }
         Severity::Normal => None,
     }
 }
@@ -153,14 +132,7 @@ fn group_lines(app: &App, g: u32) -> Vec<Line<'static>> {
             Span::raw(" "),
             Span::styled(g.location.to_string(), style::own_frame()),
             Span::styled("  name ", style::label()),
-            Span::styled(
-                if g.name.is_empty() {
-                    "(unnamed)".to_string()
-                } else {
-                    g.name.to_string()
-                },
-                style::value(),
-            ),
+            Span::styled(if g.name.is_empty() { "(unnamed)".to_string() } else { g.name.to_string() }, style::value()),
         ]),
         line(vec![
             kv("live", fmt::count(g.live)),
@@ -187,10 +159,7 @@ fn group_lines(app: &App, g: u32) -> Vec<Line<'static>> {
         )]),
         line(vec![kv(
             "suspect",
-            g.suspect.map_or_else(
-                || "no".to_string(),
-                |why| why.why(&Rules { long_after: s.thresholds.warn_after }),
-            ),
+            g.suspect.map_or_else(|| "no".to_string(), |why| why.why(&Rules { long_after: s.thresholds.warn_after })),
         )]),
         line(vec![
             kv("spawned", fmt::count(totals.spawned)),
@@ -206,12 +175,7 @@ fn stack_lines(detail: &Detail, width: usize) -> Vec<Line<'static>> {
     let aside = |text: String| wrap(&text, width.saturating_sub(5), "   ", style::dim());
     let heading = |text: String| Line::styled(format!(" {text}"), style::value());
     let outcome = match &detail.capture {
-        Capture::Capturing => {
-            return vec![
-                heading("async stack".into()),
-                Line::styled("   capturing…", style::dim()),
-            ]
-        }
+        Capture::Capturing => return vec![heading("async stack".into()), Line::styled("   capturing…", style::dim())],
         Capture::Failed(why) => {
             let mut lines = vec![heading("async stack".into())];
             lines.extend(note(format!("could not capture: {why}")));

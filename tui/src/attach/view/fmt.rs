@@ -111,12 +111,10 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(tail("src/server.rs:40:5", 10), "…r.rs:40:5");
         assert_eq!(tail("a.rs:1:1", 10), "a.rs:1:1");
-        assert_eq!(wrap_words("process 7 is stopped: kill -CONT 7 resumes it", 16), [
-            "process 7 is",
-            "stopped: kill",
-            "-CONT 7 resumes",
-            "it"
-        ]);
+        assert_eq!(
+            wrap_words("process 7 is stopped: kill -CONT 7 resumes it", 16),
+            ["process 7 is", "stopped: kill", "-CONT 7 resumes", "it"]
+        );
         assert_eq!(wrap_words("", 20), [""]);
         assert_eq!(sparkline(&[None, Some(0), Some(4), Some(8)]), " ▁▅█");
     }

@@ -24,19 +24,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let ordered = s.groups().ordered();
     let len = ordered.len();
     if len == 0 {
-        let msg = if s.task_count() == 0 {
-            "no tasks"
-        } else {
-            "no group matches the filter"
-        };
-        Line::styled(format!(" {msg}"), style::dim()).render(
-            Rect {
-                y: list.y + 1,
-                height: 1,
-                ..list
-            },
-            buf,
-        );
+        let msg = if s.task_count() == 0 { "no tasks" } else { "no group matches the filter" };
+        Line::styled(format!(" {msg}"), style::dim()).render(Rect { y: list.y + 1, height: 1, ..list }, buf);
     }
     let offset = app.groups.visible_offset(len, height);
     let selected = app.groups.selected.min(len.saturating_sub(1));
@@ -45,13 +34,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         let g = s.groups().get(ordered[i])?;
         Some(row(app, g, i == selected, loc_width))
     });
-    let titles = [
-        "LIVE", "Δ1m", "TREND 2m", "STUCK", "LEAKED", "LONGEST", "SPAWNED", "WAIT", "NAME", "LOCATION",
-    ];
-    Table::new(rows, WIDTHS)
-        .header(Row::new(titles).style(style::table_header()))
-        .column_spacing(1)
-        .render(list, buf);
+    let titles = ["LIVE", "Δ1m", "TREND 2m", "STUCK", "LEAKED", "LONGEST", "SPAWNED", "WAIT", "NAME", "LOCATION"];
+    Table::new(rows, WIDTHS).header(Row::new(titles).style(style::table_header())).column_spacing(1).render(list, buf);
 
     if let Some(g) = app.selected_group().and_then(|i| s.groups().get(i)) {
         render_chart(g, chart, buf);
@@ -81,11 +65,7 @@ fn row<'a>(app: &App, g: &'a Group, selected: bool, loc_width: usize) -> Row<'a>
         Some(_) => Cell::from("-"),
         None => Cell::from(fmt::count(g.leaked)),
     };
-    let leaked = if g.leaked > 0 {
-        leaked.style(style::leaked_badge())
-    } else {
-        leaked
-    };
+    let leaked = if g.leaked > 0 { leaked.style(style::leaked_badge()) } else { leaked };
     Row::new([
         Cell::from(fmt::count(g.live)),
         Cell::from(fmt::delta(g.growth)),
@@ -110,11 +90,7 @@ fn render_chart(g: &Group, area: Rect, buf: &mut Buffer) {
     let title = format!(
         " live tasks at {}{}: last {} min, now {}, peak {} {suspect}",
         g.location,
-        if g.name.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", g.name)
-        },
+        if g.name.is_empty() { String::new() } else { format!(" ({})", g.name) },
         HISTORY_LEN / 60,
         fmt::count(g.live),
         fmt::count(max)

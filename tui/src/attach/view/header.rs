@@ -54,10 +54,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let mut first = vec![
         Span::styled(" taskscope ", style::active_tab()),
         Span::raw(" "),
-        Span::styled(
-            format!(" {} ", s.connection.describe(app.now)),
-            style::link(s.connection.is_live()),
-        ),
+        Span::styled(format!(" {} ", s.connection.describe(app.now)), style::link(s.connection.is_live())),
         Span::raw("  "),
     ];
     match &s.process {
@@ -97,21 +94,14 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         // Not "0 leaked": this agent cannot tell.
         Some(why) => second.push(Span::styled(format!("leaked: no verdict ({why})"), style::label())),
         None => {
-            let leaked_style = if c.leaked > 0 {
-                style::leaked_badge()
-            } else {
-                style::value()
-            };
+            let leaked_style = if c.leaked > 0 { style::leaked_badge() } else { style::value() };
             second.push(Span::styled(format!("✗ {} leaked", fmt::count(c.leaked)), leaked_style));
         }
     }
     second.extend(pair("longest parked", fmt::opt_duration(s.longest_parked_ns())));
     second.extend(pair("spawned", fmt::count(c.spawned_total)));
-    let dropped_style = if s.dropped_events > 0 {
-        style::severity_style(super::super::state::Severity::Warn)
-    } else {
-        style::value()
-    };
+    let dropped_style =
+        if s.dropped_events > 0 { style::severity_style(super::super::state::Severity::Warn) } else { style::value() };
     second.push(Span::styled("  dropped events ", style::label()));
     second.push(Span::styled(fmt::count(s.dropped_events), dropped_style));
     let mut lines = vec![Line::from(first), Line::from(second)];
@@ -123,39 +113,23 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 pub fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
     let s = &app.state;
     let tab = |on: bool, text: String| {
-        Span::styled(
-            format!(" {text} "),
-            if on { style::active_tab() } else { style::label() },
-        )
+        Span::styled(format!(" {text} "), if on { style::active_tab() } else { style::label() })
     };
     let tasks_text = if s.shown_count() == s.task_count() {
         format!("Tasks {}", fmt::count(s.task_count() as u64))
     } else {
-        format!(
-            "Tasks {} of {}",
-            fmt::count(s.shown_count() as u64),
-            fmt::count(s.task_count() as u64)
-        )
+        format!("Tasks {} of {}", fmt::count(s.shown_count() as u64), fmt::count(s.task_count() as u64))
     };
     let mut spans = vec![
         Span::raw(" "),
         tab(app.view == View::Tasks, tasks_text),
         Span::raw(" "),
-        tab(
-            app.view == View::Groups,
-            format!("Groups {}", fmt::count(s.groups().ordered().len() as u64)),
-        ),
+        tab(app.view == View::Groups, format!("Groups {}", fmt::count(s.groups().ordered().len() as u64))),
     ];
     spans.extend(pair("sort", fmt::sort_hint(s.sort_column(), s.sort_descending())));
     let shown: String = TaskState::ALL
         .iter()
-        .map(|st| {
-            if s.filter().shown[st.index()] {
-                style::state_symbol(*st, false).0
-            } else {
-                "·"
-            }
-        })
+        .map(|st| if s.filter().shown[st.index()] { style::state_symbol(*st, false).0 } else { "·" })
         .collect();
     spans.extend(pair("states", shown));
     if s.keep_done() {
@@ -176,8 +150,5 @@ pub fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn pair(label: &str, value: String) -> [Span<'static>; 2] {
-    [
-        Span::styled(format!("  {label} "), style::label()),
-        Span::styled(value, style::value()),
-    ]
+    [Span::styled(format!("  {label} "), style::label()), Span::styled(value, style::value())]
 }

@@ -13,22 +13,15 @@ use super::style;
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let lines = lines(app);
     let width = area.width.min(92);
-    let [_, mid, _] = area.layout(&Layout::horizontal([
-        Constraint::Fill(1),
-        Constraint::Length(width),
-        Constraint::Fill(1),
-    ]));
+    let [_, mid, _] =
+        area.layout(&Layout::horizontal([Constraint::Fill(1), Constraint::Length(width), Constraint::Fill(1)]));
     Clear.render(mid, buf);
     let inner_height = mid.height.saturating_sub(2);
     let max = (lines.len() as u16).saturating_sub(inner_height);
     app.scroll_max.set(max);
     app.page.set(inner_height.max(1) as usize);
     Paragraph::new(lines)
-        .block(
-            Block::bordered()
-                .title(" help: keys (Esc or ? closes) ")
-                .border_style(style::value()),
-        )
+        .block(Block::bordered().title(" help: keys (Esc or ? closes) ").border_style(style::value()))
         .scroll((app.help_scroll.min(max), 0))
         .render(mid, buf);
 }
@@ -54,11 +47,7 @@ fn lines(app: &App) -> Vec<Line<'static>> {
         out.push(Line::from(vec![
             Span::raw("   "),
             Span::styled(format!("{:<16}", c.title()), style::own_frame()),
-            Span::raw(format!(
-                "↓ {}; starts {}",
-                c.descending(),
-                super::fmt::sort_arrow(c.starts_descending())
-            )),
+            Span::raw(format!("↓ {}; starts {}", c.descending(), super::fmt::sort_arrow(c.starts_descending()))),
         ]));
     }
     out.push(Line::default());
@@ -67,15 +56,9 @@ fn lines(app: &App) -> Vec<Line<'static>> {
     out.push(Line::from(vec![
         Span::raw("   "),
         Span::styled("yellow", style::severity_style(super::super::state::Severity::Warn)),
-        Span::raw(format!(
-            " parked ≥ {} (--warn-after)   ",
-            super::fmt::duration(th.warn_after.as_nanos() as u64)
-        )),
+        Span::raw(format!(" parked ≥ {} (--warn-after)   ", super::fmt::duration(th.warn_after.as_nanos() as u64))),
         Span::styled("red", style::severity_style(super::super::state::Severity::Long)),
-        Span::raw(format!(
-            " parked ≥ {} (--leak-after)   ",
-            super::fmt::duration(th.leak_after.as_nanos() as u64)
-        )),
+        Span::raw(format!(" parked ≥ {} (--leak-after)   ", super::fmt::duration(th.leak_after.as_nanos() as u64))),
         Span::styled("✗ LEAK", style::leaked_badge()),
         Span::raw(" no live waker: nothing can wake it"),
     ]));

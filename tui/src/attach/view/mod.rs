@@ -58,25 +58,16 @@ impl Widget for &App {
 /// A window too small for any screen: says so (as much of it as fits)
 /// rather than drawing the screens over one another.
 fn too_small(area: Rect, buf: &mut Buffer) {
-    let text = format!(
-        "window too small ({}x{}): taskscope needs {MIN_WIDTH}x{MIN_HEIGHT}; q quits",
-        area.width, area.height
-    );
-    let [_, mid, _] = area.layout(&Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(1),
-        Constraint::Fill(1),
-    ]));
+    let text =
+        format!("window too small ({}x{}): taskscope needs {MIN_WIDTH}x{MIN_HEIGHT}; q quits", area.width, area.height);
+    let [_, mid, _] = area.layout(&Layout::vertical([Constraint::Fill(1), Constraint::Length(1), Constraint::Fill(1)]));
     Paragraph::new(Line::from(text)).render(mid, buf);
 }
 
 /// Before the first complete snapshot: say what we are waiting for, wrapped
 /// (a narrow window must not cut it).
 fn waiting(app: &App, area: Rect, buf: &mut Buffer) {
-    let text = format!(
-        "waiting for the agent's task table ({})",
-        app.state.connection.describe(app.now)
-    );
+    let text = format!("waiting for the agent's task table ({})", app.state.connection.describe(app.now));
     let lines = fmt::wrap_words(&text, area.width.saturating_sub(2) as usize);
     let [_, mid, _] = area.layout(&Layout::vertical([
         Constraint::Fill(1),

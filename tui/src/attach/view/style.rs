@@ -37,10 +37,7 @@ pub fn state_cell_style(task: &TaskRow) -> Style {
 
 /// White on red: the agent says nothing can wake it.
 pub fn leaked_badge() -> Style {
-    Style::new()
-        .fg(Color::White)
-        .bg(Color::Red)
-        .add_modifier(Modifier::BOLD)
+    Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)
 }
 
 /// White on red too: tokio's dump harmed a runtime, restart the program.
@@ -108,8 +105,5 @@ pub fn link(live: bool) -> Style {
 
 /// The active tab.
 pub fn active_tab() -> Style {
-    Style::new()
-        .fg(Color::Black)
-        .bg(Color::White)
-        .add_modifier(Modifier::BOLD)
+    Style::new().fg(Color::Black).bg(Color::White).add_modifier(Modifier::BOLD)
 }

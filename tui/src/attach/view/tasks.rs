@@ -29,19 +29,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     app.page.set(height.max(1));
     let len = s.shown_count();
     if len == 0 {
-        let msg = if s.task_count() == 0 {
-            "no tasks"
-        } else {
-            "no task matches the filter and state toggles"
-        };
-        Line::styled(format!(" {msg}"), style::dim()).render(
-            Rect {
-                y: area.y + 1,
-                height: 1,
-                ..area
-            },
-            buf,
-        );
+        let msg = if s.task_count() == 0 { "no tasks" } else { "no task matches the filter and state toggles" };
+        Line::styled(format!(" {msg}"), style::dim()).render(Rect { y: area.y + 1, height: 1, ..area }, buf);
     }
     let offset = app.tasks.visible_offset(len, height);
     let selected = app.tasks.selected.min(len.saturating_sub(1));
@@ -59,18 +48,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Cell::from(title)
     }))
     .style(style::table_header());
-    Table::new(rows, WIDTHS)
-        .header(header)
-        .column_spacing(1)
-        .render(area, buf);
+    Table::new(rows, WIDTHS).header(header).column_spacing(1).render(area, buf);
 }
 
 /// Width left for the one `Fill` column after the fixed ones and the gaps.
 pub fn fill_width(total: u16, widths: &[Constraint]) -> usize {
-    let fixed: u16 = widths
-        .iter()
-        .map(|c| if let Constraint::Length(n) = c { *n } else { 0 })
-        .sum();
+    let fixed: u16 = widths.iter().map(|c| if let Constraint::Length(n) = c { *n } else { 0 }).sum();
     total.saturating_sub(fixed + widths.len() as u16 - 1) as usize
 }
 
@@ -84,17 +67,10 @@ fn row<'a>(
 ) -> Row<'a> {
     let (sym, word) = style::state_symbol(t.state, t.leaked);
     let name: &str = if t.name.is_empty() { "-" } else { &t.name };
-    let busy = if t.polls == 0 {
-        "-".to_string()
-    } else {
-        fmt::duration(t.busy_ns)
-    };
+    let busy = if t.polls == 0 { "-".to_string() } else { fmt::duration(t.busy_ns) };
     let cells = [
         Cell::from(t.id.to_string()),
-        Cell::from(Line::from(Span::styled(
-            format!("{sym} {word}"),
-            style::state_cell_style(t),
-        ))),
+        Cell::from(Line::from(Span::styled(format!("{sym} {word}"), style::state_cell_style(t)))),
         Cell::from(name),
         Cell::from(fmt::duration(t.age_ns(now_ns))),
         Cell::from(fmt::opt_duration(t.parked_ns(now_ns))),
@@ -104,8 +80,5 @@ fn row<'a>(
         Cell::from(t.wait.as_deref().unwrap_or("-")),
         Cell::from(fmt::tail(&t.location, loc_width)),
     ];
-    Row::new(cells).style(style::row(
-        style::severity_style(t.severity(now_ns, thresholds)),
-        selected,
-    ))
+    Row::new(cells).style(style::row(style::severity_style(t.severity(now_ns, thresholds)), selected))
 }
