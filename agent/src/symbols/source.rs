@@ -215,10 +215,7 @@ impl<'a> Scan<'a> {
 
     fn word(&mut self, word: &'a str) {
         if self.last[2] == "fn" && self.pending_fn.is_none() {
-            let is_async = match self.last[..2] {
-                [_, "async"] | ["async", "unsafe"] => true,
-                _ => false,
-            };
+            let is_async = matches!(self.last[..2], [_, "async"] | ["async", "unsafe"]);
             self.pending_fn = Some((word, is_async));
             self.pending_impl = None;
         } else if word == "impl" && self.pending_fn.is_none() && self.pending_impl.is_none() {
