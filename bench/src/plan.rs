@@ -48,6 +48,9 @@ pub enum Variant {
     LeanMetrics,
 }
 
+/// The report's variant column: as wide as the widest [`Variant::name`].
+pub const VARIANT_COLUMN: usize = 13;
+
 impl Variant {
     /// The variant's name on the command line.
     pub fn name(self) -> &'static str {
@@ -191,6 +194,12 @@ mod tests {
         assert_eq!(Workload::Stack.variants(&all), [Variant::Agent, Variant::Lean]);
         assert_eq!(Workload::Stack.variants(&[Variant::Plain]), [Variant::Agent]);
         assert_eq!(Workload::Spawn.variants(&all), all);
+    }
+
+    #[test]
+    fn every_name_fits_the_report_column() {
+        let widest = Variant::value_variants().iter().map(|v| v.name().len()).max();
+        assert_eq!(widest, Some(VARIANT_COLUMN));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod stack;
 
-use crate::plan::{Variant, Workload};
+use crate::plan::{Variant, Workload, VARIANT_COLUMN};
 use crate::runner::{Plan, Results, Sample};
 
 use stack::{print_stack_row, stack_line};
@@ -27,7 +27,7 @@ pub fn print(plan: &Plan, results: &Results) {
     );
     println!();
     println!(
-        "{:<8} {:<13} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}",
+        "{:<8} {:<VARIANT_COLUMN$} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}",
         "workload", "variant", "median", "min - max", "vs base", "CPU", "CPU ×", "RSS", "peak RSS"
     );
     for &workload in &plan.workloads {
@@ -103,7 +103,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
     let key = (workload, variant);
     let Some(samples) = results.samples.get(&key).filter(|s| !s.is_empty()) else {
         let why = results.skipped.get(&key).map(String::as_str).unwrap_or("not run");
-        println!("{:<8} {:<13} skipped ({why})", workload.name(), variant.name());
+        println!("{:<8} {:<VARIANT_COLUMN$} skipped ({why})", workload.name(), variant.name());
         return;
     };
     let skipped_later =
@@ -118,7 +118,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
         let grown = median_u64(samples.iter().map(|s| s.rss_kib.saturating_sub(s.base_rss_kib)));
         let per_task = grown as f64 * 1024.0 / workload.count(plan.quick) as f64;
         println!(
-            "{:<8} {:<13} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
+            "{:<8} {:<VARIANT_COLUMN$} {:>10} {:>21} {:>14} {:>10} {:>9} {:>10} {:>10}{skipped_later}",
             workload.name(),
             variant.name(),
             rss,
@@ -136,7 +136,7 @@ fn print_row(plan: &Plan, results: &Results, workload: Workload, variant: Varian
     let vs_base = time_ratio(results, workload, variant, wall).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
     let cpu_vs_base = time_ratio(results, workload, variant, cpu).map(|r| format!("x{}", ratio(r))).unwrap_or_default();
     println!(
-        "{:<8} {:<13} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
+        "{:<8} {:<VARIANT_COLUMN$} {:>8.3} s {:>19} {:>14} {:>8.3} s {:>9} {:>10} {:>10}{skipped_later}",
         workload.name(),
         variant.name(),
         median_duration(times.iter().copied()).as_secs_f64(),

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::child::parse_status_kib;
-use crate::plan::{Variant, Workload};
+use crate::plan::{Variant, Workload, VARIANT_COLUMN};
 use crate::sibling;
 use crate::steal;
 
@@ -177,7 +177,8 @@ fn run_round<'a>(
             continue;
         }
         let count = workload.count(plan.quick);
-        let label = format!("[run {}/{}] {:<8} {:<13}", round + 1, plan.runs, workload.name(), variant.name());
+        let label =
+            format!("[run {}/{}] {:<8} {:<VARIANT_COLUMN$}", round + 1, plan.runs, workload.name(), variant.name());
         let outcome = match (workload, taskscope) {
             (Workload::Stack, None) => continue,
             (Workload::Stack, Some(cli)) => {

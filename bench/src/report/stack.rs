@@ -5,16 +5,21 @@
 use std::time::Duration;
 
 use super::median_duration;
-use crate::plan::{Variant, Workload};
+use crate::plan::{Variant, Workload, VARIANT_COLUMN};
 use crate::runner::{Plan, Results};
 
 pub(super) fn print_stack_row(plan: &Plan, results: &Results, variant: Variant) {
     let Some((cold, warm)) = stack_medians(results, variant) else {
-        println!("{:<8} {:<13} skipped ({})", "stack", variant.name(), stack_skip_reason(results, variant));
+        println!(
+            "{:<8} {:<VARIANT_COLUMN$} skipped ({})",
+            "stack",
+            variant.name(),
+            stack_skip_reason(results, variant)
+        );
         return;
     };
     println!(
-        "{:<8} {:<13} {:>8.3} s {:>19}   `taskscope stack` on {} parked tasks: first call (cold), second call {:.3} s",
+        "{:<8} {:<VARIANT_COLUMN$} {:>8.3} s {:>19}   `taskscope stack` on {} parked tasks: first call (cold), second call {:.3} s",
         "stack",
         variant.name(),
         cold.as_secs_f64(),
