@@ -83,6 +83,9 @@ fn spawn(recorder: &'static Recorder, meta: &TaskMeta<'_>, tag: usize) {
     if on_agent_thread() {
         return;
     }
+    if !SETTLED.get() {
+        settle_thread(recorder);
+    }
     let Some((key, slot)) = recorder.table.reserve() else {
         recorder.dropped.fetch_add(1, Relaxed);
         return;
@@ -134,6 +137,9 @@ fn before_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>, runtime: &'stat
 fn before_poll_slow(recorder: &'static Recorder, id: u64, runtime: &'static AtomicU64) {
     if runtime.load(Relaxed) == 0 {
         learn_runtime(runtime);
+    }
+    if !SETTLED.get() {
+        settle_thread(recorder);
     }
     let Some(live) = find(recorder, id) else { return };
     let now = clock::coarse::now();
@@ -299,6 +305,30 @@ impl Drop for Forgotten {
 thread_local! {
     static FORGOTTEN: std::cell::RefCell<Forgotten> =
         const { std::cell::RefCell::new(Forgotten { entries: [None; FORGET_BATCH], len: 0 }) };
+}
+
+thread_local! {
+    /// Whether this thread's agent state is set up (see [`settle_thread`]).
+    static SETTLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets up what this thread keeps for the agent (its [`FORGOTTEN`] list, its
+/// free slots and kept tasks) at its first spawn or its first poll through
+/// the slow path, which every thread that ends a task in a poll has taken
+/// (or spawned) before. Why not at first use: setting up allocates (the
+/// per-thread state, and glibc's record of a thread-local's destructor),
+/// and the first use of [`FORGOTTEN`] is a thread's first completion in a
+/// poll. In a burst of spawns that came at its very end, from the spawning
+/// task's own completion, on the thread whose heap held every task cell:
+/// the 32 bytes landed at the top of that heap and kept it from being
+/// trimmed once the cells were freed. Measured after the bench's 300k-task
+/// burst: 131.8 MiB resident against plain tokio's 68.3, and 72 MiB with
+/// this.
+#[cold]
+fn settle_thread(recorder: &'static Recorder) {
+    SETTLED.set(true);
+    let _ = FORGOTTEN.try_with(|_| ());
+    recorder.table.settle_thread();
 }
 
 /// Removes `entry` from [`IDS`] soon (see [`Forgotten`]).

@@ -10,11 +10,14 @@
 //! clearing pass on the thread that happened to grow it (callgrind showed
 //! that pass at about 20 instructions per task over a 100k-task burst).
 //!
-//! Measured, this does not by itself decide how much a burst leaves
-//! resident: after the bench's 300k-task spawn burst, resident memory ends
-//! at about 70 MiB or about 135 MiB from one build to the next, with or
-//! without the agent's blocks in the heap (plain tokio, too, sometimes ends
-//! at 110 MiB): that is the allocator's trimming, not memory the agent holds.
+//! What a burst leaves resident is decided elsewhere: after the bench's
+//! 300k-task spawn burst the lean mode stayed at about 131.8 MiB against
+//! plain tokio's 68.3 until its threads set up their own state before their
+//! first completion (see `hooks::settle_thread`): a 32-byte allocation made
+//! at the end of the burst, at the top of the heap that held the task cells,
+//! kept that heap from being trimmed. The agent's mapped memory in that
+//! burst is under 1 MiB (a slot segment and the first id-map table: slots
+//! are reused as tasks end).
 
 /// Types whose all-zero bytes are a valid value.
 ///

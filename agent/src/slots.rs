@@ -246,6 +246,12 @@ impl Table {
         Some((key, self.slot(key.index())?))
     }
 
+    /// Sets up this thread's own state for the table now (see [`local`]),
+    /// rather than at its first spawn or completion.
+    pub(crate) fn settle_thread(&'static self) {
+        local::settle(self);
+    }
+
     /// Hands back a slot from [`Self::reserve`] that was not opened.
     pub(crate) fn unreserve(&'static self, key: Key) {
         local::give_back(self, key);

@@ -384,6 +384,11 @@ pub(super) fn take_free(table: &'static Table) -> Option<Key> {
     }
 }
 
+/// Sets up this thread's state for `table`, if it has none yet.
+pub(super) fn settle(table: &'static Table) {
+    let _ = with_local(table, |_| ());
+}
+
 /// Puts back a key from [`take_free`] that went unused.
 pub(super) fn give_back(table: &'static Table, key: Key) {
     if with_local(table, |local| local.free.push(key)).is_none() {
