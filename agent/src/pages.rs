@@ -10,14 +10,11 @@
 //! clearing pass on the thread that happened to grow it (callgrind showed
 //! that pass at about 20 instructions per task over a 100k-task burst).
 //!
-//! What a burst leaves resident is decided elsewhere: after the bench's
-//! 300k-task spawn burst the lean mode stayed at about 131.8 MiB against
-//! plain tokio's 68.3 until its threads set up their own state before their
-//! first completion (see `hooks::settle_thread`): a 32-byte allocation made
-//! at the end of the burst, at the top of the heap that held the task cells,
-//! kept that heap from being trimmed. The agent's mapped memory in that
-//! burst is under 1 MiB (a slot segment and the first id-map table: slots
-//! are reused as tasks end).
+//! The same goes for every block the agent takes while tasks run: the free
+//! slots threads hand each other (`slots::batches`), the id map's tables and
+//! their headers. A small block taken from a worker's heap in the middle of
+//! a burst of spawns sits among the task cells and can keep that heap from
+//! shrinking once the burst is over (see `agent/tests/burst_memory.rs`).
 
 /// Types whose all-zero bytes are a valid value.
 ///
@@ -26,9 +23,22 @@
 /// for which zero (null) is a valid value.
 pub(crate) unsafe trait Zeroable: Sized {}
 
+// SAFETY: every byte pattern is a valid `MaybeUninit`.
+unsafe impl<T> Zeroable for std::mem::MaybeUninit<T> {}
+
 /// `len` zeroed values of `T`, kept until [`unmap`] (or for good).
 /// `None` if the OS refuses the memory.
 pub(crate) fn zeroed<T: Zeroable>(len: usize) -> Option<&'static [T]> {
+    let at = zeroed_raw::<T>(len)?;
+    // SAFETY: `len` zeroed, aligned `T`s (all-zero is valid: `Zeroable`)
+    // that no one else refers to, kept until `unmap`.
+    Some(unsafe { std::slice::from_raw_parts(at.as_ptr(), len) })
+}
+
+/// [`zeroed`] as a pointer to the first of the `len` values, for memory
+/// its owner writes through plain (not atomic) fields: it may write through
+/// this pointer for as long as it keeps the memory to itself.
+pub(crate) fn zeroed_raw<T: Zeroable>(len: usize) -> Option<std::ptr::NonNull<T>> {
     #[cfg(unix)]
     {
         let bytes = len.checked_mul(std::mem::size_of::<T>())?.max(1);
@@ -47,22 +57,19 @@ pub(crate) fn zeroed<T: Zeroable>(len: usize) -> Option<&'static [T]> {
         if at == libc::MAP_FAILED || (at as usize) % std::mem::align_of::<T>() != 0 {
             return None;
         }
-        // SAFETY: `bytes` of fresh, zeroed, page-aligned (so aligned for T)
-        // memory, which no one else refers to; all-zero is a valid `T`
-        // (`Zeroable`), and the mapping lives until `unmap`.
-        Some(unsafe { std::slice::from_raw_parts(at as *const T, len) })
+        // Fresh, zeroed, page-aligned (so aligned for T) memory that no one
+        // else refers to, mapped until `unmap`.
+        std::ptr::NonNull::new(at as *mut T)
     }
     #[cfg(not(unix))]
     {
         let layout = std::alloc::Layout::array::<T>(len).ok()?;
         if layout.size() == 0 {
-            return Some(&[]);
+            return Some(std::ptr::NonNull::dangling());
         }
         // SAFETY: a layout of non-zero size.
         let at = unsafe { std::alloc::alloc_zeroed(layout) };
-        // SAFETY: `len` zeroed, aligned `T`s (all-zero is valid: `Zeroable`),
-        // kept until `unmap`.
-        (!at.is_null()).then(|| unsafe { std::slice::from_raw_parts(at as *const T, len) })
+        std::ptr::NonNull::new(at as *mut T)
     }
 }
 

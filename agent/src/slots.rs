@@ -19,8 +19,10 @@ use std::sync::Mutex;
 
 use crossbeam_queue::SegQueue;
 
+mod batches;
 mod local;
 
+use batches::Batches;
 use local::Threads;
 pub(crate) use local::{LocKey, Retention};
 
@@ -200,7 +202,7 @@ pub(crate) struct Table {
     /// Indexes below this have been handed out at least once.
     high_water: AtomicUsize,
     /// Free slots no thread keeps for itself (see [`local`]).
-    shared_free: SegQueue<Vec<Key>>,
+    shared_free: Batches,
     /// Serialises segment allocation (rare: once per 4096 slots).
     grow: Mutex<()>,
     retention: Retention,
@@ -218,7 +220,7 @@ impl Table {
         Table {
             segments: (0..MAX_SEGMENTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
             high_water: AtomicUsize::new(0),
-            shared_free: SegQueue::new(),
+            shared_free: Batches::new(),
             grow: Mutex::new(()),
             retention,
             threads: Mutex::new(Threads::default()),

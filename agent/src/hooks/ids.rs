@@ -114,8 +114,8 @@ impl IdMap {
 
     fn newest(&self) -> Option<&'static Table> {
         let ptr = self.newest.load(Acquire);
-        // SAFETY: non-null pointers stored in `newest` come from Box::leak in
-        // `grow` and are never freed.
+        // SAFETY: non-null pointers stored in `newest` come from `grow`,
+        // which maps the table's header and never unmaps a shared one.
         (!ptr.is_null()).then(|| unsafe { &*ptr })
     }
 
@@ -163,14 +163,30 @@ impl IdMap {
     #[cold]
     fn grow(&self, full: Option<&'static Table>, id: u64) -> Option<()> {
         let len = full.map_or(FIRST, |t| t.entries.len() * 2);
-        let bigger: &'static mut Table = Box::leak(Box::new(Table::new(len, full, id)?));
+        let table = Table::new(len, full, id)?;
+        // The header is mapped too, not boxed: a growth comes in the middle
+        // of a burst of spawns, and a block of the program's heap taken then
+        // and kept for good would pin that heap (see `crate::pages`).
+        let Some(header) = crate::pages::zeroed_raw::<std::mem::MaybeUninit<Table>>(1) else {
+            // SAFETY: `table.entries` came from `pages::zeroed` in
+            // `Table::new` and nobody else saw them.
+            unsafe { crate::pages::unmap(table.entries) };
+            return None;
+        };
+        let bigger = header.as_ptr().cast::<Table>();
+        // SAFETY: fresh mapped memory for one `Table`, ours alone until the
+        // exchange below shares it.
+        unsafe { bigger.write(table) };
         let expected = full.map_or(std::ptr::null_mut(), |t| t as *const Table as *mut Table);
         if self.newest.compare_exchange(expected, bigger, AcqRel, Acquire).is_err() {
-            // Someone else grew it first: ours was never shared, so free it.
-            // SAFETY: `bigger` came from Box::leak just above, its entries
-            // from `pages::zeroed`, and nobody else saw either.
-            let ours = unsafe { Box::from_raw(bigger as *mut Table) };
-            unsafe { crate::pages::unmap(ours.entries) };
+            // Someone else grew it first: ours was never shared, so unmap it.
+            // SAFETY: `bigger`'s header and entries were mapped just above
+            // and in `Table::new`, and nobody else saw either.
+            unsafe {
+                let entries = (*bigger).entries;
+                crate::pages::unmap(entries);
+                crate::pages::unmap(std::slice::from_raw_parts(header.as_ptr().cast_const(), 1));
+            }
         }
         Some(())
     }

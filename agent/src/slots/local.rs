@@ -13,8 +13,9 @@
 //!   when a newer one needs the room;
 //! - it keeps freed slots in a LIFO list, so the next spawn on this thread
 //!   reuses a slot that is still in its cache; past [`FREE_MAX`] it hands half
-//!   to the table's shared list, where threads that spawn more than they
-//!   finish find them;
+//!   to the table's shared list (one batch in mapped memory, under a lock
+//!   taken once per [`BATCH`] slots: see [`super::batches`]), where threads
+//!   that spawn more than they finish find them;
 //! - it counts completions, in total and per spawn location, in a [`Counts`]
 //!   that the state owner sums when it reports totals.
 //!
@@ -30,11 +31,12 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 
+use super::batches::BATCH;
 use super::{Key, Slot, Table, NAMED};
 use crate::clock;
 
 /// Free slots a thread keeps; past this it hands half to the shared list.
-pub(super) const FREE_MAX: usize = 256;
+pub(super) const FREE_MAX: usize = 2 * BATCH;
 /// Fresh slots a thread takes from the table at once.
 const FRESH: u32 = 32;
 /// Spawn locations one thread counts completions for separately.
@@ -181,7 +183,16 @@ struct Ring {
     len: usize,
 }
 
+/// Kept tasks a thread makes room for when it sets up; a larger retention
+/// count grows the ring as it fills.
+const KEPT_ROOM_MAX: usize = 4096;
+
 impl Ring {
+    /// A ring with room for `n` items (rounded up to a power of two).
+    fn with_room(n: usize) -> Ring {
+        Ring { items: vec![(Key(0), 0); n.next_power_of_two()], head: 0, len: 0 }
+    }
+
     #[inline]
     fn push_back(&mut self, item: (Key, u64)) {
         if self.len == self.items.len() {
@@ -237,7 +248,9 @@ impl PerTable {
         PerTable {
             table,
             free: Vec::with_capacity(FREE_MAX),
-            kept: Ring::default(),
+            // Room for every task retention keeps (up to a point), taken
+            // now rather than grown mid-burst (see `crate::pages`).
+            kept: Ring::with_room((table.retention.done + 1).min(KEPT_ROOM_MAX)),
             counts,
             last_location: 0,
             retain_for_ticks: 0,
@@ -267,13 +280,11 @@ impl PerTable {
 
     fn free(&mut self, key: Key, named: bool) {
         if let Some(next) = self.table.release(key, named) {
-            if self.free.len() >= FREE_MAX {
-                // Hand the older half over in one piece; keep the newer,
-                // still-warm half.
-                let mut newer = Vec::with_capacity(FREE_MAX);
-                newer.extend_from_slice(&self.free[FREE_MAX / 2..]);
-                self.free.truncate(FREE_MAX / 2);
-                self.table.shared_free.push(std::mem::replace(&mut self.free, newer));
+            // Hand the older half over in one batch; keep the newer,
+            // still-warm half. (Kept here, past the limit, if no batch can
+            // be mapped.)
+            if self.free.len() >= FREE_MAX && self.table.shared_free.push(&self.free[..BATCH]) {
+                self.free.drain(..BATCH);
             }
             self.free.push(next);
         }
@@ -288,9 +299,7 @@ impl PerTable {
             }
             return Some(key);
         }
-        if let Some(batch) = self.table.shared_free.pop() {
-            self.free = batch;
-        } else {
+        if !self.table.shared_free.pop_into(&mut self.free) {
             // Lowest index first, as a single-threaded program would.
             self.free.extend(self.table.fresh(FRESH)?.rev());
         }
@@ -308,9 +317,9 @@ impl Drop for PerTable {
             self.kept.pop_front();
             left.extend(self.table.release(key, at & NAMED_AT != 0));
         }
-        if !left.is_empty() {
-            self.table.shared_free.push(left);
-        }
+        // Lost to the table if no batch can be mapped: the OS refused a
+        // few pages while this thread exits.
+        self.table.shared_free.push(&left);
         self.table.threads().leave(&self.counts);
     }
 }
@@ -392,20 +401,14 @@ pub(super) fn settle(table: &'static Table) {
 /// Puts back a key from [`take_free`] that went unused.
 pub(super) fn give_back(table: &'static Table, key: Key) {
     if with_local(table, |local| local.free.push(key)).is_none() {
-        table.shared_free.push(vec![key]);
+        table.shared_free.push(&[key]);
     }
 }
 
 /// [`take_free`] without thread-local state.
 fn shared_take(table: &'static Table) -> Option<Key> {
-    if let Some(mut batch) = table.shared_free.pop() {
-        let key = batch.pop();
-        if !batch.is_empty() {
-            table.shared_free.push(batch);
-        }
-        if key.is_some() {
-            return key;
-        }
+    if let Some(key) = table.shared_free.pop_one() {
+        return Some(key);
     }
     table.fresh(1)?.next()
 }
@@ -419,7 +422,7 @@ pub(super) fn finished(table: &'static Table, key: Key, slot: &Slot, now: u64) {
         // No thread-local state: count it under the lock and free it now.
         table.threads().add_retired(loc);
         if let Some(next) = table.release(key, named) {
-            table.shared_free.push(vec![next]);
+            table.shared_free.push(&[next]);
         }
     }
 }
