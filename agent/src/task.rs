@@ -41,6 +41,7 @@ use crate::capture::Traced;
 /// panics: outside a runtime it panics), with its stack captured safely on
 /// request. The spawn location is the caller's.
 #[track_caller]
+#[inline(always)]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,

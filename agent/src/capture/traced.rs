@@ -50,6 +50,7 @@ struct Extra {
 
 impl<F> Traced<F> {
     /// Wraps the future of a tokio task.
+    #[inline(always)]
     pub(crate) fn task(future: F, name: Option<Box<str>>) -> Self {
         let extra = name.map(|name| Box::new(Extra { name: Some(name), own: None }));
         Traced { future, registration: None, extra }
@@ -66,7 +67,7 @@ impl<F> Traced<F> {
 impl<F: Future> Future for Traced<F> {
     type Output = F::Output;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         // Read before the poll: a request collects the board before it moves
