@@ -7,9 +7,9 @@
 //! queue, both taken from the program's allocator on the workers in the
 //! middle of a burst of spawns: thousands of small blocks (2,340 of them in
 //! a 300k-task burst), and the queue's own, among the task cells of the
-//! workers' heaps, which kept those heaps from shrinking once the burst was
-//! over. Measured after the bench's 300k-task burst, the lean mode stayed at
-//! about 131.8 MiB resident against plain tokio's 68.3. Here a batch is a
+//! workers' heaps, where they could keep those heaps from shrinking once the
+//! burst was over (in a debug build they held tens of MiB after a 200k-task
+//! burst; `agent/tests/burst_memory.rs` counts such blocks). Here a batch is a
 //! fixed block in mapped memory ([`crate::pages`]), reused and never freed,
 //! and the two lists (full and empty batches) are linked through the
 //! batches themselves, so handing slots over allocates nothing.

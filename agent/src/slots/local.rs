@@ -176,7 +176,6 @@ struct PerTable {
 
 /// A queue of kept tasks: a ring of a power-of-two size that doubles when
 /// full (`VecDeque` does the same with more checks per operation).
-#[derive(Default)]
 struct Ring {
     items: Vec<(Key, u64)>,
     head: usize,
