@@ -135,7 +135,13 @@ pub fn assert_unharmed(reports: &[Report]) {
         .map(|r| {
             let why =
                 [r.start_error.clone(), r.dump_error.clone()].into_iter().flatten().collect::<Vec<_>>().join("; ");
-            format!("{}\n  {why}\n  program stderr (tail): {}", r.summary(), tail(&r.stderr, 1500))
+            let stackless = r.stackless.as_ref().map_or(String::new(), |(run, out)| {
+                format!(
+                    "\n  `taskscope stack` run {run} named none of the shape's functions; its output (tail):\n{}",
+                    tail(out, 2000)
+                )
+            });
+            format!("{}\n  {why}\n  program stderr (tail): {}{stackless}", r.summary(), tail(&r.stderr, 1500))
         })
         .collect();
     assert!(
@@ -231,6 +237,8 @@ fn check(program: &mut Program, report: &mut Report, setup: &Setup) {
         if out.stdout.contains(&prefix) {
             report.stacks = true;
             report.stack_runs += 1;
+        } else if out.status.is_some_and(|s| s.success()) && report.stackless.is_none() {
+            report.stackless = Some((run, out.stdout.clone()));
         }
         if says_tokio_dumped(&out.stdout) {
             report.tokio_dumped += 1;

@@ -42,6 +42,9 @@ pub struct Report {
     pub(super) stacks: bool,
     /// Runs whose output named one of the shape's functions.
     pub(super) stack_runs: usize,
+    /// The run number and output of the first successful run that named none of them,
+    /// shown when the configuration fails: what the report said instead.
+    pub(super) stackless: Option<(usize, String)>,
     /// `exit lost` lines; None when the program did not say (it died or wedged).
     pub(super) lost: Option<Vec<String>>,
     pub(super) exit: Exit,
@@ -75,6 +78,7 @@ impl Report {
             counters: 0,
             stacks: false,
             stack_runs: 0,
+            stackless: None,
             lost: None,
             exit: Exit::NotStarted,
             stderr: String::new(),

@@ -38,6 +38,7 @@ pub(super) fn says_tokio_dumped(report: &str) -> bool {
 pub(super) fn check_json(cli: &Path, pid: &str, dir: &Path, prefix: &str, tasks: usize, fixes: &str) -> JsonCheck {
     let mut check = JsonCheck::default();
     let mut dumped = BTreeSet::new();
+    let mut last = String::new();
     while check.requests < JSON_REQUESTS && dumped.len() < tasks {
         check.requests += 1;
         let out = run_with_timeout(
@@ -45,7 +46,10 @@ pub(super) fn check_json(cli: &Path, pid: &str, dir: &Path, prefix: &str, tasks:
             CLI_WITHIN,
         );
         match json_answer(&out, prefix, fixes) {
-            Ok(ids) => dumped.extend(ids),
+            Ok((ids, tasks)) => {
+                dumped.extend(ids);
+                last = tasks;
+            }
             Err(e) => {
                 check.error = Some(format!("json request {}: {e}", check.requests));
                 break;
@@ -55,7 +59,7 @@ pub(super) fn check_json(cli: &Path, pid: &str, dir: &Path, prefix: &str, tasks:
     check.dumped_tasks = dumped.len();
     if check.error.is_none() && dumped.len() < tasks {
         check.error = Some(format!(
-            "in {} requests only {} of {tasks} tasks had a stack from tokio's dump",
+            "in {} requests only {} of {tasks} tasks had a stack from tokio's dump; the last answer's tasks: {last}",
             check.requests,
             dumped.len()
         ));
@@ -64,8 +68,9 @@ pub(super) fn check_json(cli: &Path, pid: &str, dir: &Path, prefix: &str, tasks:
 }
 
 /// One `--json --all` answer: the ids of the tasks with a stack from
-/// tokio's dump that names a function of the shape, or what was wrong.
-fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<Vec<u64>, String> {
+/// tokio's dump that names a function of the shape, and every task in
+/// short (`id name state source frames`), or what was wrong.
+fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<(Vec<u64>, String), String> {
     match out.status {
         Some(status) if status.success() => {}
         Some(status) => return Err(format!("{status}: {}", tail(&out.stderr, 300).trim())),
@@ -86,6 +91,7 @@ fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<Vec<u64>, Stri
         }
     }
     let mut ids = Vec::new();
+    let mut tasks = Vec::new();
     for task in report["tasks"].as_array().map_or(&[][..], Vec::as_slice) {
         // Without tokio's dump of its runtime an unwrapped task says
         // `not_wrapped` (`not_dumped` from an older agent).
@@ -102,6 +108,16 @@ fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<Vec<u64>, Stri
         if task["stack_source"] == "tokio_dump" && named {
             ids.push(task["id"].as_u64().unwrap_or_default());
         }
+        let frames: usize =
+            task["stack"].as_array().into_iter().flatten().filter_map(|b| b.as_array()).map(Vec::len).sum();
+        tasks.push(format!(
+            "{} {} {} {} {frames} frame(s){}",
+            task["id"],
+            task["name"].as_str().unwrap_or("-"),
+            task["state"].as_str().unwrap_or("?"),
+            task["stack_source"].as_str().unwrap_or("none"),
+            if named { "" } else { ", none of the shape's" }
+        ));
     }
-    Ok(ids)
+    Ok((ids, tasks.join("; ")))
 }
