@@ -30,7 +30,7 @@ const EMPTY: u64 = 0;
 /// `Entry::id` of an entry whose task is gone.
 const TOMB: u64 = u64::MAX;
 const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
-/// Consecutive ids that hash to consecutive entries (see `Table::probe`).
+/// Consecutive ids that hash to consecutive entries (see `Table::start`).
 const RUN: u64 = 8;
 
 /// One id's place in the map. The hooks keep a live task's entry at hand
@@ -78,20 +78,33 @@ impl Table {
         Some(Table { entries, mask: len - 1, older, floor })
     }
 
-    /// The entries `id` may be in, in probe order.
+    /// Where `id`'s probe starts.
     #[inline]
-    fn probe(&self, id: u64) -> impl Iterator<Item = &Entry> {
+    fn start(id: u64) -> usize {
         // Runs of `RUN` consecutive ids (tasks spawned one after another)
         // share neighbouring entries, so a burst of spawns or completions
         // touches a cache line per run instead of one per task; the runs
         // themselves are spread by a Fibonacci hash.
         let run = ((id / RUN).wrapping_mul(SPREAD) >> 32) as usize;
-        let start = run * RUN as usize + (id % RUN) as usize;
-        (0..MAX_PROBE.min(self.entries.len())).map(move |i| &self.entries[(start + i) & self.mask])
+        run * RUN as usize + (id % RUN) as usize
     }
 
-    fn find(&self, id: u64) -> Option<&Entry> {
-        for entry in self.probe(id) {
+    /// The entry at `i`, wrapped around the table.
+    #[inline(always)]
+    fn at(&self, i: usize) -> &'static Entry {
+        // SAFETY: tables have a power-of-two length and `mask` is that
+        // length less one, so `i & mask` is in bounds. (Indexed without a
+        // bounds check: the checks were a third of a lookup's instructions.)
+        unsafe { self.entries.get_unchecked(i & self.mask) }
+    }
+
+    /// The entry of `id` in this table, looking at [`MAX_PROBE`] entries
+    /// at most and stopping at one never used.
+    #[inline]
+    fn find(&self, id: u64) -> Option<&'static Entry> {
+        let start = Self::start(id);
+        for i in 0..MAX_PROBE {
+            let entry = self.at(start + i);
             match entry.id.load(Acquire) {
                 found if found == id => return Some(entry),
                 EMPTY => return None,
@@ -101,6 +114,10 @@ impl Table {
         None
     }
 }
+
+// Every table holds at least `MAX_PROBE` entries (tables only grow), so a
+// probe never laps a table.
+const _: () = assert!(FIRST >= MAX_PROBE && FIRST.is_power_of_two());
 
 /// The map (see the module docs).
 pub(super) struct IdMap {
@@ -128,7 +145,9 @@ impl IdMap {
                 self.grow(None, id)?;
                 continue;
             };
-            for entry in table.probe(id) {
+            let start = Table::start(id);
+            for i in 0..MAX_PROBE {
+                let entry = table.at(start + i);
                 // Straight to the compare-and-swap, a tombstone first (what
                 // churn leaves): loading the entry first would fetch its line
                 // shared and then once more to write it.
@@ -152,9 +171,7 @@ impl IdMap {
     #[inline]
     pub(super) fn prefetch_insert(&self, id: u64) {
         if let Some(table) = self.newest() {
-            if let Some(entry) = table.probe(id).next() {
-                crate::prefetch::for_write(entry);
-            }
+            crate::prefetch::for_write(table.at(Table::start(id)));
         }
     }
 
@@ -195,44 +212,30 @@ impl IdMap {
     #[inline]
     pub(super) fn get(&self, id: u64) -> Option<&'static Entry> {
         let newest = self.newest()?;
-        // Nearly always: a live id went to the newest table.
-        let checked = newest.floor <= id;
-        if checked {
-            if let Some(entry) = newest.find(id) {
-                return Some(entry);
+        // Where it most likely went: the newest table whose floor is not
+        // above `id` (nearly always the newest table, but for the tasks of a
+        // burst that grew the map, which went to the tables before).
+        let mut likely = newest;
+        while likely.floor > id {
+            match likely.older {
+                Some(older) => likely = older,
+                None => break,
             }
         }
-        Self::get_elsewhere(newest, checked, id)
+        likely.find(id).or_else(|| Self::get_elsewhere(newest, likely, id))
     }
 
-    /// [`Self::get`] past the newest table: the newest table whose floor is
-    /// not above `id` (where it most likely went), then the older ones, then
-    /// (an insert that raced with a growth) the newer ones; skipping the
-    /// newest if `checked` already.
+    /// [`Self::get`] in every table but `checked`, newest first: an insert
+    /// that raced with a growth.
+    #[cold]
     #[inline(never)]
-    fn get_elsewhere(newest: &'static Table, checked: bool, id: u64) -> Option<&'static Entry> {
-        let find = |t: &'static Table| if checked && std::ptr::eq(t, newest) { None } else { t.find(id) };
-        let mut start = Some(newest);
-        while let Some(t) = start {
-            if t.floor <= id {
-                break;
-            }
-            start = t.older;
-        }
-        let mut table = start;
-        while let Some(t) = table {
-            if let Some(entry) = find(t) {
-                return Some(entry);
-            }
-            table = t.older;
-        }
+    fn get_elsewhere(newest: &'static Table, checked: &'static Table, id: u64) -> Option<&'static Entry> {
         let mut table = Some(newest);
         while let Some(t) = table {
-            if start.is_some_and(|s| std::ptr::eq(s, t)) {
-                break;
-            }
-            if let Some(entry) = find(t) {
-                return Some(entry);
+            if !std::ptr::eq(t, checked) {
+                if let Some(entry) = t.find(id) {
+                    return Some(entry);
+                }
             }
             table = t.older;
         }
@@ -266,6 +269,24 @@ mod tests {
         assert_eq!(map.remove(500), None);
         assert_eq!(map.get(19_999).map(Entry::key), Some(Key(139_993)));
         assert_eq!(map.get(20_000).map(Entry::key), None);
+    }
+
+    #[test]
+    fn an_id_found_past_the_table_its_floor_points_to() {
+        // An insert that raced with a growth puts its id in a table other
+        // than the newest one whose floor is not above it: here, a small id
+        // inserted once the map has grown lands in the newest table, while
+        // its floor points the lookup at the first one.
+        let map = IdMap::new();
+        for id in 1_000..20_000u64 {
+            map.insert(id, Key(id)).expect("room");
+        }
+        assert!(map.newest().expect("a table").older.is_some(), "the map grew");
+        map.insert(7, Key(70)).expect("room");
+        assert_eq!(map.get(7).map(Entry::key), Some(Key(70)));
+        assert_eq!(map.remove(7), Some(Key(70)));
+        assert_eq!(map.get(7).map(Entry::key), None);
+        assert_eq!(map.get(1_000).map(Entry::key), Some(Key(1_000)));
     }
 
     #[test]
