@@ -75,7 +75,7 @@ impl Request {
             }
             shared.wanted = None;
             shared.answer = Some(Box::new((self.epoch, leaves)));
-            std::mem::take(&mut shared.counted)
+            entry.take_counted(&shared)
         };
         // Only the futures the request waits for count down (see `collect`).
         if counted && self.remaining.fetch_sub(1, AcqRel) == 1 {
@@ -129,7 +129,7 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
         {
             let mut shared = entry.shared();
             shared.wanted = Some(Arc::clone(&request));
-            shared.counted = counted;
+            entry.set_counted(&shared, counted);
         }
         if let Some(key) = entry.key() {
             crate::recorder::mark_capture(key);
@@ -162,7 +162,7 @@ pub(crate) async fn collect(timeout: Duration, wanted: impl Fn(u64) -> bool) -> 
             }
             _ => {
                 collected.unanswered.push(entry.task_id);
-                shared.counted = false;
+                entry.set_counted(&shared, false);
                 drop(shared);
                 // Until it is polled again, later requests do not wait for it.
                 entry.gave_up.store(epoch, Relaxed);

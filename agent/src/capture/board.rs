@@ -10,7 +10,7 @@
 //! meet on a lock; a request copies the entries out and lets go of each
 //! shard before it wakes anyone.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
@@ -40,9 +40,14 @@ pub(crate) struct Entry {
     /// so that each `Pending` checks it without taking the lock; only the
     /// wrapper's polls write it.
     waker_id: [AtomicUsize; 2],
-    /// Where it sits on the board.
-    shard: u32,
+    /// Where it sits in its shard (the shard is its task id's, see
+    /// [`shard_of`]).
     index: u32,
+    /// Whether the request in [`Shared::wanted`] counts this future among
+    /// those it waits for (it does not wait for stuck ones). Read and written
+    /// only under `shared`'s lock (the accessors take its guard); here rather
+    /// than in [`Shared`] so that an entry takes a 128-byte block, not 144.
+    counted: AtomicBool,
     shared: Mutex<Shared>,
 }
 
@@ -53,9 +58,6 @@ pub(crate) struct Shared {
     pub waker: Option<Waker>,
     /// The request waiting for this future's stack, if any.
     pub wanted: Option<Arc<super::Request>>,
-    /// Whether `wanted` counts this future among those it waits for (it
-    /// does not wait for stuck ones).
-    pub counted: bool,
     /// Its latest answer: the request's epoch and one list of instruction
     /// pointers per tokio leaf it reached, leaf first. Boxed: entries live as
     /// long as their futures, answers only until the request reads them.
@@ -81,6 +83,22 @@ impl Entry {
     pub(crate) fn shared(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Sets whether the request it is asked by waits for it; `held` is the
+    /// guard of [`Self::shared`] (held while this is set and read), which orders this with the request.
+    pub(crate) fn set_counted(&self, _held: &MutexGuard<'_, Shared>, counted: bool) {
+        self.counted.store(counted, Relaxed);
+    }
+
+    /// Whether the request waits for it, clearing it (see [`Self::set_counted`]).
+    pub(crate) fn take_counted(&self, _held: &MutexGuard<'_, Shared>) -> bool {
+        self.counted.swap(false, Relaxed)
+    }
+}
+
+/// The shard of a future with tokio task id `task_id`.
+fn shard_of(task_id: u64) -> usize {
+    (task_id as usize) % SHARDS
 }
 
 struct Shard {
@@ -120,8 +138,7 @@ impl Board {
     /// Puts a future that just returned `Pending` with `waker` on the board;
     /// `seen` is the request epoch it read at the start of that poll.
     pub(crate) fn register(&self, task_id: u64, key: Option<Key>, waker: &Waker, seen: u64) -> Registration {
-        let shard = (task_id as usize) % SHARDS;
-        let mut guard = self.shard(shard);
+        let mut guard = self.shard(shard_of(task_id));
         let index = match guard.free.pop() {
             Some(index) => index,
             None => {
@@ -140,8 +157,8 @@ impl Board {
             polled: AtomicU64::new(0),
             seen: AtomicU64::new(seen),
             waker_id: [AtomicUsize::new(data), AtomicUsize::new(vtable)],
-            shard: shard as u32,
             index,
+            counted: AtomicBool::new(false),
             shared: Mutex::new(Shared { waker: Some(waker.clone()), ..Shared::default() }),
         });
         if let Some(place) = guard.entries.get_mut(index as usize) {
@@ -215,7 +232,7 @@ impl Drop for Registration {
         if let Some(request) = wanted {
             request.answer(&self.entry, Vec::new());
         }
-        let mut guard = BOARD.shard(self.entry.shard as usize);
+        let mut guard = BOARD.shard(shard_of(self.entry.task_id));
         let index = self.entry.index as usize;
         if guard.entries.get(index).is_some_and(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(e, &self.entry))) {
             guard.entries[index] = None;
@@ -235,7 +252,9 @@ mod tests {
     /// pointer and the allocator's rounding).
     #[test]
     fn entries_and_registrations_stay_small() {
-        assert!(std::mem::size_of::<Entry>() <= 112, "{}", std::mem::size_of::<Entry>());
+        // With `Arc`'s two counts, at most 120 bytes: a 128-byte block of
+        // glibc's (its 8-byte header, rounded to 16).
+        assert!(std::mem::size_of::<Entry>() <= 104, "{}", std::mem::size_of::<Entry>());
         assert_eq!(std::mem::size_of::<Option<Registration>>(), 8);
     }
 }
