@@ -154,20 +154,23 @@ fn after_poll(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
         if let Some(live) = recent(id) {
             // The poll's start read the clock and noted it as read.
             if let Some(now) = clock::coarse::ticking_noted() {
-                if !unrecorded(live.key) && FINISHED.get() != live.key.0 {
+                if !unrecorded(live.key) {
                     POLLING.set(0);
                     end_poll(live.slot, now);
                     return;
                 }
             }
         }
+    } else if ENDED.get() == id {
+        // Completed in this poll: `terminate` recorded the poll's end.
+        ENDED.set(0);
+        return;
     }
     after_poll_slow(recorder, id);
 }
 
-/// [`after_poll`] in every case: the task completed in this poll, the poll
-/// was a dump's, a nested poll replaced this thread's record, the clock is
-/// asleep.
+/// [`after_poll`] in every case: the poll was a dump's, a nested poll
+/// replaced this thread's record, the clock is asleep.
 #[inline(never)]
 fn after_poll_slow(recorder: &'static Recorder, id: u64) {
     let now = clock::coarse::now();
@@ -177,21 +180,22 @@ fn after_poll_slow(recorder: &'static Recorder, id: u64) {
     let Some(live) = find(recorder, id) else { return };
     POLLING.set(0);
     exit_slot(live.key, live.slot, now);
-    if FINISHED.get() == live.key.0 {
-        FINISHED.set(0);
-        recorder.table.finish(live.key, live.slot, now);
-    }
 }
 
 fn terminate(recorder: &'static Recorder, meta: &TaskMeta<'_>) {
     let id = id_u64(meta.id());
-    // Completed inside its poll (nearly always): tokio calls the after-poll
-    // hook next. Announcing the completion there keeps the slot from being
-    // recycled while that hook still writes to it, and shares its clock read.
+    // Completed inside its poll (nearly always): the poll ends here, and
+    // the after-poll hook that tokio calls next finds `ENDED` and touches
+    // nothing (the slot may be another task's by then, when retention keeps
+    // no completed tasks).
     if POLLING.get() == id {
         if let Some(live) = find(recorder, id) {
             forget_later(live.entry);
-            FINISHED.set(live.key.0);
+            let now = clock::coarse::now();
+            POLLING.set(0);
+            exit_slot(live.key, live.slot, now);
+            ENDED.set(id);
+            recorder.table.finish(live.key, live.slot, now);
             return;
         }
     }
@@ -263,8 +267,9 @@ struct Live {
 thread_local! {
     /// Id of the task whose poll this thread is in; 0 between polls.
     static POLLING: Cell<u64> = const { Cell::new(0) };
-    /// Key of the task that completed in the poll this thread is in.
-    static FINISHED: Cell<u64> = const { Cell::new(0) };
+    /// Id of the task that completed in the poll this thread is in (its
+    /// poll's end already recorded by `terminate`), until its after-poll hook.
+    static ENDED: Cell<u64> = const { Cell::new(0) };
     /// Tasks this thread spawned or polled lately, by `id % CACHE`. The slot
     /// needs no generation check: hooks name a task only while it lives (its
     /// slot is freed after its last hook), and ids are never reused, so an

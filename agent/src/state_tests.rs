@@ -319,6 +319,36 @@ fn hooked_slots_are_recycled_past_retention() {
     assert_eq!(owner.completed_total, 100, "block_on is not a task, so only the 100 spawned");
 }
 
+/// With no completed task kept, a task's slot is freed by its terminate
+/// hook, inside its last poll, and the next spawn takes it: the after-poll
+/// hook that tokio calls after that must not write to it.
+#[test]
+fn a_slot_freed_at_completion_is_not_written_by_the_after_poll_hook() {
+    let (recorder, mut owner) = setup(Config { retain_done: 0, ..Config::default() });
+    let rt = hooked_runtime(recorder);
+    let (forever, late) = rt.block_on(async {
+        let forever = tokio::spawn(pending::<()>());
+        tokio::task::yield_now().await;
+        for _ in 0..200 {
+            tokio::spawn(async {}).await.expect("join");
+        }
+        // Spawned into the slot the last short task left, never polled.
+        let late = tokio::spawn(pending::<()>());
+        (forever, late)
+    });
+    let scan = owner.scan();
+    let id = |h: &tokio::task::JoinHandle<()>| crate::hooks::id_u64(h.id());
+    // (Slots are taken 32 at a time from the table.)
+    assert!(recorder.table.len() <= 64, "slots are reused at once: {}", recorder.table.len());
+    let late = by_id(&scan, id(&late));
+    assert_eq!(late.state, proto::TaskState::Scheduled as i32, "{late:?}");
+    assert_eq!((late.polls, late.busy_ns, late.last_poll_ended_ns), (0, 0, 0), "{late:?}");
+    let forever = by_id(&scan, id(&forever));
+    assert_eq!((forever.state, forever.polls), (proto::TaskState::Idle as i32, 1), "{forever:?}");
+    assert_eq!(done_shown(&scan), 0);
+    assert_eq!(owner.completed_total, 200);
+}
+
 /// Scans taken while two workers spawn, finish and recycle thousands of
 /// tasks: every scan is consistent (no task twice, totals add up), and the
 /// final totals are exact.
