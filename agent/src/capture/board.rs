@@ -84,8 +84,8 @@ impl Entry {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sets whether the request it is asked by waits for it; `held` is the
-    /// guard of [`Self::shared`] (held while this is set and read), which orders this with the request.
+    /// Sets whether the request it is asked by waits for it. `_held`, the
+    /// guard of [`Self::shared`], orders this with the request's other fields.
     pub(crate) fn set_counted(&self, _held: &MutexGuard<'_, Shared>, counted: bool) {
         self.counted.store(counted, Relaxed);
     }

@@ -46,9 +46,9 @@ pub(super) fn check_json(cli: &Path, pid: &str, dir: &Path, prefix: &str, tasks:
             CLI_WITHIN,
         );
         match json_answer(&out, prefix, fixes) {
-            Ok((ids, tasks)) => {
+            Ok((ids, summary)) => {
                 dumped.extend(ids);
-                last = tasks;
+                last = summary;
             }
             Err(e) => {
                 check.error = Some(format!("json request {}: {e}", check.requests));
@@ -91,7 +91,7 @@ fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<(Vec<u64>, Str
         }
     }
     let mut ids = Vec::new();
-    let mut tasks = Vec::new();
+    let mut summary = Vec::new();
     for task in report["tasks"].as_array().map_or(&[][..], Vec::as_slice) {
         // Without tokio's dump of its runtime an unwrapped task says
         // `not_wrapped` (`not_dumped` from an older agent).
@@ -110,7 +110,7 @@ fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<(Vec<u64>, Str
         }
         let frames: usize =
             task["stack"].as_array().into_iter().flatten().filter_map(|b| b.as_array()).map(Vec::len).sum();
-        tasks.push(format!(
+        summary.push(format!(
             "{} {} {} {} {frames} frame(s){}",
             task["id"],
             task["name"].as_str().unwrap_or("-"),
@@ -119,5 +119,5 @@ fn json_answer(out: &Output, prefix: &str, fixes: &str) -> Result<(Vec<u64>, Str
             if named { "" } else { ", none of the shape's" }
         ));
     }
-    Ok((ids, tasks.join("; ")))
+    Ok((ids, summary.join("; ")))
 }
